@@ -1,0 +1,39 @@
+# stonewarmer: `make run` (simulated warmer + dashboard) and `make test`.
+# Both create .venv and install what they need; nothing is installed by hand.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SPEED  ?= 1
+PORT   ?= 8080
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench clean venv system-deps
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,dev,mqtt]'
+	touch $@
+
+# Debian packages the tests drive for real: Chromium (dashboard), Mosquitto (MQTT),
+# systemd-analyze (unit file). Installed only where missing, and only as root.
+system-deps:
+	@sh .ci/system-deps
+
+run: venv
+	$(VENV)/bin/stonewarmer run --simulate --config config/stonewarmer.toml \
+		--state-dir .state --port $(PORT) --speed $(SPEED)
+
+test: venv system-deps
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv
+	$(VENV)/bin/stonewarmer bench
+
+clean:
+	rm -rf $(VENV) .state .pytest_cache .ruff_cache .hypothesis artifacts

@@ -1,0 +1,83 @@
+"""The ``stonewarmer`` command.
+
+Each feature module registers its own subcommands (``register(subparsers)``)
+and handles them; this file only assembles them. A user mistake is one line on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from . import __version__
+from . import config as cfgmod
+
+#: Modules that add subcommands, in the order ``--help`` lists them.
+COMMAND_MODULES = (
+    "controller.commands",     # run, simulate, relay-off
+    "controller.doctor",       # check
+)
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, exit status 2."""
+
+
+def add_config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE",
+                        help=f"config file (default: {cfgmod.DEFAULT_PATH}, or the built-in "
+                             "defaults when simulating and it does not exist)")
+
+
+def load_config(args: argparse.Namespace, *, simulate: bool = False) -> cfgmod.Config:
+    """The config named by ``--config``; the defaults when simulating without one."""
+    path = getattr(args, "config", None)
+    if path is None:
+        if simulate and not cfgmod.DEFAULT_PATH.exists():
+            return cfgmod.Config()
+        path = cfgmod.DEFAULT_PATH
+    try:
+        return cfgmod.load(path)
+    except cfgmod.ConfigError as exc:
+        raise UserError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stonewarmer",
+        description="Hot-stone warmer controller: DS18B20 probe, relay, PID, safety interlock.")
+    parser.add_argument("--version", action="version", version=f"stonewarmer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"stonewarmer {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Core subcommands: ``run``, ``simulate``, ``relay-off``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from . import config as cfgmod
+from .cli import UserError, add_config_arg, load_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the warmer (the service), with its dashboard")
+    add_config_arg(p)
+    p.add_argument("--simulate", action="store_true",
+                   help="drive a simulated stone bath on mock pins instead of the hardware")
+    p.add_argument("--plant", default="reference", metavar="SPEC",
+                   help="with --simulate: a built-in bath name or module:Class (default: reference)")
+    p.add_argument("--state-dir", metavar="DIR", help="override [state] dir")
+    p.add_argument("--host", help="override [web] host")
+    p.add_argument("--port", type=int, help="override [web] port")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="with --simulate: run the bath this many times faster than real time")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("simulate", help="simulate hours of operation as fast as possible")
+    add_config_arg(p)
+    p.add_argument("--plant", default="reference", metavar="SPEC",
+                   help="a built-in bath (reference, small, large-open, laggy) or module:Class")
+    p.add_argument("--duration", default="4h", help="simulated time, e.g. 4h, 90m, 600 (default 4h)")
+    p.add_argument("--setpoint", type=float, metavar="C", help="setpoint in degC (default: config)")
+    p.add_argument("--inject", action="append", default=[], metavar="KIND@S[:DUR]",
+                   help="inject a fault at S seconds (repeatable); KIND is one of "
+                        "unplug, crc, empty, reset85, zero, freeze, jump, stuck-relay, dead-element, lifted")
+    p.add_argument("--trace", metavar="FILE.csv", help="write one row per tick")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--seed", type=int, default=1, help="probe-noise seed")
+    p.set_defaults(handler=cmd_simulate)
+
+    p = sub.add_parser("relay-off", help="drive the relay pin to its off level and exit")
+    add_config_arg(p)
+    p.add_argument("--simulate", action="store_true", help="the simulated relay of `run --simulate`")
+    p.add_argument("--state-dir", metavar="DIR", help="override [state] dir")
+    p.set_defaults(handler=cmd_relay_off)
+
+
+def _with_overrides(cfg: cfgmod.Config, args: argparse.Namespace) -> cfgmod.Config:
+    try:
+        if getattr(args, "state_dir", None):
+            cfg = cfgmod.replace(cfg, "state", dir=str(Path(args.state_dir).resolve()))
+        if getattr(args, "host", None):
+            cfg = cfgmod.replace(cfg, "web", host=args.host)
+        if getattr(args, "port", None) is not None:
+            cfg = cfgmod.replace(cfg, "web", port=args.port)
+    except cfgmod.ConfigError as exc:
+        raise UserError(str(exc)) from None
+    return cfg
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .service import serve
+
+    cfg = _with_overrides(load_config(args, simulate=args.simulate), args)
+    if not args.simulate and args.speed != 1.0:
+        raise UserError("--speed only applies with --simulate")
+    if not 0.1 <= args.speed <= 1000:
+        raise UserError(f"--speed {args.speed:g} is not allowed: must be between 0.1 and 1000")
+    if args.simulate:
+        _check_plant(args.plant)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return serve(cfg, simulate=args.simulate, plant=args.plant, speed=args.speed)
+
+
+def _check_plant(spec: str):
+    from .plant import load_plant
+
+    try:
+        return load_plant(spec)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulation import Simulation, parse_duration, parse_injection, summarize
+
+    cfg = load_config(args, simulate=True)
+    try:
+        duration_s = parse_duration(args.duration)
+        injections = [parse_injection(text) for text in args.inject]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if not 0 < duration_s <= 30 * 24 * 3600:
+        raise UserError(f"--duration {args.duration}: must be more than 0 and at most 30 days")
+    if args.setpoint is not None:
+        c = cfg.control
+        if not (math.isfinite(args.setpoint) and c.min_setpoint_c <= args.setpoint <= c.max_setpoint_c):
+            raise UserError(f"--setpoint {args.setpoint:g} is not allowed: must be between "
+                            f"{c.min_setpoint_c:g} and {c.max_setpoint_c:g} degC (max_setpoint_c)")
+        cfg = cfgmod.replace(cfg, "control", setpoint_c=args.setpoint)
+    make_plant = _check_plant(args.plant)
+    cfg = cfgmod.replace(cfg, "state", dir=cfgmod.StateConfig().dir)  # a throwaway state dir
+    started = time.perf_counter()
+    sim = Simulation(cfg, make_plant=make_plant, injections=injections, seed=args.seed)
+    try:
+        sim.run(duration_s)
+        summary = summarize(sim)
+    finally:
+        sim.close()
+    summary.wall_s = time.perf_counter() - started
+    if args.trace:
+        _write_trace(Path(args.trace), sim.trace)
+    if args.json:
+        print(json.dumps(summary.to_dict(), default=_json_default))
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def _json_default(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(repr(value))
+
+
+TRACE_HEADER = ("t_s", "probe_c", "setpoint_c", "duty", "relay", "mode", "fault")
+
+
+def _write_trace(path: Path, trace) -> None:
+    try:
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(TRACE_HEADER)
+            for r in trace:
+                w.writerow((f"{r.t_s:.0f}", f"{r.probe_c:.3f}", f"{r.setpoint_c:.2f}", f"{r.duty:.3f}",
+                            int(r.relay), r.mode, r.fault or ""))
+    except OSError as exc:
+        raise UserError(f"--trace {path}: cannot write ({exc.strerror})") from None
+
+
+def _fmt(value, spec: str, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:{spec}}{unit}"
+
+
+def format_summary(s) -> str:
+    lines = [
+        f"simulated {s.duration_s / 3600:.2f} h in {s.wall_s:.2f} s of wall time "
+        f"({s.duration_s / max(s.wall_s, 1e-9):.0f}x real time), setpoint {s.setpoint_c:.1f} degC",
+        f"warm-up to within 0.5 degC:  {_fmt(s.warmup_s and s.warmup_s / 60, '.1f', ' min')}"
+        f"  (full power alone: {_fmt(s.full_power_s and s.full_power_s / 60, '.1f', ' min')}, "
+        f"ratio {_fmt(s.warmup_ratio, '.2f')})",
+        f"overshoot:                   {_fmt(s.overshoot_c, '.2f', ' degC')}",
+        f"hold band after settling:    +/-{_fmt(s.hold_max_c, '.2f', ' degC')} "
+        f"(RMS {_fmt(s.hold_rms_c, '.3f', ' degC')})",
+        f"relay switch-ons per hour:   {_fmt(s.switch_ons_per_hour, '.1f')}",
+        f"energy:                      {_fmt(s.energy_kwh, '.2f', ' kWh')}",
+        f"peak probe / water:          {_fmt(s.peak_probe_c, '.2f')} / {_fmt(s.peak_water_c, '.2f', ' degC')}",
+        f"faults:                      {len(s.faults)}",
+    ]
+    lines += [f"  at {f['t_s']:.0f} s: {f['fault']}: {f['message']}" for f in s.faults]
+    return "\n".join(lines)
+
+
+def relay_settings(path: Path | None) -> tuple[cfgmod.RelayConfig, str | None]:
+    """The relay pin and polarity, even from a config that is otherwise broken.
+
+    ``relay-off`` runs after every stop, including one caused by a bad config:
+    it must still find the pin. Returns the settings and a warning, if any.
+    """
+    try:
+        return (cfgmod.load(path).relay if path else cfgmod.Config().relay), None
+    except cfgmod.ConfigError as exc:
+        warning = str(exc)
+    try:
+        raw = tomllib.loads(path.read_text()).get("relay", {})
+        pin = raw.get("pin", cfgmod.RelayConfig.pin)
+        active_high = raw.get("active_high", cfgmod.RelayConfig.active_high)
+        if isinstance(pin, int) and not isinstance(pin, bool) and 0 <= pin <= 27 \
+                and isinstance(active_high, bool):
+            return cfgmod.RelayConfig(pin=pin, active_high=active_high), warning
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        pass
+    return cfgmod.RelayConfig(), warning + "; using the default relay pin GPIO17, active high"
+
+
+def cmd_relay_off(args: argparse.Namespace) -> int:
+    path = Path(args.config) if args.config else (cfgmod.DEFAULT_PATH if cfgmod.DEFAULT_PATH.exists() else None)
+    relay, warning = relay_settings(path)
+    if warning:
+        print(f"stonewarmer relay-off: warning: {warning}", file=sys.stderr)
+    if args.simulate:
+        from .service import SIM_PIN_DIR
+        from .simpins import write_pin_file
+
+        state_dir = Path(args.state_dir) if args.state_dir else Path(load_config(args, simulate=True).state.dir)
+        pin_dir = state_dir / SIM_PIN_DIR
+        pin_dir.mkdir(parents=True, exist_ok=True)
+        write_pin_file(pin_dir, f"GPIO{relay.pin}", not relay.active_high)
+        print(f"simulated relay GPIO{relay.pin} off")
+        return 0
+    from gpiozero import DigitalOutputDevice
+
+    # initial_value=False drives the pin to the relay's off level at once.
+    # Not closed: a closed pin floats; the kernel keeps a released output driven.
+    device = DigitalOutputDevice(relay.pin, active_high=relay.active_high, initial_value=False)
+    device.off()
+    print(f"relay GPIO{relay.pin} off ({'active high' if relay.active_high else 'active low'})")
+    return 0

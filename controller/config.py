@@ -1,0 +1,228 @@
+"""Configuration: one TOML file, validated into a frozen, typed object.
+
+Every key has a type, a default, an allowed range and a unit. A bad value or an
+unknown key is refused with one message naming the key, the value and what is
+allowed; nothing else happens (no GPIO is touched before the config is valid).
+
+The temperature limits come from ../shared/FIELD-NOTES.md ("Safe temperatures"):
+stones above 54.4 degC are too hot to handle, water at 55 degC burns in ~30 s.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+#: No config, API, CLI or MQTT path can set a setpoint above this (degC).
+ABSOLUTE_MAX_SETPOINT_C = 57.0
+#: The hard cutoff may not be set higher than this (degC).
+ABSOLUTE_MAX_CUTOFF_C = 60.0
+#: The cutoff must sit at least this far above the highest allowed setpoint (degC).
+CUTOFF_MARGIN_C = 3.0
+
+#: Relay kinds: (time-proportioning window s, minimum on/off time s).
+#: A mechanical relay wears out after ~1e5 cycles, an SSR does not (FIELD-NOTES "Control").
+RELAY_KINDS = {"mechanical": (60.0, 10.0), "ssr": (10.0, 1.0)}
+
+DEFAULT_PATH = Path("/etc/stonewarmer/stonewarmer.toml")
+
+
+class ConfigError(ValueError):
+    """A config value or file that is refused; the message says what is allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    w1_dir: str = "/sys/bus/w1/devices"
+    id: str = ""            # empty: the first DS18B20 found
+    safety_id: str = ""     # empty: no second probe
+    read_timeout_s: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    pin: int = 17
+    active_high: bool = True
+    kind: str = "mechanical"
+    window_s: float = 0.0      # 0: the kind's default
+    min_switch_s: float = 0.0  # 0: the kind's default
+
+    @property
+    def effective_window_s(self) -> float:
+        return self.window_s or RELAY_KINDS[self.kind][0]
+
+    @property
+    def effective_min_switch_s(self) -> float:
+        return self.min_switch_s or RELAY_KINDS[self.kind][1]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlConfig:
+    setpoint_c: float = 52.0
+    min_setpoint_c: float = 35.0
+    max_setpoint_c: float = 54.0
+    cutoff_c: float = 58.0
+    kp: float = 0.30    # duty per degC of error
+    ki: float = 0.0006  # duty per degC*s of accumulated error
+    kd: float = 12.0    # duty per degC/s of rate of change (on the measurement)
+    resume_after_power_cut: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    dir: str = "/var/lib/stonewarmer"
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    threads: int = 16
+    open_viewing: bool = True  # False: even viewing needs a sign-in
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    probe: ProbeConfig = ProbeConfig()
+    relay: RelayConfig = RelayConfig()
+    control: ControlConfig = ControlConfig()
+    state: StateConfig = StateConfig()
+    web: WebConfig = WebConfig()
+
+
+# Allowed ranges, (low, high) inclusive, with the unit named in messages.
+_RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
+    ("probe", "read_timeout_s"): (0.5, 10.0, "s"),
+    ("relay", "pin"): (0, 27, "(BCM GPIO number)"),
+    ("relay", "window_s"): (0.0, 600.0, "s (0 = the kind's default)"),
+    ("relay", "min_switch_s"): (0.0, 120.0, "s (0 = the kind's default)"),
+    ("control", "setpoint_c"): (20.0, ABSOLUTE_MAX_SETPOINT_C, "degC"),
+    ("control", "min_setpoint_c"): (20.0, ABSOLUTE_MAX_SETPOINT_C, "degC"),
+    ("control", "max_setpoint_c"): (20.0, ABSOLUTE_MAX_SETPOINT_C, "degC"),
+    ("control", "cutoff_c"): (23.0, ABSOLUTE_MAX_CUTOFF_C, "degC"),
+    ("control", "kp"): (0.0, 10.0, "per degC"),
+    ("control", "ki"): (0.0, 1.0, "per degC*s"),
+    ("control", "kd"): (0.0, 1000.0, "s per degC"),
+    ("web", "port"): (1, 65535, ""),
+    ("web", "threads"): (2, 64, "threads"),
+}
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("relay", "kind"): tuple(RELAY_KINDS),
+}
+
+
+def _check_value(section: str, key: str, value: Any, default: Any) -> Any:
+    where = f"[{section}] {key}"
+    expected = type(default)
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} = {value!r} is not allowed: must be true or false")
+        return value
+    if expected in (int, float):
+        # TOML distinguishes 52 from 52.0; accept an int where a float is wanted.
+        ok = isinstance(value, int) if expected is int else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok:
+            kind = "a whole number" if expected is int else "a number"
+            raise ConfigError(f"{where} = {value!r} is not allowed: must be {kind}")
+        value = expected(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} = {value!r} is not allowed: must be a finite number")
+        if (section, key) in _RANGES:
+            low, high, unit = _RANGES[(section, key)]
+            if not low <= value <= high:
+                raise ConfigError(
+                    f"{where} = {value!r} is not allowed: must be between {low:g} and {high:g} {unit}".rstrip()
+                )
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} = {value!r} is not allowed: must be a string in quotes")
+    if (section, key) in _CHOICES and value not in _CHOICES[(section, key)]:
+        allowed = ", ".join(f'"{c}"' for c in _CHOICES[(section, key)])
+        raise ConfigError(f"{where} = {value!r} is not allowed: must be one of {allowed}")
+    return value
+
+
+def _check_relations(cfg: Config) -> None:
+    """Rules that tie several keys together; each names the keys involved."""
+    c = cfg.control
+    if c.min_setpoint_c > c.max_setpoint_c:
+        raise ConfigError(
+            f"[control] min_setpoint_c = {c.min_setpoint_c:g} is not allowed: "
+            f"must not be above max_setpoint_c = {c.max_setpoint_c:g} degC"
+        )
+    if not c.min_setpoint_c <= c.setpoint_c <= c.max_setpoint_c:
+        raise ConfigError(
+            f"[control] setpoint_c = {c.setpoint_c:g} is not allowed: must be between "
+            f"min_setpoint_c = {c.min_setpoint_c:g} and max_setpoint_c = {c.max_setpoint_c:g} degC"
+        )
+    if c.cutoff_c < c.max_setpoint_c + CUTOFF_MARGIN_C:
+        raise ConfigError(
+            f"[control] cutoff_c = {c.cutoff_c:g} is not allowed: must be at least "
+            f"max_setpoint_c + {CUTOFF_MARGIN_C:g} = {c.max_setpoint_c + CUTOFF_MARGIN_C:g} "
+            f"and at most {ABSOLUTE_MAX_CUTOFF_C:g} degC"
+        )
+    r = cfg.relay
+    if r.effective_min_switch_s * 2 > r.effective_window_s:
+        raise ConfigError(
+            f"[relay] min_switch_s = {r.effective_min_switch_s:g} is not allowed: must be at most "
+            f"half of window_s = {r.effective_window_s:g} s"
+        )
+    if cfg.probe.safety_id and cfg.probe.safety_id == cfg.probe.id:
+        raise ConfigError(
+            f"[probe] safety_id = {cfg.probe.safety_id!r} is not allowed: must differ from [probe] id"
+        )
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Validate a parsed TOML document into a :class:`Config`."""
+    sections = {f.name: f.default for f in fields(Config)}
+    built: dict[str, Any] = {}
+    for section, table in data.items():
+        if section not in sections:
+            raise ConfigError(
+                f"[{section}] is not a known section: allowed are {', '.join(sorted(sections))}"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section} = {table!r} is not allowed: must be a [{section}] table")
+        defaults = sections[section]
+        known = {f.name: getattr(defaults, f.name) for f in fields(defaults)}
+        values = {}
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigError(
+                    f"[{section}] {key} is not a known key: allowed are {', '.join(sorted(known))}"
+                )
+            values[key] = _check_value(section, key, value, known[key])
+        built[section] = type(defaults)(**values)
+    cfg = Config(**built)
+    _check_relations(cfg)
+    return cfg
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate the config file at ``path``; raise :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def replace(cfg: Config, section: str, **changes: Any) -> Config:
+    """A copy of ``cfg`` with some keys of one section changed, validated again."""
+    data = {f.name: {k.name: getattr(getattr(cfg, f.name), k.name) for k in fields(getattr(cfg, f.name))}
+            for f in fields(Config)}
+    data[section].update(changes)
+    return from_dict(data)

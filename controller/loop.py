@@ -1,0 +1,327 @@
+"""The control loop: read, propose, guard, drive, publish. Once per second.
+
+One :meth:`Controller.tick`:
+
+1. poll the probe(s) (never blocks on the Pi: reads run on worker threads);
+2. classify the reading (valid, or what is wrong with it);
+3. the PID proposes a duty from a valid reading;
+4. the interlock evaluates every safety rule and drives the relay;
+5. an immutable :class:`~controller.status.Status` is published.
+
+The command interface (:meth:`set_setpoint`, :meth:`acknowledge_fault`) is
+thread-safe and validates everything: it is what the web, the CLI and MQTT use.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from . import events as ev
+from . import probe as pr
+from .config import Config
+from .pid import PID, Gains
+from .relay import Relay, TimeProportioner
+from .safety import STATE, AckRefused, Fault, Interlock
+from .state import StateError, StateStore
+from .status import (
+    MODE_COOLING,
+    MODE_FAULT,
+    MODE_HOLDING,
+    MODE_READY,
+    MODE_STARTING,
+    MODE_WARMING,
+    Status,
+)
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0            # control period
+READY_BAND_C = 1.0      # "ready" = within +/- this of the setpoint ...
+READY_HOLD_S = 300.0    # ... for this long: the stones lag the water
+RATE_WINDOW_S = 120.0   # warm-up rate for the time-to-ready estimate
+
+
+class CommandError(ValueError):
+    """A refused command. ``field`` and ``allowed`` say what was wrong and what is allowed."""
+
+    def __init__(self, message: str, *, field: str | None = None, allowed: Any = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.allowed = allowed
+
+
+class Controller:
+    """The warmer. Build it with :func:`build_controller` or directly (tests)."""
+
+    def __init__(self, cfg: Config, *, clock, primary, secondary=None, pin_factory=None,
+                 store: StateStore | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.primary_source = primary
+        self.secondary_source = secondary
+        self.store = store if store is not None else StateStore(cfg.state.dir)
+        self.events = ev.EventLog()
+        self._lock = threading.RLock()
+        self._classifiers = (pr.ReadingClassifier(), pr.ReadingClassifier())
+        self._tick = 0
+        self._duty = 0.0
+        self._last_reading: pr.Reading | None = None
+        self._in_band_since_s: float | None = None
+        self._ready_announced = False
+        self._rate_history: deque[tuple[float, float]] = deque()
+        self._listeners: list[Callable[[Status], None]] = []
+        self.detail: dict[str, Any] = {}
+        self.state_problem: str | None = None
+
+        saved, fault = self._restore()
+        self.setpoint_c = saved.get("setpoint_c", cfg.control.setpoint_c)
+        gains = saved.get("gains") or {}
+        self.pid = PID(Gains(kp=gains.get("kp", cfg.control.kp), ki=gains.get("ki", cfg.control.ki),
+                             kd=gains.get("kd", cfg.control.kd)))
+        relay = Relay(pin=cfg.relay.pin, active_high=cfg.relay.active_high,
+                      min_switch_s=cfg.relay.effective_min_switch_s, pin_factory=pin_factory)
+        now = clock.monotonic()
+        self.interlock = Interlock(
+            relay=relay,
+            proportioner=TimeProportioner(window_s=cfg.relay.effective_window_s,
+                                          min_switch_s=cfg.relay.effective_min_switch_s),
+            cutoff_c=cfg.control.cutoff_c, events=self.events, start_s=now, wall=clock.wall,
+            has_safety_probe=secondary is not None, latched=fault, on_latch_change=self._persist)
+        self.events.record(monotonic_s=now, wall_time_s=clock.wall(), kind=ev.KIND_START,
+                           message=f"started, setpoint {self.setpoint_c:.1f} degC"
+                           + (f", fault still latched: {fault.kind}" if fault else ""),
+                           setpoint_c=self.setpoint_c, fault=fault.kind if fault else None)
+        if self.state_problem:
+            self.interlock.latch(STATE, self.state_problem, now)
+        self._status = self._snapshot(now)
+
+    # -- persistence ----------------------------------------------------------------------
+    def _restore(self) -> tuple[dict[str, Any], Fault | None]:
+        try:
+            data = self.store.load()
+        except StateError as exc:
+            # Safe defaults, heater off until someone acknowledges: never a crash loop.
+            self.state_problem = str(exc)
+            log.error("%s; starting from the config defaults", exc)
+            self.store.set_aside()
+            return {}, None
+        c = self.cfg.control
+        sp = data.get("setpoint_c")
+        if sp is not None and not (isinstance(sp, (int, float)) and c.min_setpoint_c <= sp <= c.max_setpoint_c):
+            self.state_problem = (f"saved setpoint {sp!r} is outside {c.min_setpoint_c:g}.."
+                                  f"{c.max_setpoint_c:g} degC; using {c.setpoint_c:g} degC")
+            data = {k: v for k, v in data.items() if k != "setpoint_c"}
+        if not self.cfg.control.resume_after_power_cut:
+            data.pop("setpoint_c", None)
+        fault = None
+        f = data.get("fault")
+        if isinstance(f, dict) and isinstance(f.get("kind"), str):
+            fault = Fault(f["kind"], str(f.get("message", "")), self.clock.monotonic(),
+                          float(f.get("wall_time_s", self.clock.wall())))
+        return data, fault
+
+    def state_dict(self) -> dict[str, Any]:
+        latched = self.interlock.latched if hasattr(self, "interlock") else None
+        return {
+            "setpoint_c": self.setpoint_c,
+            "gains": {"kp": self.pid.gains.kp, "ki": self.pid.gains.ki, "kd": self.pid.gains.kd},
+            "fault": None if latched is None else
+            {"kind": latched.kind, "message": latched.message, "wall_time_s": latched.wall_time_s},
+        }
+
+    def _persist(self) -> None:
+        try:
+            self.store.save(self.state_dict())
+        except OSError as exc:
+            # The latch still holds in memory; the state dir problem is shown to the user.
+            self.state_problem = f"cannot save state to {self.store.path}: {exc.strerror or exc}"
+            log.error("%s", self.state_problem)
+
+    # -- the tick ---------------------------------------------------------------------
+    def tick(self) -> Status:
+        """Run one control step and publish its status."""
+        primary_raw = self.primary_source.poll(self.clock.monotonic())
+        secondary_raw = (self.secondary_source.poll(self.clock.monotonic())
+                         if self.secondary_source else None)
+        with self._lock:
+            now = self.clock.monotonic()
+            self._tick += 1
+            primary = (self._classifiers[0].classify(primary_raw, self._duty)
+                       if primary_raw else None)
+            secondary = (self._classifiers[1].classify(secondary_raw, self._duty)
+                         if secondary_raw else None)
+            if primary is not None:
+                self._last_reading = primary
+            temp_c = self.interlock.primary.fresh_c(now)
+            if self.interlock.latched or temp_c is None:
+                self.pid.reset()
+                self._duty = 0.0
+            elif primary is not None and primary.valid:
+                self._duty = self.pid.update(primary.celsius, self.setpoint_c, now)
+            self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c)
+            self._status = self._snapshot(now)
+            status = self._status
+        for listener in self._listeners:
+            listener(status)
+        return status
+
+    def status(self) -> Status:
+        """The latest published snapshot (cheap, any thread)."""
+        return self._status
+
+    def add_listener(self, listener: Callable[[Status], None]) -> None:
+        """Call ``listener(status)`` after every tick, on the control thread. Keep it quick."""
+        self._listeners.append(listener)
+
+    # -- commands (any thread) ----------------------------------------------------------
+    def set_setpoint(self, value: Any, *, source: str = "api") -> float:
+        """Set the target temperature (degC). Raise :class:`CommandError` if not allowed."""
+        c = self.cfg.control
+        allowed = {"min": c.min_setpoint_c, "max": c.max_setpoint_c, "unit": "degC"}
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CommandError(f"setpoint_c must be a number of degC, got {value!r}",
+                               field="setpoint_c", allowed=allowed)
+        value = float(value)
+        if not math.isfinite(value) or not c.min_setpoint_c <= value <= c.max_setpoint_c:
+            raise CommandError(f"setpoint_c {value!r} is outside the allowed range "
+                               f"{c.min_setpoint_c:g} to {c.max_setpoint_c:g} degC",
+                               field="setpoint_c", allowed=allowed)
+        with self._lock:
+            now = self.clock.monotonic()
+            old = self.setpoint_c
+            self.setpoint_c = value
+            if value < old:
+                self.interlock.setpoint_lowered(now)
+            self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(), kind=ev.KIND_SETPOINT,
+                               message=f"setpoint {old:.1f} -> {value:.1f} degC", setpoint_c=value,
+                               temperature_c=self.interlock.primary.fresh_c(now), source=source)
+            self._persist()
+            self._status = self._snapshot(now)
+        return value
+
+    def acknowledge_fault(self, *, source: str = "api") -> Fault:
+        """Clear the latched fault. Raise :class:`CommandError` if it cannot be cleared yet."""
+        with self._lock:
+            now = self.clock.monotonic()
+            try:
+                fault = self.interlock.acknowledge(now, self.setpoint_c, source=source)
+            except AckRefused as exc:
+                raise CommandError(f"cannot acknowledge: {exc}", field="fault") from None
+            self.state_problem = None
+            self._in_band_since_s = None
+            self._status = self._snapshot(now)
+        return fault
+
+    def set_gains(self, gains: Gains, *, source: str = "autotune") -> None:
+        with self._lock:
+            self.pid.gains = gains
+            self.pid.reset()
+            self.events.record(monotonic_s=self.clock.monotonic(), wall_time_s=self.clock.wall(),
+                               kind=ev.KIND_NOTICE, source=source,
+                               message=f"gains set: kp={gains.kp:g} ki={gains.ki:g} kd={gains.kd:g}")
+            self._persist()
+
+    def close(self) -> None:
+        """Heater off and pin released; probe workers stopped."""
+        with self._lock:
+            self.interlock.relay.release()
+        self.primary_source.close()
+        if self.secondary_source:
+            self.secondary_source.close()
+
+    # -- status ---------------------------------------------------------------------
+    def _mode(self, now: float, temp_c: float | None) -> str:
+        if self.interlock.latched:
+            self._in_band_since_s = None
+            return MODE_FAULT
+        if temp_c is None:
+            self._in_band_since_s = None
+            return MODE_STARTING
+        error = temp_c - self.setpoint_c
+        if abs(error) <= READY_BAND_C:
+            if self._in_band_since_s is None:
+                self._in_band_since_s = now
+            if now - self._in_band_since_s >= READY_HOLD_S:
+                if not self._ready_announced:
+                    self._ready_announced = True
+                    self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(),
+                                       kind=ev.KIND_READY, message="stones ready",
+                                       temperature_c=temp_c, setpoint_c=self.setpoint_c)
+                return MODE_READY
+            return MODE_HOLDING
+        self._in_band_since_s = None
+        self._ready_announced = False
+        return MODE_WARMING if error < 0 else MODE_COOLING
+
+    def _ready_in_s(self, now: float, mode: str, temp_c: float | None) -> float | None:
+        if mode == MODE_READY:
+            return 0.0
+        if mode == MODE_HOLDING:
+            return max(0.0, READY_HOLD_S - (now - self._in_band_since_s))
+        if mode != MODE_WARMING or len(self._rate_history) < 2:
+            return None
+        (t0, c0), (t1, c1) = self._rate_history[0], self._rate_history[-1]
+        if t1 - t0 < 30.0 or c1 <= c0:
+            return None
+        rate = (c1 - c0) / (t1 - t0)
+        return (self.setpoint_c - READY_BAND_C - temp_c) / rate + READY_HOLD_S
+
+    def _snapshot(self, now: float) -> Status:
+        il = self.interlock
+        temp_c = il.primary.fresh_c(now)
+        if temp_c is not None:
+            self._rate_history.append((now, temp_c))
+            while self._rate_history[0][0] < now - RATE_WINDOW_S:
+                self._rate_history.popleft()
+        mode = self._mode(now, temp_c)
+        latched = il.latched
+        return Status(
+            tick=self._tick,
+            monotonic_s=now,
+            wall_time_s=self.clock.wall(),
+            temperature_c=temp_c,
+            safety_temperature_c=il.secondary.fresh_c(now) if il.has_safety_probe else None,
+            reading_age_s=il.reading_age_s(now),
+            reading_kind=self._last_reading.kind if self._last_reading else "none",
+            setpoint_c=self.setpoint_c,
+            min_setpoint_c=self.cfg.control.min_setpoint_c,
+            max_setpoint_c=self.cfg.control.max_setpoint_c,
+            cutoff_c=self.cfg.control.cutoff_c,
+            duty=self._duty,
+            relay_on=il.relay.is_on,
+            mode=mode,
+            fault=latched.kind if latched else None,
+            fault_message=f"{latched.message}. {latched.advice}" if latched else None,
+            ready_in_s=self._ready_in_s(now, mode, temp_c),
+            relay_switches=il.relay.switch_ons,
+            sensor_errors=il.sensor_errors,
+            faults_total=dict(il.faults_total),
+            detail=dict(self.detail),
+        )
+
+
+def run_forever(controller: Controller, stop: threading.Event, *, period_s: float = TICK_S,
+                before_tick: Callable[[float], None] | None = None) -> None:
+    """Tick on a fixed schedule until ``stop`` is set.
+
+    ``before_tick(dt_s)`` runs first each time (the simulated bath advances by
+    the time since the last tick). A late tick is not made up twice.
+    """
+    clock = controller.clock
+    last_s = next_s = clock.monotonic()
+    while not stop.is_set():
+        now = clock.monotonic()
+        if before_tick is not None:
+            before_tick(now - last_s)
+        last_s = now
+        controller.tick()
+        next_s += period_s
+        if next_s < now:  # fell behind (suspend, debugger): resynchronise
+            next_s = now + period_s
+        if clock.sleep_until(next_s, stop):
+            break

@@ -1,0 +1,68 @@
+"""PID controller proposing a heater duty (0..1). It never touches the relay.
+
+Why not simple-pid (which the benchmark uses for its textbook PID): its
+derivative is unfiltered, so the 0.0625 degC steps of a DS18B20 turn into duty
+spikes, and its anti-windup clamps the integral to the whole output range, so
+during an 18-minute warm-up the integral is free to sit at full duty and the
+bath overshoots. A stone bath where overshoot burns needs both fixed; that is
+twenty lines, here.
+
+* derivative on the measurement (a setpoint change gives no derivative kick),
+  low-pass filtered with time constant ``derivative_tau_s``;
+* conditional integration: the integral only moves when the output is not
+  saturated in the direction the error pushes, and only within
+  ``integral_band_c`` of the setpoint, and stays within 0..1;
+* time comes from the caller (``now_s``), so simulation runs faster than real time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DERIVATIVE_TAU_S = 20.0  # filter: a few samples of 1 s, shorter than the bath's 10 s probe lag x 2
+INTEGRAL_BAND_C = 3.0    # integrate only this close to the setpoint (no windup while warming)
+
+
+@dataclass(frozen=True, slots=True)
+class Gains:
+    kp: float  # duty per degC of error
+    ki: float  # duty per degC*s
+    kd: float  # duty per (degC/s)
+
+
+class PID:
+    def __init__(self, gains: Gains, *, derivative_tau_s: float = DERIVATIVE_TAU_S,
+                 integral_band_c: float = INTEGRAL_BAND_C) -> None:
+        self.gains = gains
+        self.derivative_tau_s = derivative_tau_s
+        self.integral_band_c = integral_band_c
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget history: the next update starts from this measurement."""
+        self.integral = 0.0
+        self._last_c: float | None = None
+        self._last_s: float | None = None
+        self._rate_c_per_s = 0.0
+        self.p = self.i = self.d = 0.0
+
+    def update(self, measured_c: float, setpoint_c: float, now_s: float) -> float:
+        """Return the duty for this step."""
+        g = self.gains
+        error = setpoint_c - measured_c
+        dt = 0.0 if self._last_s is None else max(0.0, now_s - self._last_s)
+        if dt > 0:
+            raw_rate = (measured_c - self._last_c) / dt
+            alpha = dt / (self.derivative_tau_s + dt)
+            self._rate_c_per_s += alpha * (raw_rate - self._rate_c_per_s)
+        self._last_c, self._last_s = measured_c, now_s
+
+        self.p = g.kp * error
+        self.d = -g.kd * self._rate_c_per_s
+        unclamped = self.p + self.integral + self.d
+        pushing_up = error > 0 and unclamped >= 1.0
+        pushing_down = error < 0 and unclamped <= 0.0
+        if dt > 0 and abs(error) <= self.integral_band_c and not (pushing_up or pushing_down):
+            self.integral = min(1.0, max(0.0, self.integral + g.ki * error * dt))
+        self.i = self.integral
+        return min(1.0, max(0.0, self.p + self.integral + self.d))

@@ -1,0 +1,146 @@
+"""Thermal models of stone baths, for the simulator, tests and benchmarks.
+
+A plant is any object with ``advance(dt_s: float, heater_on: bool) -> None`` and
+``probe_c() -> float`` (the true temperature at the probe tip, degC). Users load
+their own with ``--plant module:Class``.
+
+:class:`StoneBath` is a lumped model with four nodes: the heating element, the
+water, the basalt stones, and the probe tip, which sees the water through a
+transport delay (mixing) and a first-order lag (the probe's steel sheath). The
+reference bath is the 18-quart, 1200 W heater of ../shared/FIELD-NOTES.md
+("Reference bath"): full power brings it from 21 to 52 degC in about 18 minutes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import deque
+from dataclasses import dataclass, replace
+
+WATER_J_PER_KG_K = 4186.0
+BASALT_J_PER_KG_K = 840.0
+SUBSTEP_S = 0.25  # integration step: well under the element's 5 s time constant
+
+
+@dataclass(frozen=True, slots=True)
+class BathParams:
+    name: str
+    power_w: float = 1200.0
+    element_j_per_k: float = 300.0
+    element_w_per_k: float = 60.0        # element -> water
+    water_kg: float = 8.0
+    pot_j_per_k: float = 500.0
+    stones_kg: float = 5.0
+    stones_w_per_k_per_kg: float = 5.0   # 25 W/K for 5 kg
+    loss_w_per_k: float = 6.0            # water -> room, lid on
+    lid_open_factor: float = 5.0         # loss multiplier with the lid off
+    probe_lag_s: float = 10.0
+    dead_time_s: float = 20.0
+    room_c: float = 21.0
+    start_c: float = 21.0
+
+
+#: The plants the benchmark runs on. ``reference`` is FIELD-NOTES' bath.
+PLANTS = {
+    "reference": BathParams("reference"),
+    # 6-quart, 600 W, small load: fast and nervous.
+    "small": BathParams("small", power_w=600.0, element_w_per_k=40.0, water_kg=4.0,
+                        pot_j_per_k=300.0, stones_kg=2.5, loss_w_per_k=4.0,
+                        probe_lag_s=6.0, dead_time_s=10.0),
+    # 18-quart, 1500 W, no lid, more stones: lossy and slow.
+    "large-open": BathParams("large-open", power_w=1500.0, element_j_per_k=400.0,
+                             element_w_per_k=80.0, water_kg=12.0, pot_j_per_k=800.0,
+                             stones_kg=8.0, loss_w_per_k=14.0, probe_lag_s=15.0,
+                             dead_time_s=30.0),
+    # 12-quart, 1000 W, probe in a thick sheath far from the element: long lag.
+    "laggy": BathParams("laggy", power_w=1000.0, water_kg=7.0, stones_kg=4.0,
+                        loss_w_per_k=7.0, probe_lag_s=25.0, dead_time_s=45.0),
+}
+
+
+class StoneBath:
+    """A stone bath. Temperatures in degC, times in seconds, powers in W."""
+
+    def __init__(self, params: BathParams | None = None, **overrides) -> None:
+        p = params or PLANTS["reference"]
+        if overrides:
+            p = replace(p, **overrides)
+        self.params = p
+        self.element_c = self.water_c = self.stones_c = self._probe_c = p.start_c
+        self.stones_kg = p.stones_kg
+        self.lid_open = False
+        self.room_c = p.room_c
+        self.energy_j = 0.0
+        delay_steps = max(1, round(p.dead_time_s / SUBSTEP_S))
+        self._delay: deque[float] = deque([p.start_c] * delay_steps, maxlen=delay_steps)
+        self._carry_s = 0.0
+
+    @property
+    def power_w(self) -> float:
+        return self.params.power_w
+
+    def probe_c(self) -> float:
+        return self._probe_c
+
+    def advance(self, dt_s: float, heater_on: bool) -> None:
+        self._carry_s += dt_s
+        while self._carry_s >= SUBSTEP_S - 1e-9:
+            self._carry_s -= SUBSTEP_S
+            self._step(SUBSTEP_S, heater_on)
+
+    def _step(self, dt: float, heater_on: bool) -> None:
+        p = self.params
+        power = p.power_w if heater_on else 0.0
+        self.energy_j += power * dt
+        to_water = p.element_w_per_k * (self.element_c - self.water_c)
+        to_stones = p.stones_w_per_k_per_kg * self.stones_kg * (self.water_c - self.stones_c)
+        loss_factor = p.lid_open_factor if self.lid_open else 1.0
+        to_room = p.loss_w_per_k * loss_factor * (self.water_c - self.room_c)
+        water_j_per_k = p.water_kg * WATER_J_PER_KG_K + p.pot_j_per_k
+        self.element_c += (power - to_water) * dt / p.element_j_per_k
+        self.water_c += (to_water - to_stones - to_room) * dt / water_j_per_k
+        self.stones_c += to_stones * dt / (self.stones_kg * BASALT_J_PER_KG_K)
+        delayed = self._delay[0]
+        self._delay.append(self.water_c)
+        self._probe_c += (delayed - self._probe_c) * dt / (p.probe_lag_s + dt)
+
+    # -- disturbances ---------------------------------------------------------------
+    def return_stones(self, mass_kg: float, temp_c: float) -> None:
+        """Stones that were taken out come back at ``temp_c``: that share of the load cools."""
+        share = min(1.0, mass_kg / self.stones_kg)
+        self.stones_c += share * (temp_c - self.stones_c)
+
+    def set_lid(self, open_: bool) -> None:
+        self.lid_open = open_
+
+
+def full_power_time_s(make_plant, target_c: float, *, limit_s: float = 6 * 3600.0) -> float:
+    """How long a fresh plant needs at 100 % power until its probe reads ``target_c``."""
+    plant = make_plant()
+    t = 0.0
+    while plant.probe_c() < target_c:
+        plant.advance(1.0, True)
+        t += 1.0
+        if t > limit_s:
+            return float("inf")
+    return t
+
+
+def load_plant(spec: str):
+    """A plant factory from ``module:Class`` (a user's own model) or a built-in name."""
+    if spec in PLANTS:
+        params = PLANTS[spec]
+        return lambda: StoneBath(params)
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--plant {spec!r}: expected module:Class or one of {', '.join(PLANTS)}")
+    try:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"--plant {spec!r}: cannot load it ({exc})") from None
+    probe_plant = cls()
+    for method in ("advance", "probe_c"):
+        if not callable(getattr(probe_plant, method, None)):
+            raise ValueError(f"--plant {spec!r}: a plant needs advance(dt_s, heater_on) and probe_c()")
+    return cls

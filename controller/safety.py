@@ -1,0 +1,342 @@
+"""The safety interlock: the only code that switches the heater relay.
+
+Evaluated every tick, before the relay is written, independent of the PID (it
+sees the PID's proposed duty, never its internals). Rules, modelled on Marlin's
+and Klipper's heater guards scaled to a water bath (../shared/FIELD-NOTES.md,
+"How trusted heater controllers guard against runaway"):
+
+==================  ==============================================  =========
+rule                trips when                                      effect
+==================  ==============================================  =========
+cutoff              hottest valid probe >= cutoff_c                  latch
+sensor              4 bad reads in a row, or no valid read for 10 s  latch
+bad read            one bad read                                     off, tick
+heating             duty >= 0.8 for 180 s while > 5 C below target   latch
+                    and the bath rose < 2 C
+stuck relay         relay commanded off >= 120 s, above target + 1,  latch,
+                    and still rising > 1 C over 120 s                alarm
+over target         > 3 C above target (or above the lowest point    latch
+                    of a cool-down) for 60 s
+probe disagree      two probes > 3 C apart for 30 s                  latch
+guard               reading >= target + 1 C                          off
+no reading yet      no valid reading since start                     off
+==================  ==============================================  =========
+
+A latched fault keeps the relay off until :meth:`Interlock.acknowledge`, which
+is refused unless the probe reads valid and below the setpoint. Every trip and
+acknowledge becomes an event; the latch is persisted by the controller.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import events as ev
+from .probe import DESCRIPTIONS, Reading
+from .relay import Relay, TimeProportioner
+
+STALE_S = 10.0              # no valid reading for this long latches (Klipper: 7 s)
+MAX_BAD_IN_A_ROW = 4        # Klipper shuts down after 4 DS18B20 errors in a row
+HEATING_MIN_DUTY = 0.8
+HEATING_BELOW_C = 5.0
+HEATING_PERIOD_S = 180.0    # a bath at ~2 C/min full power gains ~6 C in this time
+HEATING_MIN_RISE_C = 2.0
+STUCK_ABOVE_C = 1.0
+STUCK_PERIOD_S = 120.0
+STUCK_RISE_C = 1.0
+OVER_TARGET_C = 3.0
+OVER_TARGET_S = 60.0
+DISAGREE_C = 3.0
+DISAGREE_S = 30.0
+GUARD_ABOVE_C = 1.0
+
+# Fault kinds, most severe first: a later, more severe trip replaces the shown one.
+STUCK_RELAY = "stuck_relay"
+OVERTEMP = "overtemp"
+OVER_TARGET = "over_target"
+PROBE_DISAGREE = "probe_disagree"
+SENSOR = "sensor"
+HEATING = "heating"
+STATE = "state"
+SEVERITY = (STUCK_RELAY, OVERTEMP, OVER_TARGET, PROBE_DISAGREE, SENSOR, HEATING, STATE)
+
+#: What each fault means for the therapist, and what to do.
+ADVICE = {
+    STUCK_RELAY: "The heater will not switch off (relay stuck on). UNPLUG THE HEATER NOW and "
+                 "do not use the stones. Have the relay replaced before using the warmer again.",
+    OVERTEMP: "The water got too hot and the heater was switched off. Do not use the stones "
+              "until the water has cooled; then acknowledge.",
+    OVER_TARGET: "The water stayed well above the set temperature, so the heater was switched "
+                 "off. Let it cool, check the relay, then acknowledge.",
+    PROBE_DISAGREE: "The two temperature probes disagree. Check that both are in the water, "
+                    "then acknowledge.",
+    SENSOR: "The temperature probe is not giving good readings, so the heater was switched off. "
+            "Check the probe cable and that the probe is in the water, then acknowledge.",
+    HEATING: "The water is not warming up although the heater is on. Check the water level, "
+             "that the heater is plugged in and that the probe is in the water, then acknowledge.",
+    STATE: "The saved settings could not be read, so the warmer started safely with the heater "
+           "off. Check the set temperature, then acknowledge.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: str
+    message: str          # what happened, with the numbers
+    monotonic_s: float
+    wall_time_s: float
+
+    @property
+    def advice(self) -> str:
+        return ADVICE.get(self.kind, "")
+
+
+class AckRefused(Exception):
+    """An acknowledge that the interlock will not accept; the message says why."""
+
+
+class _ProbeWatch:
+    """Per-probe freshness: last valid reading and bad reads in a row."""
+
+    def __init__(self, start_s: float) -> None:
+        self.last: Reading | None = None
+        self.bad_in_a_row = 0
+        self.since_s = start_s  # age counts from start until the first valid reading
+        self.last_bad: str | None = None
+
+    def see(self, reading: Reading | None) -> bool:
+        """Record a new reading; return True if it was a bad one."""
+        if reading is None:
+            return False
+        if reading.valid:
+            self.last = reading
+            self.bad_in_a_row = 0
+            return False
+        self.bad_in_a_row += 1
+        self.last_bad = reading.kind
+        return True
+
+    def age_s(self, now_s: float) -> float:
+        return now_s - (self.last.t_s if self.last else self.since_s)
+
+    def fresh_c(self, now_s: float) -> float | None:
+        if self.last is None or self.age_s(now_s) > STALE_S:
+            return None
+        return self.last.celsius
+
+
+class Interlock:
+    """Owns the relay. :meth:`tick` decides, every tick, whether the heater may run."""
+
+    def __init__(self, *, relay: Relay, proportioner: TimeProportioner, cutoff_c: float,
+                 events: ev.EventLog, start_s: float, wall: Callable[[], float],
+                 has_safety_probe: bool = False, latched: Fault | None = None,
+                 on_latch_change: Callable[[], None] = lambda: None) -> None:
+        self.relay = relay
+        self.proportioner = proportioner
+        self.cutoff_c = cutoff_c
+        self.events = events
+        self.wall = wall
+        self.has_safety_probe = has_safety_probe
+        self.latched = latched
+        self._tripped: set[str] = {latched.kind} if latched else set()
+        self._on_latch_change = on_latch_change
+        self.primary = _ProbeWatch(start_s)
+        self.secondary = _ProbeWatch(start_s)
+        self.sensor_errors = 0
+        self.faults_total: dict[str, int] = {}
+        self.blocked_reason: str | None = None  # why the relay is held off this tick
+        # rule state
+        self._heat_watch: tuple[float, float] | None = None   # (since_s, temp at start)
+        self._off_since_s: float | None = start_s              # relay commanded off since
+        self._history: deque[tuple[float, float]] = deque()    # (t, hottest valid C)
+        self._over_since_s: float | None = None
+        self._disagree_since_s: float | None = None
+        self._cooling_low_c: float | None = None               # lowest temp of a cool-down
+        self._seen_temp = False
+
+    # -- public -------------------------------------------------------------------------
+    def tick(self, now_s: float, primary: Reading | None, secondary: Reading | None,
+             duty: float, setpoint_c: float) -> bool:
+        """Evaluate every rule, then drive the relay. Return whether it is on."""
+        bad = self.primary.see(primary)
+        if self.has_safety_probe:
+            bad = self.secondary.see(secondary) or bad
+        if bad:
+            self.sensor_errors += 1
+        temp_c = self.primary.fresh_c(now_s)
+        hottest_c = self._hottest_c(now_s)
+
+        self._check_sensors(now_s)
+        if hottest_c is not None:
+            if not self._seen_temp and hottest_c > setpoint_c + GUARD_ABOVE_C:
+                self._cooling_low_c = hottest_c  # started hot: a cool-down, not an over-target
+            self._seen_temp = True
+            self._track_history(now_s, hottest_c)
+            if hottest_c >= self.cutoff_c:
+                self._trip(OVERTEMP, f"water at {hottest_c:.1f} degC reached the cutoff "
+                           f"{self.cutoff_c:.1f} degC", now_s)
+            self._check_over_target(now_s, hottest_c, setpoint_c)
+            self._check_stuck(now_s, hottest_c, setpoint_c)
+        if temp_c is not None:
+            self._check_heating(now_s, temp_c, duty, setpoint_c)
+        self._check_disagree(now_s)
+
+        reason = self._block_reason(bad, temp_c, hottest_c, setpoint_c)
+        self.blocked_reason = reason
+        if reason is not None:
+            self.relay.off(now_s)
+            self.proportioner.reset()
+        else:
+            want = self.proportioner.want_on(now_s, duty, self.relay.is_on)
+            self.relay.drive(want, now_s)
+        if self.relay.is_on:
+            self._off_since_s = None
+        elif self._off_since_s is None:
+            self._off_since_s = now_s
+        return self.relay.is_on
+
+    def acknowledge(self, now_s: float, setpoint_c: float, *, source: str = "controller") -> Fault:
+        """Clear the latched fault, if the bath is safe to heat again."""
+        fault = self.latched
+        if fault is None:
+            raise AckRefused("there is no fault to acknowledge")
+        temp_c = self.primary.fresh_c(now_s)
+        if temp_c is None:
+            raise AckRefused("the probe has no valid reading: fix the probe first")
+        if self.has_safety_probe and self.secondary.fresh_c(now_s) is None:
+            raise AckRefused("the second probe has no valid reading: fix it first")
+        hottest_c = self._hottest_c(now_s)
+        if hottest_c >= setpoint_c:
+            raise AckRefused(f"the water ({hottest_c:.1f} degC) must cool below the set "
+                             f"temperature ({setpoint_c:.1f} degC) first")
+        self.latched = None
+        self._tripped.clear()
+        self._reset_rules()
+        self.events.record(monotonic_s=now_s, wall_time_s=self.wall(), kind=ev.KIND_ACK,
+                           message=f"fault acknowledged: {fault.kind}", fault=fault.kind,
+                           temperature_c=temp_c, setpoint_c=setpoint_c, source=source)
+        self._on_latch_change()
+        return fault
+
+    def latch(self, kind: str, message: str, now_s: float) -> None:
+        """Latch a fault found outside the interlock (e.g. a corrupt state file)."""
+        self._trip(kind, message, now_s)
+
+    def reading_age_s(self, now_s: float) -> float | None:
+        return self.primary.age_s(now_s) if self.primary.last else None
+
+    def setpoint_lowered(self, now_s: float) -> None:
+        """A lower setpoint starts a cool-down: over-target is judged from its lowest point."""
+        self._cooling_low_c = self._hottest_c(now_s)
+
+    # -- rules ------------------------------------------------------------------------
+    def _hottest_c(self, now_s: float) -> float | None:
+        temps = [t for t in (self.primary.fresh_c(now_s),
+                             self.secondary.fresh_c(now_s) if self.has_safety_probe else None)
+                 if t is not None]
+        return max(temps) if temps else None
+
+    def _check_sensors(self, now_s: float) -> None:
+        watches = [("probe", self.primary)]
+        if self.has_safety_probe:
+            watches.append(("second probe", self.secondary))
+        for name, watch in watches:
+            if watch.bad_in_a_row >= MAX_BAD_IN_A_ROW:
+                what = DESCRIPTIONS.get(watch.last_bad, watch.last_bad)
+                self._trip(SENSOR, f"{name}: {what}, {watch.bad_in_a_row} bad readings in a row", now_s)
+            elif watch.age_s(now_s) >= STALE_S:
+                what = DESCRIPTIONS.get(watch.last_bad, "no reading") if watch.last_bad else "no reading"
+                self._trip(SENSOR, f"{name}: no valid reading for {watch.age_s(now_s):.0f} s ({what})", now_s)
+
+    def _track_history(self, now_s: float, temp_c: float) -> None:
+        self._history.append((now_s, temp_c))
+        while self._history and self._history[0][0] < now_s - STUCK_PERIOD_S:
+            self._history.popleft()
+
+    def _check_heating(self, now_s: float, temp_c: float, duty: float, setpoint_c: float) -> None:
+        if duty < HEATING_MIN_DUTY or temp_c >= setpoint_c - HEATING_BELOW_C or self.latched:
+            self._heat_watch = None
+            return
+        if self._heat_watch is None or temp_c - self._heat_watch[1] >= HEATING_MIN_RISE_C:
+            self._heat_watch = (now_s, temp_c)  # (re)arm: it rose as it should
+            return
+        since_s, start_c = self._heat_watch
+        if now_s - since_s >= HEATING_PERIOD_S:
+            self._trip(HEATING, f"rose only {temp_c - start_c:.1f} degC in {now_s - since_s:.0f} s "
+                       f"at {duty:.0%} heater power", now_s)
+
+    def _check_stuck(self, now_s: float, temp_c: float, setpoint_c: float) -> None:
+        off_for = None if self._off_since_s is None else now_s - self._off_since_s
+        if off_for is None or off_for < STUCK_PERIOD_S or temp_c <= setpoint_c + STUCK_ABOVE_C:
+            return
+        start_t, start_c = self._history[0]
+        if now_s - start_t >= STUCK_PERIOD_S - 1.5 and temp_c - start_c > STUCK_RISE_C:
+            self._trip(STUCK_RELAY, f"water rose {temp_c - start_c:.1f} degC in {now_s - start_t:.0f} s "
+                       f"with the heater switched off (now {temp_c:.1f} degC)", now_s)
+
+    def _check_over_target(self, now_s: float, temp_c: float, setpoint_c: float) -> None:
+        if self._cooling_low_c is not None:
+            if temp_c <= setpoint_c + GUARD_ABOVE_C:
+                self._cooling_low_c = None  # cool-down finished
+            else:
+                self._cooling_low_c = min(self._cooling_low_c, temp_c)
+        reference_c = max(setpoint_c, self._cooling_low_c or setpoint_c)
+        if temp_c <= reference_c + OVER_TARGET_C:
+            self._over_since_s = None
+            return
+        if self._over_since_s is None:
+            self._over_since_s = now_s
+        elif now_s - self._over_since_s >= OVER_TARGET_S:
+            self._trip(OVER_TARGET, f"water at {temp_c:.1f} degC, more than {OVER_TARGET_C:g} degC "
+                       f"above {reference_c:.1f} degC for {now_s - self._over_since_s:.0f} s", now_s)
+
+    def _check_disagree(self, now_s: float) -> None:
+        a = self.primary.fresh_c(now_s)
+        b = self.secondary.fresh_c(now_s) if self.has_safety_probe else None
+        if a is None or b is None or abs(a - b) <= DISAGREE_C:
+            self._disagree_since_s = None
+            return
+        if self._disagree_since_s is None:
+            self._disagree_since_s = now_s
+        elif now_s - self._disagree_since_s >= DISAGREE_S:
+            self._trip(PROBE_DISAGREE, f"probes read {a:.1f} and {b:.1f} degC for "
+                       f"{now_s - self._disagree_since_s:.0f} s", now_s)
+
+    def _block_reason(self, bad: bool, temp_c: float | None, hottest_c: float | None,
+                      setpoint_c: float) -> str | None:
+        if self.latched:
+            return f"fault: {self.latched.kind}"
+        if self.primary.last is None:
+            return "waiting for the first valid reading"
+        if bad:
+            return "bad reading this tick"
+        if temp_c is None or hottest_c is None:
+            return "no fresh reading"
+        if hottest_c >= setpoint_c + GUARD_ABOVE_C:
+            return f"guard: at or above setpoint + {GUARD_ABOVE_C:g} degC"
+        return None
+
+    def _trip(self, kind: str, message: str, now_s: float) -> None:
+        if kind in self._tripped:
+            return
+        self._tripped.add(kind)
+        self.relay.off(now_s)  # off in the same tick, before anything else happens
+        self.proportioner.reset()
+        self.faults_total[kind] = self.faults_total.get(kind, 0) + 1
+        fault = Fault(kind, message, now_s, self.wall())
+        if self.latched is None or SEVERITY.index(kind) < SEVERITY.index(self.latched.kind):
+            self.latched = fault
+        self.events.record(monotonic_s=now_s, wall_time_s=fault.wall_time_s, kind=ev.KIND_FAULT,
+                           message=message, fault=kind,
+                           temperature_c=self.primary.last.celsius if self.primary.last else None,
+                           source="interlock")
+        self._on_latch_change()
+
+    def _reset_rules(self) -> None:
+        self._heat_watch = None
+        self._over_since_s = None
+        self._disagree_since_s = None
+        self._cooling_low_c = None
