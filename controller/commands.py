@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="override [web] port")
     p.add_argument("--speed", type=float, default=1.0,
                    help="with --simulate: run the bath this many times faster than real time")
+    p.add_argument("--inject", action="append", default=[], metavar="KIND@S[:DUR]",
+                   help="with --simulate: inject a fault S simulated seconds after start (repeatable)")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("simulate", help="simulate hours of operation as fast as possible")
@@ -72,10 +74,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("--speed only applies with --simulate")
     if not 0.1 <= args.speed <= 1000:
         raise UserError(f"--speed {args.speed:g} is not allowed: must be between 0.1 and 1000")
+    if args.inject and not args.simulate:
+        raise UserError("--inject only applies with --simulate")
+    injections = _parse_injections(args.inject)
     if args.simulate:
         _check_plant(args.plant)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return serve(cfg, simulate=args.simulate, plant=args.plant, speed=args.speed)
+    return serve(cfg, simulate=args.simulate, plant=args.plant, speed=args.speed, injections=injections)
+
+
+def _parse_injections(texts: list[str]):
+    from .simulation import parse_injection
+
+    try:
+        return [parse_injection(text) for text in texts]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _check_plant(spec: str):
@@ -88,12 +102,12 @@ def _check_plant(spec: str):
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulation import Simulation, parse_duration, parse_injection, summarize
+    from .simulation import Simulation, parse_duration, summarize
 
     cfg = load_config(args, simulate=True)
+    injections = _parse_injections(args.inject)
     try:
         duration_s = parse_duration(args.duration)
-        injections = [parse_injection(text) for text in args.inject]
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if not 0 < duration_s <= 30 * 24 * 3600:

@@ -75,7 +75,8 @@ class Controller:
         self._ready_announced = False
         self._rate_history: deque[tuple[float, float]] = deque()
         self._listeners: list[Callable[[Status], None]] = []
-        self.detail: dict[str, Any] = {}
+        self.detail: dict[str, Any] = {}  # extra status, e.g. autotune progress
+        self._duty_override: Callable[[float, float, float], float] | None = None
         self.state_problem: str | None = None
 
         saved, fault = self._restore()
@@ -162,7 +163,10 @@ class Controller:
                 self.pid.reset()
                 self._duty = 0.0
             elif primary is not None and primary.valid:
-                self._duty = self.pid.update(primary.celsius, self.setpoint_c, now)
+                if self._duty_override is not None:
+                    self._duty = min(1.0, max(0.0, self._duty_override(now, primary.celsius, self.setpoint_c)))
+                else:
+                    self._duty = self.pid.update(primary.celsius, self.setpoint_c, now)
             self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c)
             self._status = self._snapshot(now)
             status = self._status
@@ -216,6 +220,25 @@ class Controller:
             self._in_band_since_s = None
             self._status = self._snapshot(now)
         return fault
+
+    def set_duty_override(self, source: Callable[[float, float, float], float] | None) -> None:
+        """Let ``source(now_s, temp_c, setpoint_c) -> duty`` propose the duty instead of the PID.
+
+        For experiments such as autotune. The interlock still judges every tick;
+        ``None`` hands control back to the PID (reset, so nothing is carried over).
+        """
+        with self._lock:
+            self._duty_override = source
+            self.pid.reset()
+
+    def set_detail(self, **detail: Any) -> None:
+        """Extra fields for the next status snapshots (``None`` removes a field)."""
+        with self._lock:
+            for key, value in detail.items():
+                if value is None:
+                    self.detail.pop(key, None)
+                else:
+                    self.detail[key] = value
 
     def set_gains(self, gains: Gains, *, source: str = "autotune") -> None:
         with self._lock:
@@ -306,11 +329,14 @@ class Controller:
 
 
 def run_forever(controller: Controller, stop: threading.Event, *, period_s: float = TICK_S,
-                before_tick: Callable[[float], None] | None = None) -> None:
+                before_tick: Callable[[float], None] | None = None,
+                after_tick: Callable[[Status], None] | None = None) -> None:
     """Tick on a fixed schedule until ``stop`` is set.
 
     ``before_tick(dt_s)`` runs first each time (the simulated bath advances by
-    the time since the last tick). A late tick is not made up twice.
+    the time since the last tick); ``after_tick(status)`` runs once the tick
+    completed (reading checked, interlock evaluated, relay written): the place
+    for a watchdog ping. A late tick is not made up twice.
     """
     clock = controller.clock
     last_s = next_s = clock.monotonic()
@@ -319,7 +345,9 @@ def run_forever(controller: Controller, stop: threading.Event, *, period_s: floa
         if before_tick is not None:
             before_tick(now - last_s)
         last_s = now
-        controller.tick()
+        status = controller.tick()
+        if after_tick is not None:
+            after_tick(status)
         next_s += period_s
         if next_s < now:  # fell behind (suspend, debugger): resynchronise
             next_s = now + period_s

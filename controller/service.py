@@ -38,7 +38,8 @@ class Runtime:
             self.simulation.sync(dt_s)
 
 
-def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed: float = 1.0) -> Runtime:
+def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed: float = 1.0,
+          injections=()) -> Runtime:
     """Build the controller on real hardware, or on the simulated bath."""
     if simulate:
         from .plant import load_plant
@@ -47,7 +48,8 @@ def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed
         clock = ScaledClock(speed) if speed != 1.0 else MonotonicClock()
         state_dir = Path(cfg.state.dir)
         sim = Simulation(cfg, make_plant=load_plant(plant), clock=clock, workdir=state_dir / "sim",
-                         mirror_dir=state_dir / SIM_PIN_DIR, atomic_files=True)
+                         mirror_dir=state_dir / SIM_PIN_DIR, atomic_files=True,
+                         injections=list(injections))
         return Runtime(sim.cfg, sim.controller, sim)
     clock = MonotonicClock()
     primary = ThreadedProbeSource(W1Probe(w1_dir=cfg.probe.w1_dir, sensor_id=cfg.probe.id),
@@ -61,9 +63,9 @@ def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed
 
 
 def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference", speed: float = 1.0,
-          host: str | None = None, port: int | None = None) -> int:
+          injections=(), host: str | None = None, port: int | None = None) -> int:
     """Run until SIGTERM/SIGINT. Return the exit status."""
-    runtime = build(cfg, simulate=simulate, plant=plant, speed=speed)
+    runtime = build(cfg, simulate=simulate, plant=plant, speed=speed, injections=injections)
     controller = runtime.controller
     stop = threading.Event()
     failure: list[BaseException] = []
