@@ -65,9 +65,9 @@ class ControlConfig:
     min_setpoint_c: float = 35.0
     max_setpoint_c: float = 54.0
     cutoff_c: float = 58.0
-    kp: float = 0.30    # duty per degC of error
-    ki: float = 0.0006  # duty per degC*s of accumulated error
-    kd: float = 12.0    # duty per degC/s of rate of change (on the measurement)
+    kp: float = 0.5     # duty per degC of error
+    ki: float = 0.001   # duty per degC*s of accumulated error
+    kd: float = 1.0     # duty per degC/s of rate of change (on the measurement)
     resume_after_power_cut: bool = True
 
 

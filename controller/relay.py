@@ -57,58 +57,61 @@ class Relay:
 
 
 class TimeProportioner:
-    """Turns a duty (0..1) into on/off over fixed windows of ``window_s``.
+    """Turns a duty (0..1) into relay on/off: one pulse per cycle of ``window_s``.
 
-    Each window starts with one pulse of ``duty * window_s``. A pulse shorter
-    than ``min_switch_s`` is skipped and a gap shorter than it is filled, and
-    the difference is carried into the next window, so the average energy
-    still equals the duty (a bath holding 52 degC needs ~15 % duty, below the
-    10 s / 60 s a mechanical relay allows in one window).
+    A duty ``d`` gives a pulse of ``d * window_s`` every ``window_s``. Where that
+    pulse (or the gap after it) would be shorter than ``min_switch_s``, the
+    cycle is stretched instead of rounded: the pulse (or gap) is held at the
+    minimum and the cycle lengthened so the average is still exactly ``d``.
+    A bath holding 52 degC needs ~15 % duty, under the 10 s / 60 s a mechanical
+    relay allows: it gets 10 s pulses every ~65 s, the smallest ripple those
+    contacts allow, and never more than one switch-on per window.
+
+    The duty is re-read every tick, so a pulse in progress follows the PID.
     """
 
     def __init__(self, *, window_s: float, min_switch_s: float) -> None:
         self.window_s = window_s
         self.min_switch_s = min_switch_s
-        self._window_start_s: float | None = None
-        self._owed_s = 0.0        # duty-seconds asked for minus on-seconds delivered
-        self._carry_s = 0.0       # what the previous windows still owe this one
-        self._pulse_done = False  # at most one pulse per window (limits relay wear)
-        self._last_s: float | None = None
-        self._last_duty = 0.0
+        self.reset()
 
     def reset(self) -> None:
-        """Forget the carry: after a safety block nothing is owed."""
-        self._window_start_s = None
-        self._owed_s = self._carry_s = 0.0
-        self._pulse_done = False
-        self._last_s = None
-        self._last_duty = 0.0
+        """Start afresh: the next positive duty starts a pulse at once."""
+        self._cycle_start_s: float | None = None  # when the current pulse began
+        self._pulse_s: float | None = None        # its length, once it ended
+
+    def on_time_s(self, duty: float) -> float:
+        """Pulse length for ``duty`` (s); ``inf`` means stay on."""
+        w, m = self.window_s, self.min_switch_s
+        if duty <= 0.0:
+            return 0.0
+        if duty >= 1.0:
+            return float("inf")
+        if duty * w < m:
+            return m                       # short pulse: hold it at the minimum
+        if (1.0 - duty) * w < m:
+            return m * duty / (1.0 - duty)  # short gap: gap at the minimum
+        return duty * w
 
     def want_on(self, now_s: float, duty: float, relay_on: bool) -> bool:
-        """Whether the relay should be on now.
-
-        ``relay_on`` is the relay's actual state since the previous call: what
-        was delivered, which may differ from what was asked (timing rules).
-        """
-        if self._last_s is not None:
-            dt = now_s - self._last_s
-            self._owed_s += (self._last_duty - (1.0 if relay_on else 0.0)) * dt
-        self._last_s = now_s
-        self._last_duty = duty
-        if self._window_start_s is None or now_s - self._window_start_s >= self.window_s:
-            # Close the old window: carry only what quantisation left owing.
-            if self._window_start_s is not None:
-                limit = self.min_switch_s
-                self._carry_s = max(-limit, min(limit, self._owed_s))
-            self._window_start_s = now_s
-            self._owed_s = self._carry_s
-            self._pulse_done = False
-        target = duty * self.window_s + self._carry_s
-        if target < self.min_switch_s:
-            target = 0.0
-        elif self.window_s - target < self.min_switch_s:
-            target = self.window_s
-        on = now_s - self._window_start_s < target and not self._pulse_done
-        if relay_on and not on:
-            self._pulse_done = True
-        return on
+        """Whether the relay should be on now. ``relay_on`` is its actual state."""
+        if relay_on:
+            if self._cycle_start_s is None or duty >= 1.0:
+                # Full power is a run of full windows: a cycle starts when it ends.
+                self._cycle_start_s, self._pulse_s = now_s, None
+            if now_s - self._cycle_start_s < self.on_time_s(duty):
+                return True
+            if self._pulse_s is None:
+                self._pulse_s = now_s - self._cycle_start_s
+            return False
+        if duty <= 0.0:
+            return False
+        if self._cycle_start_s is not None:
+            if self._pulse_s is None:  # the pulse was cut short (relay went off): close it
+                self._pulse_s = now_s - self._cycle_start_s
+            # Next pulse once this cycle has delivered its share: pulse / period = duty.
+            period_s = max(self.window_s, self._pulse_s / duty)
+            if now_s - self._cycle_start_s < period_s:
+                return False
+        self._cycle_start_s, self._pulse_s = now_s, None
+        return True
