@@ -158,8 +158,8 @@ class Controller:
                          if secondary_raw else None)
             if primary is not None:
                 self._last_reading = primary
-            temp_c = self.interlock.primary.fresh_c(now)
-            if self.interlock.latched or temp_c is None:
+            if self.interlock.latched or (primary is None and self.interlock.primary.fresh_c(now) is None):
+                # Faulted, or the last valid reading went stale: start afresh later.
                 self.pid.reset()
                 self._duty = 0.0
             elif primary is not None and primary.valid:
@@ -167,6 +167,7 @@ class Controller:
                     self._duty = min(1.0, max(0.0, self._duty_override(now, primary.celsius, self.setpoint_c)))
                 else:
                     self._duty = self.pid.update(primary.celsius, self.setpoint_c, now)
+            # A bad reading: the interlock holds the relay off this tick; the PID keeps its state.
             self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c)
             self._status = self._snapshot(now)
             status = self._status

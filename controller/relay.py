@@ -50,7 +50,9 @@ class Relay:
         self.drive(False, now_s, force=True)
 
     def release(self) -> None:
-        """Drive off and release the pin (shutdown)."""
+        """Drive off and release the pin (shutdown). Safe to call twice."""
+        if self.device.closed:
+            return
         self.device.off()
         self.is_on = False
         self.device.close()
@@ -78,6 +80,7 @@ class TimeProportioner:
     def reset(self) -> None:
         """Start afresh: the next positive duty starts a pulse at once."""
         self._cycle_start_s: float | None = None  # when the current pulse began
+        self._ideal_start_s = 0.0                 # when it was due (ticks round it late)
         self._pulse_s: float | None = None        # its length, once it ended
 
     def on_time_s(self, duty: float) -> float:
@@ -98,7 +101,8 @@ class TimeProportioner:
         if relay_on:
             if self._cycle_start_s is None or duty >= 1.0:
                 # Full power is a run of full windows: a cycle starts when it ends.
-                self._cycle_start_s, self._pulse_s = now_s, None
+                self._cycle_start_s = self._ideal_start_s = now_s
+                self._pulse_s = None
             if now_s - self._cycle_start_s < self.on_time_s(duty):
                 return True
             if self._pulse_s is None:
@@ -106,12 +110,15 @@ class TimeProportioner:
             return False
         if duty <= 0.0:
             return False
-        if self._cycle_start_s is not None:
-            if self._pulse_s is None:  # the pulse was cut short (relay went off): close it
-                self._pulse_s = now_s - self._cycle_start_s
+        ideal_s = now_s
+        # _pulse_s is None here only if the relay refused the last start (its
+        # minimum off-time): then simply ask again.
+        if self._cycle_start_s is not None and self._pulse_s is not None:
             # Next pulse once this cycle has delivered its share: pulse / period = duty.
-            period_s = max(self.window_s, self._pulse_s / duty)
-            if now_s - self._cycle_start_s < period_s:
+            due_s = self._ideal_start_s + max(self.window_s, self._pulse_s / duty)
+            if now_s < due_s:
                 return False
-        self._cycle_start_s, self._pulse_s = now_s, None
+            if now_s - due_s < self.window_s:
+                ideal_s = due_s  # keep the schedule: a start a tick late is made up next cycle
+        self._cycle_start_s, self._ideal_start_s, self._pulse_s = now_s, ideal_s, None
         return True

@@ -1,0 +1,88 @@
+"""Shared fixtures: simulated time, mock pins that keep it, a fake 1-Wire tree."""
+
+from __future__ import annotations
+
+import pytest
+from gpiozero import Device
+
+from controller import config as cfgmod
+from controller.clock import SimClock
+from controller.fake_w1 import FakeW1Tree
+from controller.loop import Controller
+from controller.probe import SyncProbeSource, W1Probe
+from controller.simpins import ClockedMockFactory
+from controller.state import StateStore
+
+PROBE_ID = "0000075a1f2b"
+SAFETY_ID = "0000075a9c3d"
+
+
+@pytest.fixture
+def clock() -> SimClock:
+    return SimClock()
+
+
+@pytest.fixture
+def pins(clock):
+    """A mock pin factory on simulated time; also gpiozero's default for the test."""
+    factory = ClockedMockFactory(clock)
+    previous = Device.pin_factory
+    Device.pin_factory = factory
+    yield factory
+    factory.reset()
+    Device.pin_factory = previous
+
+
+@pytest.fixture
+def tree(tmp_path) -> FakeW1Tree:
+    return FakeW1Tree(tmp_path / "w1", atomic=False)
+
+
+@pytest.fixture
+def make_controller(tmp_path, clock, pins, tree):
+    """Build a Controller reading ``tree`` through w1thermsensor, on ``pins``.
+
+    ``make_controller(**control)`` overrides [control] keys; ``relay=dict(...)`` [relay] keys;
+    ``second=True`` adds the safety probe.
+    """
+    built = []
+
+    def make(*, second: bool = False, relay: dict | None = None, state_dir=None, **control):
+        cfg = cfgmod.Config()
+        if control:
+            cfg = cfgmod.replace(cfg, "control", **control)
+        if relay:
+            cfg = cfgmod.replace(cfg, "relay", **relay)
+        state = state_dir or tmp_path / "state"
+        cfg = cfgmod.replace(cfg, "state", dir=str(state))
+        cfg = cfgmod.replace(cfg, "probe", w1_dir=str(tree.root), id=PROBE_ID,
+                             safety_id=SAFETY_ID if second else "")
+        primary = SyncProbeSource(W1Probe(w1_dir=tree.root, sensor_id=PROBE_ID))
+        secondary = SyncProbeSource(W1Probe(w1_dir=tree.root, sensor_id=SAFETY_ID)) if second else None
+        controller = Controller(cfg, clock=clock, primary=primary, secondary=secondary,
+                                pin_factory=pins, store=StateStore(state))
+        built.append(controller)
+        return controller
+
+    yield make
+    for controller in built:
+        controller.close()
+
+
+def relay_pin(pins, number: int = 17):
+    return pins.pin(number)
+
+
+def run_ticks(controller, clock, tree, temps, *, second=None, dt_s: float = 1.0):
+    """Write each temperature (or a raw text via ("text", ...)) then tick once per second."""
+    statuses = []
+    for i, value in enumerate(temps):
+        clock.advance(dt_s)
+        if isinstance(value, tuple):
+            tree.write_text(PROBE_ID, value[1])
+        elif value is not None:
+            tree.write(PROBE_ID, value)
+        if second is not None:
+            tree.write(SAFETY_ID, second[i] if isinstance(second, list) else second)
+        statuses.append(controller.tick())
+    return statuses

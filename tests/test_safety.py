@@ -1,0 +1,275 @@
+"""Every interlock rule, asserted on the relay pin's recorded states and simulated times."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller import safety
+from controller.fake_w1 import ZERO_TEXT, w1_slave_text
+from controller.simulation import Injection, Simulation
+from tests.conftest import PROBE_ID, run_ticks
+
+
+def on_times(pin):
+    return [t for t, level in pin.changes if level]
+
+
+def off_times(pin):
+    return [t for t, level in pin.changes[1:] if not level]
+
+
+def full_power(_now_s, _temp_c, _setpoint_c):
+    return 1.0
+
+
+def heat_up(controller, clock, tree, seconds=5, temp=40.0):
+    """Valid readings while the duty asked for is 100 %: the relay goes on.
+
+    The interlock is judged on its own: whatever the PID would say, it must hold.
+    """
+    controller.set_duty_override(full_power)
+    statuses = run_ticks(controller, clock, tree, [temp] * seconds)
+    assert statuses[-1].relay_on
+    return statuses
+
+
+def test_heater_stays_off_until_the_first_valid_reading(make_controller, clock, tree, pins):
+    controller = make_controller()
+    statuses = run_ticks(controller, clock, tree, [("text", ""), ("text", ""), ("text", "")])
+    assert [s.mode for s in statuses] == ["starting"] * 3
+    run_ticks(controller, clock, tree, [40.0])
+    assert pins.pin(17).changes == [(pytest.approx(1000.0), False), (clock.monotonic(), True)]
+
+
+def test_cutoff_turns_the_relay_off_in_the_same_tick_and_latches(make_controller, clock, tree, pins):
+    controller = make_controller(setpoint_c=54.0)
+    heat_up(controller, clock, tree, temp=54.5)             # on: below setpoint + 1
+    trip = run_ticks(controller, clock, tree, [58.0])[-1]   # +3.5 degC: plausible, at the cutoff
+    pin = pins.pin(17)
+    assert off_times(pin) == [clock.monotonic()]
+    assert trip.fault == safety.OVERTEMP and trip.mode == "fault" and not trip.relay_on
+    later = run_ticks(controller, clock, tree, [45.0] * 120)  # cooled: still latched
+    assert later[-1].fault == safety.OVERTEMP and len(pin.changes) == 3
+
+
+def test_the_hotter_of_two_probes_is_used_for_the_cutoff(make_controller, clock, tree, pins):
+    controller = make_controller(second=True, setpoint_c=54.0)
+    controller.set_duty_override(full_power)
+    run_ticks(controller, clock, tree, [54.5] * 5, second=54.5)
+    assert controller.status().relay_on
+    status = run_ticks(controller, clock, tree, [54.5], second=58.1)[-1]
+    assert status.fault == safety.OVERTEMP
+    assert off_times(pins.pin(17)) == [clock.monotonic()]
+
+
+def test_one_bad_reading_turns_the_relay_off_for_that_tick_without_latching(make_controller, clock, tree, pins):
+    controller = make_controller()
+    heat_up(controller, clock, tree)
+    bad = run_ticks(controller, clock, tree, [("text", w1_slave_text(40.0, crc_ok=False))])[-1]
+    assert not bad.relay_on and bad.fault is None
+    assert off_times(pins.pin(17)) == [clock.monotonic()]
+    statuses = run_ticks(controller, clock, tree, [40.0] * 12)
+    assert statuses[-1].relay_on and statuses[-1].fault is None   # back on after the min off-time
+
+
+@pytest.mark.parametrize("text", [w1_slave_text(40.0, crc_ok=False), "", w1_slave_text(85.0), ZERO_TEXT])
+def test_four_bad_readings_in_a_row_latch_a_sensor_fault(make_controller, clock, tree, pins, text):
+    controller = make_controller()
+    heat_up(controller, clock, tree)
+    statuses = run_ticks(controller, clock, tree, [("text", text)] * 4)
+    assert [s.fault for s in statuses] == [None, None, None, safety.SENSOR]
+    assert "4 bad readings" in statuses[-1].fault_message
+    run_ticks(controller, clock, tree, [40.0] * 30)
+    assert len(pins.pin(17).changes) == 3        # off at the first bad reading, never on again
+
+
+def test_no_valid_reading_for_10_s_latches(make_controller, clock, tree, pins):
+    controller = make_controller()
+    heat_up(controller, clock, tree)
+    last_valid_s = clock.monotonic()
+
+    class Silent:  # a reader that has nothing new (a slow bus), not a bad reading
+        def poll(self, now_s):
+            return None
+
+        def close(self):
+            pass
+
+    controller.primary_source = Silent()
+    statuses = run_ticks(controller, clock, tree, [None] * 10)
+    assert statuses[-2].fault is None and statuses[-1].fault == safety.SENSOR
+    assert clock.monotonic() - last_valid_s == pytest.approx(10.0)
+    assert not statuses[-1].relay_on
+
+
+def test_unplugged_probe_at_start_latches_after_10_s(make_controller, clock, tree, pins):
+    controller = make_controller()
+    statuses = run_ticks(controller, clock, tree, [None] * 10)   # no file was ever written
+    assert statuses[-1].fault == safety.SENSOR
+    assert pins.pin(17).changes == [(pytest.approx(1000.0), False)]
+
+
+def test_guard_keeps_the_relay_off_above_setpoint_plus_1_without_latching(make_controller, clock, tree, pins):
+    controller = make_controller(setpoint_c=50.0)
+    heat_up(controller, clock, tree, temp=48.0)   # full power asked for all along
+    statuses = run_ticks(controller, clock, tree, [49.5, 50.9, 51.0, 51.2])[1:]
+    assert [s.relay_on for s in statuses] == [True, False, False]
+    assert statuses[-1].fault is None
+    assert off_times(pins.pin(17)) == [clock.monotonic() - 1.0]
+
+
+def test_over_target_for_60_s_latches(make_controller, clock, tree, pins):
+    controller = make_controller(setpoint_c=50.0)
+    run_ticks(controller, clock, tree, [50.0] * 5)
+    # Something else heats the bath slowly (< 1 degC per 120 s, so not "stuck relay").
+    temps = [50.0 + 0.008 * i for i in range(400)] + [53.2] * 61
+    statuses = run_ticks(controller, clock, tree, temps)
+    first_over = next(i for i, t in enumerate(temps) if round(t * 16) / 16 > 53.0)  # as the probe quantises
+    faults = [i for i, s in enumerate(statuses) if s.fault]
+    assert faults[0] == first_over + 60
+    assert statuses[faults[0]].fault == safety.OVER_TARGET
+
+
+def test_lowering_the_setpoint_is_a_cool_down_not_an_over_target(make_controller, clock, tree, pins):
+    controller = make_controller(setpoint_c=54.0)
+    run_ticks(controller, clock, tree, [54.0] * 5)
+    controller.set_setpoint(48.0)
+    statuses = run_ticks(controller, clock, tree, [54.0 - 0.005 * i for i in range(1200)])
+    assert all(s.fault is None for s in statuses)
+    assert statuses[0].mode == "cooling"
+    cooling = [s for s in statuses[10:] if s.temperature_c > 49.0]   # after the 10 s minimum on-time
+    assert cooling and not any(s.relay_on for s in cooling)
+
+
+def test_rising_again_during_a_cool_down_is_an_over_target(make_controller, clock, tree, pins):
+    controller = make_controller(setpoint_c=54.0)
+    run_ticks(controller, clock, tree, [54.0] * 5)
+    controller.set_setpoint(45.0)
+    # Rises slowly (0.84 degC per 120 s: not fast enough for the stuck-relay rule).
+    temps = [54.0 - 0.01 * i for i in range(200)] + [52.0 + 0.007 * i for i in range(700)]
+    statuses = run_ticks(controller, clock, tree, temps)
+    assert any(s.fault == safety.OVER_TARGET for s in statuses)
+
+
+def test_second_probe_disagreeing_for_30_s_latches(make_controller, clock, tree, pins):
+    controller = make_controller(second=True)
+    run_ticks(controller, clock, tree, [45.0] * 5, second=45.0)
+    statuses = run_ticks(controller, clock, tree, [45.0] * 31, second=48.5)
+    assert statuses[29].fault is None and statuses[30].fault == safety.PROBE_DISAGREE
+    assert not statuses[30].relay_on
+
+
+def closed_loop(injections, seconds, **kwargs):
+    sim = Simulation(injections=injections, **kwargs)
+    sim.run(seconds)
+    return sim
+
+
+def first_fault(sim):
+    return next(r for r in sim.trace if r.fault)
+
+
+def test_dead_element_trips_the_heating_watch_within_180_s_of_heating():
+    sim = closed_loop([Injection("dead-element", 0.0, float("inf"))], 400)
+    fault = first_fault(sim)
+    assert fault.fault == safety.HEATING
+    assert 180 <= fault.t_s <= 182
+    assert not sim.relay_pin_on()
+    assert sim.pin.changes[-1] == (sim.t0 + fault.t_s, False)
+
+
+def test_probe_lifted_out_of_the_water_trips_the_heating_watch():
+    sim = closed_loop([Injection("lifted", 300.0, float("inf"))], 700)
+    fault = first_fault(sim)
+    assert fault.fault == safety.HEATING and fault.t_s <= 300 + 185
+    assert max(r.water_c for r in sim.trace) < 58.0
+
+
+def test_welded_relay_raises_the_stuck_relay_alarm_within_3_minutes():
+    sim = closed_loop([Injection("stuck-relay", 2400.0, float("inf"))], 2400 + 400)
+    fault = first_fault(sim)
+    assert fault.fault in (safety.STUCK_RELAY, safety.OVERTEMP, safety.OVER_TARGET)
+    kinds = {f.fault for f in sim.controller.events.since(0) if f.kind == "fault"}
+    assert safety.STUCK_RELAY in kinds
+    stuck = next(e for e in sim.controller.events.since(0) if e.fault == safety.STUCK_RELAY)
+    assert stuck.monotonic_s - sim.t0 - 2400 <= 180
+    assert sim.controller.status().fault == safety.STUCK_RELAY   # the most severe one is shown
+    assert "UNPLUG" in sim.controller.status().fault_message
+    assert not sim.relay_pin_on()
+
+
+def test_stones_returned_cold_do_not_trip():
+    def stones(sim, row):
+        if row.t_s == 5400:
+            sim.plant.return_stones(2.0, 35.0)
+        if row.t_s == 6600:
+            sim.plant.return_stones(2.5, 33.0)
+
+    sim = Simulation(on_step=stones)
+    sim.run(3 * 3600)
+    assert not any(r.fault for r in sim.trace)
+
+
+def test_every_trip_and_acknowledge_is_an_event(make_controller, clock, tree):
+    controller = make_controller(setpoint_c=54.0)
+    heat_up(controller, clock, tree, temp=54.5)
+    run_ticks(controller, clock, tree, [58.0])
+    run_ticks(controller, clock, tree, [50.0] * 3)
+    controller.acknowledge_fault(source="test")
+    kinds = [(e.kind, e.fault) for e in controller.events.since(0)]
+    assert ("fault", safety.OVERTEMP) in kinds and ("ack", safety.OVERTEMP) in kinds
+    trip = next(e for e in controller.events.since(0) if e.kind == "fault")
+    assert trip.monotonic_s == clock.monotonic() - 3 and trip.wall_time_s > 1e9
+
+
+def test_a_latched_fault_survives_a_restart_and_refuses_to_clear_while_too_hot(
+        make_controller, clock, tree, pins, tmp_path):
+    state = tmp_path / "persist"
+    first = make_controller(state_dir=state, setpoint_c=54.0)
+    heat_up(first, clock, tree, temp=54.5)
+    run_ticks(first, clock, tree, [58.0])
+    first.close()
+    pins.reset()
+
+    second = make_controller(state_dir=state, setpoint_c=54.0)
+    assert second.status().fault == safety.OVERTEMP
+    statuses = run_ticks(second, clock, tree, [54.5] * 20)
+    assert all(not s.relay_on for s in statuses)
+    with pytest.raises(Exception, match="must cool below"):
+        second.acknowledge_fault()
+    assert second.status().fault == safety.OVERTEMP
+    run_ticks(second, clock, tree, [50.0] * 3)
+    second.acknowledge_fault()
+    statuses = run_ticks(second, clock, tree, [50.0] * 3)
+    assert statuses[-1].fault is None and statuses[-1].relay_on
+    second.close()
+    pins.reset()
+    third = make_controller(state_dir=state, setpoint_c=54.0)       # the ack was persisted too
+    assert third.status().fault is None
+
+
+def test_acknowledge_is_refused_without_a_valid_reading(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [None] * 10)
+    assert controller.status().fault == safety.SENSOR
+    with pytest.raises(Exception, match="no valid reading"):
+        controller.acknowledge_fault()
+
+
+def test_acknowledge_without_a_fault_is_refused(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [40.0])
+    with pytest.raises(Exception, match="no fault"):
+        controller.acknowledge_fault()
+
+
+def test_wall_clock_steps_do_not_change_control_or_safety(make_controller, clock, tree, pins):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [40.0] * 5)
+    before = list(pins.pin(17).changes)
+    clock.wall_offset_s += 3600.0                    # NTP sync jumps an hour
+    run_ticks(controller, clock, tree, [40.0] * 20)
+    clock.wall_offset_s -= 7200.0
+    statuses = run_ticks(controller, clock, tree, [40.0] * 20)
+    assert pins.pin(17).changes == before
+    assert all(s.fault is None for s in statuses)
