@@ -77,7 +77,3 @@ def existing_file(text: str) -> Path:
     if not path.exists():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
     return path
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -84,9 +84,9 @@ class Controller:
         gains = saved.get("gains") or {}
         self.pid = PID(Gains(kp=gains.get("kp", cfg.control.kp), ki=gains.get("ki", cfg.control.ki),
                              kd=gains.get("kd", cfg.control.kd)))
-        relay = Relay(pin=cfg.relay.pin, active_high=cfg.relay.active_high,
-                      min_switch_s=cfg.relay.effective_min_switch_s, pin_factory=pin_factory)
         now = clock.monotonic()
+        relay = Relay(pin=cfg.relay.pin, active_high=cfg.relay.active_high,
+                      min_switch_s=cfg.relay.effective_min_switch_s, pin_factory=pin_factory, now_s=now)
         self.interlock = Interlock(
             relay=relay,
             proportioner=TimeProportioner(window_s=cfg.relay.effective_window_s,

@@ -23,12 +23,13 @@ class Relay:
     """
 
     def __init__(self, *, pin: int, active_high: bool = True, min_switch_s: float,
-                 pin_factory=None) -> None:
+                 pin_factory=None, now_s: float = -math.inf) -> None:
         self.device = DigitalOutputDevice(pin, active_high=active_high, initial_value=False,
                                           pin_factory=pin_factory)
         self.min_switch_s = min_switch_s
         self.is_on = False
-        self.last_switch_s = -math.inf
+        # Claiming the pin drove it off: for all we know (a restart) it was on a moment ago.
+        self.last_switch_s = now_s
         self.switch_ons = 0
 
     def drive(self, want_on: bool, now_s: float, *, force: bool = False) -> bool:

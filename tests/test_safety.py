@@ -7,7 +7,7 @@ import pytest
 from controller import safety
 from controller.fake_w1 import ZERO_TEXT, w1_slave_text
 from controller.simulation import Injection, Simulation
-from tests.conftest import PROBE_ID, run_ticks
+from tests.conftest import run_ticks
 
 
 def on_times(pin):
@@ -22,7 +22,7 @@ def full_power(_now_s, _temp_c, _setpoint_c):
     return 1.0
 
 
-def heat_up(controller, clock, tree, seconds=5, temp=40.0):
+def heat_up(controller, clock, tree, seconds=12, temp=40.0):
     """Valid readings while the duty asked for is 100 %: the relay goes on.
 
     The interlock is judged on its own: whatever the PID would say, it must hold.
@@ -37,8 +37,10 @@ def test_heater_stays_off_until_the_first_valid_reading(make_controller, clock, 
     controller = make_controller()
     statuses = run_ticks(controller, clock, tree, [("text", ""), ("text", ""), ("text", "")])
     assert [s.mode for s in statuses] == ["starting"] * 3
-    run_ticks(controller, clock, tree, [40.0])
-    assert pins.pin(17).changes == [(pytest.approx(1000.0), False), (clock.monotonic(), True)]
+    statuses = run_ticks(controller, clock, tree, [40.0] * 10)
+    # On at the first tick with a valid reading that is also 10 s (min off-time) after start.
+    assert pins.pin(17).changes == [(pytest.approx(1000.0), False), (1010.0, True)]
+    assert statuses[0].mode == "warming" and statuses[0].duty == 1.0
 
 
 def test_cutoff_turns_the_relay_off_in_the_same_tick_and_latches(make_controller, clock, tree, pins):
@@ -55,7 +57,7 @@ def test_cutoff_turns_the_relay_off_in_the_same_tick_and_latches(make_controller
 def test_the_hotter_of_two_probes_is_used_for_the_cutoff(make_controller, clock, tree, pins):
     controller = make_controller(second=True, setpoint_c=54.0)
     controller.set_duty_override(full_power)
-    run_ticks(controller, clock, tree, [54.5] * 5, second=54.5)
+    run_ticks(controller, clock, tree, [54.5] * 12, second=54.5)
     assert controller.status().relay_on
     status = run_ticks(controller, clock, tree, [54.5], second=58.1)[-1]
     assert status.fault == safety.OVERTEMP
@@ -265,8 +267,9 @@ def test_acknowledge_without_a_fault_is_refused(make_controller, clock, tree):
 
 def test_wall_clock_steps_do_not_change_control_or_safety(make_controller, clock, tree, pins):
     controller = make_controller()
-    run_ticks(controller, clock, tree, [40.0] * 5)
+    run_ticks(controller, clock, tree, [40.0] * 12)
     before = list(pins.pin(17).changes)
+    assert before[-1] == (1010.0, True)
     clock.wall_offset_s += 3600.0                    # NTP sync jumps an hour
     run_ticks(controller, clock, tree, [40.0] * 20)
     clock.wall_offset_s -= 7200.0

@@ -1,0 +1,127 @@
+"""The stonewarmer command: user mistakes are one line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller import cli
+from controller.fake_w1 import FakeW1Tree
+from controller.simpins import read_pin_file
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args, env=None):
+    """The real console entry point in a subprocess: exit code, stdout, stderr."""
+    full_env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "controller", *args], capture_output=True, text=True,
+                          cwd=REPO, env=full_env, timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_a_bad_config_is_one_line_and_exit_2_and_touches_no_gpio(tmp_path, pins):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[control]\nmax_setpoint_c = 60.0\n")
+    assert cli.main(["run", "--config", str(bad)]) == 2
+    assert pins.pins == {}          # no pin was claimed
+    code, out, err = run_cli("run", "--config", str(bad))
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "max_setpoint_c = 60.0 is not allowed" in err
+
+
+def test_simulate_refuses_a_setpoint_above_the_maximum(capsys):
+    assert cli.main(["simulate", "--duration", "60", "--setpoint", "58"]) == 2
+    err = capsys.readouterr().err
+    assert "--setpoint 58 is not allowed" in err and "54" in err
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", "--duration", "forever"],
+    ["simulate", "--inject", "meteor@10"],
+    ["simulate", "--inject", "crc@soon"],
+    ["simulate", "--plant", "nosuchmodule:Bath"],
+    ["simulate", "--plant", "nocolon"],
+])
+def test_bad_simulate_arguments_are_refused(args, capsys):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stonewarmer simulate: ") and err.count("\n") == 1
+
+
+def test_simulate_json_summary_and_trace(tmp_path, capsys):
+    trace = tmp_path / "trace.csv"
+    assert cli.main(["simulate", "--duration", "30m", "--json", "--trace", str(trace)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    for key in ("warmup_s", "overshoot_c", "hold_max_c", "switch_ons_per_hour", "faults", "full_power_s"):
+        assert key in summary
+    rows = list(csv.reader(trace.open()))
+    assert rows[0] == ["t_s", "probe_c", "setpoint_c", "duty", "relay", "mode", "fault"]
+    assert len(rows) == 1 + 1800
+    assert rows[-1][0] == "1800"
+
+
+def test_simulate_with_an_injected_fault_reports_it(capsys):
+    assert cli.main(["simulate", "--duration", "15m", "--inject", "unplug@300", "--json"]) == 0
+    faults = json.loads(capsys.readouterr().out)["faults"]
+    assert faults[0]["fault"] == "sensor" and 300 < faults[0]["t_s"] <= 304
+
+
+class OwnBath:
+    """A user's plant: heats 0.05 degC/s when on, cools 0.01 degC/s when off."""
+
+    def __init__(self):
+        self.t = 20.0
+
+    def advance(self, dt_s, heater_on):
+        self.t += dt_s * (0.05 if heater_on else -0.01)
+
+    def probe_c(self):
+        return self.t
+
+
+def test_simulate_loads_a_users_plant(capsys):
+    assert cli.main(["simulate", "--duration", "20m", "--plant", "tests.test_cli:OwnBath", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["warmup_s"] is not None and summary["faults"] == []
+
+
+def test_relay_off_drives_a_pin_left_on_to_off(pins, clock):
+    pin = pins.pin(17)
+    pin.function = "output"
+    pin.state = True                      # what a SIGKILLed controller leaves behind
+    clock.advance(5.0)
+    assert cli.main(["relay-off"]) == 0
+    assert [level for _, level in pin.changes] == [False, True, False]
+    assert pin.changes[-1][0] == clock.monotonic() and pin.state is False
+
+
+def test_relay_off_still_finds_the_pin_in_an_otherwise_broken_config(tmp_path, pins, capsys):
+    cfg = tmp_path / "broken.toml"
+    cfg.write_text("[relay]\npin = 22\nactive_high = false\n[control]\nsetpoint_c = 99\n")
+    assert cli.main(["relay-off", "--config", str(cfg)]) == 0
+    assert pins.pin(22).state is True   # active low: off is high
+    assert "warning" in capsys.readouterr().err
+
+
+def test_relay_off_simulate_writes_the_simulated_pin(tmp_path):
+    code, out, _ = run_cli("relay-off", "--simulate", "--state-dir", str(tmp_path))
+    assert code == 0
+    assert read_pin_file(tmp_path / "sim-gpio", "GPIO17") is False
+
+
+def test_check_lists_probes_with_readings_and_warns_about_risky_pins(tmp_path, capsys):
+    FakeW1Tree(tmp_path / "w1").write("0000075a1f2b", 51.5)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[probe]\nw1_dir = "{tmp_path / "w1"}"\n[relay]\npin = 5\n')
+    assert cli.main(["check", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "28-0000075a1f2b" in out and "51.50 degC" in out and "12-bit" in out
+    assert "GPIO5 is pulled up while the Pi boots" in out
