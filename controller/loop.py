@@ -127,7 +127,7 @@ class Controller:
         return data, fault
 
     def state_dict(self) -> dict[str, Any]:
-        latched = self.interlock.latched if hasattr(self, "interlock") else None
+        latched = self.interlock.latched
         return {
             "setpoint_c": self.setpoint_c,
             "gains": {"kp": self.pid.gains.kp, "ki": self.pid.gains.ki, "kd": self.pid.gains.kd},

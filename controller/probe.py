@@ -116,14 +116,21 @@ class _RecordingPath:
         return str(self.path)
 
 
+def _sensor_class(w1_dir: str | Path) -> type[W1ThermSensor]:
+    """w1thermsensor's sensor class reading ``w1_dir``.
+
+    A subclass per directory, so two trees (or tests) never share the library's
+    class-level BASE_DIRECTORY; one attempt only, so a missing sensor costs no
+    second of retries.
+    """
+    return type("W1ThermSensorAt", (W1ThermSensor,), {"BASE_DIRECTORY": Path(w1_dir), "RETRY_ATTEMPTS": 1})
+
+
 class W1Probe:
     """One DS18B20 read through w1thermsensor from the 1-Wire tree at ``w1_dir``."""
 
     def __init__(self, *, w1_dir: str | Path, sensor_id: str = "") -> None:
-        # A subclass per directory, so two trees (or tests) never share the
-        # library's class-level BASE_DIRECTORY.
-        self._cls = type("W1ThermSensorAt", (W1ThermSensor,), {"BASE_DIRECTORY": Path(w1_dir)})
-        self._cls.RETRY_ATTEMPTS = 1  # don't sleep a second hunting for a missing sensor
+        self._cls = _sensor_class(w1_dir)
         self.w1_dir = Path(w1_dir)
         self.sensor_id = sensor_id
         self._sensor: W1ThermSensor | None = None
@@ -181,9 +188,8 @@ class W1Probe:
 
 def list_probes(w1_dir: str | Path) -> list[str]:
     """Ids of the DS18B20 sensors present in ``w1_dir``."""
-    probe = W1Probe(w1_dir=w1_dir)
     try:
-        return [s.id for s in probe._cls.get_available_sensors([_SensorType.DS18B20])]
+        return [s.id for s in _sensor_class(w1_dir).get_available_sensors([_SensorType.DS18B20])]
     except OSError:
         return []
 

@@ -130,6 +130,9 @@ def test_over_target_for_60_s_latches(make_controller, clock, tree, pins):
     faults = [i for i, s in enumerate(statuses) if s.fault]
     assert faults[0] == first_over + 60
     assert statuses[faults[0]].fault == safety.OVER_TARGET
+    # The guard had the relay off since setpoint + 1; the latch keeps it off from here on.
+    assert pins.pin(17).changes[-1][1] is False
+    assert pins.pin(17).changes[-1][0] < statuses[first_over].monotonic_s
 
 
 def test_lowering_the_setpoint_is_a_cool_down_not_an_over_target(make_controller, clock, tree, pins):
@@ -155,10 +158,12 @@ def test_rising_again_during_a_cool_down_is_an_over_target(make_controller, cloc
 
 def test_second_probe_disagreeing_for_30_s_latches(make_controller, clock, tree, pins):
     controller = make_controller(second=True)
-    run_ticks(controller, clock, tree, [45.0] * 5, second=45.0)
+    controller.set_duty_override(full_power)
+    run_ticks(controller, clock, tree, [45.0] * 12, second=45.0)
     statuses = run_ticks(controller, clock, tree, [45.0] * 31, second=48.5)
     assert statuses[29].fault is None and statuses[30].fault == safety.PROBE_DISAGREE
-    assert not statuses[30].relay_on
+    assert statuses[29].relay_on
+    assert off_times(pins.pin(17)) == [clock.monotonic()]
 
 
 def closed_loop(injections, seconds, **kwargs):
@@ -189,6 +194,7 @@ def test_probe_lifted_out_of_the_water_trips_the_heating_watch():
 
 def test_welded_relay_raises_the_stuck_relay_alarm_within_3_minutes():
     sim = closed_loop([Injection("stuck-relay", 2400.0, float("inf"))], 2400 + 400)
+    # the relay pin: commanded off (the weld keeps the element on) and never on again after the alarm
     fault = first_fault(sim)
     assert fault.fault in (safety.STUCK_RELAY, safety.OVERTEMP, safety.OVER_TARGET)
     kinds = {f.fault for f in sim.controller.events.since(0) if f.kind == "fault"}
@@ -198,6 +204,7 @@ def test_welded_relay_raises_the_stuck_relay_alarm_within_3_minutes():
     assert sim.controller.status().fault == safety.STUCK_RELAY   # the most severe one is shown
     assert "UNPLUG" in sim.controller.status().fault_message
     assert not sim.relay_pin_on()
+    assert all(t < stuck.monotonic_s for t, level in sim.pin.changes if level)
 
 
 def test_stones_returned_cold_do_not_trip():

@@ -1,0 +1,62 @@
+"""The command interface validates everything; a refused command changes nothing."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+
+from controller.loop import CommandError
+from tests.conftest import run_ticks
+
+
+@pytest.mark.parametrize("value", [54.01, 57.0, 58.0, 1e9, 34.9, -5.0, math.nan, math.inf, -math.inf,
+                                   "53", None, True, [52.0]])
+def test_a_setpoint_outside_the_range_or_not_a_number_is_refused_and_changes_nothing(make_controller, value):
+    controller = make_controller()
+    events_before = len(controller.events)
+    with pytest.raises(CommandError) as info:
+        controller.set_setpoint(value)
+    assert info.value.field == "setpoint_c"
+    assert info.value.allowed == {"min": 35.0, "max": 54.0, "unit": "degC"}
+    assert controller.setpoint_c == 52.0 and controller.status().setpoint_c == 52.0
+    assert len(controller.events) == events_before
+    assert not controller.store.path.exists()        # nothing persisted either
+
+
+def test_a_valid_setpoint_is_applied_persisted_and_recorded(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [40.0])
+    assert controller.set_setpoint(53.5, source="test") == 53.5
+    assert controller.status().setpoint_c == 53.5
+    event = controller.events.since(0)[-1]
+    assert (event.kind, event.setpoint_c, event.source) == ("setpoint", 53.5, "test")
+    assert controller.store.load()["setpoint_c"] == 53.5
+
+
+def test_the_maximum_itself_is_allowed(make_controller):
+    assert make_controller().set_setpoint(54) == 54.0
+
+
+def test_commands_from_many_threads_while_ticking_stay_consistent(make_controller, clock, tree):
+    controller = make_controller()
+    errors = []
+
+    def hammer(values):
+        for v in values:
+            try:
+                controller.set_setpoint(v)
+            except CommandError:
+                pass
+            except Exception as exc:  # noqa: BLE001 - any other failure is the bug we look for
+                errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=([40.0 + i % 14, 60.0, 50.5] * 30,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    run_ticks(controller, clock, tree, [45.0] * 50)
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert 35.0 <= controller.status().setpoint_c <= 54.0
