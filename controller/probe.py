@@ -37,8 +37,11 @@ VALID_MIN_C = 0.0     # below: out of range (a bath of ice water is no stone bat
 VALID_MAX_C = 100.0   # above: out of range (boiling water is not plausible here)
 JUMP_C = 5.0          # a change larger than this ...
 JUMP_WINDOW_S = 2.0   # ... within this time is not physical for a water bath
-FROZEN_S = 300.0      # an identical raw value for this long ...
-FROZEN_MIN_DUTY = 0.5  # ... while heating harder than this means a stuck sensor
+# Frozen: an identical raw value while the heater delivered this many seconds of
+# full power (the 300 s at 50 %; 150 s at full power, ~16 min at a 15 %
+# hold). The reference bath rises ~5 degC in 150 s at full power: a probe in the
+# water must have changed by many 1/16 degC steps.
+FROZEN_HEAT_S = 150.0
 
 # Reading classes. Everything but VALID is a bad reading.
 VALID = "valid"
@@ -260,7 +263,8 @@ class ReadingClassifier:
     def __init__(self) -> None:
         self._last_valid: Reading | None = None
         self._same_raw: str | None = None
-        self._same_since_s: float | None = None
+        self._last_t_s: float | None = None
+        self._heat_since_change_s = 0.0  # full-power seconds since the raw value changed
 
     def classify(self, raw: RawRead, duty: float) -> Reading:
         if raw.kind != VALID or raw.celsius is None:
@@ -278,10 +282,12 @@ class ReadingClassifier:
         return reading
 
     def _is_frozen(self, raw: RawRead, duty: float) -> bool:
-        # The timer runs only while the raw line is unchanged AND we heat hard:
-        # a healthy probe in a bath that is being heated must see it change.
-        if raw.raw != self._same_raw or duty <= FROZEN_MIN_DUTY:
+        # A healthy probe in a bath that is being heated must see its value change.
+        dt = 0.0 if self._last_t_s is None else max(0.0, raw.t_s - self._last_t_s)
+        self._last_t_s = raw.t_s
+        if raw.raw != self._same_raw:
             self._same_raw = raw.raw
-            self._same_since_s = raw.t_s
+            self._heat_since_change_s = 0.0
             return False
-        return raw.t_s - self._same_since_s >= FROZEN_S
+        self._heat_since_change_s += duty * dt
+        return self._heat_since_change_s >= FROZEN_HEAT_S

@@ -12,7 +12,8 @@ cutoff              hottest valid probe >= cutoff_c                  latch
 sensor              4 bad reads in a row, or no valid read for 10 s  latch
 bad read            one bad read                                     off, tick
 heating             duty >= 0.8 for 180 s while > 5 C below target   latch
-                    and the bath rose < 2 C
+                    and the bath rose < 2 C; or it fell > 3 C
+                    within 60 s while duty >= 0.8 (probe lifted)
 stuck relay         relay commanded off >= 120 s, above target + 1,  latch,
                     and still rising > 1 C over 120 s                alarm
 over target         > 3 C above target (or above the lowest point    latch
@@ -43,6 +44,8 @@ HEATING_MIN_DUTY = 0.8
 HEATING_BELOW_C = 5.0
 HEATING_PERIOD_S = 180.0    # a bath at ~2 C/min full power gains ~6 C in this time
 HEATING_MIN_RISE_C = 2.0
+FALLING_C = 3.0             # heating hard, yet the reading fell this much ...
+FALLING_WINDOW_S = 60.0     # ... within this time: the probe is out of the water
 STUCK_ABOVE_C = 1.0
 STUCK_PERIOD_S = 120.0
 STUCK_RISE_C = 1.0
@@ -150,6 +153,7 @@ class Interlock:
         self.blocked_reason: str | None = None  # why the relay is held off this tick
         # rule state
         self._heat_watch: tuple[float, float] | None = None   # (since_s, temp at start)
+        self._hard_heating_since_s: float | None = None        # duty >= HEATING_MIN_DUTY since
         self._off_since_s: float | None = start_s              # relay commanded off since
         self._history: deque[tuple[float, float]] = deque()    # (t, hottest valid C)
         self._over_since_s: float | None = None
@@ -179,6 +183,7 @@ class Interlock:
                 self._trip(OVERTEMP, f"water at {hottest_c:.1f} degC reached the cutoff "
                            f"{self.cutoff_c:.1f} degC", now_s)
             self._check_over_target(now_s, hottest_c, setpoint_c)
+            self._check_falling(now_s, hottest_c, duty)
             self._check_stuck(now_s, hottest_c, setpoint_c)
         if temp_c is not None:
             self._check_heating(now_s, temp_c, duty, setpoint_c)
@@ -267,6 +272,21 @@ class Interlock:
         if now_s - since_s >= HEATING_PERIOD_S:
             self._trip(HEATING, f"rose only {temp_c - start_c:.1f} degC in {now_s - since_s:.0f} s "
                        f"at {duty:.0%} heater power", now_s)
+
+    def _check_falling(self, now_s: float, hottest_c: float, duty: float) -> None:
+        # A bath heated this hard cannot cool 3 C in a minute (returned stones cool it
+        # ~1.4 C/min at most); a probe lifted into the air can, and would keep us heating.
+        if duty < HEATING_MIN_DUTY or self.latched:
+            self._hard_heating_since_s = None
+            return
+        if self._hard_heating_since_s is None:
+            self._hard_heating_since_s = now_s
+        since_s = max(now_s - FALLING_WINDOW_S, self._hard_heating_since_s)  # only a fall *while* heating
+        recent_max_c = max(c for t, c in self._history if t >= since_s)
+        if recent_max_c - hottest_c > FALLING_C:
+            self._trip(HEATING, f"reading fell {recent_max_c - hottest_c:.1f} degC within "
+                       f"{FALLING_WINDOW_S:.0f} s while heating at {duty:.0%}: probe out of the water "
+                       "(or cold water added)?", now_s)
 
     def _check_stuck(self, now_s: float, temp_c: float, setpoint_c: float) -> None:
         off_for = None if self._off_since_s is None else now_s - self._off_since_s

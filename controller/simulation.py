@@ -21,7 +21,7 @@ from .clock import SimClock
 from .fake_w1 import ZERO_TEXT, FakeW1Tree, w1_slave_text
 from .loop import Controller
 from .plant import StoneBath, full_power_time_s
-from .probe import SyncProbeSource, W1Probe
+from .probe import TIMEOUT, RawRead, SyncProbeSource, W1Probe
 from .simpins import ClockedMockFactory
 from .state import StateStore
 
@@ -43,8 +43,10 @@ INJECTIONS = {
     "jump": 1.0,               # one reading 15 degC off
     "stuck-relay": math.inf,   # the heater runs whatever the pin says (welded contact)
     "dead-element": math.inf,  # the heater never heats
-    "lifted": math.inf,        # probe out of the water: it reads the room
+    "lifted": math.inf,        # probe out of the water: it cools toward the room
+    "hang": math.inf,          # the 1-Wire read never returns (as the Pi's threaded reader sees it)
 }
+LIFTED_TAU_S = 30.0     # a wet steel probe in air cools toward the room with about this time constant
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,9 @@ class Simulation:
         self.has_second = bool(cfg.probe.safety_id)
         self._write_probes(0.0)
         self.factory = ClockedMockFactory(self.clock, mirror_dir=mirror_dir)
-        primary = SyncProbeSource(W1Probe(w1_dir=w1_dir, sensor_id=PRIMARY_ID))
+        primary = _HangableSource(SyncProbeSource(W1Probe(w1_dir=w1_dir, sensor_id=PRIMARY_ID)),
+                                  hung=lambda: self._active("hang", self.t_s),
+                                  timeout_s=cfg.probe.read_timeout_s)
         secondary = (SyncProbeSource(W1Probe(w1_dir=w1_dir, sensor_id=SECONDARY_ID))
                      if self.has_second else None)
         self.controller = Controller(cfg, clock=self.clock, primary=primary, secondary=secondary,
@@ -162,6 +166,7 @@ class Simulation:
         self.trace: list[TraceRow] = []
         self.on_step = on_step
         self._frozen_text: dict[str, str] = {}
+        self._lifted_c: float | None = None
         self.second_offset_c = 0.0  # a drifting second probe (tests)
 
     # -- one simulated second ------------------------------------------------------------
@@ -218,7 +223,13 @@ class Simulation:
     def _write_probes(self, t_s: float) -> None:
         true_c = self.plant.probe_c()
         if self._active("lifted", t_s):
-            true_c = getattr(self.plant, "room_c", 21.0)
+            room_c = getattr(self.plant, "room_c", 21.0)
+            if self._lifted_c is None:
+                self._lifted_c, self._lifted_t_s = true_c, t_s
+            dt = t_s - self._lifted_t_s
+            self._lifted_c += (room_c - self._lifted_c) * dt / (LIFTED_TAU_S + dt)
+            self._lifted_t_s = t_s
+            true_c = self._lifted_c
         self._write_one(PRIMARY_ID, true_c, t_s)
         if self.has_second:
             self._write_one(SECONDARY_ID, true_c + self.second_offset_c, t_s, faults=False)
@@ -246,6 +257,32 @@ class Simulation:
                     self.tree.write_text(sensor_id, special)
                     return
         self.tree.write(sensor_id, reading)
+
+
+class _HangableSource:
+    """Wraps the simulator's probe source; while ``hung()`` it behaves as the Pi's
+    :class:`~controller.probe.ThreadedProbeSource` does over a read that never
+    returns: nothing for ``timeout_s``, then a TIMEOUT reading every poll.
+    (The threaded source itself is tested with a really blocking read.)"""
+
+    def __init__(self, source, *, hung: Callable[[], bool], timeout_s: float) -> None:
+        self.source = source
+        self.hung = hung
+        self.timeout_s = timeout_s
+        self._hung_since_s: float | None = None
+
+    def poll(self, now_s: float):
+        if not self.hung():
+            self._hung_since_s = None
+            return self.source.poll(now_s)
+        if self._hung_since_s is None:
+            self._hung_since_s = now_s
+        if now_s - self._hung_since_s > self.timeout_s:
+            return RawRead(TIMEOUT, None, None, now_s)
+        return None
+
+    def close(self) -> None:
+        self.source.close()
 
 
 def summarize(sim: Simulation, *, setpoint_c: float | None = None, full_power_s: float | None = None,

@@ -87,25 +87,36 @@ def test_jump_of_more_than_5_c_within_2_s_is_refused_but_a_real_change_is_accept
     assert c.classify(raw(62.0, 4.5), 0).valid        # > 2 s after the last valid one
 
 
-def test_frozen_value_while_heating_hard_is_refused_after_300_s():
+def test_frozen_value_at_half_power_is_refused_after_300_s():
     c = pr.ReadingClassifier()
-    kinds = [c.classify(raw(40.0, t, "same"), 0.9).kind for t in range(0, 302)]
+    kinds = [c.classify(raw(40.0, t, "same"), 0.5).kind for t in range(0, 302)]
     assert kinds[299] == pr.VALID
-    assert kinds[300] == pr.FROZEN
-    assert kinds[301] == pr.FROZEN
+    assert kinds[300] == pr.FROZEN and kinds[301] == pr.FROZEN
 
 
-def test_identical_value_is_not_frozen_while_duty_is_low():
+def test_frozen_value_at_full_power_is_refused_after_150_s():
     c = pr.ReadingClassifier()
-    assert all(c.classify(raw(52.0, t, "same"), 0.15).valid for t in range(0, 1000))
+    kinds = [c.classify(raw(49.0, t, "same"), 1.0).kind for t in range(0, 152)]
+    assert kinds[149] == pr.VALID and kinds[150] == pr.FROZEN
 
 
-def test_frozen_timer_restarts_when_duty_drops():
+def test_frozen_value_while_holding_is_refused_once_the_heat_adds_up():
     c = pr.ReadingClassifier()
-    for t in range(0, 200):
-        c.classify(raw(40.0, t, "same"), 0.9)
-    c.classify(raw(40.0, 200, "same"), 0.2)
-    assert all(c.classify(raw(40.0, t, "same"), 0.9).valid for t in range(201, 480))
+    kinds = [c.classify(raw(52.0, t, "same"), 0.15).kind for t in range(0, 1100)]
+    assert kinds[999] == pr.VALID and kinds[1000] == pr.FROZEN   # 150 s / 0.15
+
+
+def test_identical_value_without_heating_is_not_frozen():
+    c = pr.ReadingClassifier()
+    assert all(c.classify(raw(30.0, t, "same"), 0.0).valid for t in range(0, 5000))
+
+
+def test_frozen_count_restarts_when_the_value_changes():
+    c = pr.ReadingClassifier()
+    for t in range(0, 140):
+        c.classify(raw(40.0, t, "same"), 1.0)
+    c.classify(raw(40.0625, 140, "other"), 1.0)
+    assert all(c.classify(raw(40.0625, t, "other"), 1.0).valid for t in range(141, 290))
 
 
 class HangingProbe:
