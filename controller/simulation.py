@@ -152,6 +152,9 @@ class Simulation:
         self.t0 = self.clock.monotonic()
         self.tree = FakeW1Tree(w1_dir, atomic=atomic_files)
         self.has_second = bool(cfg.probe.safety_id)
+        self.second_offset_c = 0.0  # what the second probe reads above the first (a drifting probe)
+        self._frozen_text: dict[str, str] = {}
+        self._lifted_c: float | None = None
         self._write_probes(0.0)
         self.factory = ClockedMockFactory(self.clock, mirror_dir=mirror_dir)
         primary = _HangableSource(SyncProbeSource(W1Probe(w1_dir=w1_dir, sensor_id=PRIMARY_ID)),
@@ -165,9 +168,6 @@ class Simulation:
         self.active_high = cfg.relay.active_high
         self.trace: list[TraceRow] = []
         self.on_step = on_step
-        self._frozen_text: dict[str, str] = {}
-        self._lifted_c: float | None = None
-        self.second_offset_c = 0.0  # a drifting second probe (tests)
 
     # -- one simulated second ------------------------------------------------------------
     @property
