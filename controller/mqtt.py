@@ -236,8 +236,11 @@ class Bridge:
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
         self.client.message_callback_add(self.topics.set_setpoint, self._on_setpoint)
         self.client.message_callback_add(self.topics.acknowledge, self._on_acknowledge)
+        #: Set once connected, discovery sent and the command topics subscribed (the broker
+        #: handles one connection's packets in order, so it has the discovery by then).
         self.connected = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -322,9 +325,16 @@ class Bridge:
             client.publish(topic, json.dumps(config, sort_keys=True), qos=1, retain=True)
         client.publish(self.topics.availability, ha.PAYLOAD_ONLINE, qos=1, retain=True)
         client.subscribe([(self.topics.set_setpoint, 1), (self.topics.acknowledge, 1)])
-        self.connected.set()
         self.schedule.forget()
         self._wake.set()
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("MQTT: the broker refused the command subscriptions (%s): check its ACL for %s/set/#",
+                      ", ".join(refused), self.topics.root)
+            return
+        self.connected.set()
 
     def _on_connect_fail(self, _client, _userdata) -> None:
         self._log_problem("cannot connect")
