@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +167,11 @@ def test_setpoint_object_with_other_keys_is_refused():
         parse_setpoint(b'{"setpoint_c": 50, "force": true}')
     assert exc.value.field == "setpoint_c"
     assert "only setpoint_c" in str(exc.value)
+
+
+def test_the_commented_mqtt_block_in_the_shipped_config_shows_the_real_defaults():
+    text = (Path(__file__).parent.parent / "config" / "stonewarmer.toml").read_text()
+    block = text[text.index("# [mqtt]"):]
+    uncommented = "\n".join(re.sub(r"^# (\[mqtt\]|\w+ = .*)$", r"\1", line) for line in block.splitlines())
+    assert cfgmod.from_dict(tomllib.loads(uncommented)).mqtt == cfgmod.MqttConfig()
+    assert len(re.findall(r"^# \w+ = ", block, flags=re.MULTILINE)) == len(cfgmod.MqttConfig.__slots__)
