@@ -322,7 +322,7 @@ class Bridge:
         for topic in stale:  # renamed warmer or discovery turned off: remove the old entities
             client.publish(topic, b"", qos=1, retain=True)
         for topic, config in self.discovery.items():
-            client.publish(topic, json.dumps(config, sort_keys=True), qos=1, retain=True)
+            client.publish(topic, json.dumps(config, sort_keys=True, ensure_ascii=False), qos=1, retain=True)
         client.publish(self.topics.availability, ha.PAYLOAD_ONLINE, qos=1, retain=True)
         client.subscribe([(self.topics.set_setpoint, 1), (self.topics.acknowledge, 1)])
         self.schedule.forget()
@@ -373,7 +373,7 @@ class Bridge:
             except CommandError as exc:
                 result.update(ok=False, error=str(exc), field=exc.field, allowed=exc.allowed)
         if result["ok"]:
-            log.info("MQTT: %s %s accepted", name, shown)
+            log.info("MQTT: %s %r accepted", name, shown)
         else:
             log.warning("MQTT: %s %r refused: %s", name, shown, result["error"])
         self.client.publish(self.topics.result, json.dumps(result, sort_keys=True), qos=1)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import threading
 
 import pytest
-from mqtt_broker import Mosquitto, Subscriber, free_port, publish, retained, wait_until
+from mqtt_broker import Mosquitto, Subscriber, free_port, need_binary, publish, retained, wait_until
 
 from controller import config as cfgmod
 from controller import mqtt
@@ -310,10 +311,6 @@ def test_mqtt_clear_command_keeps_the_record_when_the_broker_is_down(tmp_path, b
 # -- credentials -----------------------------------------------------------------------------------
 def test_username_and_password_file_authenticate(tmp_path):
     passwd = tmp_path / "passwd"
-    import subprocess
-
-    from mqtt_broker import need_binary
-
     subprocess.run([need_binary("mosquitto_passwd", package="mosquitto"), "-b", "-c", str(passwd),
                     "warmer", "s3cret"], check=True, capture_output=True)
     (tmp_path / "broker").mkdir()
@@ -338,10 +335,6 @@ def test_username_and_password_file_authenticate(tmp_path):
 
 def test_wrong_password_is_logged_and_control_carries_on(tmp_path, caplog):
     passwd = tmp_path / "passwd"
-    import subprocess
-
-    from mqtt_broker import need_binary
-
     subprocess.run([need_binary("mosquitto_passwd", package="mosquitto"), "-b", "-c", str(passwd),
                     "warmer", "s3cret"], check=True, capture_output=True)
     (tmp_path / "broker").mkdir()
@@ -419,3 +412,66 @@ def test_broker_restart_during_a_session_misses_no_control_tick(tmp_path, broker
     # Everything the broker lost with its restart was published again.
     wait_until(lambda: len(retained(broker, "homeassistant/#")) == 6, what="discovery again")
     assert retained(broker, f"{ROOT}/availability")[f"{ROOT}/availability"] == b"offline"
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    """A broker that speaks only TLS, with a certificate for 127.0.0.1 signed by a throwaway CA."""
+    openssl = need_binary("openssl", package="openssl")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=certs, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=stonewarmer test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (certs / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "1", "-extfile", "san.cnf")
+    (tmp_path / "broker").mkdir()
+    b = Mosquitto(tmp_path / "broker", extra_config=f"cafile {certs / 'ca.pem'}\ncertfile {certs / 'server.pem'}\n"
+                                                    f"keyfile {certs / 'server.key'}\n")
+    b.start()
+    yield b, certs / "ca.pem"
+    b.stop()
+
+
+def test_tls_with_the_brokers_ca_connects(tmp_path, tls_broker):
+    broker, ca_file = tls_broker
+    sim = Simulation(make_cfg(tmp_path, broker, tls=True, ca_file=str(ca_file)), workdir=tmp_path / "sim")
+    bridge = mqtt.Bridge(sim.controller, sim.cfg)
+    bridge.start()
+    try:
+        assert bridge.connected.wait(10), "no TLS connection"
+        assert bridge.broker.where == f"mqtts://127.0.0.1:{broker.port}"
+    finally:
+        bridge.stop()
+        sim.close()
+
+
+def test_tls_refuses_a_broker_certificate_it_cannot_verify(tmp_path, tls_broker, caplog):
+    broker, _ = tls_broker  # signed by a CA the system does not trust
+    sim = Simulation(make_cfg(tmp_path, broker, tls=True), workdir=tmp_path / "sim")
+    bridge = mqtt.Bridge(sim.controller, sim.cfg)
+    with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
+        bridge.start()
+        try:
+            wait_until(lambda: "cannot connect to mqtts://" in caplog.text, what="the failed TLS handshake")
+            assert not bridge.connected.is_set()
+        finally:
+            bridge.stop()
+            sim.close()
+
+
+def test_missing_ca_file_stops_start_up_with_its_name(tmp_path, broker):
+    cfg = make_cfg(tmp_path, broker, tls=True, ca_file=str(tmp_path / "nope.pem"))
+    sim = Simulation(cfg, workdir=tmp_path / "sim")
+    try:
+        with pytest.raises(UserError) as exc:
+            mqtt.attach(sim.controller, sim.cfg)
+    finally:
+        sim.close()
+    assert str(exc.value).startswith(f"[mqtt] ca_file = '{tmp_path / 'nope.pem'}': cannot load")
