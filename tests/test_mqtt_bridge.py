@@ -101,12 +101,12 @@ def test_unchanged_status_is_repeated_only_when_the_interval_is_up(tmp_path, bro
     sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
     clock = SimClock(start_s=0.0)
     bridge = mqtt.Bridge(sim.controller, sim.cfg, clock=clock)
-    bridge.schedule = mqtt.ChangeOrInterval(interval_s=1e9)  # the test drives the cadence
+    assert bridge.schedule.interval_s == 30.0
     try:
+        # Connected without start(): no publishing thread, the test calls publish_state() itself.
         bridge.client.connect(sim.cfg.mqtt.host, sim.cfg.mqtt.port)
         bridge.client.loop_start()
         wait_until(bridge.connected.is_set, what="the bridge to connect")
-        bridge.schedule = mqtt.ChangeOrInterval(interval_s=30.0)
         sim.run(3)
         before = results.count()
         assert bridge.publish_state() is True
