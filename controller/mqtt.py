@@ -161,6 +161,9 @@ def make_client(broker: Broker, *, client_id: str, will_topic: str | None = None
         # The broker publishes this when the connection dies without a goodbye (kill, power cut).
         client.will_set(will_topic, ha.PAYLOAD_OFFLINE, qos=1, retain=True)
     client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
+    # A bug in one of our callbacks is logged, not allowed to end the network thread for good.
+    client.suppress_exceptions = True
+    client.enable_logger(logging.getLogger("stonewarmer.mqtt.paho"))
     return client
 
 

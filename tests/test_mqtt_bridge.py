@@ -181,6 +181,20 @@ def test_retained_command_is_refused_so_it_cannot_replay_on_reconnect(warmer, br
     assert sim.controller.status().setpoint_c == 52.0
 
 
+def test_a_bug_while_handling_a_command_does_not_end_the_bridge(warmer, broker, results, monkeypatch, caplog):
+    sim, bridge = warmer
+
+    def broken(value, *, source):
+        raise RuntimeError("simulated bug")
+
+    with monkeypatch.context() as patch, caplog.at_level(logging.ERROR, logger="stonewarmer.mqtt.paho"):
+        patch.setattr(sim.controller, "set_setpoint", broken)
+        publish(broker, f"{ROOT}/set/setpoint", "50")
+        wait_until(lambda: "simulated bug" in caplog.text, what="the bug in the log")
+    answer = command(broker, results, "setpoint", "51")  # the network thread still runs commands
+    assert answer["ok"] is True and sim.controller.status().setpoint_c == 51.0
+
+
 def test_acknowledge_without_a_fault_is_refused_with_the_reason(warmer, broker, results):
     answer = command(broker, results, "acknowledge", "acknowledge")
     assert answer["ok"] is False
