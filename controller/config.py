@@ -11,6 +11,7 @@ stones above 54.4 degC are too hot to handle, water at 55 degC burns in ~30 s.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -85,12 +86,32 @@ class WebConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """MQTT bridge and Home Assistant discovery (controller/mqtt.py, docs/mqtt.md)."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 1883
+    tls: bool = False
+    ca_file: str = ""          # empty: the system's CA certificates (with tls = true)
+    username: str = ""
+    password_file: str = ""    # a file holding the password (never the password itself)
+    base_topic: str = "stonewarmer"
+    name: str = ""             # unique per warmer; empty: derived from the host name and machine id
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    publish_interval_s: float = 30.0
+    keepalive_s: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     probe: ProbeConfig = ProbeConfig()
     relay: RelayConfig = RelayConfig()
     control: ControlConfig = ControlConfig()
     state: StateConfig = StateConfig()
     web: WebConfig = WebConfig()
+    mqtt: MqttConfig = MqttConfig()
 
 
 # Allowed ranges, (low, high) inclusive, with the unit named in messages.
@@ -108,9 +129,20 @@ _RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("control", "kd"): (0.0, 1000.0, "s per degC"),
     ("web", "port"): (1, 65535, ""),
     ("web", "threads"): (2, 64, "threads"),
+    ("mqtt", "port"): (1, 65535, ""),
+    ("mqtt", "publish_interval_s"): (1.0, 3600.0, "s"),
+    ("mqtt", "keepalive_s"): (5, 600, "s"),
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("relay", "kind"): tuple(RELAY_KINDS),
+}
+# Strings with a required shape: (regular expression, what is allowed).
+_TOPIC_LEVELS = r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*"
+_PATTERNS: dict[tuple[str, str], tuple[str, str]] = {
+    ("mqtt", "name"): (r"([A-Za-z0-9_-]{1,64})?", 'letters, digits, "-" and "_" (at most 64), or "" for automatic'),
+    ("mqtt", "base_topic"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
+    ("mqtt", "discovery_prefix"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
+    ("mqtt", "host"): (r"[A-Za-z0-9.:_-]+", "a host name or IP address"),
 }
 
 
@@ -142,6 +174,8 @@ def _check_value(section: str, key: str, value: Any, default: Any) -> Any:
     if (section, key) in _CHOICES and value not in _CHOICES[(section, key)]:
         allowed = ", ".join(f'"{c}"' for c in _CHOICES[(section, key)])
         raise ConfigError(f"{where} = {value!r} is not allowed: must be one of {allowed}")
+    if (section, key) in _PATTERNS and not re.fullmatch(_PATTERNS[(section, key)][0], value):
+        raise ConfigError(f"{where} = {value!r} is not allowed: must be {_PATTERNS[(section, key)][1]}")
     return value
 
 
@@ -174,6 +208,12 @@ def _check_relations(cfg: Config) -> None:
         raise ConfigError(
             f"[probe] safety_id = {cfg.probe.safety_id!r} is not allowed: must differ from [probe] id"
         )
+    m = cfg.mqtt
+    if m.password_file and not m.username:
+        raise ConfigError(f"[mqtt] password_file = {m.password_file!r} is not allowed without a username: "
+                          "set [mqtt] username too")
+    if m.ca_file and not m.tls:
+        raise ConfigError(f"[mqtt] ca_file = {m.ca_file!r} is not allowed with tls = false: set tls = true")
 
 
 def from_dict(data: dict[str, Any]) -> Config:

@@ -89,9 +89,13 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
     from web import attach
 
     web = attach(controller, runtime.cfg)
+    from . import mqtt  # [mqtt]: status, commands, Home Assistant discovery (controller/mqtt.py)
+
+    bridge = mqtt.attach(controller, runtime.cfg)
     thread = threading.Thread(target=control_thread, name="control", daemon=True)
     thread.start()
     web.start(host or runtime.cfg.web.host, port or runtime.cfg.web.port)
+    bridge.start()
     print(f"stonewarmer: dashboard at {web.url}", flush=True)
     try:
         while not stop.wait(0.5):
@@ -100,4 +104,5 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
         thread.join(timeout=3.0)
         controller.close()  # heater off before anything else can fail
         web.stop()
+        bridge.stop()
     return 1 if failure else 0

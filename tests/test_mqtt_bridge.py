@@ -1,0 +1,491 @@
+"""The MQTT bridge against a real Mosquitto broker, with a simulated warmer in this process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import threading
+
+import pytest
+from mqtt_broker import Mosquitto, Subscriber, free_port, need_binary, publish, retained, wait_until
+
+from controller import config as cfgmod
+from controller import mqtt
+from controller.cli import UserError, main
+from controller.clock import MonotonicClock, SimClock
+from controller.loop import run_forever
+from controller.simulation import Simulation, parse_injection
+
+NODE = "room-1"
+ROOT = f"stonewarmer/{NODE}"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    (tmp_path / "broker").mkdir()
+    b = Mosquitto(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+def make_cfg(tmp_path, broker, **mqtt_keys) -> cfgmod.Config:
+    keys = {"enabled": True, "host": "127.0.0.1", "port": broker.port, "name": NODE, **mqtt_keys}
+    return cfgmod.from_dict({"mqtt": keys, "state": {"dir": str(tmp_path / "state")}})
+
+
+@pytest.fixture
+def warmer(tmp_path, broker):
+    """A simulated warmer (stepped by the test) with its bridge connected."""
+    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
+    sim.run(3)
+    bridge = mqtt.Bridge(sim.controller, sim.cfg)
+    bridge.start()
+    assert bridge.connected.wait(10), "bridge did not connect"
+    yield sim, bridge
+    bridge.stop()
+    sim.close()
+
+
+def command(broker, sub, topic, payload, *, retain=False):
+    """Publish a command and return the answer on the result topic."""
+    after = sub.count()
+    publish(broker, f"{ROOT}/set/{topic}", payload, retain=retain)
+    return sub.wait_for(lambda m: m.topic == f"{ROOT}/result", after=after, what="a command result").json()
+
+
+@pytest.fixture
+def results(broker):
+    sub = Subscriber(broker, f"{ROOT}/result", f"{ROOT}/state")
+    yield sub
+    sub.close()
+
+
+# -- discovery and status --------------------------------------------------------------------
+def test_discovery_is_retained_on_the_broker_as_valid_json(warmer, broker):
+    sim, _ = warmer
+    found = retained(broker, "homeassistant/#")
+    assert len(found) == 6
+    configs = {topic: json.loads(payload) for topic, payload in found.items()}
+    climate = configs[f"homeassistant/climate/{NODE}/water/config"]
+    assert climate["max_temp"] == sim.cfg.control.max_setpoint_c == 54.0
+    assert climate["min_temp"] == sim.cfg.control.min_setpoint_c == 35.0
+    assert configs[f"homeassistant/binary_sensor/{NODE}/ready/config"]["state_topic"] == f"{ROOT}/state"
+    assert {c["unique_id"] for c in configs.values()} == {f"stonewarmer_{NODE}_{o}" for o in
+                                                          ("water", "temperature", "duty", "fault", "ready",
+                                                           "acknowledge")}
+
+
+def test_availability_is_retained_online_and_offline_after_a_clean_stop(warmer, broker):
+    _, bridge = warmer
+    assert retained(broker, f"{ROOT}/availability") == {f"{ROOT}/availability": b"online"}
+    bridge.stop()
+    assert retained(broker, f"{ROOT}/availability") == {f"{ROOT}/availability": b"offline"}
+
+
+def test_status_is_published_when_it_changes(warmer, broker, results):
+    sim, _ = warmer
+    first = results.wait_for(lambda m: m.topic == f"{ROOT}/state", what="a state message").json()
+    assert first["setpoint_c"] == 52.0 and first["mode"] == "warming" and first["ready"] is False
+    sim.run(120)  # two minutes of warming: the temperature rises
+    now = sim.controller.status()
+    latest = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and
+                              m.json()["temperature_c"] == round(now.temperature_c, 1),
+                              what="the state after warming").json()
+    assert latest["temperature_c"] > first["temperature_c"]
+    assert latest["duty"] == round(now.duty, 2)
+
+
+def test_unchanged_status_is_repeated_only_when_the_interval_is_up(tmp_path, broker, results):
+    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
+    clock = SimClock(start_s=0.0)
+    bridge = mqtt.Bridge(sim.controller, sim.cfg, clock=clock)
+    assert bridge.schedule.interval_s == 30.0
+    try:
+        # Connected without start(): no publishing thread, the test calls publish_state() itself.
+        bridge.client.connect(sim.cfg.mqtt.host, sim.cfg.mqtt.port)
+        bridge.client.loop_start()
+        wait_until(bridge.connected.is_set, what="the bridge to connect")
+        sim.run(3)
+        before = results.count()
+        assert bridge.publish_state() is True
+        assert bridge.publish_state() is False  # same status, 0 s later
+        clock.advance(29.0)
+        assert bridge.publish_state() is False
+        clock.advance(1.0)
+        assert bridge.publish_state() is True  # 30 s: sent again although unchanged
+        results.wait_for(lambda m: m.topic == f"{ROOT}/state", after=before, what="state")
+        wait_until(lambda: sum(m.topic == f"{ROOT}/state" for m in results.messages[before:]) == 2,
+                   what="two state messages")
+    finally:
+        bridge.client.disconnect()
+        bridge.client.loop_stop()
+        sim.close()
+
+
+# -- commands -------------------------------------------------------------------------------------
+def test_setpoint_command_is_accepted_and_applied(warmer, broker, results):
+    sim, _ = warmer
+    answer = command(broker, results, "setpoint", "50.5")
+    assert answer == {"command": "setpoint", "ok": True, "setpoint_c": 50.5, "payload": "50.5"}
+    assert sim.controller.status().setpoint_c == 50.5
+    assert sim.controller.events.since(0)[-1].source == "mqtt"
+    state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["setpoint_c"] == 50.5,
+                             what="the new setpoint in the state")
+    assert state.json()["setpoint_c"] == 50.5
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    ("60", "setpoint_c 60.0 is outside the allowed range 35 to 54 degC"),
+    ("57.5", "setpoint_c 57.5 is outside the allowed range 35 to 54 degC"),
+    ("-5", "outside the allowed range"),
+    ("NaN", "outside the allowed range"),
+    ("hot", "setpoint_c must be a number of degC, got 'hot'"),
+    ("true", "setpoint_c must be a number of degC, got True"),
+    ('{"setpoint_c": 99}', "setpoint_c 99.0 is outside the allowed range"),
+    ('{"setpoint_c": 50, "x": 1}', "must hold only setpoint_c"),
+    ("", "setpoint_c must be a number of degC"),
+])
+def test_bad_setpoint_is_refused_with_the_reason_and_changes_nothing(warmer, broker, results, payload, reason):
+    sim, _ = warmer
+    events_before = len(sim.controller.events)
+    answer = command(broker, results, "setpoint", payload)
+    assert answer["ok"] is False
+    assert reason in answer["error"]
+    assert answer["field"] == "setpoint_c"
+    assert sim.controller.status().setpoint_c == 52.0
+    assert sim.controller.store.load().get("setpoint_c", 52.0) == 52.0
+    assert len(sim.controller.events) == events_before
+
+
+def test_refusal_names_the_allowed_range(warmer, broker, results):
+    answer = command(broker, results, "setpoint", "60")
+    assert answer["allowed"] == {"min": 35.0, "max": 54.0, "unit": "degC"}
+
+
+def test_retained_command_is_refused_so_it_cannot_replay_on_reconnect(warmer, broker, results):
+    sim, bridge = warmer
+    # Retained before the bridge subscribes: a fresh connection gets it with the retain flag.
+    bridge.stop()
+    publish(broker, f"{ROOT}/set/setpoint", "45", retain=True)
+    again = mqtt.Bridge(sim.controller, sim.cfg)
+    after = results.count()
+    again.start()
+    try:
+        answer = results.wait_for(lambda m: m.topic == f"{ROOT}/result", after=after, what="a result").json()
+    finally:
+        again.stop()
+        publish(broker, f"{ROOT}/set/setpoint", b"", retain=True)
+    assert answer["ok"] is False and "retained setpoint command ignored" in answer["error"]
+    assert sim.controller.status().setpoint_c == 52.0
+
+
+def test_a_bug_while_handling_a_command_does_not_end_the_bridge(warmer, broker, results, monkeypatch, caplog):
+    sim, bridge = warmer
+
+    def broken(value, *, source):
+        raise RuntimeError("simulated bug")
+
+    with monkeypatch.context() as patch, caplog.at_level(logging.ERROR, logger="stonewarmer.mqtt.paho"):
+        patch.setattr(sim.controller, "set_setpoint", broken)
+        publish(broker, f"{ROOT}/set/setpoint", "50")
+        wait_until(lambda: "simulated bug" in caplog.text, what="the bug in the log")
+    answer = command(broker, results, "setpoint", "51")  # the network thread still runs commands
+    assert answer["ok"] is True and sim.controller.status().setpoint_c == 51.0
+
+
+def test_acknowledge_without_a_fault_is_refused_with_the_reason(warmer, broker, results):
+    answer = command(broker, results, "acknowledge", "acknowledge")
+    assert answer["ok"] is False
+    assert answer["error"] == "cannot acknowledge: there is no fault to acknowledge"
+
+
+def test_acknowledge_clears_a_latched_fault(tmp_path, broker, results):
+    # The probe file is empty for 20 s (the kernel gave up): a sensor fault latches.
+    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim",
+                     injections=[parse_injection("empty@5:20")])
+    bridge = mqtt.Bridge(sim.controller, sim.cfg)
+    bridge.start()
+    try:
+        assert bridge.connected.wait(10)
+        sim.run(40)
+        assert sim.controller.status().fault == "sensor"
+        assert not sim.relay_pin_on()  # the interlock switched the heater off
+        fault_state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["fault"] == "sensor",
+                                       what="the fault in the state").json()
+        assert fault_state["mode"] == "fault" and fault_state["action"] == "off"
+        answer = command(broker, results, "acknowledge", "acknowledge")
+        assert answer == {"command": "acknowledge", "ok": True, "fault": "sensor", "payload": "acknowledge"}
+        assert sim.controller.status().fault is None
+    finally:
+        bridge.stop()
+        sim.close()
+
+
+# -- clearing retained topics -------------------------------------------------------------------
+def test_disabling_mqtt_clears_discovery_and_the_warmers_retained_topics(tmp_path, broker):
+    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
+    try:
+        runtime = mqtt.attach(sim.controller, sim.cfg)
+        runtime.start()
+        assert runtime.bridge.connected.wait(10)
+        wait_until(lambda: len(retained(broker, "homeassistant/#")) == 6, what="discovery")
+        runtime.stop()
+        assert mqtt.load_records(sim.cfg.state.dir)[0].node == NODE
+
+        disabled = cfgmod.replace(sim.cfg, "mqtt", enabled=False)
+        runtime = mqtt.attach(sim.controller, disabled)
+        assert runtime.bridge is None
+        runtime.start()
+        assert runtime.clearer.done.wait(10), "clearing did not finish"
+        runtime.stop()
+    finally:
+        sim.close()
+    assert retained(broker, "homeassistant/#") == {}
+    assert retained(broker, "stonewarmer/#") == {}
+    assert mqtt.load_records(sim.cfg.state.dir) == []
+
+
+def test_without_a_record_disabled_mqtt_does_nothing(tmp_path):
+    sim = Simulation(cfgmod.from_dict({"state": {"dir": str(tmp_path / "state")}}), workdir=tmp_path / "sim")
+    try:
+        runtime = mqtt.attach(sim.controller, sim.cfg)
+        assert (runtime.bridge, runtime.clearer) == (None, None)
+        runtime.start()
+        runtime.stop()
+    finally:
+        sim.close()
+
+
+def test_renaming_a_warmer_removes_the_old_names_entities(tmp_path, broker):
+    sim = Simulation(make_cfg(tmp_path, broker, name="old-name"), workdir=tmp_path / "sim")
+    try:
+        first = mqtt.Bridge(sim.controller, sim.cfg)
+        first.start()
+        assert first.connected.wait(10)
+        first.stop()
+        renamed = mqtt.Bridge(sim.controller, cfgmod.replace(sim.cfg, "mqtt", name="room-7"))
+        renamed.start()
+        assert renamed.connected.wait(10)
+        renamed.stop()
+    finally:
+        sim.close()
+    nodes = {topic.split("/")[2] for topic in retained(broker, "homeassistant/#")}
+    assert nodes == {"room-7"}
+    assert set(retained(broker, "stonewarmer/#")) == {"stonewarmer/room-7/state", "stonewarmer/room-7/availability"}
+
+
+def test_clearing_waits_for_the_broker_and_keeps_the_record_until_confirmed(tmp_path, broker, caplog):
+    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
+    try:
+        bridge = mqtt.Bridge(sim.controller, sim.cfg)
+        bridge.start()
+        assert bridge.connected.wait(10)
+        bridge.stop()
+        broker.stop()
+        clearer = mqtt.attach(sim.controller, cfgmod.replace(sim.cfg, "mqtt", enabled=False)).clearer
+        with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
+            clearer.start()
+            wait_until(lambda: "cannot connect" in caplog.text, what="a refused attempt in the log")
+        assert not clearer.done.is_set()
+        assert len(mqtt.load_records(sim.cfg.state.dir)) == 1  # kept until the broker confirms
+        broker.start()
+        assert clearer.done.wait(10), "clearing did not finish once the broker was back"
+        clearer.stop()
+    finally:
+        sim.close()
+    assert mqtt.load_records(sim.cfg.state.dir) == []
+
+
+def test_mqtt_clear_command_clears_and_reports(tmp_path, broker, capsys):
+    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
+    try:
+        bridge = mqtt.Bridge(sim.controller, sim.cfg)
+        bridge.start()
+        assert bridge.connected.wait(10)
+        bridge.stop()
+    finally:
+        sim.close()
+    assert main(["mqtt-clear", "--state-dir", sim.cfg.state.dir]) == 0
+    assert f"cleared 8 retained topics of {NODE} from mqtt://127.0.0.1:{broker.port}" in capsys.readouterr().out
+    assert retained(broker, "homeassistant/#") == {}
+    assert main(["mqtt-clear", "--state-dir", sim.cfg.state.dir]) == 0
+    assert "nothing to clear" in capsys.readouterr().out
+
+
+def test_mqtt_clear_command_keeps_the_record_when_the_broker_is_down(tmp_path, broker, capsys):
+    state_dir = tmp_path / "state"
+    mqtt.save_record(state_dir, mqtt.Record(mqtt.Broker("127.0.0.1", free_port()), NODE, ("a/b",)))
+    assert main(["mqtt-clear", "--state-dir", str(state_dir), "--timeout", "2"]) == 1
+    assert "cannot connect to mqtt://127.0.0.1:" in capsys.readouterr().err
+    assert len(mqtt.load_records(state_dir)) == 1
+
+
+# -- credentials -----------------------------------------------------------------------------------
+def test_username_and_password_file_authenticate(tmp_path):
+    passwd = tmp_path / "passwd"
+    subprocess.run([need_binary("mosquitto_passwd", package="mosquitto"), "-b", "-c", str(passwd),
+                    "warmer", "s3cret"], check=True, capture_output=True)
+    (tmp_path / "broker").mkdir()
+    secured = Mosquitto(tmp_path / "broker", allow_anonymous=False,
+                        extra_config=f"password_file {passwd}\n")
+    secured.start()
+    try:
+        password_file = tmp_path / "mqtt-password"
+        password_file.write_text("s3cret\n")
+        cfg = make_cfg(tmp_path, secured, username="warmer", password_file=str(password_file))
+        sim = Simulation(cfg, workdir=tmp_path / "sim")
+        bridge = mqtt.Bridge(sim.controller, sim.cfg)
+        bridge.start()
+        try:
+            assert bridge.connected.wait(10), "did not authenticate"
+        finally:
+            bridge.stop()
+            sim.close()
+    finally:
+        secured.stop()
+
+
+def test_wrong_password_is_logged_and_control_carries_on(tmp_path, caplog):
+    passwd = tmp_path / "passwd"
+    subprocess.run([need_binary("mosquitto_passwd", package="mosquitto"), "-b", "-c", str(passwd),
+                    "warmer", "s3cret"], check=True, capture_output=True)
+    (tmp_path / "broker").mkdir()
+    secured = Mosquitto(tmp_path / "broker", allow_anonymous=False, extra_config=f"password_file {passwd}\n")
+    secured.start()
+    try:
+        password_file = tmp_path / "mqtt-password"
+        password_file.write_text("wrong\n")
+        sim = Simulation(make_cfg(tmp_path, secured, username="warmer", password_file=str(password_file)),
+                         workdir=tmp_path / "sim")
+        bridge = mqtt.Bridge(sim.controller, sim.cfg)
+        with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
+            bridge.start()
+            try:
+                wait_until(lambda: "refused the connection" in caplog.text, what="the refusal in the log")
+                sim.run(30)
+                assert sim.controller.status().tick == 30 and sim.controller.status().fault is None
+                assert not bridge.connected.is_set()
+            finally:
+                bridge.stop()
+                sim.close()
+        assert "Not authorized" in caplog.text or "Bad user name or password" in caplog.text
+    finally:
+        secured.stop()
+
+
+def test_unreadable_password_file_stops_start_up_with_its_name(tmp_path, broker):
+    cfg = make_cfg(tmp_path, broker, username="warmer", password_file=str(tmp_path / "missing"))
+    sim = Simulation(cfg, workdir=tmp_path / "sim")
+    try:
+        with pytest.raises(UserError) as exc:
+            mqtt.attach(sim.controller, sim.cfg)
+    finally:
+        sim.close()
+    assert str(exc.value) == f"[mqtt] password_file = '{tmp_path / 'missing'}': cannot read (No such file or directory)"
+
+
+# -- a broker outage during a session -------------------------------------------------------------
+def test_broker_restart_during_a_session_misses_no_control_tick(tmp_path, broker):
+    """The control loop runs on the real clock at 5 ticks/s while the broker goes away and comes back."""
+    period_s = 0.2
+    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim", clock=MonotonicClock())
+    ticks: list[tuple[int, float]] = []
+    sim.controller.add_listener(lambda s: ticks.append((s.tick, s.monotonic_s)))
+    bridge = mqtt.Bridge(sim.controller, sim.cfg)
+    stop = threading.Event()
+    loop = threading.Thread(target=run_forever, args=(sim.controller, stop),
+                            kwargs={"period_s": period_s, "before_tick": sim.sync}, daemon=True)
+    bridge.start()
+    loop.start()
+    try:
+        assert bridge.connected.wait(10)
+        broker.stop()
+        wait_until(lambda: not bridge.connected.is_set(), what="the bridge to notice")
+        down_from = len(ticks)
+        wait_until(lambda: len(ticks) >= down_from + 10, what="ticks during the outage")
+        broker.start()  # a new, empty broker on the same port
+        assert bridge.connected.wait(10), "the bridge did not reconnect"
+        sub = Subscriber(broker, f"{ROOT}/state")
+        sub.wait_for(what="a state message after the restart")
+        sub.close()
+        back_at = len(ticks)
+        wait_until(lambda: len(ticks) >= back_at + 5, what="ticks after the restart")
+    finally:
+        stop.set()
+        loop.join(5)
+        bridge.stop()
+        sim.close()
+    numbers = [n for n, _ in ticks]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    gaps = [b - a for (_, a), (_, b) in zip(ticks, ticks[1:])]
+    # A missed tick would show as a gap of two periods or more.
+    print(f"{len(ticks)} ticks, longest gap {max(gaps):.3f} s (period {period_s} s)")
+    assert max(gaps) < 2 * period_s, f"longest gap between ticks {max(gaps):.3f} s"
+    # Everything the broker lost with its restart was published again.
+    wait_until(lambda: len(retained(broker, "homeassistant/#")) == 6, what="discovery again")
+    assert retained(broker, f"{ROOT}/availability")[f"{ROOT}/availability"] == b"offline"
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    """A broker that speaks only TLS, with a certificate for 127.0.0.1 signed by a throwaway CA."""
+    openssl = need_binary("openssl", package="openssl")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=certs, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=stonewarmer test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (certs / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "1", "-extfile", "san.cnf")
+    (tmp_path / "broker").mkdir()
+    b = Mosquitto(tmp_path / "broker", extra_config=f"cafile {certs / 'ca.pem'}\ncertfile {certs / 'server.pem'}\n"
+                                                    f"keyfile {certs / 'server.key'}\n")
+    b.start()
+    yield b, certs / "ca.pem"
+    b.stop()
+
+
+def test_tls_with_the_brokers_ca_connects(tmp_path, tls_broker):
+    broker, ca_file = tls_broker
+    sim = Simulation(make_cfg(tmp_path, broker, tls=True, ca_file=str(ca_file)), workdir=tmp_path / "sim")
+    bridge = mqtt.Bridge(sim.controller, sim.cfg)
+    bridge.start()
+    try:
+        assert bridge.connected.wait(10), "no TLS connection"
+        assert bridge.broker.where == f"mqtts://127.0.0.1:{broker.port}"
+    finally:
+        bridge.stop()
+        sim.close()
+
+
+def test_tls_refuses_a_broker_certificate_it_cannot_verify(tmp_path, tls_broker, caplog):
+    broker, _ = tls_broker  # signed by a CA the system does not trust
+    sim = Simulation(make_cfg(tmp_path, broker, tls=True), workdir=tmp_path / "sim")
+    bridge = mqtt.Bridge(sim.controller, sim.cfg)
+    with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
+        bridge.start()
+        try:
+            wait_until(lambda: "cannot connect to mqtts://" in caplog.text, what="the failed TLS handshake")
+            assert not bridge.connected.is_set()
+        finally:
+            bridge.stop()
+            sim.close()
+
+
+def test_missing_ca_file_stops_start_up_with_its_name(tmp_path, broker):
+    cfg = make_cfg(tmp_path, broker, tls=True, ca_file=str(tmp_path / "nope.pem"))
+    sim = Simulation(cfg, workdir=tmp_path / "sim")
+    try:
+        with pytest.raises(UserError) as exc:
+            mqtt.attach(sim.controller, sim.cfg)
+    finally:
+        sim.close()
+    assert str(exc.value).startswith(f"[mqtt] ca_file = '{tmp_path / 'nope.pem'}': cannot load")
