@@ -14,7 +14,7 @@ from mqtt_broker import DEADLINE_S, Mosquitto, Subscriber, free_port, need_binar
 
 NODE = "room-4"
 ROOT = f"stonewarmer/{NODE}"
-STONEWARMER = [sys.executable, "-m", "controller.cli"]
+STONEWARMER = [sys.executable, "-m", "controller"]
 
 
 @pytest.fixture
