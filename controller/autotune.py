@@ -475,6 +475,9 @@ def run(controller, *, step: Callable[[], None], cancel: threading.Event | None 
     except AutotuneError as exc:
         controller.set_detail(autotune={"phase": exc.phase, "message": str(exc)})
         raise
+    except KeyboardInterrupt:
+        controller.set_detail(autotune={"phase": PHASE_CANCELLED, "message": "cancelled (Ctrl-C)"})
+        raise
     finally:
         # Heater off, still through the interlock; the caller hands back to the PID or closes.
         controller.set_duty_override(_off)
@@ -593,8 +596,10 @@ def _tune(controller, step, args: argparse.Namespace) -> int:
     def report(p: dict) -> None:
         eta = "estimating" if p["eta_s"] is None else f"~{p['eta_s'] / 60:.0f} min left"
         temp = "n/a" if p["temperature_c"] is None else f"{p['temperature_c']:.2f} degC"
+        centre = ("measuring the noise band" if p["phase"] == PHASE_NOISE
+                  else f"centre {p['centre_c']:.2f} +/- {p['hysteresis_c']:.2f} degC")
         print(f"  [{p['elapsed_s'] / 60:6.1f} min] {p['phase']:<8} cycle {p['cycle']}/{p['cycles_needed']}"
-              f"  centre {p['centre_c'] or 0:.2f} +/- {p['hysteresis_c']:.2f} degC  now {temp}  {eta}",
+              f"  {centre}  now {temp}  {eta}",
               flush=True)
 
     try:
@@ -602,6 +607,9 @@ def _tune(controller, step, args: argparse.Namespace) -> int:
     except AutotuneError as exc:
         print(f"autotune: {exc.phase}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("autotune: cancelled; heater off, gains unchanged", file=sys.stderr)
+        return 130
     path = apply(controller, result)
     m = result.measurement
     print(f"autotune: done in {result.duration_s / 60:.0f} min ({time.monotonic() - wall_start:.1f} s wall)\n"

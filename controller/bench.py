@@ -199,7 +199,7 @@ def _event_figures(trace, scenario: Scenario) -> list[dict]:
     out = []
     for event, following in zip(measured, measured[1:] + [None]):
         end = following.at_s if following else scenario.duration_s
-        rows = [r for r in trace if event.at_s <= r.t_s < end]
+        rows = [r for r in trace if event.at_s < r.t_s < end]  # the row at at_s predates the event
         if not rows:
             continue
         errors = [(r.t_s, r.probe_c - r.setpoint_c) for r in rows]
@@ -438,9 +438,10 @@ def _f(value, spec: str = ".2f", none: str = "-") -> str:
 def _events_text(events: list[dict]) -> str:
     parts = []
     for e in events:
-        back = "never" if e["back_in_band_s"] is None else f"{e['back_in_band_s']:.0f}"
-        settled = "never" if e["settled_s"] is None else f"{e['settled_s']:.0f}"
-        parts.append(f"{e['kind']} {back}/{settled}s +{_f(e['peak_above_c'])}/-{_f(e['dip_below_c'])}")
+        back = "never" if e["back_in_band_s"] is None else f"{e['back_in_band_s']:.0f}s"
+        settled = "never" if e["settled_s"] is None else f"{e['settled_s']:.0f}s"
+        parts.append(f"{e['kind']} {back}/{settled} {_f(e['peak_above_c'], '+.2f')}/"
+                     f"{_f(None if e['dip_below_c'] is None else -e['dip_below_c'], '+.2f')}")
     return "; ".join(parts) or "-"
 
 
@@ -450,7 +451,7 @@ def format_report(report: dict) -> str:
              f"setpoint {report['setpoint_c']:g} degC, default gains kp={report['default_gains']['kp']:g} "
              f"ki={report['default_gains']['ki']:g} kd={report['default_gains']['kd']:g}"]
     header = (f"{'scenario':<12} {'controller':<10} {'warm-up':>7} {'oversh':>6} {'hold±':>6} {'RMS':>6} "
-              f"{'ons/h':>6} {'kWh':>5} {'guard':>6}  disturbances: back/settled s +peak/-dip degC; faults")
+              f"{'ons/h':>6} {'kWh':>5} {'guard':>6}  disturbances: back in band/settled, peak/dip vs SP degC; faults")
     for plant, info in report["plants"].items():
         m, tuned, zn = info["autotune"]["measurement"], info["autotuned_gains"], info["zn_gains"]
         lines += ["", f"== {plant}: full power to {report['setpoint_c'] - WARM_BAND_C:g} degC in "
