@@ -188,8 +188,9 @@ def _event_figures(trace, scenario: Scenario) -> list[dict]:
     """Per disturbance: how far the bath strayed, when it was back, when it settled for good.
 
     ``back_in_band_s``: from the event until the probe is back within
-    RECOVERY_BAND_C of the setpoint after its furthest excursion (the issue's
-    "back within +/-0.3 degC"); ``settled_s``: until it stays within that band up
+    RECOVERY_BAND_C of the setpoint after its lowest point (the issue's "back
+    within +/-0.3 degC"; after a setpoint change: first within the band around
+    the new setpoint); ``settled_s``: until it stays within that band up
     to the next disturbance. None: not within the window. ``peak_above_c`` /
     ``dip_below_c``: extremes against the setpoint; after a setpoint change
     they count from when the bath first reaches the new setpoint (the
@@ -206,12 +207,13 @@ def _event_figures(trace, scenario: Scenario) -> list[dict]:
         if event.kind == "setpoint":
             start_sign = math.copysign(1.0, errors[0][1])
             reached = next((i for i, (_, e) in enumerate(errors) if e * start_sign <= 0), len(errors))
-            worst = reached
             extremes = errors[reached:]
+            back = next((t for t, e in errors if abs(e) <= RECOVERY_BAND_C), None)
         else:
-            worst = max(range(len(errors)), key=lambda i: abs(errors[i][1]))
+            # returned stones and an open lid cool the bath: back in the band after the lowest point
+            lowest = min(range(len(errors)), key=lambda i: errors[i][1])
             extremes = errors
-        back = next((t for t, e in errors[worst:] if abs(e) <= RECOVERY_BAND_C), None)
+            back = next((t for t, e in errors[lowest:] if abs(e) <= RECOVERY_BAND_C), None)
         outside = [t for t, e in errors if abs(e) > RECOVERY_BAND_C]
         if not outside:
             settled = 0.0
