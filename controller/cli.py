@@ -19,6 +19,8 @@ from . import config as cfgmod
 COMMAND_MODULES = (
     "controller.commands",     # run, simulate, relay-off
     "controller.doctor",       # check
+    "controller.autotune",     # autotune
+    "controller.bench",        # bench
     "controller.mqtt",         # mqtt-clear
 )
 

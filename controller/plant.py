@@ -14,6 +14,7 @@ reference bath is the 18-quart, 1200 W heater of ../shared/FIELD-NOTES.md
 from __future__ import annotations
 
 import importlib
+import math
 from collections import deque
 from dataclasses import dataclass, replace
 
@@ -144,3 +145,61 @@ def load_plant(spec: str):
         if not callable(getattr(probe_plant, method, None)):
             raise ValueError(f"--plant {spec!r}: a plant needs advance(dt_s, heater_on) and probe_c()")
     return cls
+
+
+class FirstOrderDeadTime:
+    """A first-order-plus-dead-time plant, ``K e^(-theta s) / (tau s + 1)``: the textbook case.
+
+    The heater is the input (off = 0, on = 1): the probe settles ``gain_c`` degC
+    above ``room_c`` at full power, with time constant ``tau_s`` after a pure
+    delay ``dead_time_s``. Its ultimate gain and period are known in closed form
+    (:meth:`ultimate`), which makes it the check of the relay autotune. Load it
+    with ``--plant controller.plant:FirstOrderDeadTime``.
+    """
+
+    def __init__(self, *, gain_c: float = 60.0, tau_s: float = 600.0, dead_time_s: float = 90.0,
+                 room_c: float = 21.0, start_c: float | None = None, power_w: float = 1000.0) -> None:
+        self.gain_c = gain_c
+        self.tau_s = tau_s
+        self.dead_time_s = dead_time_s
+        self.room_c = room_c
+        self.power_w = power_w
+        self.energy_j = 0.0
+        self._probe_c = room_c if start_c is None else start_c
+        delay_steps = max(1, round(dead_time_s / SUBSTEP_S))
+        # the inputs of the last dead_time_s, oldest first
+        self._inputs: deque[float] = deque([0.0] * delay_steps, maxlen=delay_steps)
+        self._carry_s = 0.0
+
+    def probe_c(self) -> float:
+        return self._probe_c
+
+    def advance(self, dt_s: float, heater_on: bool) -> None:
+        self._carry_s += dt_s
+        while self._carry_s >= SUBSTEP_S - 1e-9:
+            self._carry_s -= SUBSTEP_S
+            u = 1.0 if heater_on else 0.0
+            self.energy_j += u * self.power_w * SUBSTEP_S
+            delayed = self._inputs[0]
+            self._inputs.append(u)
+            target_c = self.room_c + self.gain_c * delayed
+            # exact step response over one substep: no integration error to blur the check
+            self._probe_c = target_c + (self._probe_c - target_c) * math.exp(-SUBSTEP_S / self.tau_s)
+
+    def ultimate(self) -> tuple[float, float]:
+        """(Ku in duty per degC, Pu in s) from the phase crossover.
+
+        The frequency where the phase lag is 180 degrees solves
+        ``atan(w tau) + w theta = pi``; there ``|G| = K / sqrt(1 + (w tau)^2)`` and
+        ``Ku = 1 / |G|``. Solved by bisection (the left side rises with w).
+        """
+        low, high = 1e-9, math.pi / self.dead_time_s
+        for _ in range(200):
+            w = (low + high) / 2
+            if math.atan(w * self.tau_s) + w * self.dead_time_s < math.pi:
+                low = w
+            else:
+                high = w
+        w = (low + high) / 2
+        ku = math.sqrt(1.0 + (w * self.tau_s) ** 2) / self.gain_c
+        return ku, 2 * math.pi / w
