@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev,mqtt]'
+	$(PY) -m pip install --quiet -e '.[test,dev,mqtt,plot]'
 	touch $@
 
 # Debian packages the tests drive for real: Chromium (dashboard), Mosquitto (MQTT),

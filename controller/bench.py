@@ -345,7 +345,7 @@ def measure_run_rss(sample_s: float = RSS_SAMPLE_S) -> dict:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="stonewarmer-bench-") as state_dir:
-        cmd = [sys.executable, "-m", "controller.cli", "run", "--simulate", "--state-dir", state_dir,
+        cmd = [sys.executable, "-m", "controller", "run", "--simulate", "--state-dir", state_dir,
                "--host", "127.0.0.1", "--port", str(port)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -537,10 +537,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="reference plant only, short scenarios (CI)")
     p.add_argument("--plant", action="append", choices=tuple(PLANTS), metavar="NAME",
                    help=f"only this plant (repeatable; one of {', '.join(PLANTS)})")
+    p.add_argument("--faults", action="store_true",
+                   help="run the fault-injection matrix instead: every fault at warm-up and at hold")
     p.set_defaults(handler=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.faults:
+        return _fault_matrix(args)
     if args.plot:
         try:
             import matplotlib  # noqa: F401 - fail before an hour of simulation, not after
@@ -568,3 +572,21 @@ def _finite(value):
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def _fault_matrix(args: argparse.Namespace) -> int:
+    """``bench --faults``: the table of controller.faults; exit 1 if any case failed."""
+    import logging
+
+    from . import faults
+
+    logging.disable(logging.ERROR)  # the injected faults log errors by design; the table says it all
+    started = time.perf_counter()
+    results = faults.run_matrix()
+    if args.json:
+        print(json.dumps(_finite([asdict(r) for r in results]), allow_nan=False))
+    else:
+        print(faults.format_table(results))
+        print(f"({time.perf_counter() - started:.0f} s of wall time)")
+    return 0 if all(r.passed for r in results) else 1
+

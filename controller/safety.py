@@ -15,7 +15,7 @@ heating             duty >= 0.8 for 180 s while > 5 C below target   latch
                     and the bath rose < 2 C; or it fell > 3 C
                     within 60 s while duty >= 0.8 (probe lifted)
 stuck relay         relay commanded off >= 120 s, above target + 1,  latch,
-                    and still rising > 1 C over 120 s                alarm
+                    and still rising > 1 C over 120 s, not slowing   alarm
 over target         > 3 C above target (or above the lowest point    latch
                     of a cool-down) for 60 s
 probe disagree      two probes > 3 C apart for 30 s                  latch
@@ -49,6 +49,8 @@ FALLING_WINDOW_S = 60.0     # ... within this time: the probe is out of the wate
 STUCK_ABOVE_C = 1.0
 STUCK_PERIOD_S = 120.0
 STUCK_RISE_C = 1.0
+STUCK_STILL_RISING = 0.35   # ... and >= 35 % of it in the last ~50 s (a steady rise: ~45 %)
+STUCK_AVERAGE_S = 10.0      # temperatures in the rule are 10 s means
 OVER_TARGET_C = 3.0
 OVER_TARGET_S = 60.0
 DISAGREE_C = 3.0
@@ -292,10 +294,22 @@ class Interlock:
         off_for = None if self._off_since_s is None else now_s - self._off_since_s
         if off_for is None or off_for < STUCK_PERIOD_S or temp_c <= setpoint_c + STUCK_ABOVE_C:
             return
-        start_t, start_c = self._history[0]
-        if now_s - start_t >= STUCK_PERIOD_S - 1.5 and temp_c - start_c > STUCK_RISE_C:
-            self._trip(STUCK_RELAY, f"water rose {temp_c - start_c:.1f} degC in {now_s - start_t:.0f} s "
+        start_t = self._history[0][0]
+        if now_s - start_t < STUCK_PERIOD_S - 1.5:
+            return
+        # 10 s means at the start, middle and end of the window: a noisy probe must not decide it.
+        start_c = self._mean_c(start_t, start_t + STUCK_AVERAGE_S)
+        mid_c = self._mean_c(now_s - STUCK_PERIOD_S / 2, now_s - STUCK_PERIOD_S / 2 + STUCK_AVERAGE_S)
+        end_c = self._mean_c(now_s - STUCK_AVERAGE_S, now_s)
+        # A welded contact heats on at a steady rate; heat still arriving through a slow probe
+        # after a switch-off (a laggy bath overshooting) fades. Require the rise to go on.
+        if end_c - start_c > STUCK_RISE_C and end_c - mid_c >= STUCK_STILL_RISING * (end_c - start_c):
+            self._trip(STUCK_RELAY, f"water rose {end_c - start_c:.1f} degC in {now_s - start_t:.0f} s "
                        f"with the heater switched off (now {temp_c:.1f} degC)", now_s)
+
+    def _mean_c(self, from_s: float, to_s: float) -> float:
+        temps = [c for t, c in self._history if from_s <= t <= to_s]
+        return sum(temps) / len(temps) if temps else self._history[-1][1]
 
     def _check_over_target(self, now_s: float, temp_c: float, setpoint_c: float) -> None:
         if self._cooling_low_c is not None:

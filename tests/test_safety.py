@@ -283,3 +283,16 @@ def test_wall_clock_steps_do_not_change_control_or_safety(make_controller, clock
     statuses = run_ticks(controller, clock, tree, [40.0] * 20)
     assert pins.pin(17).changes == before
     assert all(s.fault is None for s in statuses)
+
+
+def test_a_laggy_bath_overshooting_after_full_power_is_not_called_a_stuck_relay():
+    # A dial thermostat heats a slow bath at full power to setpoint - 1 and lets it coast:
+    # the probe keeps rising for minutes after the switch-off, but slower and slower.
+    from controller.baselines import BangBang
+    from controller.plant import PLANTS, StoneBath
+
+    sim = Simulation(make_plant=lambda: StoneBath(PLANTS["laggy"]))
+    sim.controller.set_duty_override(BangBang())
+    sim.run(3600)
+    assert max(r.probe_c for r in sim.trace) > 53.5           # it did overshoot past the guard
+    assert not any(e.kind == "fault" for e in sim.controller.events.since(0))
