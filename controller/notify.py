@@ -58,7 +58,9 @@ class Notifier:
                 text = text.replace("\n", " ")
             lines.append(f"{key}={text}")
         try:
-            self._sock.sendto("\n".join(lines).encode(), self.address)
+            # Never block: this runs on the control thread, and a full queue at the
+            # receiver must not stall the heater's loop. A dropped ping is resent next tick.
+            self._sock.sendto("\n".join(lines).encode(), socket.MSG_DONTWAIT, self.address)
         except OSError as exc:
             if not self._warned:
                 log.warning("cannot notify systemd at %r: %s", self.address, exc)

@@ -114,23 +114,25 @@ class Supervisor:
         if not self.ready_sent:
             if status.temperature_c is not None and self.web_listening.is_set():
                 fields["READY"] = 1
-                self.ready_sent = True
             else:
                 fields["EXTEND_TIMEOUT_USEC"] = int(EXTEND_START_S * 1e6)
         fields["WATCHDOG"] = 1
         line = status_line(status)
         if line != self._last_line:
             fields["STATUS"] = line
+        if self.notifier.send(**fields):  # not sent (queue full): all of it again next tick
+            self.ready_sent = self.ready_sent or "READY" in fields
             self._last_line = line
-        self.notifier.send(**fields)
 
 
 def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference", speed: float = 1.0,
           injections=(), host: str | None = None, port: int | None = None,
           notifier: Notifier | None = None) -> int:
     """Run until SIGTERM/SIGINT (exit status 0) or a control-loop failure (1)."""
-    # A watchdog abort (WatchdogSignal=SIGABRT) then logs every thread's stack to the journal.
-    faulthandler.enable(file=sys.stderr, all_threads=True)
+    try:  # a watchdog abort (WatchdogSignal=SIGABRT) then logs every thread's stack to the journal
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+    except (AttributeError, ValueError, OSError):
+        pass  # no real stderr to write to (embedded use)
     stop = threading.Event()
 
     def on_signal(signum, _frame) -> None:
