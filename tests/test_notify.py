@@ -22,7 +22,8 @@ from controller.state import StateStore
 
 @pytest.fixture
 def systemd(tmp_path):
-    fake = FakeNotifySocket(tmp_path / "notify.sock")
+    # Read by the test itself (drain()), so counts are exact: a datagram is queued by sendto.
+    fake = FakeNotifySocket(tmp_path / "notify.sock", reading=False)
     yield fake
     fake.close()
 
@@ -40,7 +41,7 @@ def test_messages_arrive_as_one_datagram_of_key_value_lines(systemd):
 
 def test_abstract_namespace_socket_is_reached_through_an_at_sign():
     name = f"@stonewarmer-test-{uuid.uuid4().hex}"
-    fake = FakeNotifySocket(name)
+    fake = FakeNotifySocket(name, reading=False)
     try:
         assert socket_address(name) == b"\0" + name[1:].encode()
         notifier = Notifier(environ={"NOTIFY_SOCKET": name})
