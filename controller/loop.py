@@ -99,7 +99,10 @@ class Controller:
                            + (f", fault still latched: {fault.kind}" if fault else ""),
                            setpoint_c=self.setpoint_c, fault=fault.kind if fault else None)
         if not self.state_problem:
-            self._persist()  # also proves, at start, that the state dir is writable
+            try:  # a state dir that cannot be written cannot remember a fault either
+                self.store.check_writable()
+            except OSError as exc:
+                self._report_unsaved(exc)
         if self.state_problem:
             # Heater off until someone has looked: unusable saved state, or a state dir
             # that cannot remember a latched fault across the next power cut.
@@ -174,17 +177,20 @@ class Controller:
         try:
             self.store.save(self.state_dict())
         except OSError as exc:
-            # The latch still holds in memory; the state dir problem is shown to the user
-            # (Status.detail, one event per distinct problem) and checked by `stonewarmer check`.
-            problem = f"cannot save state to {self.store.path}: {exc.strerror or exc}"
-            if self.detail.get("state_problem") != problem:
-                log.error("%s", problem)
-                self.events.record(monotonic_s=self.clock.monotonic(), wall_time_s=self.clock.wall(),
-                                   kind=ev.KIND_NOTICE, message=problem, source="state")
-            self.state_problem = problem
-            self.detail["state_problem"] = problem
+            self._report_unsaved(exc)
         else:
             self.detail.pop("state_problem", None)
+
+    def _report_unsaved(self, exc: OSError) -> None:
+        # The latch still holds in memory; the state dir problem is shown to the user
+        # (Status.detail, one event per distinct problem) and checked by `stonewarmer check`.
+        problem = f"cannot save state to {self.store.path}: {exc.strerror or exc}"
+        if self.detail.get("state_problem") != problem:
+            log.error("%s", problem)
+            self.events.record(monotonic_s=self.clock.monotonic(), wall_time_s=self.clock.wall(),
+                               kind=ev.KIND_NOTICE, message=problem, source="state")
+        self.state_problem = problem
+        self.detail["state_problem"] = problem
 
     # -- the tick ---------------------------------------------------------------------
     def tick(self) -> Status:

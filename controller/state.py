@@ -66,6 +66,13 @@ class StateStore:
         finally:
             os.close(dir_fd)
 
+    def check_writable(self) -> None:
+        """Raise OSError unless a file can be created in the state dir (the state file is untouched)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self.dir)
+        os.close(fd)
+        os.unlink(tmp)
+
     def set_aside(self) -> Path | None:
         """Move an unusable state file out of the way (kept for inspection)."""
         if not self.path.exists():

@@ -141,6 +141,8 @@ def test_hardening_leaves_gpio_and_one_wire_reachable(unit):
     assert unit["Service.DevicePolicy"] == ["closed"]
     assert unit["Service.DeviceAllow"] == ["char-gpiochip rw"]
     assert "Service.PrivateDevices" not in unit  # it would hide /dev/gpiochip*
+    assert "Service.PrivateUsers" not in unit  # it would break the gpio supplementary group
+    assert "Service.PrivateNetwork" not in unit  # it would take the dashboard away
     assert unit.get("Service.ProcSubset", ["all"]) == ["all"]  # gpiozero reads the board revision
     for key in ("InaccessiblePaths", "TemporaryFileSystem"):
         assert not any("/sys" in v for v in unit.get(f"Service.{key}", [])), "/sys/bus/w1 must stay readable"
