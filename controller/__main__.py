@@ -1,4 +1,4 @@
-"""``python -m controller`` is the ``stonewarmer`` command."""
+"""``python3 -m controller`` is the ``stonewarmer`` command (also before it is installed: the installer)."""
 
 import sys
 

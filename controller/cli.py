@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "controller.autotune",     # autotune
     "controller.bench",        # bench
     "controller.mqtt",         # mqtt-clear
+    "controller.installer",    # install, uninstall
 )
 
 EXIT_USAGE = 2

@@ -1,18 +1,40 @@
-"""``stonewarmer check``: what is connected, and what is risky, each with what to do."""
+"""``stonewarmer check``: the doctor. What is connected, what is risky, and what to do about each.
+
+Sections, in the order a fresh Pi needs them: config, 1-Wire overlay, probes
+(readings and resolution), relay pin and polarity, strict_gpiod, GPIO library,
+clock, state dir, dashboard password, the service. Every finding that is not
+"ok" says what to do. ``--root DIR`` inspects a system image (or a fake tree in
+tests): the boot config, kernel module parameters and the service's unit are
+looked up under DIR; the probe and state dirs are the config's, as given.
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import ctypes
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import config as cfgmod
-from .cli import add_config_arg, load_config
-from .probe import W1Probe, list_probes
+from .cli import add_config_arg
+from .installer import BOOT_CONFIGS, UNIT_NAME, USER, boot_lines_missing
 
 # GPIO 0-8 are pulled up at power-on (FIELD-NOTES "GPIO and relays"): an active-high
 # relay driver on one of them switches the heater on while the Pi boots.
 PULLED_UP_AT_BOOT = range(0, 9)
 ONE_WIRE_DEFAULT_GPIO = 4
+#: The dashboard's credentials file in the state dir, as web/credentials.py writes it:
+#: {"password": {"scheme": "scrypt", ..., "hash": "<hex>"}, "tokens": [...], ...}.
+AUTH_FILE = "web-auth.json"
+#: Module parameters that keep a released GPIO output driven (Pi 4: bcm2835, Pi 5: rp1).
+PERSIST_PARAMS = ("/sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs",
+                  "/sys/module/pinctrl_rp1/parameters/persist_gpio_outputs")
+TIME_ERROR = 5  # adjtimex(2): the kernel clock is not synchronised
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +48,97 @@ class Finding:
         return f"[{mark}] {self.what}" + (f"\n       -> {self.todo}" if self.todo else "")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="list probes and the relay set-up; warn about risky choices")
-    add_config_arg(p)
-    p.set_defaults(handler=cmd_check)
+def _run(argv: list[str]) -> subprocess.CompletedProcess | None:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def kernel_clock_state() -> int | None:
+    """adjtimex(2) in read-only mode: TIME_ERROR (5) when unsynchronised; None if unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(512)  # struct timex, zeroed: modes = 0 reads only
+        state = libc.adjtimex(buf)
+    except (OSError, AttributeError):
+        return None
+    return None if state < 0 else state
+
+
+@dataclass
+class System:
+    """Where the doctor looks: ``root`` ("/" or an image), and how it asks the OS."""
+
+    root: Path = Path("/")
+    run: Callable[[list[str]], subprocess.CompletedProcess | None] = _run
+    clock_state: Callable[[], int | None] = kernel_clock_state
+    import_lgpio: Callable[[], object] = field(default=lambda: __import__("lgpio"))
+    systemd_running: Callable[[], bool] = field(default=lambda: Path("/run/systemd/system").is_dir())
+
+    @property
+    def is_live(self) -> bool:
+        return self.root == Path("/")
+
+    def path(self, path: str | Path) -> Path:
+        return self.root / Path(path).relative_to("/")
+
+
+# -- config ------------------------------------------------------------------------------------
+def load_config(path: Path) -> tuple[cfgmod.Config, list[Finding]]:
+    if not path.exists():
+        return cfgmod.Config(), [Finding("error", f"no config at {path}; checking with the defaults",
+                                         "sudo stonewarmer install (copies the example config there)")]
+    try:
+        return cfgmod.load(path), [Finding("ok", f"config {path}")]
+    except cfgmod.ConfigError as exc:
+        return cfgmod.Config(), [Finding("error", f"config refused: {exc}; checking with the defaults",
+                                         f"fix {path}; the service will not start until it loads")]
+
+
+# -- 1-Wire and probes -------------------------------------------------------------------------
+def _boot_config(system: System) -> tuple[Path, str] | tuple[None, None]:
+    for path in BOOT_CONFIGS:
+        if system.path(path).is_file():
+            return path, system.path(path).read_text(errors="replace")
+    return None, None
+
+
+def one_wire_gpio(boot_text: str | None) -> int:
+    """The 1-Wire data pin set by ``dtoverlay=w1-gpio,gpiopin=N`` (default GPIO4)."""
+    for raw in (boot_text or "").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("dtoverlay=w1-gpio"):
+            for part in line.split(",")[1:]:
+                key, _, value = part.partition("=")
+                if key.strip() == "gpiopin" and value.strip().isdigit():
+                    return int(value)
+    return ONE_WIRE_DEFAULT_GPIO
+
+
+def one_wire_findings(system: System, cfg: cfgmod.Config) -> list[Finding]:
+    out = []
+    boot, text = _boot_config(system)
+    if boot is None:
+        out.append(Finding("warn", "no Raspberry Pi boot config found (" + " or ".join(map(str, BOOT_CONFIGS)) + ")",
+                           "on a Raspberry Pi, mount the boot partition; elsewhere enable 1-Wire your own way"))
+    elif "dtoverlay=w1-gpio" in boot_lines_missing(text):
+        out.append(Finding("error", f"{boot} lacks dtoverlay=w1-gpio (the 1-Wire bus for the DS18B20)",
+                           "sudo stonewarmer install --configure-boot, then sudo reboot"))
+    else:
+        out.append(Finding("ok", f"1-Wire overlay in {boot} (data on GPIO{one_wire_gpio(text)})"))
+    w1_dir = Path(cfg.probe.w1_dir)
+    if not any(w1_dir.glob("w1_bus_master*")):
+        out.append(Finding("error", f"no 1-Wire bus master in {w1_dir}: the overlay is not active",
+                           "add dtoverlay=w1-gpio to the boot config (install --configure-boot) and reboot"))
+    else:
+        out.append(Finding("ok", f"1-Wire bus active in {w1_dir}"))
+    return out
 
 
 def probe_findings(cfg: cfgmod.Config) -> list[Finding]:
+    from .probe import W1Probe, list_probes  # w1thermsensor: only installed in the venv
+
     ids = list_probes(cfg.probe.w1_dir)
     if not ids:
         return [Finding("error", f"no DS18B20 probe found in {cfg.probe.w1_dir}",
@@ -45,12 +151,17 @@ def probe_findings(cfg: cfgmod.Config) -> list[Finding]:
         bits = probe.resolution_bits()
         role = ("main" if sensor_id == cfg.probe.id or (not cfg.probe.id and sensor_id == ids[0])
                 else "safety" if sensor_id == cfg.probe.safety_id else "unused")
-        if read.kind == "valid":
-            found.append(Finding("ok", f"probe 28-{sensor_id} ({role}): {read.celsius:.2f} degC, "
-                                       f"{bits or '?'}-bit"))
-        else:
+        if read.kind != "valid":
             found.append(Finding("error", f"probe 28-{sensor_id} ({role}): {read.kind}",
                                  "check the probe's cable and connector"))
+        elif bits is not None and bits < 11:
+            # DS18B20: 9 bit = 0.5 degC steps (FIELD-NOTES "DS18B20"): too coarse to hold +/-0.5 degC.
+            found.append(Finding("warn", f"probe 28-{sensor_id} ({role}): {read.celsius:.2f} degC, {bits}-bit "
+                                         f"({0.5 / 2 ** (bits - 9):g} degC steps)",
+                                 f"set 12-bit: echo 12 | sudo tee {cfg.probe.w1_dir}/28-{sensor_id}/resolution"))
+        else:
+            found.append(Finding("ok", f"probe 28-{sensor_id} ({role}): {read.celsius:.2f} degC, "
+                                       f"{bits or '?'}-bit"))
     for key, wanted in (("id", cfg.probe.id), ("safety_id", cfg.probe.safety_id)):
         if wanted and wanted not in ids:
             found.append(Finding("error", f"[probe] {key} = {wanted!r} is not connected",
@@ -58,7 +169,8 @@ def probe_findings(cfg: cfgmod.Config) -> list[Finding]:
     return found
 
 
-def relay_findings(cfg: cfgmod.Config) -> list[Finding]:
+# -- relay and GPIO ----------------------------------------------------------------------------
+def relay_findings(cfg: cfgmod.Config, *, one_wire_pin: int = ONE_WIRE_DEFAULT_GPIO) -> list[Finding]:
     r = cfg.relay
     out = [Finding("ok", f"relay on GPIO{r.pin}, {'active high' if r.active_high else 'active low'}, "
                          f"{r.kind}: window {r.effective_window_s:g} s, min on/off {r.effective_min_switch_s:g} s")]
@@ -70,15 +182,175 @@ def relay_findings(cfg: cfgmod.Config) -> list[Finding]:
         out.append(Finding("warn", "active-low relay module: it clicks on briefly when the pin is claimed "
                                    "(lgpio drives a new output low first)",
                            "prefer an active-high driver (or an SSR) on the default GPIO17"))
-    if r.pin == ONE_WIRE_DEFAULT_GPIO:
-        out.append(Finding("error", "the relay is on GPIO4, the 1-Wire bus pin",
+    if r.pin == one_wire_pin:
+        out.append(Finding("error", f"the relay is on GPIO{r.pin}, the 1-Wire bus pin",
                            "use another pin for the relay, e.g. GPIO17"))
     return out
 
 
+def strict_gpiod_findings(system: System) -> list[Finding]:
+    boot, text = _boot_config(system)
+    out = []
+    if boot is not None and "dtparam=strict_gpiod" in boot_lines_missing(text):
+        out.append(Finding("error", f"{boot} lacks dtparam=strict_gpiod: if stonewarmer is killed and "
+                                    "relay-off cannot run, the kernel keeps the heater's pin driven ON",
+                           "sudo stonewarmer install --configure-boot, then sudo reboot"))
+    elif boot is not None:
+        out.append(Finding("ok", f"dtparam=strict_gpiod in {boot}: a released GPIO returns to an input"))
+    for param in PERSIST_PARAMS:
+        try:
+            value = system.path(param).read_text().strip()
+        except OSError:
+            continue
+        if value.upper() in ("Y", "1"):
+            out.append(Finding("warn", f"the running kernel still keeps released GPIO outputs driven ({param} = Y)",
+                               "reboot so that dtparam=strict_gpiod takes effect"))
+    return out
+
+
+def gpio_library_findings(system: System) -> list[Finding]:
+    try:
+        system.import_lgpio()
+    except ImportError:
+        return [Finding("warn", "the lgpio GPIO library is not importable by this Python",
+                        "sudo apt install python3-lgpio (the service's venv uses the system's packages)")]
+    return [Finding("ok", "lgpio GPIO library present")]
+
+
+# -- clock, state, password, service ------------------------------------------------------------
+def clock_findings(system: System) -> list[Finding]:
+    synced = None
+    result = system.run(["timedatectl", "show", "--property=NTPSynchronized", "--value"])
+    if result is not None and result.returncode == 0 and result.stdout.strip() in ("yes", "no"):
+        synced = result.stdout.strip() == "yes"
+    elif system.is_live:
+        state = system.clock_state()
+        synced = None if state is None else state != TIME_ERROR
+    if synced:
+        return [Finding("ok", "clock synchronised (NTP)")]
+    what = "clock not synchronised" if synced is False else "cannot tell whether the clock is synchronised"
+    return [Finding("warn", f"{what}: the Pi has no battery clock, so event and history times may be wrong "
+                            "(heater timing does not depend on it)",
+                    "connect the Pi to a network with internet access for NTP "
+                    "(check: timedatectl timesync-status)")]
+
+
+def state_findings(cfg: cfgmod.Config) -> list[Finding]:
+    from .state import StateError, StateStore
+
+    state_dir = Path(cfg.state.dir)
+    if not state_dir.is_dir():
+        return [Finding("warn", f"state dir {state_dir} does not exist yet",
+                        "the service creates it at start (StateDirectory=); for a manual run: "
+                        f"sudo install -d -o {USER} {state_dir}")]
+    out = []
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".check-", dir=state_dir)
+        os.close(fd)
+        os.unlink(tmp)
+        out.append(Finding("ok", f"state dir {state_dir} writable"))
+    except OSError as exc:
+        readonly = hasattr(os, "statvfs") and os.statvfs(state_dir).f_flag & os.ST_RDONLY
+        out.append(Finding("error", f"state dir {state_dir} not writable ({exc.strerror}"
+                                    + (", read-only file system" if readonly else "") + "): "
+                                    "setpoint and latched faults cannot be kept across a power cut",
+                           "a read-only SD card is failing: back up and replace it" if readonly else
+                           f"run this as root (sudo), or fix the owner: sudo chown {USER} {state_dir}"))
+    try:
+        StateStore(state_dir).load()
+    except StateError as exc:
+        out.append(Finding("error", f"{exc}",
+                           "at start it is set aside and the heater stays off until the fault is acknowledged"))
+    return out
+
+
+def password_findings(cfg: cfgmod.Config) -> list[Finding]:
+    path = Path(cfg.state.dir) / AUTH_FILE
+    todo = "sudo stonewarmer set-password"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return [Finding("error", "no dashboard password set: nobody can change the setpoint from the dashboard",
+                        todo)]
+    except PermissionError:
+        return [Finding("warn", f"cannot read {path} to check the password", "run the check with sudo")]
+    except (OSError, ValueError) as exc:
+        return [Finding("error", f"{path} is unreadable ({exc})", todo)]
+    record = data.get("password") if isinstance(data, dict) else None
+    if not (isinstance(record, dict) and isinstance(record.get("hash"), str) and record["hash"]):
+        return [Finding("error", f"{path} holds no password hash", todo)]
+    return [Finding("ok", "dashboard password set")]
+
+
+def service_findings(system: System) -> list[Finding]:
+    if system.is_live and not system.systemd_running():
+        return [Finding("warn", "systemd is not running here (a container?): the service cannot be checked",
+                        "on the Pi: sudo stonewarmer install")]
+    root = [] if system.is_live else [f"--root={system.root}"]
+    enabled = system.run(["systemctl", *root, "is-enabled", UNIT_NAME])
+    if enabled is None:
+        return [Finding("warn", "systemctl not found: the service cannot be checked", "")]
+    state = enabled.stdout.strip()
+    if enabled.returncode != 0 and state in ("", "not-found"):
+        return [Finding("error", f"{UNIT_NAME} is not installed", "sudo stonewarmer install")]
+    out = []
+    if state != "enabled":
+        out.append(Finding("error", f"{UNIT_NAME} is {state or 'not enabled'}: it will not start at boot",
+                           f"sudo systemctl enable --now {UNIT_NAME}"))
+    if not system.is_live:
+        return out or [Finding("ok", f"{UNIT_NAME} enabled")]
+    shown = system.run(["systemctl", "show", UNIT_NAME, "--property=ActiveState,SubState,Result,NRestarts,StatusText"])
+    props = dict(line.split("=", 1) for line in (shown.stdout if shown else "").splitlines() if "=" in line)
+    active, status = props.get("ActiveState", "unknown"), props.get("StatusText", "")
+    logs = f"journalctl -u {UNIT_NAME} -b"
+    if active == "active":
+        out.append(Finding("ok", f"{UNIT_NAME} running: {status}"))
+    elif active == "activating":
+        out.append(Finding("warn", f"{UNIT_NAME} starting: {status or props.get('SubState', '')}",
+                           "it is ready once the probe gives a valid reading: see the probe findings above"))
+    else:
+        out.append(Finding("error", f"{UNIT_NAME} is {active} (result: {props.get('Result', '?')})",
+                           f"see why: {logs}; then sudo systemctl restart {UNIT_NAME}"))
+    restarts = int(props.get("NRestarts", "0") or 0)
+    if restarts:
+        out.append(Finding("warn", f"{UNIT_NAME} restarted {restarts} times since it was started",
+                           f"see why: {logs} (a watchdog abort prints every thread's stack there)"))
+    return out
+
+
+def diagnose(system: System, config_path: Path) -> list[tuple[str, list[Finding]]]:
+    cfg, config = load_config(config_path)
+    _, boot_text = _boot_config(system)
+    return [
+        ("Config", config),
+        ("1-Wire", one_wire_findings(system, cfg)),
+        ("Probes", probe_findings(cfg)),
+        ("Relay", relay_findings(cfg, one_wire_pin=one_wire_gpio(boot_text))
+         + strict_gpiod_findings(system) + gpio_library_findings(system)),
+        ("Clock", clock_findings(system)),
+        ("State", state_findings(cfg)),
+        ("Dashboard", password_findings(cfg)),
+        ("Service", service_findings(system)),
+    ]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="the doctor: probes, relay, boot config, clock, state, password, service")
+    add_config_arg(p)
+    p.add_argument("--root", metavar="DIR", default="/",
+                   help="inspect the system image at DIR (boot config, kernel parameters, service)")
+    p.set_defaults(handler=cmd_check)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    cfg = load_config(args)
-    findings = probe_findings(cfg) + relay_findings(cfg)
-    for f in findings:
-        print(f)
-    return 1 if any(f.level == "error" for f in findings) else 0
+    system = System(root=Path(args.root).resolve())
+    config_path = Path(args.config) if args.config else system.path(cfgmod.DEFAULT_PATH)
+    sections = diagnose(system, config_path)
+    for title, findings in sections:
+        print(f"{title}:")
+        for finding in findings:
+            print(f"  {finding}".replace("\n", "\n  "))
+    errors = sum(f.level == "error" for _, findings in sections for f in findings)
+    warnings = sum(f.level == "warn" for _, findings in sections for f in findings)
+    print(f"{errors} problem(s), {warnings} warning(s)")
+    return 1 if errors else 0

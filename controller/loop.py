@@ -21,12 +21,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from . import config as cfgmod
 from . import events as ev
 from . import probe as pr
 from .config import Config
 from .pid import PID, Gains
 from .relay import Relay, TimeProportioner
-from .safety import STATE, AckRefused, Fault, Interlock
+from .safety import SEVERITY, STATE, AckRefused, Fault, Interlock
 from .state import StateError, StateStore
 from .status import (
     MODE_COOLING,
@@ -97,34 +98,71 @@ class Controller:
                            message=f"started, setpoint {self.setpoint_c:.1f} degC"
                            + (f", fault still latched: {fault.kind}" if fault else ""),
                            setpoint_c=self.setpoint_c, fault=fault.kind if fault else None)
+        if not self.state_problem:
+            try:  # a state dir that cannot be written cannot remember a fault either
+                self.store.check_writable()
+            except OSError as exc:
+                self._report_unsaved(exc)
         if self.state_problem:
+            # Heater off until someone has looked: unusable saved state, or a state dir
+            # that cannot remember a latched fault across the next power cut.
             self.interlock.latch(STATE, self.state_problem, now)
         self._status = self._snapshot(now)
 
     # -- persistence ----------------------------------------------------------------------
     def _restore(self) -> tuple[dict[str, Any], Fault | None]:
+        """The saved state, checked key by key; ``({}, None)`` when there is none.
+
+        Whatever cannot be used is named in ``state_problem`` (the caller latches a
+        STATE fault: heater off until acknowledged) and replaced by the config's
+        value. A saved fault is never dropped, even a malformed one. Nothing here
+        raises: a bad file must never become a crash loop.
+        """
         try:
             data = self.store.load()
         except StateError as exc:
-            # Safe defaults, heater off until someone acknowledges: never a crash loop.
-            self.state_problem = str(exc)
-            log.error("%s; starting from the config defaults", exc)
-            self.store.set_aside()
+            moved = self.store.set_aside()
+            self.state_problem = f"{exc}; " + (f"moved to {moved.name}, " if moved else "") + \
+                "using the config defaults"
+            log.error("%s", self.state_problem)
             return {}, None
         c = self.cfg.control
+        problems: list[str] = []
+        restored: dict[str, Any] = {}
         sp = data.get("setpoint_c")
-        if sp is not None and not (isinstance(sp, (int, float)) and c.min_setpoint_c <= sp <= c.max_setpoint_c):
-            self.state_problem = (f"saved setpoint {sp!r} is outside {c.min_setpoint_c:g}.."
-                                  f"{c.max_setpoint_c:g} degC; using {c.setpoint_c:g} degC")
-            data = {k: v for k, v in data.items() if k != "setpoint_c"}
-        if not self.cfg.control.resume_after_power_cut:
-            data.pop("setpoint_c", None)
-        fault = None
-        f = data.get("fault")
-        if isinstance(f, dict) and isinstance(f.get("kind"), str):
-            fault = Fault(f["kind"], str(f.get("message", "")), self.clock.monotonic(),
-                          float(f.get("wall_time_s", self.clock.wall())))
-        return data, fault
+        if sp is not None:
+            if isinstance(sp, bool) or not isinstance(sp, (int, float)) \
+                    or not c.min_setpoint_c <= sp <= c.max_setpoint_c:
+                problems.append(f"saved setpoint {sp!r} is outside {c.min_setpoint_c:g}.."
+                                f"{c.max_setpoint_c:g} degC; using {c.setpoint_c:g} degC")
+            elif c.resume_after_power_cut:
+                restored["setpoint_c"] = float(sp)
+        gains = data.get("gains")
+        if gains is not None:
+            try:  # the config's own checks: types and allowed ranges
+                checked = cfgmod.replace(self.cfg, "control", kp=gains["kp"], ki=gains["ki"],
+                                         kd=gains["kd"]).control
+                restored["gains"] = {"kp": checked.kp, "ki": checked.ki, "kd": checked.kd}
+            except (cfgmod.ConfigError, KeyError, TypeError) as exc:
+                problems.append(f"saved gains {gains!r} are not usable ({exc}); using the config's")
+        fault = self._restore_fault(data.get("fault"))
+        if problems:
+            self.state_problem = f"{self.store.path}: " + "; ".join(problems)
+            log.error("%s", self.state_problem)
+        return restored, fault
+
+    def _restore_fault(self, saved: Any) -> Fault | None:
+        if saved is None:
+            return None
+        now = self.clock.monotonic()
+        try:
+            wall = float(saved.get("wall_time_s"))
+        except (AttributeError, TypeError, ValueError):
+            wall = self.clock.wall()
+        if isinstance(saved, dict) and saved.get("kind") in SEVERITY:
+            return Fault(saved["kind"], str(saved.get("message", "")), now, wall)
+        # Unknown or damaged: still latched (never cleared by a restart), as a STATE fault.
+        return Fault(STATE, f"a saved fault could not be read ({saved!r}); it stays latched", now, wall)
 
     def state_dict(self) -> dict[str, Any]:
         latched = self.interlock.latched
@@ -139,9 +177,20 @@ class Controller:
         try:
             self.store.save(self.state_dict())
         except OSError as exc:
-            # The latch still holds in memory; the state dir problem is shown to the user.
-            self.state_problem = f"cannot save state to {self.store.path}: {exc.strerror or exc}"
-            log.error("%s", self.state_problem)
+            self._report_unsaved(exc)
+        else:
+            self.detail.pop("state_problem", None)
+
+    def _report_unsaved(self, exc: OSError) -> None:
+        # The latch still holds in memory; the state dir problem is shown to the user
+        # (Status.detail, one event per distinct problem) and checked by `stonewarmer check`.
+        problem = f"cannot save state to {self.store.path}: {exc.strerror or exc}"
+        if self.detail.get("state_problem") != problem:
+            log.error("%s", problem)
+            self.events.record(monotonic_s=self.clock.monotonic(), wall_time_s=self.clock.wall(),
+                               kind=ev.KIND_NOTICE, message=problem, source="state")
+        self.state_problem = problem
+        self.detail["state_problem"] = problem
 
     # -- the tick ---------------------------------------------------------------------
     def tick(self) -> Status:

@@ -5,12 +5,20 @@ thread only waits for a signal. Whatever ends the process, the relay is
 driven off here first (SIGTERM and SIGINT are handled, not left to atexit),
 and systemd's ``ExecStopPost=stonewarmer relay-off`` covers what Python cannot
 (SIGKILL, a watchdog abort).
+
+Under systemd (``Type=notify``, config/stonewarmer.service) the control loop
+itself reports to the service manager after every completed tick
+(:class:`Supervisor`): ``WATCHDOG=1``, so a stalled loop is killed within
+``WatchdogSec=``; ``READY=1`` once, when the first valid reading is in and the
+dashboard listens; ``STATUS=`` with the temperature and mode.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +26,20 @@ from pathlib import Path
 from . import config as cfgmod
 from .clock import MonotonicClock, ScaledClock
 from .loop import Controller, run_forever
+from .notify import Notifier
 from .probe import ThreadedProbeSource, W1Probe
+from .status import Status
 
 log = logging.getLogger("stonewarmer")
 
 SIM_PIN_DIR = "sim-gpio"  # under the state dir: the simulated relay pin, readable by relay-off
+#: Until READY, each completed tick asks systemd for this much more start-up time, so a
+#: warmer waiting for its probe stays up (dashboard showing why) while a hung start is
+#: still killed: TimeoutStartSec= only has to cover the time to the first tick.
+EXTEND_START_S = 10.0
+#: How long shutdown waits for the control thread to finish its tick (s). Together with
+#: the 0.5 s signal poll this keeps ``run`` well inside the 5 s stop budget.
+JOIN_S = 2.0
 
 
 @dataclass
@@ -50,6 +67,9 @@ def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed
         sim = Simulation(cfg, make_plant=load_plant(plant), clock=clock, workdir=state_dir / "sim",
                          mirror_dir=state_dir / SIM_PIN_DIR, atomic_files=True,
                          injections=list(injections))
+        # The mirror only records changes; a claim that finds the pin already off changes
+        # nothing, and a file left at "1" by a SIGKILLed run would then lie. Record it now.
+        sim.factory.mirror(sim.pin)
         return Runtime(sim.cfg, sim.controller, sim)
     clock = MonotonicClock()
     primary = ThreadedProbeSource(W1Probe(w1_dir=cfg.probe.w1_dir, sensor_id=cfg.probe.id),
@@ -62,29 +82,81 @@ def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed
     return Runtime(cfg, controller)
 
 
-def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference", speed: float = 1.0,
-          injections=(), host: str | None = None, port: int | None = None) -> int:
-    """Run until SIGTERM/SIGINT. Return the exit status."""
-    runtime = build(cfg, simulate=simulate, plant=plant, speed=speed, injections=injections)
-    controller = runtime.controller
-    stop = threading.Event()
-    failure: list[BaseException] = []
+def status_line(status: Status) -> str:
+    """One line for ``systemctl status``: temperature and mode (degC)."""
+    if status.fault:
+        temp = "no reading" if status.temperature_c is None else f"{status.temperature_c:.1f} degC"
+        return f"FAULT {status.fault}: heater off until acknowledged ({temp})"
+    if status.temperature_c is None:
+        return f"starting: heater off, waiting for a valid reading (probe: {status.reading_kind})"
+    heater = "on" if status.relay_on else "off"
+    return (f"{status.temperature_c:.1f} degC, {status.mode}, setpoint {status.setpoint_c:.1f} degC, "
+            f"heater {heater}")
 
-    def control_thread() -> None:
-        try:
-            run_forever(controller, stop, before_tick=runtime.before_tick)
-        except BaseException as exc:  # noqa: BLE001 - any failure must end in heater off
-            failure.append(exc)
-            log.exception("control loop failed; heater off, exiting")
-            controller.interlock.relay.off(controller.clock.monotonic())
-            stop.set()
+
+class Supervisor:
+    """The control loop's report to systemd; :meth:`after_tick` is ``run_forever``'s hook.
+
+    Called only after a tick completed (reading checked, interlock evaluated,
+    relay written), so the watchdog is fed by the loop itself: if a tick hangs
+    or raises, the pings stop and systemd acts. No timer thread can keep a dead
+    loop looking alive.
+    """
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self.web_listening = threading.Event()  # set by the main thread once the server is bound
+        self.ready_sent = False
+        self._last_line: str | None = None
+
+    def after_tick(self, status: Status) -> None:
+        fields: dict[str, object] = {}
+        if not self.ready_sent:
+            if status.temperature_c is not None and self.web_listening.is_set():
+                fields["READY"] = 1
+            else:
+                fields["EXTEND_TIMEOUT_USEC"] = int(EXTEND_START_S * 1e6)
+        fields["WATCHDOG"] = 1
+        line = status_line(status)
+        if line != self._last_line:
+            fields["STATUS"] = line
+        if self.notifier.send(**fields):  # not sent (queue full): all of it again next tick
+            self.ready_sent = self.ready_sent or "READY" in fields
+            self._last_line = line
+
+
+def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference", speed: float = 1.0,
+          injections=(), host: str | None = None, port: int | None = None,
+          notifier: Notifier | None = None) -> int:
+    """Run until SIGTERM/SIGINT (exit status 0) or a control-loop failure (1)."""
+    try:  # a watchdog abort (WatchdogSignal=SIGABRT) then logs every thread's stack to the journal
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+    except (AttributeError, ValueError, OSError):
+        pass  # no real stderr to write to (embedded use)
+    stop = threading.Event()
 
     def on_signal(signum, _frame) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)
         stop.set()
 
+    # Before anything touches the pin: a SIGTERM during start-up must stop us cleanly too.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+    notifier = notifier or Notifier()
+    runtime = build(cfg, simulate=simulate, plant=plant, speed=speed, injections=injections)
+    controller = runtime.controller
+    supervisor = Supervisor(notifier)
+    failure: list[BaseException] = []
+
+    def control_thread() -> None:
+        try:
+            run_forever(controller, stop, before_tick=runtime.before_tick, after_tick=supervisor.after_tick)
+        except BaseException as exc:  # noqa: BLE001 - any failure must end in heater off
+            failure.append(exc)
+            log.exception("control loop failed; heater off, exiting")
+            controller.interlock.relay.off(controller.clock.monotonic())
+            stop.set()
 
     from web import attach
 
@@ -93,16 +165,44 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
 
     bridge = mqtt.attach(controller, runtime.cfg)
     thread = threading.Thread(target=control_thread, name="control", daemon=True)
-    thread.start()
-    web.start(host or runtime.cfg.web.host, port or runtime.cfg.web.port)
-    bridge.start()
-    print(f"stonewarmer: dashboard at {web.url}", flush=True)
     try:
+        thread.start()
+        host = host or runtime.cfg.web.host
+        port = port or runtime.cfg.web.port
+        try:
+            web.start(host, port)
+        except OSError as exc:
+            log.error("cannot serve the dashboard on %s:%s: %s", host, port, exc.strerror or exc)
+            failure.append(exc)
+            stop.set()
+        else:
+            supervisor.web_listening.set()
+            print(f"stonewarmer: dashboard at {web.url}", flush=True)
+            bridge.start()
         while not stop.wait(0.5):
             pass
     finally:
-        thread.join(timeout=3.0)
-        controller.close()  # heater off before anything else can fail
-        web.stop()
-        bridge.stop()
+        stop.set()
+        notifier.stopping("stopping: heater off")
+        _shutdown(controller, thread, failure)
+        try:
+            bridge.stop()
+        finally:
+            try:
+                web.stop()  # flushes the history
+            finally:
+                notifier.close()
     return 1 if failure else 0
+
+
+def _shutdown(controller: Controller, thread: threading.Thread, failure: list[BaseException]) -> None:
+    """Heater off and pin released, even when the control thread is stuck."""
+    thread.join(timeout=JOIN_S)
+    if thread.is_alive():
+        # A tick that never returns may hold the controller's lock: drive the pin
+        # directly rather than wait for it, and report the hang.
+        log.error("control loop did not finish its tick within %.0f s; heater off anyway", JOIN_S)
+        failure.append(TimeoutError("control loop hung"))
+        controller.interlock.relay.release()
+        return
+    controller.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 STATE_FILE = "state.json"
+TMP_PREFIX = ".state-"
 VERSION = 1
 
 
@@ -47,7 +48,9 @@ class StateStore:
         """Replace the state file atomically; raise OSError when the disk refuses."""
         payload = json.dumps({**data, "version": VERSION}, indent=2, sort_keys=True)
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".state-", dir=self.dir)
+        for stale in self.dir.glob(TMP_PREFIX + "*"):  # left by a power cut mid-write
+            stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self.dir)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(payload)
@@ -62,6 +65,13 @@ class StateStore:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+    def check_writable(self) -> None:
+        """Raise OSError unless a file can be created in the state dir (the state file is untouched)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self.dir)
+        os.close(fd)
+        os.unlink(tmp)
 
     def set_aside(self) -> Path | None:
         """Move an unusable state file out of the way (kept for inspection)."""
