@@ -57,8 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hot-stone warmer controller: DS18B20 probe, relay, PID, safety interlock.")
     parser.add_argument("--version", action="version", version=f"stonewarmer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    missing = set()
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # `python3 -m controller install` runs before the venv exists, with the standard
+            # library only: offer what can run, and say why the rest cannot.
+            if not exc.name or exc.name.split(".")[0] in ("controller", "web"):
+                raise
+            missing.add(exc.name.split(".")[0])
+            continue
+        module.register(sub)
+    if missing:
+        parser.epilog = (f"Some commands need packages that are not installed ({', '.join(sorted(missing))}): "
+                         "install stonewarmer first (make venv, or stonewarmer install).")
+        plain_error = parser.error
+        parser.error = lambda message: plain_error(f"{message}\n{parser.epilog}")
     return parser
 
 

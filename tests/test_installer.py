@@ -189,7 +189,7 @@ def test_the_installer_runs_from_a_fresh_checkout_with_only_the_standard_library
     probe = ("import sys, builtins; real = builtins.__import__\n"
              "def guard(name, *a, **k):\n"
              "    if name.split('.')[0] in ('gpiozero', 'w1thermsensor', 'flask', 'waitress', 'simple_pid'):\n"
-             "        raise ImportError('not installed: ' + name)\n"
+             "        raise ModuleNotFoundError('No module named ' + repr(name), name=name)\n"
              "    return real(name, *a, **k)\n"
              "builtins.__import__ = guard\n"
              "sys.argv = ['stonewarmer', 'install', '--dry-run', '--root', sys.argv[1]]\n"
