@@ -81,8 +81,8 @@ ADVICE = {
             "Check the probe cable and that the probe is in the water, then acknowledge.",
     HEATING: "The water is not warming up although the heater is on. Check the water level, "
              "that the heater is plugged in and that the probe is in the water, then acknowledge.",
-    STATE: "The saved settings could not be read, so the warmer started safely with the heater "
-           "off. Check the set temperature, then acknowledge.",
+    STATE: "The warmer's saved settings could not be read or saved (see above), so the heater stays "
+           "off. Check the set temperature and the storage, then acknowledge.",
 }
 
 
