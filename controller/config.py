@@ -82,6 +82,7 @@ class WebConfig:
     port: int = 8080
     threads: int = 16
     open_viewing: bool = True  # False: even viewing needs a sign-in
+    max_streams: int = 8       # live-update streams open at once; each holds a thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("control", "kd"): (0.0, 1000.0, "s per degC"),
     ("web", "port"): (1, 65535, ""),
     ("web", "threads"): (2, 64, "threads"),
+    ("web", "max_streams"): (1, 62, "streams"),
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("relay", "kind"): tuple(RELAY_KINDS),
@@ -169,6 +171,12 @@ def _check_relations(cfg: Config) -> None:
         raise ConfigError(
             f"[relay] min_switch_s = {r.effective_min_switch_s:g} is not allowed: must be at most "
             f"half of window_s = {r.effective_window_s:g} s"
+        )
+    w = cfg.web
+    if w.max_streams > w.threads - 2:
+        raise ConfigError(
+            f"[web] max_streams = {w.max_streams} is not allowed: must be at most "
+            f"threads - 2 = {w.threads - 2} (two threads stay free for the page and the API)"
         )
     if cfg.probe.safety_id and cfg.probe.safety_id == cfg.probe.id:
         raise ConfigError(
