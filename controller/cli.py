@@ -19,6 +19,7 @@ from . import config as cfgmod
 COMMAND_MODULES = (
     "controller.commands",     # run, simulate, relay-off
     "controller.doctor",       # check
+    "web.cli",                 # set-password, token, bench-web
 )
 
 EXIT_USAGE = 2
