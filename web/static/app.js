@@ -32,6 +32,7 @@
   // -- units and words ----------------------------------------------------------------------
   const toUnit = (c) => (state.unit === "F" ? c * 9 / 5 + 32 : c);
   const fromUnit = (v) => (state.unit === "F" ? (v - 32) * 5 / 9 : v);
+  const num = (c, digits = 1) => (c === null || c === undefined ? "--" : toUnit(c).toFixed(digits));
   const fmt = (c, digits = 1) => (c === null || c === undefined ? "--" : toUnit(c).toFixed(digits) + " °" + state.unit);
   const hhmm = (t) => { const d = new Date(t * 1000); return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0"); };
   const words = (text) => String(text || "").replace(/degC/g, "°C");
@@ -135,11 +136,13 @@
     hero.dataset.mode = s.mode;
     const [badge, reason] = MODES[s.mode] || [s.mode, () => ""];
     if (l.ok && s.temperature_c !== null) {
-      $("temp").textContent = fmt(s.temperature_c);
+      $("temp").textContent = num(s.temperature_c);
+      $("temp-unit").textContent = "°" + state.unit;
       $("temp-note").textContent = s.reading_age_s > 5 ? `reading ${Math.round(s.reading_age_s)} s old` : "";
     } else {
       // Never show a stale number as current.
       $("temp").textContent = "--";
+      $("temp-unit").textContent = "";
       $("temp-note").textContent = !l.ok
         ? (s.temperature_c !== null ? `last seen ${fmt(s.temperature_c)} at ${hhmm(s.wall_time_s)}` : l.why)
         : "No temperature reading from the probe.";
@@ -157,7 +160,7 @@
   function renderAlarm(s, ok) {
     const fault = ok && s.mode === "fault";
     $("alarm").hidden = !fault;
-    $("alarm-text").textContent = fault ? words(s.fault_message) : "";
+    $("alarm-text").textContent = fault ? `Do not use the stones until it is fixed (${s.fault}).` : "";
     document.body.classList.toggle("alarming", fault && !state.silenced);
     $("silence").hidden = state.silenced;
     if (fault && !state.silenced && state.sound) window.StoneAlerts.startAlarm();
@@ -174,8 +177,9 @@
     const s = state.status;
     if (!s) return;
     const shown = state.pendingSpC !== null ? state.pendingSpC : s.setpoint_c;
-    $("sp").textContent = fmt(shown, state.unit === "F" ? 0 : 1);
-    $("sp").classList.toggle("pending", state.pendingSpC !== null);
+    $("sp").textContent = num(shown, state.unit === "F" ? 0 : 1);
+    $("sp-unit").textContent = "°" + state.unit;
+    $("sp").parentElement.classList.toggle("pending", state.pendingSpC !== null);
     $("range").textContent = `Allowed ${fmt(s.min_setpoint_c, 1)} to ${fmt(s.max_setpoint_c, 1)}`;
     const ok = canChange() && live().ok;
     $("minus").disabled = !ok || shown <= s.min_setpoint_c + 1e-6;
@@ -208,8 +212,8 @@
     const value = state.pendingSpC;
     try {
       const r = await api("POST", "/api/setpoint", { setpoint_c: value });
-      $("sp-msg").textContent = `Set to ${fmt(r.setpoint_c)}.`;
       onStatus(r.status);
+      $("sp-msg").textContent = `Set to ${fmt(r.setpoint_c)}.`;
     } catch (e) {
       state.pendingSpC = null;
       $("sp-msg").textContent = "Not changed: " + words(e.message);

@@ -75,7 +75,7 @@ window.StoneChart = (function () {
     g.textAlign = "center"; g.textBaseline = "top";
     for (let t = Math.ceil(opts.since / tStep) * tStep; t <= opts.until; t += tStep) {
       g.beginPath(); g.moveTo(X(t), y0); g.lineTo(X(t), y1); g.stroke();
-      g.fillText(clock(t), X(t), y1 + 5);
+      g.fillText(clock(t), Math.min(Math.max(X(t), x0 + 16), x1 - 16), y1 + 5);
     }
 
     // heater duty: a filled band along the bottom
