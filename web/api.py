@@ -45,7 +45,7 @@ def set_setpoint(*, source: str):
     controller = ctx().controller
     status = controller.status()
     allowed = {"min": status.min_setpoint_c, "max": status.max_setpoint_c, "unit": "degC"}
-    data = json_body(allowed_fields=("setpoint_c",), required=("setpoint_c",))
+    data = json_body(allowed_fields=("setpoint_c",), required={"setpoint_c": allowed})
     value = finite_number(data, "setpoint_c", allowed)
     try:
         new_c = controller.set_setpoint(value, source=source)

@@ -194,7 +194,7 @@ def sign_in():
     creds = ctx().credentials
     if not creds.password_set:
         raise ApiError(403, f"no password is set yet: {HOW_TO_SET}", field="password")
-    data = json_body(allowed_fields=("password",), required=("password",))
+    data = json_body(allowed_fields=("password",), required={"password": "a string"})
     password = data["password"]
     if not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
         raise ApiError(422, "password must be a string", field="password",

@@ -67,9 +67,12 @@ def register(app: Flask) -> None:
         return error_response(exc.code or 500, exc.description or exc.name, allowed=allowed)
 
 
-def json_body(*, allowed_fields: tuple[str, ...], required: tuple[str, ...] = (),
+def json_body(*, allowed_fields: tuple[str, ...], required: dict[str, Any] | None = None,
               empty_ok: bool = False) -> dict[str, Any]:
-    """The request's JSON object, checked; raise :class:`ApiError` (415/400/422) otherwise."""
+    """The request's JSON object, checked; raise :class:`ApiError` (415/400/422) otherwise.
+
+    ``required`` maps each required field to what is allowed in it (named in the error).
+    """
     raw = request.get_data(cache=True)  # raises 413 beyond MAX_CONTENT_LENGTH
     if not raw and empty_ok:
         return {}
@@ -87,9 +90,9 @@ def json_body(*, allowed_fields: tuple[str, ...], required: tuple[str, ...] = ()
     for key in data:
         if key not in allowed_fields:
             raise ApiError(422, f"unknown field {key!r}", field=key, allowed={"fields": list(allowed_fields)})
-    for key in required:
+    for key, allowed in (required or {}).items():
         if key not in data:
-            raise ApiError(422, f"missing field {key!r}", field=key, allowed={"fields": list(allowed_fields)})
+            raise ApiError(422, f"missing field {key!r}", field=key, allowed=allowed)
     return data
 
 
