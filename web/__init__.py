@@ -51,13 +51,14 @@ class WebRuntime:
         self.app.extensions[EXTENSION].feed.close()
         if self.server is not None:
             server = self.server
-            # Close the listening socket and every connection on the server's own loop thread
+            # First let the worker threads finish (the streams end with the feed), then close
+            # the listening socket and every connection on the server's own loop thread
             # (closing them from here would pull them out from under its select()); the loop
             # then has nothing left to watch and returns.
+            server.task_dispatcher.shutdown(timeout=3)
             server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
             if self._thread is not None:
                 self._thread.join(timeout=3)
-            server.task_dispatcher.shutdown(timeout=3)
         if self.history is not None:
             self.history.stop()
 
