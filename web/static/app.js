@@ -64,6 +64,7 @@
 
   function heard() {
     state.lastHeardAt = Date.now();
+    state.dropped = false;
   }
 
   function connectStream() {
@@ -74,6 +75,8 @@
     es.addEventListener("event", (e) => { heard(); addEvent(JSON.parse(e.data)); });
     es.addEventListener("ping", (e) => { stopPolling(); heard(); onPing(JSON.parse(e.data)); });
     es.onerror = () => {
+      state.dropped = true;  // shown at once, not only when the watchdog notices the silence
+      render();
       if (es.readyState === EventSource.CLOSED) {   // refused (too many streams, signed out): poll
         state.stream = null;
         startPolling();
@@ -121,6 +124,7 @@
   function live() {
     const s = state.status;
     if (!s) return { ok: false, why: "Waiting for the warmer…" };
+    if (state.dropped && !state.pollTimer) return { ok: false, why: "The connection to the warmer dropped." };
     if (Date.now() - state.lastHeardAt > STALE_MS) return { ok: false, why: "The warmer is not answering." };
     if (s.tick_age_s > TICK_LATE_S) return { ok: false, why: "The warmer's controller is not responding." };
     return { ok: true };
@@ -148,7 +152,7 @@
         : "No temperature reading from the probe.";
     }
     $("badge").textContent = l.ok ? badge : "NOT LIVE";
-    $("reason").textContent = l.ok ? words(reason(s)) : l.why;
+    $("reason").textContent = l.ok ? words(reason(s)) : `Last known state: ${badge}, at ${hhmm(s.wall_time_s)}.`;
     $("eta").textContent = l.ok && s.mode !== "ready" && s.ready_in_s !== null && s.ready_in_s > 0
       ? `Ready in ${duration(s.ready_in_s)} (around ${hhmm(Date.now() / 1000 + s.ready_in_s)})` : "";
     document.title = (l.ok ? `${s.mode === "fault" ? "FAULT" : fmt(s.temperature_c)} · ${badge}` : "Not live") + " · Stone warmer";
