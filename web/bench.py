@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import math
 import random
 import socket
@@ -78,6 +79,8 @@ def cmd_bench_web(args: argparse.Namespace) -> int:
 
     from . import attach
 
+    # Back-to-back load keeps waitress's queue non-empty; its per-request warning would drown the figures.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     if args.streams + 2 > args.threads:
         raise UserError(f"--streams {args.streams} needs --threads of at least {args.streams + 2}")
     if not 1 <= args.clients <= 500 or args.duration <= 0 or args.interval < 0:
