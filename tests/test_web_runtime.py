@@ -45,3 +45,14 @@ def test_stop_ends_open_streams_and_the_server_thread(sim):
     except (http.client.IncompleteRead, ConnectionError) as exc:
         rest = getattr(exc, "partial", b"")
     assert rest.startswith(b"retry:") or rest == b""
+
+
+def test_config_refuses_more_streams_than_threads_can_carry():
+    import pytest
+
+    from controller import config as cfgmod
+
+    with pytest.raises(cfgmod.ConfigError,
+                       match=r"\[web\] max_streams = 15 is not allowed: must be at most threads - 2 = 14"):
+        cfgmod.from_dict({"web": {"threads": 16, "max_streams": 15}})
+    assert cfgmod.from_dict({"web": {"threads": 16, "max_streams": 14}}).web.max_streams == 14

@@ -88,7 +88,13 @@
   function startPolling() {
     if (state.pollTimer) return;
     const poll = async () => {
-      try { const s = await api("GET", "/api/status"); heard(); onStatus(s); } catch (e) { /* the watchdog shows it */ }
+      try {
+        const s = await api("GET", "/api/status");
+        state.needSignIn = false; heard(); onStatus(s);
+      } catch (e) {
+        state.needSignIn = e.status === 401;  // [web] open_viewing = false; other failures: the watchdog
+        render();
+      }
     };
     poll();
     state.pollTimer = setInterval(poll, POLL_MS);
@@ -123,6 +129,7 @@
 
   function live() {
     const s = state.status;
+    if (state.needSignIn) return { ok: false, why: "Sign in to see the warmer." };
     if (!s) return { ok: false, why: "Waiting for the warmer…" };
     if (state.dropped && !state.pollTimer) return { ok: false, why: "The connection to the warmer dropped." };
     if (Date.now() - state.lastHeardAt > STALE_MS) return { ok: false, why: "The warmer is not answering." };
@@ -132,11 +139,14 @@
 
   function render() {
     const s = state.status, l = live(), hero = $("hero");
-    const lost = !l.ok && (state.lastHeardAt !== 0 || Date.now() - PAGE_START > STALE_MS);
+    const lost = !l.ok && !state.needSignIn && (state.lastHeardAt !== 0 || Date.now() - PAGE_START > STALE_MS);
     $("offline").hidden = !lost;
     $("offline-why").textContent = l.why || "";
     hero.classList.toggle("stale", !l.ok);
-    if (!s) return;
+    if (!s) {
+      if (state.needSignIn) $("temp-note").textContent = l.why;
+      return;
+    }
     hero.dataset.mode = s.mode;
     const [badge, reason] = MODES[s.mode] || [s.mode, () => ""];
     if (l.ok && s.temperature_c !== null) {
@@ -263,6 +273,7 @@
       state.session = await api("POST", "/api/session", { password: $("password").value });
       $("password").value = "";
       renderSession();
+      if (state.needSignIn) { loadHistory(); loadEvents(); }  // refused before signing in
       if (!state.stream && !state.pollTimer) connectStream();
     } catch (e) {
       $("auth-msg").textContent = words(e.message);
