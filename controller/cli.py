@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "controller.bench",        # bench
     "controller.mqtt",         # mqtt-clear
     "controller.installer",    # install, uninstall
+    "web.cli",                 # set-password, token, bench-web
 )
 
 EXIT_USAGE = 2

@@ -83,6 +83,7 @@ class WebConfig:
     port: int = 8080
     threads: int = 16
     open_viewing: bool = True  # False: even viewing needs a sign-in
+    max_streams: int = 8       # live-update streams open at once; each holds a thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("control", "kd"): (0.0, 1000.0, "s per degC"),
     ("web", "port"): (1, 65535, ""),
     ("web", "threads"): (2, 64, "threads"),
+    ("web", "max_streams"): (1, 62, "streams"),
     ("mqtt", "port"): (1, 65535, ""),
     ("mqtt", "publish_interval_s"): (1.0, 3600.0, "s"),
     ("mqtt", "keepalive_s"): (5, 600, "s"),
@@ -203,6 +205,12 @@ def _check_relations(cfg: Config) -> None:
         raise ConfigError(
             f"[relay] min_switch_s = {r.effective_min_switch_s:g} is not allowed: must be at most "
             f"half of window_s = {r.effective_window_s:g} s"
+        )
+    w = cfg.web
+    if w.max_streams > w.threads - 2:
+        raise ConfigError(
+            f"[web] max_streams = {w.max_streams} is not allowed: must be at most "
+            f"threads - 2 = {w.threads - 2} (two threads stay free for the page and the API)"
         )
     if cfg.probe.safety_id and cfg.probe.safety_id == cfg.probe.id:
         raise ConfigError(

@@ -1,39 +1,77 @@
-"""stonewarmer's web layer. (Interim: the dashboard issue builds it out.)"""
+"""stonewarmer's web layer: the phone dashboard and the HTTP API.
+
+``attach(controller, cfg)`` builds it; ``stonewarmer run`` then calls
+``.start(host, port)`` and, when stopping, ``.stop()`` (which writes the last
+history batch). Served by waitress in the same process; the control loop runs
+on its own thread and never waits on the web, and the web never touches GPIO.
+"""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 
-from flask import Flask, jsonify
+from flask import Flask
+from waitress import wasyncore
 from waitress.server import create_server
 
+from .app import create_app
+from .context import EXTENSION
+from .history import HistoryRecorder
 
-def create_app(controller, cfg) -> Flask:
-    app = Flask(__name__)
+__all__ = ["WebRuntime", "attach", "create_app"]
 
-    @app.get("/api/status")
-    def status():
-        return jsonify(controller.status().to_dict())
-
-    return app
+log = logging.getLogger(__name__)
 
 
 class WebRuntime:
-    def __init__(self, app: Flask, cfg) -> None:
+    """The waitress server and the history writer of one app."""
+
+    def __init__(self, app: Flask, cfg, *, history: HistoryRecorder | None) -> None:
         self.app = app
         self.cfg = cfg
+        self.history = history
         self.server = None
         self.url = ""
+        self._thread: threading.Thread | None = None
 
     def start(self, host: str, port: int) -> None:
-        self.server = create_server(self.app, host=host, port=port, threads=self.cfg.web.threads)
-        self.url = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{self.server.effective_port}/"
-        threading.Thread(target=self.server.run, name="web", daemon=True).start()
+        self.server = create_server(self.app, host=host, port=port, threads=self.cfg.web.threads,
+                                    ident="stonewarmer")
+        shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+        self.url = f"http://{shown}:{self.server.effective_port}/"
+        if self.history is not None:
+            self.history.start()
+        self._thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
+        """End the live streams, stop serving, write the last history batch."""
+        self.app.extensions[EXTENSION].feed.close()
         if self.server is not None:
-            self.server.close()
+            server = self.server
+            # First let the worker threads finish (the streams end with the feed), then close
+            # the listening socket and every connection on the server's own loop thread
+            # (closing them from here would pull them out from under its select()); the loop
+            # then has nothing left to watch and returns.
+            server.task_dispatcher.shutdown(timeout=3)
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            if self._thread is not None:
+                self._thread.join(timeout=3)
+        if self.history is not None:
+            self.history.stop()
 
 
 def attach(controller, cfg) -> WebRuntime:
-    return WebRuntime(create_app(controller, cfg), cfg)
+    """The dashboard of ``controller``, with its history database in ``[state] dir``."""
+    history, problem = None, None
+    try:
+        history = HistoryRecorder.open(cfg.state.dir)
+        history.follow(controller)
+    except (sqlite3.Error, OSError) as exc:
+        # The warmer must still run (and be watched) without its history.
+        problem = f"cannot open the history database in {cfg.state.dir}: {exc}"
+        log.error("%s", problem)
+    app = create_app(controller, cfg, history=history, history_problem=problem)
+    return WebRuntime(app, cfg, history=history)

@@ -1,0 +1,233 @@
+"""``stonewarmer bench-web``: is the dashboard fast, and does it leave the control loop alone?
+
+Runs the simulated warmer and its web server in this process, exactly as
+``stonewarmer run --simulate`` does, and a load generator in a separate
+process (asyncio, so the load does not compete for this process's GIL):
+``--clients`` clients each GET ``/api/status`` every ``--interval`` s (0: as
+fast as they can) while ``--streams`` live-update streams stay open. Meanwhile
+every control tick's start is compared with its schedule.
+
+A measurement, not a test: it prints figures (docs/web.md quotes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from controller.cli import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench-web", help="measure /api/status latency under load and the control tick's lateness")
+    p.add_argument("--clients", type=int, default=50, help="concurrent /api/status clients (default 50)")
+    p.add_argument("--interval", type=float, default=1.0,
+                   help="seconds between one client's requests; 0 = back to back (default 1)")
+    p.add_argument("--streams", type=int, default=20, help="open live-update streams (default 20)")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of load (default 30)")
+    p.add_argument("--speed", type=float, default=10.0,
+                   help="simulation speed: ticks per real second (default 10)")
+    p.add_argument("--threads", type=int, default=32, help="waitress threads (default 32)")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.set_defaults(handler=cmd_bench_web)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0..100), nearest rank."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+class TickLateness:
+    """Each tick's start against the schedule ``run_forever`` keeps (controller-clock seconds)."""
+
+    def __init__(self, clock, period_s: float) -> None:
+        self.clock = clock
+        self.period_s = period_s
+        self.expected_s: float | None = None
+        self.late_s: list[float] = []
+        self.recording = False
+
+    def before_tick(self, _dt_s: float) -> None:
+        now = self.clock.monotonic()
+        if self.expected_s is None:
+            self.expected_s = now
+        if self.recording:
+            self.late_s.append(now - self.expected_s)
+        self.expected_s += self.period_s
+        if self.expected_s < now:  # run_forever resynchronises the same way
+            self.expected_s = now + self.period_s
+
+
+def cmd_bench_web(args: argparse.Namespace) -> int:
+    from controller import config as cfgmod
+    from controller.loop import TICK_S, run_forever
+    from controller.service import build
+
+    from . import attach
+
+    # Back-to-back load keeps waitress's queue non-empty; its per-request warning would drown the figures.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    if args.streams + 2 > args.threads:
+        raise UserError(f"--streams {args.streams} needs --threads of at least {args.streams + 2}")
+    if not 1 <= args.clients <= 500 or args.duration <= 0 or args.interval < 0:
+        raise UserError("--clients must be 1-500, --duration > 0 and --interval >= 0")
+    with tempfile.TemporaryDirectory(prefix="stonewarmer-bench-") as state_dir:
+        try:
+            cfg = cfgmod.replace(cfgmod.Config(), "state", dir=state_dir)
+            cfg = cfgmod.replace(cfg, "web", threads=args.threads, max_streams=args.streams)
+        except cfgmod.ConfigError as exc:
+            raise UserError(str(exc)) from None
+        runtime = build(cfg, simulate=True, speed=args.speed)
+        controller = runtime.controller
+        lateness = TickLateness(controller.clock, TICK_S)
+        stop = threading.Event()
+
+        def before(dt_s: float) -> None:
+            lateness.before_tick(dt_s)
+            runtime.before_tick(dt_s)
+
+        control = threading.Thread(target=run_forever, args=(controller, stop), kwargs={"before_tick": before},
+                                   name="control", daemon=True)
+        web = attach(controller, runtime.cfg)
+        control.start()
+        web.start("127.0.0.1", 0)
+        port = web.server.effective_port
+        try:
+            lateness.recording = True
+            load = subprocess.run(
+                [sys.executable, "-m", "web.bench", "127.0.0.1", str(port), str(args.clients), str(args.interval),
+                 str(args.streams), str(args.duration)], capture_output=True, text=True, timeout=args.duration + 60)
+            lateness.recording = False
+        finally:
+            stop.set()
+            control.join(timeout=5)
+            controller.close()
+            web.stop()
+    if load.returncode != 0:
+        raise UserError(f"the load generator failed: {load.stderr.strip()[-500:]}")
+    figures = json.loads(load.stdout)
+    late_ms = [s / args.speed * 1000 for s in lateness.late_s]  # controller seconds -> real ms
+    figures.update({
+        "clients": args.clients, "interval_s": args.interval, "streams_wanted": args.streams,
+        "duration_s": args.duration, "threads": args.threads, "speed": args.speed, "ticks": len(late_ms),
+        "tick_late_p50_ms": percentile(late_ms, 50), "tick_late_p99_ms": percentile(late_ms, 99),
+        "tick_late_max_ms": max(late_ms) if late_ms else math.nan,
+    })
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(format_figures(figures))
+    return 0
+
+
+def format_figures(f: dict) -> str:
+    return "\n".join([
+        f"/api/status with {f['clients']} clients (every {f['interval_s']:g} s; 0 = back to back), "
+        f"{f['streams_open']}/{f['streams_wanted']} streams open, {f['duration_s']:g} s, "
+        f"{f['threads']} waitress threads:",
+        f"  requests {f['requests']} ({f['requests'] / f['duration_s']:.0f}/s), errors {f['errors']}",
+        f"  latency p50 {f['p50_ms']:.1f} ms, p90 {f['p90_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, "
+        f"max {f['max_ms']:.1f} ms",
+        f"  stream status messages received: {f['stream_messages']}",
+        f"control tick start vs schedule ({f['ticks']} ticks at {f['speed']:g} ticks/s): "
+        f"p50 {f['tick_late_p50_ms']:.1f} ms, p99 {f['tick_late_p99_ms']:.1f} ms, "
+        f"max {f['tick_late_max_ms']:.1f} ms late",
+    ])
+
+
+# -- the load generator (a separate process) ---------------------------------------------
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = next((int(v) for k, _, v in (h.partition(":") for h in lines[1:]) if k.lower() == "content-length"), 0)
+    await reader.readexactly(length)
+    return status
+
+
+async def _status_client(host: str, port: int, interval_s: float, deadline: float, result: dict) -> None:
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(random.uniform(0, interval_s or 0.01))  # spread the clients out
+    reader, writer = await asyncio.open_connection(host, port)
+    request = f"GET /api/status HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    while loop.time() < deadline:
+        started = time.perf_counter()
+        writer.write(request)
+        await writer.drain()
+        try:
+            status = await _read_response(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            result["errors"] += 1
+            writer.close()
+            reader, writer = await asyncio.open_connection(host, port)
+            continue
+        took = time.perf_counter() - started
+        result["latencies"].append(took)
+        if status != 200:
+            result["errors"] += 1
+        if interval_s:
+            await asyncio.sleep(max(0.0, interval_s - took))
+    writer.close()
+
+
+async def _stream_client(host: str, port: int, deadline: float, result: dict) -> None:
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET /api/stream HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n")[0]:
+        result["stream_refused"] += 1
+        writer.close()
+        return
+    result["streams_open"] += 1
+    while loop.time() < deadline:
+        try:
+            line = await asyncio.wait_for(reader.readline(), timeout=max(0.01, deadline - loop.time()))
+        except TimeoutError:
+            break
+        if line.startswith(b"event: status"):
+            result["stream_messages"] += 1
+    writer.close()
+
+
+async def _load(host: str, port: int, clients: int, interval_s: float, streams: int, duration_s: float) -> dict:
+    result = {"latencies": [], "errors": 0, "streams_open": 0, "stream_refused": 0, "stream_messages": 0}
+    loop = asyncio.get_running_loop()
+    stream_tasks = [asyncio.create_task(_stream_client(host, port, loop.time() + duration_s + 2, result))
+                    for _ in range(streams)]
+    await asyncio.sleep(1.0)  # the streams are open before the clients start
+    deadline = loop.time() + duration_s
+    await asyncio.gather(*(_status_client(host, port, interval_s, deadline, result) for _ in range(clients)))
+    await asyncio.gather(*stream_tasks)
+    lat_ms = [x * 1000 for x in result.pop("latencies")]
+    result.update({"requests": len(lat_ms), "p50_ms": percentile(lat_ms, 50), "p90_ms": percentile(lat_ms, 90),
+                   "p99_ms": percentile(lat_ms, 99), "max_ms": max(lat_ms) if lat_ms else math.nan,
+                   "mean_ms": statistics.fmean(lat_ms) if lat_ms else math.nan})
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+if __name__ == "__main__":
+    host, port, clients, interval, streams, duration = sys.argv[1:7]
+    print(json.dumps(asyncio.run(_load(host, int(port), int(clients), float(interval), int(streams),
+                                       float(duration)))))

@@ -1,0 +1,198 @@
+"""The API's contract as OpenAPI 3 (served at ``/api/openapi.json``).
+
+Written by hand and kept honest by a test that compares its paths and methods
+with the app's routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller import __version__
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    words = {400: "The body is not a JSON object", 401: "Not signed in, or a wrong API token",
+             403: "No CSRF token, or no password set yet", 409: "The warmer refuses now (the error says why)",
+             413: "The body is too large", 415: "The body is not JSON", 422: "A field or argument is not allowed",
+             429: "Too many wrong passwords: wait (Retry-After)", 503: "Not available now"}
+    return {str(c): _json(_ERROR, words[c]) for c in codes}
+
+
+def _range_params() -> list[dict[str, Any]]:
+    return [
+        {"name": "since", "in": "query", "schema": {"type": "number", "default": -3600},
+         "description": "Unix seconds, or negative: seconds before now (by the warmer's clock)"},
+        {"name": "until", "in": "query", "schema": {"type": "number"},
+         "description": "Unix seconds, or negative: seconds before now. Default: now"},
+        {"name": "resolution", "in": "query",
+         "schema": {"type": "string", "enum": ["auto", "1s", "1m"], "default": "auto"},
+         "description": "1s: raw readings (kept 48 h); 1m: 1-minute aggregates (kept 90 days); "
+                        "auto: 1s up to a 2 h span"},
+    ]
+
+
+_STATUS = {
+    "type": "object",
+    "required": ["temperature_c", "setpoint_c", "min_setpoint_c", "max_setpoint_c", "duty", "relay_on",
+                 "mode", "fault", "ready_in_s", "reading_age_s"],
+    "properties": {
+        "tick": {"type": "integer"},
+        "monotonic_s": {"type": "number", "description": "controller clock at this tick"},
+        "wall_time_s": {"type": "number", "description": "Unix time of this tick (display only)"},
+        "tick_age_s": {"type": "number", "description": "controller-clock seconds since this tick"},
+        "temperature_c": {**_NUMBER_OR_NULL, "description": "bath temperature; null: no valid reading"},
+        "safety_temperature_c": _NUMBER_OR_NULL,
+        "reading_age_s": {**_NUMBER_OR_NULL, "description": "seconds since the last valid reading"},
+        "reading_kind": {"type": "string"},
+        "setpoint_c": {"type": "number"},
+        "min_setpoint_c": {"type": "number"},
+        "max_setpoint_c": {"type": "number"},
+        "cutoff_c": {"type": "number"},
+        "duty": {"type": "number", "minimum": 0, "maximum": 1},
+        "relay_on": {"type": "boolean"},
+        "mode": {"type": "string", "enum": ["starting", "warming", "holding", "ready", "cooling", "fault"]},
+        "fault": {"type": ["string", "null"]},
+        "fault_message": {"type": ["string", "null"], "description": "the fault in words, with what to do"},
+        "ready_in_s": {**_NUMBER_OR_NULL, "description": "estimate; 0 when ready; null unknown"},
+        "relay_switches": {"type": "integer"},
+        "sensor_errors": {"type": "integer"},
+        "faults_total": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "detail": {"type": "object"},
+    },
+}
+
+_EVENT = {
+    "type": "object",
+    "properties": {
+        "wall_time_s": {"type": "number"}, "kind": {"type": "string"}, "message": {"type": "string"},
+        "fault": {"type": ["string", "null"]}, "temperature_c": _NUMBER_OR_NULL,
+        "setpoint_c": _NUMBER_OR_NULL, "source": {"type": "string"},
+    },
+}
+
+_SESSION = {
+    "type": "object",
+    "properties": {
+        "signed_in": {"type": "boolean"}, "password_set": {"type": "boolean"},
+        "csrf_token": {"type": "string", "description": "send as X-CSRF-Token with every change"},
+        "open_viewing": {"type": "boolean"},
+        "how_to_set_password": {"type": ["string", "null"]}, "problem": {"type": ["string", "null"]},
+    },
+}
+
+_CHANGE_SECURITY = [{"session": [], "csrf": []}, {"token": []}]
+
+
+def spec() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "stonewarmer",
+            "version": __version__,
+            "description": "A hot-stone warmer's status, history and commands. Temperatures in degC, "
+                           "times in seconds. Viewing is open on the LAN unless [web] open_viewing = false; "
+                           "changes need a signed-in session with its CSRF token, or an API token.",
+        },
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "stonewarmer_session"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+                "token": {"type": "http", "scheme": "bearer",
+                          "description": "created with `stonewarmer token --name NAME`"},
+            },
+            "schemas": {
+                "Status": _STATUS,
+                "Event": _EVENT,
+                "Session": _SESSION,
+                "Error": {"type": "object", "required": ["error"], "properties": {
+                    "error": {"type": "string"}, "field": {"type": "string"}, "allowed": {}}},
+            },
+        },
+        "paths": {
+            "/api/status": {"get": {
+                "summary": "The latest status snapshot",
+                "responses": {"200": _json({"$ref": "#/components/schemas/Status"}, "Status"), **_errors(401)}}},
+            "/api/setpoint": {"post": {
+                "summary": "Set the target temperature",
+                "security": _CHANGE_SECURITY,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["setpoint_c"], "additionalProperties": False,
+                    "properties": {"setpoint_c": {"type": "number",
+                                                  "description": "within min_setpoint_c..max_setpoint_c"}}}}}},
+                "responses": {
+                    "200": _json({"type": "object", "properties": {
+                        "setpoint_c": {"type": "number"}, "status": {"$ref": "#/components/schemas/Status"}}},
+                        "Set"),
+                    **_errors(400, 401, 403, 413, 415, 422)}}},
+            "/api/fault/ack": {"post": {
+                "summary": "Acknowledge the latched fault (refused until the bath is safe)",
+                "security": _CHANGE_SECURITY,
+                "responses": {
+                    "200": _json({"type": "object", "properties": {
+                        "acknowledged": {"type": "string"}, "status": {"$ref": "#/components/schemas/Status"}}},
+                        "Acknowledged"),
+                    **_errors(401, 403, 409, 415, 422)}}},
+            "/api/events": {"get": {
+                "summary": "Recent events (faults, acknowledges, setpoint changes), newest first",
+                "parameters": [{"name": "limit", "in": "query",
+                                "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}],
+                "responses": {"200": _json({"type": "object", "properties": {"events": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Event"}}}}, "Events"),
+                    **_errors(401, 422)}}},
+            "/api/history": {"get": {
+                "summary": "Temperature, setpoint and duty over time, one array per column",
+                "parameters": _range_params(),
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "since_s": {"type": "number"}, "until_s": {"type": "number"},
+                    "resolution": {"type": "string", "enum": ["1s", "1m"]}, "count": {"type": "integer"},
+                    "truncated": {"type": "boolean"},
+                    "series": {"type": "object", "additionalProperties": {"type": "array"},
+                               "description": "1s: t_s, temperature_c, setpoint_c, duty, relay_on, mode; "
+                                              "1m: t_s, temperature_c, temperature_min_c, temperature_max_c, "
+                                              "setpoint_c, duty, relay_on_ratio"}}}, "History"),
+                    **_errors(401, 422, 503)}}},
+            "/api/history.csv": {"get": {
+                "summary": "The same as /api/history, as CSV with a time_utc column",
+                "parameters": _range_params(),
+                "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                              **_errors(401, 422, 503)}}},
+            "/api/stream": {"get": {
+                "summary": "Live updates (Server-Sent Events): status, event and ping messages",
+                "responses": {"200": {"description": "text/event-stream",
+                                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                              **_errors(401, 503)}}},
+            "/api/session": {
+                "get": {"summary": "Sign-in state and the CSRF token",
+                        "responses": {"200": _json({"$ref": "#/components/schemas/Session"}, "Session")}},
+                "post": {"summary": "Sign in (needs the CSRF token of GET /api/session)",
+                         "security": [{"csrf": []}],
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                             "type": "object", "required": ["password"],
+                             "properties": {"password": {"type": "string"}}}}}},
+                         "responses": {"200": _json({"$ref": "#/components/schemas/Session"}, "Signed in"),
+                                       **_errors(400, 401, 403, 413, 415, 422, 429)}},
+                "delete": {"summary": "Sign out", "security": [{"csrf": []}],
+                           "responses": {"200": _json({"$ref": "#/components/schemas/Session"}, "Signed out"),
+                                         **_errors(403)}},
+            },
+            "/api/openapi.json": {"get": {"summary": "This document",
+                                          "responses": {"200": {"description": "OpenAPI 3"}}}},
+            "/healthz": {"get": {
+                "summary": "200 while the control loop ticks on time, else 503",
+                "responses": {"200": _json({"type": "object"}, "Ticking on time"),
+                              "503": _json({"type": "object"}, "The control loop is late or not running")}}},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics (stonewarmer_temperature_celsius, ...)",
+                "responses": {"200": {"description": "Prometheus text format",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}},
+                              **_errors(401)}}},
+        },
+    }

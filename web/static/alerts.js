@@ -1,0 +1,49 @@
+/* Sounds made with WebAudio (no audio files): a repeating alarm on a fault, a chime when ready.
+   Browsers only allow sound after the user has touched the page, so the first tap unlocks it. */
+"use strict";
+
+window.StoneAlerts = (function () {
+  let ctx = null, alarmTimer = null;
+
+  function unlock() {
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    if (!ctx) ctx = new Ctx();
+    if (ctx.state === "suspended") ctx.resume();
+  }
+  ["pointerdown", "keydown"].forEach((e) => document.addEventListener(e, unlock, { passive: true }));
+
+  function tone(freq, startS, lengthS, volume) {
+    if (!ctx || ctx.state !== "running") return;
+    const osc = ctx.createOscillator(), gain = ctx.createGain();
+    const t0 = ctx.currentTime + startS;
+    osc.type = "sine"; osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.0001, t0);
+    gain.gain.exponentialRampToValueAtTime(volume, t0 + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, t0 + lengthS);
+    osc.connect(gain).connect(ctx.destination);
+    osc.start(t0); osc.stop(t0 + lengthS + 0.05);
+  }
+
+  function chime() {
+    tone(660, 0, 0.5, 0.25); tone(880, 0.25, 0.8, 0.25);
+    if (navigator.vibrate) navigator.vibrate(200);
+  }
+
+  function startAlarm() {
+    if (alarmTimer) return;
+    const beep = () => {
+      tone(1000, 0, 0.18, 0.4); tone(1000, 0.3, 0.18, 0.4); tone(1000, 0.6, 0.18, 0.4);
+      if (navigator.vibrate) navigator.vibrate([300, 150, 300]);
+    };
+    beep();
+    alarmTimer = setInterval(beep, 2000);
+  }
+
+  function stopAlarm() {
+    if (alarmTimer) clearInterval(alarmTimer);
+    alarmTimer = null;
+  }
+
+  return { chime, startAlarm, stopAlarm, unlock };
+})();
