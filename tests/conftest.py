@@ -14,8 +14,8 @@ from controller.clock import SimClock
 from controller.fake_w1 import FakeW1Tree
 from controller.loop import Controller
 from controller.probe import SyncProbeSource, W1Probe
-from controller.simulation import Simulation
 from controller.simpins import ClockedMockFactory
+from controller.simulation import Simulation
 from controller.state import StateStore
 
 PROBE_ID = "0000075a1f2b"

@@ -8,7 +8,6 @@ import subprocess
 import threading
 
 import pytest
-from mqtt_broker import Mosquitto, Subscriber, free_port, need_binary, publish, retained, wait_until
 
 from controller import config as cfgmod
 from controller import mqtt
@@ -16,6 +15,7 @@ from controller.cli import UserError, main
 from controller.clock import MonotonicClock, SimClock
 from controller.loop import run_forever
 from controller.simulation import Simulation, parse_injection
+from tests.mqtt_broker import Mosquitto, Subscriber, free_port, need_binary, publish, retained, wait_until
 
 NODE = "room-1"
 ROOT = f"stonewarmer/{NODE}"

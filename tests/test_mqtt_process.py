@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mqtt_broker import DEADLINE_S, Mosquitto, Subscriber, free_port, need_binary, retained, wait_until
+
+from tests.mqtt_broker import DEADLINE_S, Mosquitto, Subscriber, free_port, need_binary, retained, wait_until
 
 NODE = "room-4"
 ROOT = f"stonewarmer/{NODE}"

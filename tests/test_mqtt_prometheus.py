@@ -9,9 +9,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from mqtt_broker import need_binary
 
 from controller.simulation import Simulation
+from tests.mqtt_broker import need_binary
 
 PROMETHEUS_DIR = Path(__file__).parent.parent / "config" / "prometheus"
 RULES = PROMETHEUS_DIR / "stonewarmer-rules.yml"

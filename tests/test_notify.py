@@ -7,7 +7,6 @@ import threading
 import uuid
 
 import pytest
-from fake_notify import FakeNotifySocket
 
 from controller import config as cfgmod
 from controller.clock import SimClock
@@ -18,6 +17,7 @@ from controller.service import EXTEND_START_S, Supervisor
 from controller.simpins import ClockedMockFactory
 from controller.simulation import Simulation, parse_injection
 from controller.state import StateStore
+from tests.fake_notify import FakeNotifySocket
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_notify import FakeNotifySocket
 
 from controller.simpins import read_pin_file
+from tests.fake_notify import FakeNotifySocket
 
 STONEWARMER = Path(sys.executable).with_name("stonewarmer")
 SPEED = "20"  # simulated seconds per real second: a tick every 50 ms

@@ -6,12 +6,11 @@ import pytest
 
 from controller.cli import main
 from controller.simulation import parse_injection
+from tests.conftest import WEB_PASSWORD, csrf_token
 from web import create_app
 from web.auth import SignInLimiter
 from web.context import EXTENSION
 from web.credentials import CredentialStore
-
-from .conftest import WEB_PASSWORD, csrf_token
 
 
 def _unchanged(sim, before_events: int) -> None:

@@ -50,7 +50,7 @@ def _get(url: str):
 def warmer(tmp_path):
     """A real ``stonewarmer run --simulate`` on a free port, with a password set; yields its URL."""
     _require_chromium()
-    cli = [sys.executable, "-m", "controller.cli"]
+    cli = [sys.executable, "-m", "controller"]
     state = tmp_path / "state"
     subprocess.run([*cli, "set-password", "--stdin", "--state-dir", str(state)], input=PASSWORD + "\n",
                    text=True, check=True, capture_output=True)

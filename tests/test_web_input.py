@@ -85,9 +85,8 @@ def test_bad_events_limit_is_422(client, limit):
 
 @pytest.mark.parametrize("password", [123, None, ["x"], "x" * 300])
 def test_sign_in_with_a_password_that_is_not_a_short_string_is_422(app, client, password):
+    from tests.conftest import WEB_PASSWORD, csrf_token
     from web.context import EXTENSION
-
-    from .conftest import WEB_PASSWORD, csrf_token
 
     app.extensions[EXTENSION].credentials.set_password(WEB_PASSWORD)
     answer = client.post("/api/session", json={"password": password}, headers={"X-CSRF-Token": csrf_token(client)})

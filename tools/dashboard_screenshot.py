@@ -27,7 +27,7 @@ PASSWORD = "screenshot only"
 
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "dashboard.png"
-    cli = [sys.executable, "-m", "controller.cli"]
+    cli = [sys.executable, "-m", "controller"]
     with tempfile.TemporaryDirectory() as state:
         subprocess.run([*cli, "set-password", "--stdin", "--state-dir", state], input=PASSWORD + "\n",
                        text=True, check=True, capture_output=True)
