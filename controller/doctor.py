@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import subprocess
 import tempfile
@@ -28,9 +27,6 @@ from .installer import BOOT_CONFIGS, UNIT_NAME, USER, boot_lines_missing
 # relay driver on one of them switches the heater on while the Pi boots.
 PULLED_UP_AT_BOOT = range(0, 9)
 ONE_WIRE_DEFAULT_GPIO = 4
-#: The dashboard's credentials file in the state dir, as web/credentials.py writes it:
-#: {"password": {"scheme": "scrypt", ..., "hash": "<hex>"}, "tokens": [...], ...}.
-AUTH_FILE = "web-auth.json"
 #: Module parameters that keep a released GPIO output driven (Pi 4: bcm2835, Pi 5: rp1).
 PERSIST_PARAMS = ("/sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs",
                   "/sys/module/pinctrl_rp1/parameters/persist_gpio_outputs")
@@ -265,20 +261,18 @@ def state_findings(cfg: cfgmod.Config) -> list[Finding]:
 
 
 def password_findings(cfg: cfgmod.Config) -> list[Finding]:
-    path = Path(cfg.state.dir) / AUTH_FILE
-    todo = "sudo stonewarmer set-password"
+    from web.credentials import HOW_TO_SET, CredentialStore  # the dashboard's own reading of its file
+
+    store = CredentialStore(cfg.state.dir)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return [Finding("error", "no dashboard password set: nobody can change the setpoint from the dashboard",
-                        todo)]
+        password_set = store.password_set
     except PermissionError:
-        return [Finding("warn", f"cannot read {path} to check the password", "run the check with sudo")]
-    except (OSError, ValueError) as exc:
-        return [Finding("error", f"{path} is unreadable ({exc})", todo)]
-    record = data.get("password") if isinstance(data, dict) else None
-    if not (isinstance(record, dict) and isinstance(record.get("hash"), str) and record["hash"]):
-        return [Finding("error", f"{path} holds no password hash", todo)]
+        return [Finding("warn", f"cannot read {store.path} to check the password", "run the check with sudo")]
+    if store.problem:
+        return [Finding("error", store.problem, HOW_TO_SET)]
+    if not password_set:
+        return [Finding("error", "no dashboard password set: nobody can change the setpoint from the dashboard",
+                        HOW_TO_SET)]
     return [Finding("ok", "dashboard password set")]
 
 

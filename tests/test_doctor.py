@@ -7,7 +7,6 @@ answers from timedatectl/systemctl.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from controller import doctor
 from controller.cli import main
 from controller.doctor import System, diagnose
 from controller.fake_w1 import FakeW1Tree, crc8
+from web.credentials import HOW_TO_SET, CredentialStore
 
 PROBE_ID = "0000075a1f2b"
 GOOD_BOOT = "dtparam=audio=on\n[all]\ndtoverlay=w1-gpio\ndtparam=strict_gpiod\n"
@@ -50,7 +50,7 @@ def pi(tmp_path):
     (w1 / "w1_bus_master1").mkdir()
     state = tmp_path / "state"
     state.mkdir()
-    (state / doctor.AUTH_FILE).write_text(json.dumps({"password": {"scheme": "scrypt", "salt": "00", "hash": "ab12"}}))
+    CredentialStore(state).set_password("correct horse battery")
     config = tmp_path / "stonewarmer.toml"
     config.write_text(f'[probe]\nw1_dir = "{w1}"\n[state]\ndir = "{state}"\n')
     system = System(root=root, run=Answers(), clock_state=lambda: 0, import_lgpio=lambda: None)
@@ -75,12 +75,12 @@ def test_a_healthy_pi_passes_every_check(pi):
 
 def test_the_cli_prints_each_problem_with_what_to_do_and_exits_1(pi, capsys):
     _, config, paths = pi
-    (paths["state"] / doctor.AUTH_FILE).unlink()
+    (paths["state"] / "web-auth.json").unlink()
     status = main(["check", "--root", str(paths["root"]), "--config", str(config)])
     out = capsys.readouterr().out
     assert status == 1
     assert "[FAIL] no dashboard password set" in out
-    assert "-> sudo stonewarmer set-password" in out
+    assert "sudo stonewarmer set-password" in out
 
 
 def test_missing_boot_config_lines_say_how_to_add_them(pi):
@@ -175,11 +175,11 @@ def test_a_corrupt_state_file_and_a_missing_state_dir_are_reported(pi, tmp_path)
     assert found["State"][0].what.endswith("does not exist yet") and "StateDirectory=" in found["State"][0].todo
 
 
-def test_a_credentials_file_without_a_password_hash_is_an_error(pi):
+def test_a_damaged_credentials_file_is_an_error(pi):
     system, config, paths = pi
-    (paths["state"] / doctor.AUTH_FILE).write_text(json.dumps({"tokens": []}))
+    (paths["state"] / "web-auth.json").write_text("{not json")
     (finding,) = problems(system, config)
-    assert finding.what.endswith("holds no password hash") and finding.todo == "sudo stonewarmer set-password"
+    assert "web-auth.json" in finding.what and finding.todo == HOW_TO_SET
 
 
 def _live(answers) -> System:
