@@ -19,7 +19,7 @@ RULES = PROMETHEUS_DIR / "stonewarmer-rules.yml"
 EXPOSED = {
     "stonewarmer_temperature_celsius", "stonewarmer_setpoint_celsius", "stonewarmer_heater_duty_ratio",
     "stonewarmer_relay_on", "stonewarmer_relay_switches_total", "stonewarmer_faults_total",
-    "stonewarmer_sensor_errors_total", "up",
+    "stonewarmer_sensor_errors_total", "stonewarmer_fault_latched", "up",
 }
 
 
@@ -51,7 +51,7 @@ def test_scrape_example_is_a_valid_prometheus_config_loading_the_rules():
 
 def test_rules_use_only_metrics_the_warmer_exposes():
     used = metric_names_in_rules()
-    assert {"up", "stonewarmer_faults_total", "stonewarmer_temperature_celsius",
+    assert {"up", "stonewarmer_fault_latched", "stonewarmer_temperature_celsius",
             "stonewarmer_sensor_errors_total"} <= used
     assert used <= EXPOSED, f"not exposed: {sorted(used - EXPOSED)}"
 

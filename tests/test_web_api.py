@@ -86,7 +86,7 @@ def test_metrics_count_a_fault_and_drop_the_temperature_without_a_reading(make_s
     assert sim.controller.status().fault == "sensor"
     m = _metrics(client)
     assert m[("stonewarmer_faults_total", (("kind", "sensor"),))] == 1
-    assert m[("stonewarmer_fault_latched", ())] == 1
+    assert m[("stonewarmer_fault_latched", (("kind", "sensor"),))] == 1
     assert m[("stonewarmer_relay_on", ())] == 0
     assert ("stonewarmer_temperature_celsius", ()) not in m  # no stale number
 

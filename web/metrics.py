@@ -43,8 +43,10 @@ class StatusCollector:
         yield GaugeMetricFamily("stonewarmer_heater_duty_ratio", "Heater duty proposed by the PID (0..1)",
                                 value=s.duty)
         yield GaugeMetricFamily("stonewarmer_relay_on", "1 while the relay is driven on", value=int(s.relay_on))
-        yield GaugeMetricFamily("stonewarmer_fault_latched", "1 while a fault is latched (heater off)",
-                                value=int(s.fault is not None))
+        latched = GaugeMetricFamily("stonewarmer_fault_latched",
+                                    "1 while a fault is latched (heater off until acknowledged)", labels=["kind"])
+        latched.add_metric([s.fault or ""], int(s.fault is not None))
+        yield latched
         mode = GaugeMetricFamily("stonewarmer_mode", "1 for the current mode", labels=["mode"])
         for name in MODES:
             mode.add_metric([name], int(s.mode == name))
