@@ -240,7 +240,10 @@ class Controller:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise CommandError(f"setpoint_c must be a number of degC, got {value!r}",
                                field="setpoint_c", allowed=allowed)
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int too large for a float: certainly out of range
+            value = math.inf
         if not math.isfinite(value) or not c.min_setpoint_c <= value <= c.max_setpoint_c:
             raise CommandError(f"setpoint_c {value!r} is outside the allowed range "
                                f"{c.min_setpoint_c:g} to {c.max_setpoint_c:g} degC",

@@ -211,7 +211,7 @@ class Interlock:
         if fault is None:
             raise AckRefused("there is no fault to acknowledge")
         temp_c = self.primary.fresh_c(now_s)
-        if temp_c is None:
+        if temp_c is None or self.primary.bad_in_a_row:
             raise AckRefused("the probe has no valid reading: fix the probe first")
         if self.has_safety_probe and self.secondary.fresh_c(now_s) is None:
             raise AckRefused("the second probe has no valid reading: fix it first")

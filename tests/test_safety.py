@@ -265,6 +265,18 @@ def test_acknowledge_is_refused_without_a_valid_reading(make_controller, clock, 
         controller.acknowledge_fault()
 
 
+def test_acknowledge_is_refused_while_the_probe_still_fails(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [40.0] * 3)
+    run_ticks(controller, clock, tree, [("text", "")] * 4)       # latched after 4 bad reads, 4 s ago
+    assert controller.status().fault == safety.SENSOR
+    with pytest.raises(Exception, match="no valid reading"):
+        controller.acknowledge_fault()
+    run_ticks(controller, clock, tree, [40.0])
+    controller.acknowledge_fault()
+    assert controller.status().fault is None
+
+
 def test_acknowledge_without_a_fault_is_refused(make_controller, clock, tree):
     controller = make_controller()
     run_ticks(controller, clock, tree, [40.0])
