@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "controller.bench",        # bench
     "controller.mqtt",         # mqtt-clear
     "controller.installer",    # install, uninstall
+    "controller.soak",         # soak
     "web.cli",                 # set-password, token, bench-web
 )
 

@@ -128,7 +128,8 @@ class Simulation:
     def __init__(self, cfg: cfgmod.Config | None = None, *, make_plant: Callable = StoneBath,
                  injections: list[Injection] = (), seed: int = 1, noise_c: float = NOISE_C,
                  workdir: str | Path | None = None, on_step: Callable | None = None,
-                 clock=None, mirror_dir: str | Path | None = None, atomic_files: bool = False) -> None:
+                 clock=None, mirror_dir: str | Path | None = None, atomic_files: bool = False,
+                 keep_trace: bool = True) -> None:
         self._tmp = None
         if workdir is None:
             # tmpfs where there is one: the simulator rewrites the probe file every tick
@@ -167,6 +168,7 @@ class Simulation:
         self.pin = self.factory.pin(cfg.relay.pin)
         self.active_high = cfg.relay.active_high
         self.trace: list[TraceRow] = []
+        self.keep_trace = keep_trace
         self.on_step = on_step
 
     # -- one simulated second ------------------------------------------------------------
@@ -200,7 +202,8 @@ class Simulation:
         row = TraceRow(self.t_s, self.plant.probe_c(), status.temperature_c,
                        getattr(self.plant, "water_c", None), status.setpoint_c, status.duty,
                        self.relay_pin_on(), status.mode, status.fault)
-        self.trace.append(row)
+        if self.keep_trace:  # a days-long soak checks each row in on_step instead of keeping them
+            self.trace.append(row)
         if self.on_step:
             self.on_step(self, row)
         return row
