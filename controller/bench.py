@@ -582,7 +582,7 @@ def _fault_matrix(args: argparse.Namespace) -> int:
 
     logging.disable(logging.ERROR)  # the injected faults log errors by design; the table says it all
     started = time.perf_counter()
-    results = faults.run_matrix()
+    results = faults.run_matrix() + faults.run_process_matrix()
     if args.json:
         print(json.dumps(_finite([asdict(r) for r in results]), allow_nan=False))
     else:

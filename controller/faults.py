@@ -1,27 +1,40 @@
 """The fault-injection matrix: every failure we can imagine, in a closed loop on the reference bath.
 
 Each case injects one fault at warm-up (t = 300 s, heating at full power) and at
-hold (t = 2400 s, holding 52 degC) and reports: how long until the relay pin was
-off, the fault reported, the peak *true* water temperature, and the events
-recorded. A case passes when the relay was off within the interlock's promise
+hold (holding 52 degC: one second into the first heating pulse after t = 2400 s)
+and reports: how long until the relay pin was off, the fault reported, the peak
+*true* water temperature, and the events recorded. A case passes when the relay was off within the interlock's promise
 for that fault, the right fault (or, for a disturbance, none) was reported and
 the water stayed below the cutoff. Run it with ``stonewarmer bench --faults``.
 
-Process-level faults (SIGTERM, SIGKILL, a broken config) are in the test suite,
-where a real ``stonewarmer run`` process is started and killed.
+Process-level faults (SIGTERM, SIGKILL and a restart, a broken config, a corrupt
+state file) run real ``stonewarmer run --simulate`` processes (:data:`PROCESS_CASES`):
+the simulated relay pin is a file, so its state is seen across processes.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
+import json
 import math
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import config as cfgmod
 from . import safety
+from .service import SIM_PIN_DIR
+from .simpins import read_pin_file
 from .simulation import Injection, Simulation
-from .state import StateStore
+from .state import STATE_FILE, StateStore
 
 PHASES = {"warm-up": 300.0, "hold": 2400.0}
 OBSERVE_S = 1500.0     # watch this long after the injection
@@ -61,9 +74,9 @@ class Result:
 
 
 def _drift_second_probe(sim: Simulation, t_inj: float) -> None:
-    # The safety probe drifts upward 0.1 degC/s (a failing sensor or water ingress).
+    # The safety probe drifts upward 0.05 degC/s (a failing sensor or water ingress).
     if sim.t_s >= t_inj:
-        sim.second_offset_c = 0.1 * (sim.t_s - t_inj)
+        sim.second_offset_c = 0.05 * (sim.t_s - t_inj)
 
 
 def _stones_returned(sim: Simulation, t_inj: float) -> None:
@@ -111,8 +124,8 @@ CASES: tuple[Case, ...] = (
     Case("frozen value", (safety.SENSOR, safety.HEATING), 1200.0, (("freeze", math.inf),),
          note="150 s of full-power heat without a change; at hold ~16 min of 15 % duty"),
     Case("1-Wire read never returns", (safety.SENSOR,), 4.0, (("hang", math.inf),)),
-    Case("second probe drifting", (safety.PROBE_DISAGREE,), 65.0, setup=_drift_second_probe,
-         second_probe=True, note="> 3 degC apart after 30 s, then 30 s more"),
+    Case("second probe drifting", (safety.PROBE_DISAGREE,), 100.0, setup=_drift_second_probe,
+         second_probe=True, note="> 3 degC apart after 60 s, then 30 s more"),
     Case("relay welded on", (safety.STUCK_RELAY,), 180.0, (("stuck-relay", math.inf),), alarm_only=True,
          note="the pin goes off but the element stays on: the alarm says unplug it"),
     Case("element dead", (safety.HEATING,), math.inf, (("dead-element", math.inf),),
@@ -127,11 +140,31 @@ CASES: tuple[Case, ...] = (
 )
 
 
-def run_case(case: Case, phase: str, *, observe_s: float = OBSERVE_S, seed: int = 1) -> Result:
-    t_inj = PHASES[phase]
+def _config(second_probe: bool) -> cfgmod.Config:
     cfg = cfgmod.Config()
-    if case.second_probe:
-        cfg = cfgmod.replace(cfg, "probe", safety_id="second")
+    return cfgmod.replace(cfg, "probe", safety_id="second") if second_probe else cfg
+
+
+@functools.lru_cache(maxsize=8)
+def injection_time_s(phase: str, *, second_probe: bool = False, seed: int = 1) -> float:
+    """When to inject: at warm-up the relay is on all the time; at hold, the first second
+    of a heating pulse after PHASES["hold"], so "time until the relay was off" means something.
+    The run up to the injection is the same with or without it (same seed), so one look ahead
+    finds the moment."""
+    if phase != "hold":
+        return PHASES[phase]
+    sim = Simulation(_config(second_probe), seed=seed)
+    try:
+        sim.run(PHASES["hold"] + 2 * sim.cfg.relay.effective_window_s * 3)
+        ons = [t - sim.t0 for t, level in sim.pin.changes if level and t - sim.t0 >= PHASES["hold"]]
+    finally:
+        sim.close()
+    return ons[0] + 1.0 if ons else PHASES["hold"]
+
+
+def run_case(case: Case, phase: str, *, observe_s: float = OBSERVE_S, seed: int = 1) -> Result:
+    t_inj = injection_time_s(phase, second_probe=case.second_probe, seed=seed)
+    cfg = _config(case.second_probe)
     injections = [Injection(kind, t_inj, dur) for kind, dur in case.injections]
     hook = (lambda sim, _row: case.setup(sim, t_inj)) if case.setup else None
     sim = Simulation(cfg, injections=injections, seed=seed, on_step=hook)
@@ -188,6 +221,148 @@ def run_matrix(cases=CASES, *, observe_s: float = OBSERVE_S) -> list[Result]:
     return [run_case(case, phase, observe_s=observe_s) for case in cases for phase in case.phases]
 
 
+# -- process-level faults ----------------------------------------------------------------------
+SPEED = 20.0          # simulated seconds per real second in the spawned warmers
+PROCESS_TIMEOUT_S = 30.0
+
+
+def command(*args: str) -> list[str]:
+    """The stonewarmer command line, run by this Python."""
+    return [sys.executable, "-m", "controller", *args]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def relay_pin(state_dir: Path) -> bool | None:
+    """The simulated relay pin of the warmer whose state dir is ``state_dir`` (None: never claimed)."""
+    return read_pin_file(state_dir / SIM_PIN_DIR, "GPIO17")
+
+
+def wait_until(predicate, *, timeout_s: float = 20.0, what: str) -> None:
+    """Poll another process's observable state, bounded by ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _spawn(state_dir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(command("run", "--simulate", "--state-dir", str(state_dir), "--host", "127.0.0.1",
+                                    "--port", str(port), "--speed", f"{SPEED:g}", *extra),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _status(url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(url + "/api/status", timeout=2) as answer:
+            return json.load(answer)
+    except (OSError, ValueError):
+        return None
+
+
+def _result(name: str, off_s: float | None, promise_s: float, fault: str | None, why: list[str],
+            message: str = "") -> Result:
+    return Result(name, "process", off_s, promise_s, fault, message, math.nan, 0, not why, "; ".join(why))
+
+
+def _sigterm(tmp: Path) -> Result:
+    state = tmp / "state"
+    proc, _ = _spawn(state)
+    try:
+        wait_until(lambda: relay_pin(state) is True, what="heating")
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=PROCESS_TIMEOUT_S)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    why = [w for w, bad in ((f"exit status {code}", code != 0), ("relay left on", relay_pin(state)),
+                            (f"took {took:.1f} s", took > 5.0)) if bad]
+    return _result("SIGTERM while heating", took, 5.0, None, why, f"exit {code}")
+
+
+def _sigkill_restart(tmp: Path) -> Result:
+    state = tmp / "state"
+    proc, _ = _spawn(state)
+    try:
+        wait_until(lambda: relay_pin(state) is True, what="heating")
+        proc.kill()
+        proc.wait(timeout=PROCESS_TIMEOUT_S)
+    finally:
+        proc.kill()
+    why = [] if relay_pin(state) else ["a SIGKILL cannot turn the pin off: expected it still on"]
+    started = time.monotonic()  # what systemd's ExecStopPost= does next
+    off = subprocess.run(command("relay-off", "--simulate", "--state-dir", str(state)), capture_output=True,
+                         timeout=PROCESS_TIMEOUT_S)
+    took = time.monotonic() - started
+    if off.returncode != 0 or relay_pin(state) is not False:
+        why.append("relay-off did not turn it off")
+    proc, url = _spawn(state)  # Restart=always
+    try:
+        wait_until(lambda: (_status(url) or {}).get("temperature_c") is not None, what="the restarted warmer")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=PROCESS_TIMEOUT_S)
+    return _result("SIGKILL, relay-off, restart", took, 5.0, None, why, "ExecStopPost relay-off")
+
+
+def _bad_config(tmp: Path) -> Result:
+    state = tmp / "state"
+    bad = tmp / "bad.toml"
+    bad.write_text("[control]\nmax_setpoint_c = 65.0\n")
+    run = subprocess.run(command("run", "--simulate", "--config", str(bad), "--state-dir", str(state)),
+                         capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    why = [w for w, b in ((f"exit status {run.returncode}, expected 2", run.returncode != 2),
+                          ("a traceback", "Traceback" in run.stderr),
+                          ("the pin was touched", relay_pin(state) is not None)) if b]
+    off = subprocess.run(command("relay-off", "--simulate", "--config", str(bad), "--state-dir", str(state)),
+                         capture_output=True, timeout=PROCESS_TIMEOUT_S)
+    if off.returncode != 0 or relay_pin(state) is not False:
+        why.append("relay-off failed on the broken config")
+    return _result("config out of range", 0.0, 0.0, None, why, run.stderr.strip())
+
+
+def _corrupt_state(tmp: Path) -> Result:
+    state = tmp / "state"
+    state.mkdir(parents=True)
+    (state / STATE_FILE).write_text('{"version": 1, "setpoint_c": 52.0, "fau')  # a power cut mid-write
+    proc, url = _spawn(state)
+    try:
+        wait_until(lambda: (_status(url) or {}).get("temperature_c") is not None, what="the first reading")
+        watched_until = time.monotonic() + 3.0   # 60 simulated seconds: it must not heat
+        ever_on = False
+        while time.monotonic() < watched_until:
+            ever_on = ever_on or bool(relay_pin(state))
+            time.sleep(0.05)
+        fault = (_status(url) or {}).get("fault")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=PROCESS_TIMEOUT_S)
+    why = [w for w, b in (("heater came on", ever_on), (f"reported {fault}", fault != safety.STATE)) if b]
+    return _result("state file corrupt", 0.0, 0.0, fault, why, "heater off until acknowledged")
+
+
+PROCESS_CASES = (_sigterm, _sigkill_restart, _bad_config, _corrupt_state)
+
+
+def run_process_matrix() -> list[Result]:
+    results = []
+    for case in PROCESS_CASES:
+        with tempfile.TemporaryDirectory(prefix="stonewarmer-fault-") as tmp:
+            try:
+                results.append(case(Path(tmp)))
+            except (TimeoutError, subprocess.TimeoutExpired) as exc:
+                results.append(_result(case.__name__.strip("_"), None, 0.0, None, [str(exc)]))
+    return results
+
+
 def format_table(results: list[Result]) -> str:
     def fmt(v, spec):
         return "-" if v is None or (isinstance(v, float) and math.isinf(v)) else f"{v:{spec}}"
@@ -197,8 +372,9 @@ def format_table(results: list[Result]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         lines.append(
-            f"{r.case:38} {r.phase:8} {fmt(r.relay_off_after_s, '.0f'):>8}s {fmt(r.promise_s, '.0f'):>6}s "
-            f"{fmt(r.extra.get('fault_t_s'), '.0f'):>7}s {r.fault or 'none':16} {r.peak_water_c:>8.2f} C "
+            f"{r.case:38} {r.phase:8} {fmt(r.relay_off_after_s, '.1f'):>8}s {fmt(r.promise_s, '.0f'):>6}s "
+            f"{fmt(r.extra.get('fault_t_s'), '.0f'):>7}s {r.fault or 'none':16} "
+            f"{'-' if math.isnan(r.peak_water_c) else format(r.peak_water_c, '8.2f'):>8} C "
             f"{r.events:>6}  {'ok' if r.passed else 'FAIL: ' + r.why}")
     caught = sum(1 for r in results if r.fault)
     false_trips = sum(1 for r in results if r.why.startswith("false trip"))

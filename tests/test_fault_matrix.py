@@ -22,6 +22,16 @@ def test_fault_is_caught_in_time_or_disturbance_does_not_trip(case, phase, caplo
         assert result.fault is None
 
 
+def test_process_level_faults_leave_the_heater_off():
+    # SIGTERM while heating, SIGKILL + relay-off + restart, a broken config, a corrupt state file:
+    # real `stonewarmer run --simulate` processes, the simulated pin watched across processes.
+    results = faults.run_process_matrix()
+    assert [r.case for r in results] == ["SIGTERM while heating", "SIGKILL, relay-off, restart",
+                                         "config out of range", "state file corrupt"]
+    for r in results:
+        assert r.passed, f"{r.case}: {r.why}"
+
+
 def test_table_summarises_every_run():
     results = [faults.run_case(faults.CASES[0], "hold", observe_s=30)]
     table = faults.format_table(results)

@@ -9,44 +9,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
-from controller.simpins import read_pin_file
+from controller.faults import command, free_port, relay_pin, wait_until
 from tests.fake_notify import FakeNotifySocket
 
-STONEWARMER = Path(sys.executable).with_name("stonewarmer")
 SPEED = "20"  # simulated seconds per real second: a tick every 50 ms
-
-
-def command(*args: str) -> list[str]:
-    if STONEWARMER.exists():
-        return [str(STONEWARMER), *args]
-    return [sys.executable, "-m", "controller", *args]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def relay_pin(state_dir: Path) -> bool | None:
-    return read_pin_file(state_dir / "sim-gpio", "GPIO17")
-
-
-def wait_until(predicate, *, timeout_s: float = 20.0, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)  # polling another process, bounded by the deadline
 
 
 @pytest.fixture
