@@ -88,7 +88,7 @@ class WebConfig:
 
 @dataclass(frozen=True, slots=True)
 class MqttConfig:
-    """MQTT bridge and Home Assistant discovery (controller/mqtt.py, docs/mqtt.md)."""
+    """MQTT bridge and Home Assistant discovery (controller/mqtt.py; README "Many warmers, one view")."""
 
     enabled: bool = False
     host: str = "localhost"

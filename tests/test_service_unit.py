@@ -16,7 +16,7 @@ from controller.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "config" / "stonewarmer.service"
-DOCS = ROOT / "docs" / "pi-setup.md"
+DOCS = ROOT / "README.md"
 INSTALLED_BIN = "/opt/stonewarmer/venv/bin/stonewarmer"
 
 
@@ -91,7 +91,7 @@ def test_security_exposure_is_well_under_3_and_the_docs_report_it(runnable_unit)
     assert match, result.stdout[-500:] + result.stderr
     score = float(match.group(1))
     assert score < 2.0
-    assert f"exposure level {score:.1f}" in DOCS.read_text(), "update the score in docs/pi-setup.md"
+    assert f"exposure level {score:.1f}" in DOCS.read_text(), "update the score in the README"
 
 
 def test_unit_is_type_notify_with_an_explicit_watchdog(unit):

@@ -7,7 +7,7 @@ process (asyncio, so the load does not compete for this process's GIL):
 fast as they can) while ``--streams`` live-update streams stay open. Meanwhile
 every control tick's start is compared with its schedule.
 
-A measurement, not a test: it prints figures (docs/web.md quotes them).
+A measurement, not a test: it prints figures (the README quotes them).
 """
 
 from __future__ import annotations
