@@ -59,7 +59,29 @@ PLANTS = {
 }
 
 
-class StoneBath:
+class _SubsteppedPlant:
+    """Advances in fixed SUBSTEP_S steps whatever ``dt_s`` the caller asks for.
+
+    Subclasses set ``_probe_c`` and ``_carry_s = 0.0`` and implement ``_step(dt, heater_on)``.
+    """
+
+    _probe_c: float
+    _carry_s: float
+
+    def probe_c(self) -> float:
+        return self._probe_c
+
+    def advance(self, dt_s: float, heater_on: bool) -> None:
+        self._carry_s += dt_s
+        while self._carry_s >= SUBSTEP_S - 1e-9:
+            self._carry_s -= SUBSTEP_S
+            self._step(SUBSTEP_S, heater_on)
+
+    def _step(self, dt: float, heater_on: bool) -> None:
+        raise NotImplementedError
+
+
+class StoneBath(_SubsteppedPlant):
     """A stone bath. Temperatures in degC, times in seconds, powers in W."""
 
     def __init__(self, params: BathParams | None = None, **overrides) -> None:
@@ -79,15 +101,6 @@ class StoneBath:
     @property
     def power_w(self) -> float:
         return self.params.power_w
-
-    def probe_c(self) -> float:
-        return self._probe_c
-
-    def advance(self, dt_s: float, heater_on: bool) -> None:
-        self._carry_s += dt_s
-        while self._carry_s >= SUBSTEP_S - 1e-9:
-            self._carry_s -= SUBSTEP_S
-            self._step(SUBSTEP_S, heater_on)
 
     def _step(self, dt: float, heater_on: bool) -> None:
         p = self.params
@@ -147,7 +160,7 @@ def load_plant(spec: str):
     return cls
 
 
-class FirstOrderDeadTime:
+class FirstOrderDeadTime(_SubsteppedPlant):
     """A first-order-plus-dead-time plant, ``K e^(-theta s) / (tau s + 1)``: the textbook case.
 
     The heater is the input (off = 0, on = 1): the probe settles ``gain_c`` degC
@@ -171,20 +184,14 @@ class FirstOrderDeadTime:
         self._inputs: deque[float] = deque([0.0] * delay_steps, maxlen=delay_steps)
         self._carry_s = 0.0
 
-    def probe_c(self) -> float:
-        return self._probe_c
-
-    def advance(self, dt_s: float, heater_on: bool) -> None:
-        self._carry_s += dt_s
-        while self._carry_s >= SUBSTEP_S - 1e-9:
-            self._carry_s -= SUBSTEP_S
-            u = 1.0 if heater_on else 0.0
-            self.energy_j += u * self.power_w * SUBSTEP_S
-            delayed = self._inputs[0]
-            self._inputs.append(u)
-            target_c = self.room_c + self.gain_c * delayed
-            # exact step response over one substep: no integration error to blur the check
-            self._probe_c = target_c + (self._probe_c - target_c) * math.exp(-SUBSTEP_S / self.tau_s)
+    def _step(self, dt: float, heater_on: bool) -> None:
+        u = 1.0 if heater_on else 0.0
+        self.energy_j += u * self.power_w * dt
+        delayed = self._inputs[0]
+        self._inputs.append(u)
+        target_c = self.room_c + self.gain_c * delayed
+        # exact step response over one substep: no integration error to blur the check
+        self._probe_c = target_c + (self._probe_c - target_c) * math.exp(-dt / self.tau_s)
 
     def ultimate(self) -> tuple[float, float]:
         """(Ku in duty per degC, Pu in s) from the phase crossover.

@@ -154,3 +154,15 @@ def signed_in(app, client):
                          headers={"X-CSRF-Token": csrf_token(client)})
     assert answer.status_code == 200, answer.get_json()
     return answer.get_json()["csrf_token"]
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto on a free loopback port (tests/mqtt_broker.py)."""
+    from tests.mqtt_broker import Mosquitto
+
+    (tmp_path / "broker").mkdir()
+    b = Mosquitto(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()

@@ -21,15 +21,6 @@ NODE = "room-1"
 ROOT = f"stonewarmer/{NODE}"
 
 
-@pytest.fixture
-def broker(tmp_path):
-    (tmp_path / "broker").mkdir()
-    b = Mosquitto(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
-
-
 def make_cfg(tmp_path, broker, **mqtt_keys) -> cfgmod.Config:
     keys = {"enabled": True, "host": "127.0.0.1", "port": broker.port, "name": NODE, **mqtt_keys}
     return cfgmod.from_dict({"mqtt": keys, "state": {"dir": str(tmp_path / "state")}})

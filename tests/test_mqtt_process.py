@@ -9,22 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.mqtt_broker import DEADLINE_S, Mosquitto, Subscriber, free_port, need_binary, retained, wait_until
 
 NODE = "room-4"
 ROOT = f"stonewarmer/{NODE}"
 STONEWARMER = [sys.executable, "-m", "controller"]
-
-
-@pytest.fixture
-def broker(tmp_path):
-    (tmp_path / "broker").mkdir()
-    b = Mosquitto(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
 
 
 def write_config(tmp_path: Path, broker: Mosquitto, *, enabled: bool = True) -> Path:
