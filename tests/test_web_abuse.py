@@ -523,3 +523,46 @@ def test_200_clients_with_stalled_connections_no_5xx_ticks_on_schedule_healthz_2
     assert max(gaps) < MAX_TICK_AGE_S  # seconds between consecutive ticks
     # Afterwards the warmer answers at once.
     assert warmer.get("/healthz", timeout_s=5)[0] == 200
+
+
+def test_healthz_stays_truthful_under_concurrent_load_when_the_loop_stalls(sim):
+    """The stalled case itself is tests/test_web_api.py's; here 50 clients at once through waitress
+    all hear 503 while the (simulated) loop misses ticks, and 200 once it ticks again."""
+    from web import attach
+
+    runtime = attach(sim.controller, sim.cfg)
+    runtime.start("127.0.0.1", 0)
+    port = runtime.server.effective_port
+
+    def ask_all() -> Counter:
+        answers: Counter = Counter()
+        lock = threading.Lock()
+
+        def ask() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                for _ in range(4):
+                    conn.request("GET", "/healthz")
+                    answer = conn.getresponse()
+                    body = json.loads(answer.read())
+                    with lock:
+                        answers[(answer.status, body["ok"])] += 1
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=ask, daemon=True) for _ in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        return answers
+
+    try:
+        sim.run(3)
+        assert ask_all() == {(200, True): 200}
+        sim.clock.advance(6.0)  # the loop misses six ticks
+        assert ask_all() == {(503, False): 200}
+        sim.step()
+        assert ask_all() == {(200, True): 200}
+    finally:
+        runtime.stop()
