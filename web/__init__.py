@@ -24,6 +24,15 @@ __all__ = ["WebRuntime", "attach", "create_app"]
 
 log = logging.getLogger(__name__)
 
+# waitress's defaults let a few idle sockets shut the dashboard out: 100 connections at most
+# (100 half-open ones and nobody else gets in), idle ones dropped only after 120 s, and bodies
+# up to 1 GiB read (to disk) before the app can refuse them.
+CONNECTION_LIMIT = 400         # open connections; well under select()'s 1024 descriptors
+CHANNEL_TIMEOUT_S = 30         # a connection with no complete request is dropped after this ...
+CLEANUP_INTERVAL_S = 10        # ... checked this often
+#: waitress refuses larger bodies unread; up to it the app answers its own JSON 413 beyond 4096 bytes.
+MAX_REQUEST_BODY_BYTES = 64 * 1024
+
 
 class WebRuntime:
     """The waitress server and the history writer of one app."""
@@ -38,7 +47,9 @@ class WebRuntime:
 
     def start(self, host: str, port: int) -> None:
         self.server = create_server(self.app, host=host, port=port, threads=self.cfg.web.threads,
-                                    ident="stonewarmer")
+                                    ident="stonewarmer", connection_limit=CONNECTION_LIMIT,
+                                    channel_timeout=CHANNEL_TIMEOUT_S, cleanup_interval=CLEANUP_INTERVAL_S,
+                                    max_request_body_size=MAX_REQUEST_BODY_BYTES)
         shown = "localhost" if host in ("0.0.0.0", "::", "") else host
         self.url = f"http://{shown}:{self.server.effective_port}/"
         if self.history is not None:

@@ -118,8 +118,9 @@ def _csrf_token() -> str:
 
 
 def _check_csrf() -> None:
-    sent = request.headers.get(CSRF_HEADER, "")
-    wanted = session.get("csrf", "")
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    sent = request.headers.get(CSRF_HEADER, "").encode("utf-8", "surrogatepass")
+    wanted = session.get("csrf", "").encode()
     if not wanted or not hmac.compare_digest(sent, wanted):
         raise ApiError(403, f"missing or wrong CSRF token: send the {CSRF_HEADER} header from GET /api/session",
                        field=CSRF_HEADER, allowed="the csrf_token of GET /api/session")

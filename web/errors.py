@@ -80,7 +80,11 @@ def json_body(*, allowed_fields: tuple[str, ...], required: dict[str, Any] | Non
         raise ApiError(415, f"the body must be JSON (Content-Type: application/json), "
                             f"got {request.mimetype or 'no Content-Type'}",
                        field="Content-Type", allowed="application/json")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # json gives up on deep nesting with this, not with a ValueError
+        raise ApiError(400, "the body is nested too deeply", field="body",
+                       allowed="a JSON object such as " + _example(allowed_fields)) from None
     if data is None:
         raise ApiError(400, "the body is not valid JSON", field="body",
                        allowed="a JSON object such as " + _example(allowed_fields))

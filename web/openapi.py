@@ -91,6 +91,23 @@ _SESSION = {
 _CHANGE_SECURITY = [{"session": [], "csrf": []}, {"token": []}]
 
 
+def _sse_message(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["event", "data"], "additionalProperties": False, "properties": {
+        "event": {"const": kind},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data}}}
+
+
+# Before OpenAPI 3.2 (``itemSchema``) the schema of text/event-stream describes ONE message.
+_STREAM_MESSAGE = {"oneOf": [
+    {"type": "object", "required": ["retry"], "additionalProperties": False,
+     "properties": {"retry": {"type": "integer", "description": "reconnect delay (ms); the first message"}}},
+    _sse_message("status", {"$ref": "#/components/schemas/Status"}),
+    _sse_message("event", {"$ref": "#/components/schemas/Event"}),
+    _sse_message("ping", {"type": "object", "required": ["tick_age_s"],
+                          "properties": {"tick_age_s": {"type": "number"}}}),
+]}
+
+
 def spec() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -167,7 +184,7 @@ def spec() -> dict[str, Any]:
             "/api/stream": {"get": {
                 "summary": "Live updates (Server-Sent Events): status, event and ping messages",
                 "responses": {"200": {"description": "text/event-stream",
-                                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                                      "content": {"text/event-stream": {"schema": _STREAM_MESSAGE}}},
                               **_errors(401, 503)}}},
             "/api/session": {
                 "get": {"summary": "Sign-in state and the CSRF token",
