@@ -24,8 +24,6 @@ import argparse
 import json
 import math
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +39,7 @@ from .baselines import BangBang, TextbookPID
 from .cli import UserError, add_config_arg, load_config
 from .pid import Gains
 from .plant import PLANTS, StoneBath, full_power_time_s
+from .processes import command, free_port, stop
 from .simulation import NOISE_C, WARM_BAND_C, Simulation, summarize
 
 CONTROLLERS = ("default", "autotuned", "bang-bang", "zn-pid")
@@ -341,12 +340,8 @@ def measure_sim_speed(cfg: cfgmod.Config, sim_s: float) -> dict:
 
 def measure_run_rss(sample_s: float = RSS_SAMPLE_S) -> dict:
     """Peak RSS (VmHWM) of `stonewarmer run --simulate` after ``sample_s`` of running, MB."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="stonewarmer-bench-") as state_dir:
-        cmd = [sys.executable, "-m", "controller", "run", "--simulate", "--state-dir", state_dir,
-               "--host", "127.0.0.1", "--port", str(port)]
+        cmd = command("run", "--simulate", "--state-dir", state_dir, "--host", "127.0.0.1", "--port", str(free_port()))
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
@@ -360,13 +355,7 @@ def measure_run_rss(sample_s: float = RSS_SAMPLE_S) -> dict:
                 fields = dict(line.split(":", 1) for line in f if ":" in line)
             peak_kb = int(fields["VmHWM"].split()[0])
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(proc)
     return {"run_peak_rss_mb": peak_kb / 1024.0, "run_sample_s": sample_s, "run_error": None}
 
 

@@ -19,9 +19,7 @@ import functools
 import json
 import math
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -31,8 +29,7 @@ from pathlib import Path
 
 from . import config as cfgmod
 from . import safety
-from .service import SIM_PIN_DIR
-from .simpins import read_pin_file
+from .processes import command, free_port, relay_pin, stop, wait_until
 from .simulation import Injection, Simulation
 from .state import STATE_FILE, StateStore
 
@@ -226,31 +223,6 @@ SPEED = 20.0          # simulated seconds per real second in the spawned warmers
 PROCESS_TIMEOUT_S = 30.0
 
 
-def command(*args: str) -> list[str]:
-    """The stonewarmer command line, run by this Python."""
-    return [sys.executable, "-m", "controller", *args]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def relay_pin(state_dir: Path) -> bool | None:
-    """The simulated relay pin of the warmer whose state dir is ``state_dir`` (None: never claimed)."""
-    return read_pin_file(state_dir / SIM_PIN_DIR, "GPIO17")
-
-
-def wait_until(predicate, *, timeout_s: float = 20.0, what: str) -> None:
-    """Poll another process's observable state, bounded by ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def _spawn(state_dir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(command("run", "--simulate", "--state-dir", str(state_dir), "--host", "127.0.0.1",
@@ -308,8 +280,7 @@ def _sigkill_restart(tmp: Path) -> Result:
     try:
         wait_until(lambda: (_status(url) or {}).get("temperature_c") is not None, what="the restarted warmer")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=PROCESS_TIMEOUT_S)
+        stop(proc, timeout_s=PROCESS_TIMEOUT_S)
     return _result("SIGKILL, relay-off, restart", took, 5.0, None, why, "ExecStopPost relay-off")
 
 
@@ -343,8 +314,7 @@ def _corrupt_state(tmp: Path) -> Result:
             time.sleep(0.05)
         fault = (_status(url) or {}).get("fault")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=PROCESS_TIMEOUT_S)
+        stop(proc, timeout_s=PROCESS_TIMEOUT_S)
     why = [w for w, b in (("heater came on", ever_on), (f"reported {fault}", fault != safety.STATE)) if b]
     return _result("state file corrupt", 0.0, 0.0, fault, why, "heater off until acknowledged")
 

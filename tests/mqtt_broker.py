@@ -21,6 +21,8 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
+from controller.processes import free_port  # noqa: F401 - the tests import it from here
+
 DEADLINE_S = 10.0  # bound on every wait for the broker or a message
 
 
@@ -34,12 +36,6 @@ def need_binary(name: str, *, package: str) -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate, *, timeout_s: float = DEADLINE_S, what: str = "condition"):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from controller.faults import command, free_port, relay_pin, wait_until
+from controller.processes import command, free_port, relay_pin, wait_until
 from tests.fake_notify import FakeNotifySocket
 
 SPEED = "20"  # simulated seconds per real second: a tick every 50 ms

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -26,10 +25,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controller.processes import free_port, stop
 from tests.conftest import WEB_PASSWORD, csrf_token
 from web import MAX_REQUEST_BODY_BYTES
 from web.auth import CSRF_HEADER
-from web.bench import free_port
 from web.context import EXTENSION
 
 REPO = Path(__file__).resolve().parent.parent
@@ -271,13 +270,7 @@ def warmer(tmp_path_factory):
             time.sleep(0.1)  # polling another process, bounded by the deadline
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop(proc)
 
 
 def test_path_traversal_through_waitress_is_4xx_and_serves_nothing_outside_web_static(warmer):

@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -219,12 +218,6 @@ async def _load(host: str, port: int, clients: int, interval_s: float, streams: 
                    "p99_ms": percentile(lat_ms, 99), "max_ms": max(lat_ms) if lat_ms else math.nan,
                    "mean_ms": statistics.fmean(lat_ms) if lat_ms else math.nan})
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,51 @@
+"""Helpers for driving stonewarmer processes from another process: benches, the fault
+matrix and the tests start real ``stonewarmer run`` processes and watch them."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .service import SIM_PIN_DIR
+from .simpins import read_pin_file
+
+
+def command(*args: str) -> list[str]:
+    """The stonewarmer command line, run by this Python (works before the script is installed)."""
+    return [sys.executable, "-m", "controller", *args]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def relay_pin(state_dir: Path) -> bool | None:
+    """The simulated relay pin of the warmer whose state dir is ``state_dir`` (None: never claimed)."""
+    return read_pin_file(Path(state_dir) / SIM_PIN_DIR, "GPIO17")
+
+
+def wait_until(predicate, *, timeout_s: float = 20.0, what: str = "condition") -> None:
+    """Poll another process's observable state, bounded by ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def stop(proc: subprocess.Popen, *, timeout_s: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL if it does not exit within ``timeout_s``; return the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait(timeout=timeout_s)
