@@ -24,6 +24,8 @@ __all__ = ["WebRuntime", "attach", "create_app"]
 
 log = logging.getLogger(__name__)
 
+STOP_WAIT_S = 1.0  # for the worker threads, then for the server loop, when stopping
+
 # waitress's defaults let a few idle sockets shut the dashboard out: 100 connections at most
 # (100 half-open ones and nobody else gets in), idle ones dropped only after 120 s, and bodies
 # up to 1 GiB read (to disk) before the app can refuse them.
@@ -66,10 +68,12 @@ class WebRuntime:
             # the listening socket and every connection on the server's own loop thread
             # (closing them from here would pull them out from under its select()); the loop
             # then has nothing left to watch and returns.
-            server.task_dispatcher.shutdown(timeout=3)
+            # Bounded: `stonewarmer run` must exit within 5 s of SIGTERM (the heater is already
+            # off by now); a server thread that does not return in time is a daemon and dies with us.
+            server.task_dispatcher.shutdown(timeout=STOP_WAIT_S)
             server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
             if self._thread is not None:
-                self._thread.join(timeout=3)
+                self._thread.join(timeout=STOP_WAIT_S)
         if self.history is not None:
             self.history.stop()
 
