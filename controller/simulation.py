@@ -139,6 +139,8 @@ class Simulation:
         self.workdir = Path(workdir)
         cfg = cfg or cfgmod.Config()
         w1_dir = self.workdir / "w1"
+        # A simulation never touches the real warmer's state: with the default [state] dir it
+        # keeps its state in the work dir; only a dir chosen on purpose (--state-dir) is used.
         state_dir = self.workdir / "state" if cfg.state.dir == cfgmod.StateConfig().dir else Path(cfg.state.dir)
         cfg = cfgmod.replace(cfg, "probe", w1_dir=str(w1_dir), id=PRIMARY_ID,
                              safety_id=SECONDARY_ID if cfg.probe.safety_id else "")
