@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--setpoint", type=float, metavar="C", help="setpoint in degC (default: config)")
     p.add_argument("--inject", action="append", default=[], metavar="KIND@S[:DUR]",
                    help="inject a fault at S seconds (repeatable); KIND is one of "
-                        "unplug, crc, empty, reset85, zero, freeze, jump, stuck-relay, dead-element, lifted")
+                        "unplug, crc, empty, reset85, zero, freeze, jump, stuck-relay, dead-element, lifted, hang")
     p.add_argument("--trace", metavar="FILE.csv", help="write one row per tick")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--seed", type=int, default=1, help="probe-noise seed")
