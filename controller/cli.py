@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +30,7 @@ COMMAND_MODULES = (
 )
 
 EXIT_USAGE = 2
+PIN_HOLDING_COMMANDS = ("run", "relay-off")  # they leave the relay pin driven off when they exit
 
 
 class UserError(Exception):
@@ -79,18 +82,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, hold_pins: bool = False) -> int:
+    """Run one subcommand; return its exit status.
+
+    ``hold_pins`` (the installed command): after ``run`` and ``relay-off`` leave the
+    process at once, so gpiozero's exit handler cannot turn the relay pin, driven
+    off, into a floating input.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
     except UserError as exc:
         print(f"stonewarmer {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        code = EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        code = 130
     except BrokenPipeError:
-        return 0
+        code = 0
+    if hold_pins and args.command in PIN_HOLDING_COMMANDS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+def console() -> None:
+    """The ``stonewarmer`` console script and ``python -m controller``."""
+    sys.exit(main(hold_pins=True))
 
 
 def existing_file(text: str) -> Path:

@@ -220,8 +220,9 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
         return 0
     from gpiozero import DigitalOutputDevice
 
-    # initial_value=False drives the pin to the relay's off level at once.
-    # Not closed: a closed pin floats; the kernel keeps a released output driven.
+    # initial_value=False drives the pin to the relay's off level at once. Not closed, and
+    # the command exits without gpiozero's exit handler (cli.console): a closed pin floats,
+    # while a line left driven stays off (or returns to its pull-down with strict_gpiod).
     device = DigitalOutputDevice(relay.pin, active_high=relay.active_high, initial_value=False)
     device.off()
     print(f"relay GPIO{relay.pin} off ({'active high' if relay.active_high else 'active low'})")

@@ -68,6 +68,8 @@ class Controller:
         self.store = store if store is not None else StateStore(cfg.state.dir)
         self.events = ev.EventLog()
         self._lock = threading.RLock()
+        self._save_lock = threading.Lock()
+        self._pending_state: dict[str, Any] | None = None
         self._classifiers = (pr.ReadingClassifier(), pr.ReadingClassifier())
         self._tick = 0
         self._duty = 0.0
@@ -108,6 +110,7 @@ class Controller:
             # that cannot remember a latched fault across the next power cut.
             self.interlock.latch(STATE, self.state_problem, now)
         self._status = self._snapshot(now)
+        self._save_pending()
 
     # -- persistence ----------------------------------------------------------------------
     def _restore(self) -> tuple[dict[str, Any], Fault | None]:
@@ -174,12 +177,36 @@ class Controller:
         }
 
     def _persist(self) -> None:
-        try:
-            self.store.save(self.state_dict())
-        except OSError as exc:
-            self._report_unsaved(exc)
-        else:
-            self.detail.pop("state_problem", None)
+        """Queue the current state for saving (called under the lock).
+
+        :meth:`_save_pending` writes it once the lock is released: a save is two
+        fsyncs on an SD card, and the control tick must never wait for them.
+        """
+        self._pending_state = self.state_dict()
+
+    def _save_pending(self, *, wait: bool = True) -> None:
+        """Write the latest queued state, if any (call without holding the lock).
+
+        ``wait=False`` (the control tick): if another thread is saving right now, leave
+        the state queued for the next tick rather than wait for that thread's fsyncs.
+        """
+        if not self._save_lock.acquire(blocking=wait):
+            return
+        try:  # one writer at a time, always the newest state
+            with self._lock:
+                data, self._pending_state = self._pending_state, None
+            if data is None:
+                return
+            try:
+                self.store.save(data)
+            except OSError as exc:
+                with self._lock:
+                    self._report_unsaved(exc)
+            else:
+                with self._lock:
+                    self.detail.pop("state_problem", None)
+        finally:
+            self._save_lock.release()
 
     def _report_unsaved(self, exc: OSError) -> None:
         # The latch still holds in memory; the state dir problem is shown to the user
@@ -220,6 +247,7 @@ class Controller:
             self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c)
             self._status = self._snapshot(now)
             status = self._status
+        self._save_pending(wait=False)  # a trip this tick: the relay is already off, now remember it
         for listener in self._listeners:
             listener(status)
         return status
@@ -259,6 +287,7 @@ class Controller:
                                temperature_c=self.interlock.primary.fresh_c(now), source=source)
             self._persist()
             self._status = self._snapshot(now)
+        self._save_pending()
         return value
 
     def acknowledge_fault(self, *, source: str = "api") -> Fault:
@@ -272,6 +301,7 @@ class Controller:
             self.state_problem = None
             self._in_band_since_s = None
             self._status = self._snapshot(now)
+        self._save_pending()
         return fault
 
     def set_duty_override(self, source: Callable[[float, float, float], float] | None) -> None:
@@ -301,11 +331,14 @@ class Controller:
                                kind=ev.KIND_NOTICE, source=source,
                                message=f"gains set: kp={gains.kp:g} ki={gains.ki:g} kd={gains.kd:g}")
             self._persist()
+        self._save_pending()
 
-    def close(self) -> None:
-        """Heater off and pin released; probe workers stopped."""
+    def close(self, *, release_pin: bool = True) -> None:
+        """Heater off; the pin released (or, ``release_pin=False``, left driven off for the
+        process's exit: a released lgpio line becomes a floating input); probe workers stopped."""
         with self._lock:
-            self.interlock.relay.release()
+            self.interlock.relay.release(close=release_pin)
+        self._save_pending()
         self.primary_source.close()
         if self.secondary_source:
             self.secondary_source.close()

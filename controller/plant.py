@@ -127,6 +127,14 @@ class StoneBath(_SubsteppedPlant):
     def set_lid(self, open_: bool) -> None:
         self.lid_open = open_
 
+    def add_water(self, mass_kg: float, temp_c: float) -> None:
+        """A top-up: ``mass_kg`` of water at ``temp_c`` mixes into the bath (and stays)."""
+        p = self.params
+        old_j_per_k = p.water_kg * WATER_J_PER_KG_K + p.pot_j_per_k
+        added_j_per_k = mass_kg * WATER_J_PER_KG_K
+        self.water_c = (old_j_per_k * self.water_c + added_j_per_k * temp_c) / (old_j_per_k + added_j_per_k)
+        self.params = replace(p, water_kg=p.water_kg + mass_kg)
+
 
 def full_power_time_s(make_plant, target_c: float, *, limit_s: float = 6 * 3600.0) -> float:
     """How long a fresh plant needs at 100 % power until its probe reads ``target_c``."""

@@ -55,6 +55,7 @@ OUT_OF_RANGE = "out_of_range"
 JUMP = "jump"
 FROZEN = "frozen"
 TIMEOUT = "timeout"        # the read did not return within read_timeout_s
+READ_INTERVAL_S = 1.0      # the worker starts a read at most this often (one per control tick)
 BAD_KINDS = (MISSING, CRC, EMPTY, RESET85, ZERO, GARBLED, OUT_OF_RANGE, JUMP, FROZEN, TIMEOUT)
 
 #: Therapist-readable names of the reading classes.
@@ -233,15 +234,16 @@ class ThreadedProbeSource:
 
     def _work(self) -> None:
         while not self._stop.is_set():
+            started = self.clock.monotonic()
             with self._lock:
-                self._started_s = self.clock.monotonic()
+                self._started_s = started
             result = self.probe.read(self.clock.monotonic())
             with self._lock:
                 self._done = result
                 self._started_s = None
-            # A missing sensor answers at once: don't spin on the bus.
-            if result.kind != VALID:
-                self._stop.wait(0.25)
+            # One read per control tick is all the loop uses: don't keep the bus (and a
+            # Pi Zero's CPU) busy in between; a missing sensor answers at once.
+            self._stop.wait(max(0.0, READ_INTERVAL_S - (self.clock.monotonic() - started)))
 
     def poll(self, now_s: float) -> RawRead | None:
         with self._lock:

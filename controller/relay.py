@@ -50,13 +50,19 @@ class Relay:
         """Off now, whatever the timing rules (safety)."""
         self.drive(False, now_s, force=True)
 
-    def release(self) -> None:
-        """Drive off and release the pin (shutdown). Safe to call twice."""
+    def release(self, *, close: bool = True) -> None:
+        """Drive off (shutdown), and release the pin unless ``close`` is False. Safe to call twice.
+
+        A process about to exit passes ``close=False``: gpiozero's close turns the line into an
+        input with no pull (floating); left claimed and driven off, the kernel keeps it off after
+        the exit (or, with ``dtparam=strict_gpiod``, returns it to its default pull-down).
+        """
         if self.device.closed:
             return
         self.device.off()
         self.is_on = False
-        self.device.close()
+        if close:
+            self.device.close()
 
 
 class TimeProportioner:

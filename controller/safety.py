@@ -51,6 +51,8 @@ STUCK_PERIOD_S = 120.0
 STUCK_RISE_C = 1.0
 STUCK_STILL_RISING = 0.35   # ... and >= 35 % of it in the last ~50 s (a steady rise: ~45 %)
 STUCK_AVERAGE_S = 10.0      # temperatures in the rule are 10 s means
+STUCK_RECENT_RISE_C = 0.15  # ... and still rising this much over the last 30 s (a welded 1200 W
+                            # element: ~1 degC; hot water poured in a minute ago: ~0)
 OVER_TARGET_C = 3.0
 OVER_TARGET_S = 60.0
 DISAGREE_C = 3.0
@@ -213,8 +215,13 @@ class Interlock:
         temp_c = self.primary.fresh_c(now_s)
         if temp_c is None or self.primary.bad_in_a_row:
             raise AckRefused("the probe has no valid reading: fix the probe first")
-        if self.has_safety_probe and self.secondary.fresh_c(now_s) is None:
-            raise AckRefused("the second probe has no valid reading: fix it first")
+        if self.has_safety_probe:
+            second_c = self.secondary.fresh_c(now_s)
+            if second_c is None or self.secondary.bad_in_a_row:
+                raise AckRefused("the second probe has no valid reading: fix it first")
+            if abs(second_c - temp_c) > DISAGREE_C:
+                raise AckRefused(f"the probes still disagree ({temp_c:.1f} and {second_c:.1f} degC): "
+                                 "put both in the water first")
         hottest_c = self._hottest_c(now_s)
         if hottest_c >= setpoint_c:
             raise AckRefused(f"the water ({hottest_c:.1f} degC) must cool below the set "
@@ -278,7 +285,10 @@ class Interlock:
     def _check_falling(self, now_s: float, hottest_c: float, duty: float) -> None:
         # A bath heated this hard cannot cool 3 C in a minute (returned stones cool it
         # ~1.4 C/min at most); a probe lifted into the air can, and would keep us heating.
-        if duty < HEATING_MIN_DUTY or self.latched:
+        # Judged on the heater actually on (the relay's state since the last tick), not the
+        # duty asked for: poured-in cold water lowers the reading while the relay still
+        # waits out its window, and that is not a probe in the air.
+        if duty < HEATING_MIN_DUTY or not self.relay.is_on or self.latched:
             self._hard_heating_since_s = None
             return
         if self._hard_heating_since_s is None:
@@ -303,7 +313,9 @@ class Interlock:
         end_c = self._mean_c(now_s - STUCK_AVERAGE_S, now_s)
         # A welded contact heats on at a steady rate; heat still arriving through a slow probe
         # after a switch-off (a laggy bath overshooting) fades. Require the rise to go on.
-        if end_c - start_c > STUCK_RISE_C and end_c - mid_c >= STUCK_STILL_RISING * (end_c - start_c):
+        recent_c = self._mean_c(now_s - 40.0, now_s - 30.0)
+        if (end_c - start_c > STUCK_RISE_C and end_c - mid_c >= STUCK_STILL_RISING * (end_c - start_c)
+                and end_c - recent_c >= STUCK_RECENT_RISE_C):
             self._trip(STUCK_RELAY, f"water rose {end_c - start_c:.1f} degC in {now_s - start_t:.0f} s "
                        f"with the heater switched off (now {temp_c:.1f} degC)", now_s)
 

@@ -155,8 +155,10 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
         except BaseException as exc:  # noqa: BLE001 - any failure must end in heater off
             failure.append(exc)
             log.exception("control loop failed; heater off, exiting")
-            controller.interlock.relay.off(controller.clock.monotonic())
-            stop.set()
+            try:
+                controller.interlock.relay.off(controller.clock.monotonic())
+            finally:
+                stop.set()
 
     from web import attach
 
@@ -203,6 +205,6 @@ def _shutdown(controller: Controller, thread: threading.Thread, failure: list[Ba
         # directly rather than wait for it, and report the hang.
         log.error("control loop did not finish its tick within %.0f s; heater off anyway", JOIN_S)
         failure.append(TimeoutError("control loop hung"))
-        controller.interlock.relay.release()
+        controller.interlock.relay.release(close=False)
         return
-    controller.close()
+    controller.close(release_pin=False)  # the process exits next: keep the pin driven off

@@ -67,11 +67,16 @@ class StateStore:
             os.close(dir_fd)
 
     def check_writable(self) -> None:
-        """Raise OSError unless a file can be created in the state dir (the state file is untouched)."""
+        """Raise OSError unless a state-sized file can be written and synced in the state dir
+        (an empty file can be created on a full disk too). The state file is untouched."""
         self.dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self.dir)
-        os.close(fd)
-        os.unlink(tmp)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
 
     def set_aside(self) -> Path | None:
         """Move an unusable state file out of the way (kept for inspection)."""

@@ -60,3 +60,37 @@ def test_commands_from_many_threads_while_ticking_stay_consistent(make_controlle
         t.join()
     assert errors == []
     assert 35.0 <= controller.status().setpoint_c <= 54.0
+
+
+class SlowDisk:
+    """A state store whose save blocks until released: an SD card busy with fsyncs."""
+
+    def __init__(self, store):
+        self.store = store
+        self.path = store.path
+        self.dir = store.dir
+        self.saving = threading.Event()
+        self.release = threading.Event()
+
+    def load(self):
+        return self.store.load()
+
+    def save(self, data):
+        self.saving.set()
+        assert self.release.wait(10)
+        self.store.save(data)
+
+
+def test_a_slow_state_save_never_holds_up_the_control_tick(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [40.0] * 3)
+    controller.store = SlowDisk(controller.store)
+    setter = threading.Thread(target=controller.set_setpoint, args=(50.0,))
+    setter.start()
+    assert controller.store.saving.wait(10)           # the save is under way ...
+    ticked = threading.Event()
+    threading.Thread(target=lambda: (run_ticks(controller, clock, tree, [40.0]), ticked.set())).start()
+    assert ticked.wait(10), "the tick waited for the state file"   # ... and the tick went on
+    controller.store.release.set()
+    setter.join(10)
+    assert controller.store.load()["setpoint_c"] == 50.0

@@ -81,3 +81,13 @@ def test_zero_and_full_duty():
     assert simulate(tp, 0.0, 600, 10.0)[0] == 0
     tp.reset()
     assert simulate(tp, 1.0, 600, 10.0)[:2] == (600, 1)
+
+
+def test_release_for_exit_leaves_the_pin_driven_off_not_floating(pins):
+    relay = Relay(pin=17, min_switch_s=1.0, pin_factory=pins)
+    relay.drive(True, 0.0)
+    relay.release(close=False)
+    pin = pins.pin(17)
+    assert pin.function == "output" and pin.state is False    # closing would make it a floating input
+    relay.release()                                            # and a later full release still works
+    assert relay.device.closed

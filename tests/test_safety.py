@@ -308,3 +308,42 @@ def test_a_laggy_bath_overshooting_after_full_power_is_not_called_a_stuck_relay(
     sim.run(3600)
     assert max(r.probe_c for r in sim.trace) > 53.5           # it did overshoot past the guard
     assert not any(e.kind == "fault" for e in sim.controller.events.since(0))
+
+
+def pour_at(when_s, mass_kg, temp_c):
+    def hook(sim, row):
+        if row.t_s == when_s:
+            sim.plant.add_water(mass_kg, temp_c)
+    return hook
+
+
+def test_hot_water_poured_in_is_not_a_stuck_relay():
+    # Half a litre from the kettle raises the bath ~2 degC at once; then it only cools.
+    # Poured at several moments of the relay's cycle: never an "UNPLUG THE HEATER" alarm.
+    for offset_s in range(0, 70, 10):
+        sim = Simulation(on_step=pour_at(3600 + offset_s, 0.5, 90.0))
+        sim.run(3600 + offset_s + 600)
+        faults = [e.fault for e in sim.controller.events.since(0) if e.kind == "fault"]
+        sim.close()
+        assert faults == [], f"poured at +{offset_s} s: {faults}"
+
+
+@pytest.mark.parametrize("litres", [1.2, 2.0])
+def test_cold_water_topped_up_is_not_a_lifted_probe(litres):
+    sim = Simulation(on_step=pour_at(3600, litres, 15.0))
+    sim.run(3600 + 900)
+    faults = [e.fault for e in sim.controller.events.since(0) if e.kind == "fault"]
+    sim.close()
+    assert faults == []
+    assert min(r.probe_c for r in sim.trace if r.t_s > 3600) < 49.5      # it really cooled the bath
+
+
+def test_acknowledge_is_refused_while_the_probes_still_disagree(make_controller, clock, tree):
+    controller = make_controller(second=True)
+    run_ticks(controller, clock, tree, [45.0] * 40, second=48.5)
+    assert controller.status().fault == safety.PROBE_DISAGREE
+    with pytest.raises(Exception, match="still disagree"):
+        controller.acknowledge_fault()
+    run_ticks(controller, clock, tree, [45.0], second=45.5)
+    controller.acknowledge_fault()
+    assert controller.status().fault is None
