@@ -187,13 +187,14 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
         stop.set()
         notifier.stopping("stopping: heater off")
         _shutdown(controller, thread, failure)
-        try:
-            bridge.stop()
-        finally:
+        # The heater is off by now. A part that fails to stop cleanly is logged, not allowed
+        # to skip the others or to turn a clean stop into a failure.
+        for name, part_stop in (("MQTT", bridge.stop), ("web server and history", web.stop),
+                                ("systemd notifier", notifier.close)):
             try:
-                web.stop()  # flushes the history
-            finally:
-                notifier.close()
+                part_stop()
+            except Exception:  # noqa: BLE001 - shutting down: report and go on
+                log.exception("stopping the %s failed", name)
     return 1 if failure else 0
 
 

@@ -55,9 +55,12 @@ def warmer(tmp_path):
     subprocess.run([*cli, "set-password", "--stdin", "--state-dir", str(state)], input=PASSWORD + "\n",
                    text=True, check=True, capture_output=True)
     port = free_port()
-    proc = subprocess.Popen([*cli, "run", "--simulate", "--state-dir", str(state), "--host", "127.0.0.1",
-                             "--port", str(port), "--speed", str(SPEED), "--inject", f"unplug@{UNPLUG_AT_S}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "run.log"  # a file, not a pipe nobody reads: a full pipe would stall the warmer
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*cli, "run", "--simulate", "--state-dir", str(state), "--host", "127.0.0.1",
+                                 "--port", str(port), "--speed", str(SPEED), "--inject", f"unplug@{UNPLUG_AT_S}"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    proc.log = log
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
@@ -68,7 +71,7 @@ def warmer(tmp_path):
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.fail(f"stonewarmer run did not come up: {proc.stdout.read()[-2000:]}")
+            pytest.fail(f"stonewarmer run did not come up: {log.read_text()[-2000:]}")
         time.sleep(0.1)
     yield url, proc
     if proc.poll() is None:
@@ -137,7 +140,8 @@ def test_dashboard_shows_live_temperature_changes_setpoint_and_shows_a_fault(war
 
     # The warmer goes away: "connection lost", and no number shown as current.
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
+    status = proc.wait(timeout=10)
+    assert status == 0, proc.log.read_text()[-3000:]
     expect(page.locator("#offline")).to_be_visible(timeout=15_000)
     expect(page.locator("#badge")).to_have_text("NOT LIVE")
     expect(temp).to_have_text("--")
