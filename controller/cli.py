@@ -12,7 +12,6 @@ import importlib
 import logging
 import os
 import sys
-from pathlib import Path
 
 from . import __version__
 from . import config as cfgmod
@@ -111,10 +110,3 @@ def main(argv: list[str] | None = None, *, hold_pins: bool = False) -> int:
 def console() -> None:
     """The ``stonewarmer`` console script and ``python -m controller``."""
     sys.exit(main(hold_pins=True))
-
-
-def existing_file(text: str) -> Path:
-    path = Path(text)
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"{text}: no such file")
-    return path

@@ -18,7 +18,6 @@ KIND_FAULT = "fault"
 KIND_ACK = "ack"
 KIND_SETPOINT = "setpoint"
 KIND_START = "start"
-KIND_STOP = "stop"
 KIND_READY = "ready"
 KIND_NOTICE = "notice"
 

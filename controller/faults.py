@@ -175,7 +175,7 @@ def run_case(case: Case, phase: str, *, observe_s: float = OBSERVE_S, seed: int 
 def _judge(case: Case, phase: str, sim: Simulation, t_inj: float) -> Result:
     abs_inj = sim.t0 + t_inj
     cutoff_c = sim.cfg.control.cutoff_c
-    on_at_inj = bool([lvl for t, lvl in sim.pin.changes if t <= abs_inj][-1:] == [True])
+    on_at_inj = [lvl for t, lvl in sim.pin.changes if t <= abs_inj][-1]  # the first change is the claim
     offs = [t for t, lvl in sim.pin.changes if t >= abs_inj and not lvl]
     off_after = (offs[0] - abs_inj) if (on_at_inj and offs) else (0.0 if not on_at_inj else None)
     after = [e for e in sim.controller.events.since(0) if e.monotonic_s >= abs_inj]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +43,6 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0            # control period
 READY_BAND_C = 1.0      # "ready" = within +/- this of the setpoint ...
 READY_HOLD_S = 300.0    # ... for this long: the stones lag the water
-RATE_WINDOW_S = 120.0   # warm-up rate for the time-to-ready estimate
 
 
 class CommandError(ValueError):
@@ -76,7 +74,6 @@ class Controller:
         self._last_reading: pr.Reading | None = None
         self._in_band_since_s: float | None = None
         self._ready_announced = False
-        self._rate_history: deque[tuple[float, float]] = deque()
         self._listeners: list[Callable[[Status], None]] = []
         self.detail: dict[str, Any] = {}  # extra status, e.g. autotune progress
         self._duty_override: Callable[[float, float, float], float] | None = None
@@ -372,21 +369,14 @@ class Controller:
             return 0.0
         if mode == MODE_HOLDING:
             return max(0.0, READY_HOLD_S - (now - self._in_band_since_s))
-        if mode != MODE_WARMING or len(self._rate_history) < 2:
+        rate = self.interlock.rate_c_per_s() if mode == MODE_WARMING else None
+        if rate is None or rate <= 0:
             return None
-        (t0, c0), (t1, c1) = self._rate_history[0], self._rate_history[-1]
-        if t1 - t0 < 30.0 or c1 <= c0:
-            return None
-        rate = (c1 - c0) / (t1 - t0)
         return (self.setpoint_c - READY_BAND_C - temp_c) / rate + READY_HOLD_S
 
     def _snapshot(self, now: float) -> Status:
         il = self.interlock
         temp_c = il.primary.fresh_c(now)
-        if temp_c is not None:
-            self._rate_history.append((now, temp_c))
-            while self._rate_history[0][0] < now - RATE_WINDOW_S:
-                self._rate_history.popleft()
         mode = self._mode(now, temp_c)
         latched = il.latched
         return Status(

@@ -56,7 +56,6 @@ JUMP = "jump"
 FROZEN = "frozen"
 TIMEOUT = "timeout"        # the read did not return within read_timeout_s
 READ_INTERVAL_S = 1.0      # the worker starts a read at most this often (one per control tick)
-BAD_KINDS = (MISSING, CRC, EMPTY, RESET85, ZERO, GARBLED, OUT_OF_RANGE, JUMP, FROZEN, TIMEOUT)
 
 #: Therapist-readable names of the reading classes.
 DESCRIPTIONS = {

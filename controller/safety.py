@@ -242,6 +242,14 @@ class Interlock:
     def reading_age_s(self, now_s: float) -> float | None:
         return self.primary.age_s(now_s) if self.primary.last else None
 
+    def rate_c_per_s(self, *, min_span_s: float = 30.0) -> float | None:
+        """How fast the bath changes over the readings the rules keep (the last 120 s), degC/s;
+        None over less than ``min_span_s``. For the time-to-ready estimate."""
+        if len(self._history) < 2:
+            return None
+        (t0, c0), (t1, c1) = self._history[0], self._history[-1]
+        return (c1 - c0) / (t1 - t0) if t1 - t0 >= min_span_s else None
+
     def setpoint_lowered(self, now_s: float) -> None:
         """A lower setpoint starts a cool-down: over-target is judged from its lowest point."""
         self._cooling_low_c = self._hottest_c(now_s)

@@ -26,6 +26,14 @@ def make_cfg(tmp_path, broker, **mqtt_keys) -> cfgmod.Config:
     return cfgmod.from_dict({"mqtt": keys, "state": {"dir": str(tmp_path / "state")}})
 
 
+
+def publish_once(sim) -> None:
+    """Connect a bridge (which publishes discovery and status, retained), then stop it."""
+    bridge = mqtt.Bridge(sim.controller, sim.cfg)
+    bridge.start()
+    assert bridge.connected.wait(10), "bridge did not connect"
+    bridge.stop()
+
 @pytest.fixture
 def warmer(tmp_path, broker):
     """A simulated warmer (stepped by the test) with its bridge connected."""
@@ -270,10 +278,7 @@ def test_renaming_a_warmer_removes_the_old_names_entities(tmp_path, broker):
 def test_clearing_waits_for_the_broker_and_keeps_the_record_until_confirmed(tmp_path, broker, caplog):
     sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
     try:
-        bridge = mqtt.Bridge(sim.controller, sim.cfg)
-        bridge.start()
-        assert bridge.connected.wait(10)
-        bridge.stop()
+        publish_once(sim)
         broker.stop()
         clearer = mqtt.attach(sim.controller, cfgmod.replace(sim.cfg, "mqtt", enabled=False)).clearer
         with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
@@ -292,10 +297,7 @@ def test_clearing_waits_for_the_broker_and_keeps_the_record_until_confirmed(tmp_
 def test_mqtt_clear_command_clears_and_reports(tmp_path, broker, capsys):
     sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
     try:
-        bridge = mqtt.Bridge(sim.controller, sim.cfg)
-        bridge.start()
-        assert bridge.connected.wait(10)
-        bridge.stop()
+        publish_once(sim)
     finally:
         sim.close()
     assert main(["mqtt-clear", "--state-dir", sim.cfg.state.dir]) == 0

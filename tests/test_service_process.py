@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -111,3 +112,25 @@ def test_an_exception_in_the_control_loop_turns_the_heater_off_and_exits_non_zer
     assert sum("WATCHDOG" in m for m in messages) == 39  # pings stopped with the failing tick
     assert any(m.get("STATUS", "").endswith("heater on") for m in messages)  # it was heating
     assert "STOPPING" in messages[-1]
+
+
+def test_a_control_thread_stuck_in_its_tick_still_ends_with_the_heater_off(make_controller, clock, tree, pins,
+                                                                          monkeypatch):
+    from controller import service
+    from tests.conftest import run_ticks
+
+    controller = make_controller()
+    controller.set_duty_override(lambda *_: 1.0)
+    run_ticks(controller, clock, tree, [40.0] * 12)
+    assert pins.pin(17).state is True
+    release = threading.Event()
+    stuck = threading.Thread(target=release.wait, args=(10,), daemon=True)  # a tick that never returns
+    stuck.start()
+    monkeypatch.setattr(service, "JOIN_S", 0.05)
+    failure: list[BaseException] = []
+    try:
+        service._shutdown(controller, stuck, failure)
+    finally:
+        release.set()
+    assert pins.pin(17).state is False and pins.pin(17).function == "output"   # off, and left driven
+    assert [type(f) for f in failure] == [TimeoutError]

@@ -33,7 +33,6 @@ MINUTE_KEEP_S = 90 * 86400.0   # 1-minute aggregates
 EVENTS_KEPT = 10_000
 MAX_PENDING = 100_000          # readings held while the disk refuses writes (~28 h at 1/s)
 MAX_POINTS = 50_000            # most rows one query returns (12 h of raw readings fit)
-RESOLUTIONS = ("1s", "1m")     # raw readings, or 1-minute aggregates
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
