@@ -1,5 +1,5 @@
 """``python3 -m controller`` is the ``stonewarmer`` command (also before it is installed: the installer)."""
 
-from controller.cli import console
+from controller.cli.main import console
 
 console()

@@ -9,14 +9,14 @@ from __future__ import annotations
 import pytest
 from gpiozero import Device
 
-from controller import config as cfgmod
-from controller.clock import SimClock
-from controller.fake_w1 import FakeW1Tree
-from controller.loop import Controller
-from controller.probe import SyncProbeSource, W1Probe
-from controller.simpins import ClockedMockFactory
-from controller.simulation import Simulation
-from controller.state import StateStore
+from controller.core import config as cfgmod
+from controller.core.clock import SimClock
+from controller.core.loop import Controller
+from controller.core.probe import SyncProbeSource, W1Probe
+from controller.core.state import StateStore
+from controller.sim.fake_w1 import FakeW1Tree
+from controller.sim.simpins import ClockedMockFactory
+from controller.sim.simulation import Simulation
 
 PROBE_ID = "0000075a1f2b"
 SAFETY_ID = "0000075a9c3d"

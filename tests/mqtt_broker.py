@@ -21,7 +21,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from controller.processes import free_port  # noqa: F401 - the tests import it from here
+from controller.qa.processes import free_port  # noqa: F401 - the tests import it from here
 
 DEADLINE_S = 10.0  # bound on every wait for the broker or a message
 

@@ -7,12 +7,12 @@ import threading
 
 import pytest
 
-from controller import autotune
-from controller import config as cfgmod
-from controller.cli import main
-from controller.plant import PLANTS, FirstOrderDeadTime, StoneBath
-from controller.safety import GUARD_ABOVE_C
-from controller.simulation import Simulation, parse_injection
+from controller.cli.main import main
+from controller.core import config as cfgmod
+from controller.core.safety import GUARD_ABOVE_C
+from controller.sim.plant import PLANTS, FirstOrderDeadTime, StoneBath
+from controller.sim.simulation import Simulation, parse_injection
+from controller.tuning import autotune
 
 
 def fopdt_config() -> cfgmod.Config:

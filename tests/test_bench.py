@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from controller import bench
-from controller import config as cfgmod
-from controller.baselines import BangBang, TextbookPID
-from controller.cli import main
-from controller.pid import Gains
-from controller.simulation import TraceRow
+from controller.cli.main import main
+from controller.core import config as cfgmod
+from controller.core.pid import Gains
+from controller.qa import bench
+from controller.qa.baselines import BangBang, TextbookPID
+from controller.sim.simulation import TraceRow
 
 RUN_FIELDS = {"plant", "scenario", "controller", "gains", "full_power_s", "warmup_s", "warmup_ratio",
               "overshoot_c", "hold_max_c", "hold_rms_c", "switch_ons_per_hour", "energy_kwh", "peak_probe_c",

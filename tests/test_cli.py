@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from controller import cli
-from controller.fake_w1 import FakeW1Tree
-from controller.simpins import read_pin_file
+from controller.cli import main as cli
+from controller.sim.fake_w1 import FakeW1Tree
+from controller.sim.simpins import read_pin_file
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller import config as cfgmod
-from controller.simulation import Simulation, summarize
+from controller.core import config as cfgmod
+from controller.sim.simulation import Simulation, summarize
 
 
 @pytest.fixture(scope="module")

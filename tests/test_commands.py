@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from controller.loop import CommandError
+from controller.core.loop import CommandError
 from tests.conftest import run_ticks
 
 

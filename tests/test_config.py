@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller import config as cfgmod
+from controller.core import config as cfgmod
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "config" / "stonewarmer.toml"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from controller import doctor
-from controller.cli import main
-from controller.doctor import System, diagnose
-from controller.fake_w1 import FakeW1Tree, crc8
+from controller.cli.main import main
+from controller.service import doctor
+from controller.service.doctor import System, diagnose
+from controller.sim.fake_w1 import FakeW1Tree, crc8
 from web.credentials import HOW_TO_SET, CredentialStore
 
 PROBE_ID = "0000075a1f2b"

@@ -1,4 +1,4 @@
-"""The fault-injection matrix (controller/faults.py), each case at warm-up and at hold."""
+"""The fault-injection matrix (controller/qa/faults.py), each case at warm-up and at hold."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from controller import faults
+from controller.qa import faults
 
 
 @pytest.mark.parametrize(("case", "phase"), [(c, p) for c in faults.CASES for p in c.phases],

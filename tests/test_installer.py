@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from controller import installer
-from controller.cli import main
-from controller.installer import Host, execute, install_plan, uninstall_plan
+from controller.cli.main import main
+from controller.service import installer
+from controller.service.installer import Host, execute, install_plan, uninstall_plan
 
 SOURCE = Path(__file__).resolve().parents[1]
 PI_CONFIG_TXT = "# Raspberry Pi OS Bookworm\ndtparam=audio=on\n[cm5]\ndtoverlay=dwc2,dr_mode=host\n[all]\n"

@@ -9,12 +9,12 @@ import threading
 
 import pytest
 
-from controller import config as cfgmod
-from controller import mqtt
-from controller.cli import UserError, main
-from controller.clock import MonotonicClock, SimClock
-from controller.loop import run_forever
-from controller.simulation import Simulation, parse_injection
+from controller.cli.main import UserError, main
+from controller.core import config as cfgmod
+from controller.core.clock import MonotonicClock, SimClock
+from controller.core.loop import run_forever
+from controller.integrations import mqtt
+from controller.sim.simulation import Simulation, parse_injection
 from tests.mqtt_broker import Mosquitto, Subscriber, free_port, need_binary, publish, retained, wait_until
 
 NODE = "room-1"

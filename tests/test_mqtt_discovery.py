@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from controller import config as cfgmod
-from controller import ha_discovery as ha
-from controller.loop import CommandError
-from controller.mqtt import ChangeOrInterval, parse_setpoint
-from controller.simulation import Simulation
+from controller.core import config as cfgmod
+from controller.core.loop import CommandError
+from controller.integrations import ha_discovery as ha
+from controller.integrations.mqtt import ChangeOrInterval, parse_setpoint
+from controller.sim.simulation import Simulation
 
 
 def mqtt_cfg(**keys) -> cfgmod.MqttConfig:

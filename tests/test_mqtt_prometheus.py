@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.simulation import Simulation
+from controller.sim.simulation import Simulation
 from tests.mqtt_broker import need_binary
 
 PROMETHEUS_DIR = Path(__file__).parent.parent / "config" / "prometheus"

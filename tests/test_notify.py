@@ -8,15 +8,15 @@ import uuid
 
 import pytest
 
-from controller import config as cfgmod
-from controller.clock import SimClock
-from controller.loop import Controller, run_forever
-from controller.notify import Notifier, socket_address, watchdog_interval_s
-from controller.probe import MISSING, RawRead, ThreadedProbeSource
-from controller.service import EXTEND_START_S, Supervisor
-from controller.simpins import ClockedMockFactory
-from controller.simulation import Simulation, parse_injection
-from controller.state import StateStore
+from controller.core import config as cfgmod
+from controller.core.clock import SimClock
+from controller.core.loop import Controller, run_forever
+from controller.core.probe import MISSING, RawRead, ThreadedProbeSource
+from controller.core.state import StateStore
+from controller.service.sd_notify import Notifier, socket_address, watchdog_interval_s
+from controller.service.supervisor import EXTEND_START_S, Supervisor
+from controller.sim.simpins import ClockedMockFactory
+from controller.sim.simulation import Simulation, parse_injection
 from tests.fake_notify import FakeNotifySocket
 
 

@@ -14,10 +14,10 @@ import subprocess
 
 import pytest
 
-from controller import config as cfgmod
-from controller.pid import Gains
-from controller.simulation import Simulation, parse_injection
-from controller.state import STATE_FILE, StateStore
+from controller.core import config as cfgmod
+from controller.core.pid import Gains
+from controller.core.state import STATE_FILE, StateStore
+from controller.sim.simulation import Simulation, parse_injection
 
 _workdirs = itertools.count()
 
@@ -156,9 +156,28 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path, monkeypatch):
 
 def test_temporary_files_left_by_a_power_cut_mid_write_are_cleaned_up(tmp_path):
     store = StateStore(tmp_path)
-    (tmp_path / ".state-abc123").write_text('{"setpoint_c": 5')
+    (tmp_path / f".{STATE_FILE}.tmp-abc123").write_text('{"setpoint_c": 5')
     store.save({"setpoint_c": 50.0})
     assert sorted(p.name for p in tmp_path.iterdir()) == [STATE_FILE]
+
+
+def test_a_state_save_during_a_password_save_does_not_break_it(tmp_path, monkeypatch):
+    """The credentials file lives beside the state: a state save that lands while the
+    password's write is in flight must leave that write's temporary file alone."""
+    from web.credentials import CredentialStore
+
+    real_replace = os.replace
+
+    def replace_after_a_state_save(src, dst):
+        if str(dst).endswith("web-auth.json"):
+            StateStore(tmp_path).save({"setpoint_c": 50.0})  # the service saves meanwhile
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_after_a_state_save)
+    CredentialStore(tmp_path).set_password("my warm stones")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert CredentialStore(tmp_path).check_password("my warm stones")
+    assert StateStore(tmp_path).load()["setpoint_c"] == 50.0
 
 
 # -- a read-only state dir ---------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.pid import PID, Gains
+from controller.core.pid import PID, Gains
 
 
 def test_output_is_a_duty_between_0_and_1():

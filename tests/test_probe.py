@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from controller import probe as pr
-from controller.fake_w1 import ZERO_TEXT, crc8, scratchpad, w1_slave_text
+from controller.core import probe as pr
+from controller.sim.fake_w1 import ZERO_TEXT, crc8, scratchpad, w1_slave_text
 from tests.conftest import PROBE_ID
 
 

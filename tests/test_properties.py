@@ -8,12 +8,12 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller import config as cfgmod
-from controller import probe as pr
-from controller.clock import SimClock
-from controller.loop import CommandError, Controller
-from controller.simpins import ClockedMockFactory
-from controller.state import StateStore
+from controller.core import config as cfgmod
+from controller.core import probe as pr
+from controller.core.clock import SimClock
+from controller.core.loop import CommandError, Controller
+from controller.core.state import StateStore
+from controller.sim.simpins import ClockedMockFactory
 
 CFG = cfgmod.Config()
 CUTOFF_C = CFG.control.cutoff_c

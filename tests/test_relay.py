@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.relay import Relay, TimeProportioner
+from controller.core.relay import Relay, TimeProportioner
 
 
 def test_relay_is_claimed_off_and_records_switches_with_simulated_times(pins, clock):

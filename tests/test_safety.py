@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from controller import safety
-from controller.fake_w1 import ZERO_TEXT, w1_slave_text
-from controller.simulation import Injection, Simulation
+from controller.core import safety
+from controller.sim.fake_w1 import ZERO_TEXT, w1_slave_text
+from controller.sim.simulation import Injection, Simulation
 from tests.conftest import run_ticks
 
 
@@ -300,8 +300,8 @@ def test_wall_clock_steps_do_not_change_control_or_safety(make_controller, clock
 def test_a_laggy_bath_overshooting_after_full_power_is_not_called_a_stuck_relay():
     # A dial thermostat heats a slow bath at full power to setpoint - 1 and lets it coast:
     # the probe keeps rising for minutes after the switch-off, but slower and slower.
-    from controller.baselines import BangBang
-    from controller.plant import PLANTS, StoneBath
+    from controller.qa.baselines import BangBang
+    from controller.sim.plant import PLANTS, StoneBath
 
     sim = Simulation(make_plant=lambda: StoneBath(PLANTS["laggy"]))
     sim.controller.set_duty_override(BangBang())

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from controller.processes import command, free_port, relay_pin, wait_until
+from controller.qa.processes import command, free_port, relay_pin, wait_until
 from tests.fake_notify import FakeNotifySocket
 
 SPEED = "20"  # simulated seconds per real second: a tick every 50 ms
@@ -80,9 +80,9 @@ def test_after_sigkill_the_pin_stays_on_until_relay_off_drives_it_off(warmer, tm
 
 FAILING_RUN = textwrap.dedent("""
     import sys
-    from controller import config as cfgmod
-    from controller.loop import Controller
-    from controller.service import serve
+    from controller.core import config as cfgmod
+    from controller.core.loop import Controller
+    from controller.service.supervisor import serve
 
     real_tick = Controller.tick
     ticks = []
@@ -116,7 +116,7 @@ def test_an_exception_in_the_control_loop_turns_the_heater_off_and_exits_non_zer
 
 def test_a_control_thread_stuck_in_its_tick_still_ends_with_the_heater_off(make_controller, clock, tree, pins,
                                                                           monkeypatch):
-    from controller import service
+    from controller.service import supervisor as service
     from tests.conftest import run_ticks
 
     controller = make_controller()

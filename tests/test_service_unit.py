@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from controller import config as cfgmod
-from controller.cli import build_parser
+from controller.cli.main import build_parser
+from controller.core import config as cfgmod
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "config" / "stonewarmer.service"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from controller import config as cfgmod
-from controller.soak import run_soak
+from controller.core import config as cfgmod
+from controller.qa.soak import run_soak
 
 
 def test_three_hours_with_disturbances_and_web_traffic_stay_safe_and_bounded(caplog):

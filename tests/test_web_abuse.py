@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.processes import free_port, stop
+from controller.qa.processes import free_port, stop
 from tests.conftest import WEB_PASSWORD, csrf_token
 from web import MAX_REQUEST_BODY_BYTES
 from web.auth import CSRF_HEADER
@@ -136,7 +136,7 @@ def test_any_csrf_or_authorization_header_is_refused_without_a_5xx_and_changes_n
 # -- path traversal ----------------------------------------------------------------------------
 def _secrets(state_dir: Path) -> list[bytes]:
     """Bytes that must never appear in an answer to a static-file request outside web/static."""
-    found = [(REPO / "controller" / "config.py").read_bytes()[:120],
+    found = [(REPO / "controller" / "core" / "config.py").read_bytes()[:120],
              (REPO / "web" / "templates" / "index.html").read_bytes()[:120],
              (REPO / "web" / "app.py").read_bytes()[:120]]
     auth_file = state_dir / "web-auth.json"
@@ -150,17 +150,17 @@ def _secrets(state_dir: Path) -> list[bytes]:
 
 
 def traversal_paths(state_dir: Path) -> list[str]:
-    abs_config = str(REPO / "controller" / "config.py")
+    abs_config = str(REPO / "controller" / "core" / "config.py")
     auth_file = str(state_dir / "web-auth.json")
     return [
-        "/static/../controller/config.py",
-        "/static/../../controller/config.py",
+        "/static/../controller/core/config.py",
+        "/static/../../controller/core/config.py",
         "/static/../templates/index.html",
         "/static/../app.py",
         "/static/..%2fapp.py",
         "/static/%2e%2e/app.py",
         "/static/%2e%2e%2fapp.py",
-        "/static/%2E%2E%2Fcontroller%2Fconfig.py",
+        "/static/%2E%2E%2Fcontroller%2Fcore%2Fconfig.py",
         "/static/%252e%252e%252fapp.py",            # double-encoded
         "/static/%25252e%25252e%25252fapp.py",       # triple-encoded
         "/static/..\\app.py",
@@ -180,7 +180,7 @@ def traversal_paths(state_dir: Path) -> list[str]:
         "/static/%2fetc%2fpasswd",
         "/static/C:\\Windows\\win.ini",
         "/static/~/.bashrc",
-        "/manifest.webmanifest/../../controller/config.py",
+        "/manifest.webmanifest/../../controller/core/config.py",
         "/../web/app.py",
         "/%2e%2e/web/app.py",
     ]

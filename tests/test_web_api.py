@@ -8,7 +8,7 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.simulation import parse_injection
+from controller.sim.simulation import parse_injection
 from web import create_app
 from web.openapi import spec
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.cli import main
-from controller.simulation import parse_injection
+from controller.cli.main import main
+from controller.sim.simulation import parse_injection
 from tests.conftest import WEB_PASSWORD, csrf_token
 from web import create_app
 from web.auth import SignInLimiter

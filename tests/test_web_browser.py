@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.processes import free_port
+from controller.qa.processes import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

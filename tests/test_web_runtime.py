@@ -50,7 +50,7 @@ def test_stop_ends_open_streams_and_the_server_thread(sim):
 def test_config_refuses_more_streams_than_threads_can_carry():
     import pytest
 
-    from controller import config as cfgmod
+    from controller.core import config as cfgmod
 
     with pytest.raises(cfgmod.ConfigError,
                        match=r"\[web\] max_streams = 15 is not allowed: must be at most threads - 2 = 14"):

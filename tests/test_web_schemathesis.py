@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from controller.simulation import parse_injection
+from controller.sim.simulation import parse_injection
 from tests.conftest import WEB_PASSWORD, csrf_token
 from web import create_app
 from web.auth import CSRF_HEADER

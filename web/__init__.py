@@ -16,9 +16,9 @@ from flask import Flask
 from waitress import wasyncore
 from waitress.server import create_server
 
-from .app import create_app
-from .context import EXTENSION
-from .history import HistoryRecorder
+from web.app import create_app
+from web.context import EXTENSION
+from web.history import HistoryRecorder
 
 __all__ = ["WebRuntime", "attach", "create_app"]
 

@@ -12,12 +12,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from controller.loop import CommandError
-
-from .auth import change_required, view_required
-from .context import ctx
-from .errors import ApiError, finite_number, json_body, number_arg
-from .openapi import spec
+from controller.core.loop import CommandError
+from web.auth import change_required, view_required
+from web.context import ctx
+from web.errors import ApiError, finite_number, json_body, number_arg
+from web.openapi import spec
 
 bp = Blueprint("api", __name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from . import api, auth, errors, history_api, metrics, pages, stream
-from .context import EXTENSION, WebContext
-from .credentials import CredentialStore
+from web import api, auth, errors, history_api, metrics, pages, stream
+from web.context import EXTENSION, WebContext
+from web.credentials import CredentialStore
 
 # The page loads nothing from elsewhere; say so to the browser as well.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

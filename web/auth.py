@@ -1,6 +1,6 @@
 """Sign-in: sessions, CSRF tokens, API tokens and the sign-in rate limit.
 
-Modelled on OctoPrint (FIELD-NOTES "Web"): access control is always on for
+Modelled on OctoPrint (docs/field-notes.md, "Web"): access control is always on for
 changes, a script uses an API token in a header (``Authorization: Bearer
 sw_...``), a browser signs in with the password and gets a session cookie
 (HttpOnly, SameSite=Strict; not Secure, because the dashboard is plain HTTP on a
@@ -24,9 +24,9 @@ from datetime import timedelta
 
 from flask import Blueprint, Flask, jsonify, request, session
 
-from .context import ctx
-from .credentials import HOW_TO_SET, MAX_PASSWORD_CHARS
-from .errors import ApiError, json_body
+from web.context import ctx
+from web.credentials import HOW_TO_SET, MAX_PASSWORD_CHARS
+from web.errors import ApiError, json_body
 
 bp = Blueprint("auth", __name__)
 

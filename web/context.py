@@ -1,6 +1,6 @@
 """What every blueprint needs from the app: the controller and the web's own services.
 
-The web layer never touches GPIO: it reads :class:`~controller.status.Status`
+The web layer never touches GPIO: it reads :class:`~controller.core.status.Status`
 snapshots and sends commands through the controller's command interface
 (``set_setpoint``, ``acknowledge_fault``). Everything else it owns lives here.
 """
@@ -17,8 +17,8 @@ EXTENSION = "stonewarmer"
 
 @dataclass(slots=True)
 class WebContext:
-    controller: object           # controller.loop.Controller
-    cfg: object                  # controller.config.Config
+    controller: object           # controller.core.loop.Controller
+    cfg: object                  # controller.core.config.Config
     credentials: object          # web.credentials.CredentialStore
     limiter: object              # web.auth.SignInLimiter
     feed: object                 # web.stream.StatusFeed

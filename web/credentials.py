@@ -1,12 +1,12 @@
 """The dashboard's password, API tokens and session key: one small file in the state dir.
 
 There is no default password (CraftBeerPi's ``cbpi/123`` is the example not to
-follow; FIELD-NOTES "Web"). Until ``stonewarmer set-password`` has stored one,
+follow; docs/field-notes.md, "Web"). Until ``stonewarmer set-password`` has stored one,
 every change is refused. The password is kept as an scrypt hash (slow on
 purpose: a stolen file cannot be tried fast). API tokens are 256 random bits,
 so a plain SHA-256 of them is enough; they are shown once, when created.
 
-The file is written atomically by :class:`controller.state.StateStore` and is
+The file is written atomically by :class:`controller.core.state.StateStore` and is
 readable by its owner only. It is read again whenever it changes, so a new
 password or token works without restarting the service.
 """
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from controller.state import StateError, StateStore
+from controller.core.state import StateError, StateStore
 
 AUTH_FILE = "web-auth.json"
 MIN_PASSWORD_CHARS = 8

@@ -79,13 +79,13 @@ COLUMNS = {
 
 
 def reading_row(status) -> tuple:
-    """One ``readings`` row from a :class:`~controller.status.Status`."""
+    """One ``readings`` row from a :class:`~controller.core.status.Status`."""
     return (status.wall_time_s, status.temperature_c, status.setpoint_c, status.duty,
             int(status.relay_on), status.mode, status.fault)
 
 
 def event_row(event) -> tuple:
-    """One ``events`` row from a :class:`~controller.events.Event`."""
+    """One ``events`` row from a :class:`~controller.core.events.Event`."""
     return tuple(getattr(event, c) for c in _EVENT_COLUMNS)
 
 

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify
 
-from .auth import view_required
-from .context import ctx
-from .errors import ApiError, choice_arg, number_arg
-from .history import COLUMNS, MAX_POINTS, MINUTE_KEEP_S
+from web.auth import view_required
+from web.context import ctx
+from web.errors import ApiError, choice_arg, number_arg
+from web.history import COLUMNS, MAX_POINTS, MINUTE_KEEP_S
 
 bp = Blueprint("history", __name__)
 

@@ -11,11 +11,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
 
-from controller.safety import SEVERITY
-from controller.status import MODES
-
-from .auth import view_required
-from .context import ctx
+from controller.core.safety import SEVERITY
+from controller.core.status import MODES
+from web.auth import view_required
+from web.context import ctx
 
 bp = Blueprint("metrics", __name__)
 

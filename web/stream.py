@@ -1,6 +1,6 @@
 """Live updates by Server-Sent Events: ``GET /api/stream``.
 
-Each open stream holds one waitress thread (FIELD-NOTES "Web"), so their
+Each open stream holds one waitress thread (docs/field-notes.md, "Web"), so their
 number is bounded (``[web] max_streams``, at most threads - 2): beyond it the
 answer is 503 and the page polls ``/api/status`` instead. An idle stream sends
 a ``ping`` every ``heartbeat_s`` so proxies and phones keep it open and the
@@ -21,10 +21,10 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response
 
-from .api import status_payload
-from .auth import view_required
-from .context import ctx
-from .errors import ApiError
+from web.api import status_payload
+from web.auth import view_required
+from web.context import ctx
+from web.errors import ApiError
 
 bp = Blueprint("stream", __name__)
 

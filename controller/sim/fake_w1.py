@@ -2,7 +2,7 @@
 
 The simulator and the tests write the probe temperature here and read it back
 through the real w1thermsensor library, so the code path is the Pi's. Format
-(../shared/FIELD-NOTES.md, "DS18B20 on the Linux 1-Wire bus")::
+(docs/field-notes.md, "DS18B20 on the Linux 1-Wire bus")::
 
     72 01 4b 46 7f ff 0e 10 57 : crc=57 YES
     72 01 4b 46 7f ff 0e 10 57 t=23125

@@ -2,7 +2,7 @@
 
 Evaluated every tick, before the relay is written, independent of the PID (it
 sees the PID's proposed duty, never its internals). Rules, modelled on Marlin's
-and Klipper's heater guards scaled to a water bath (../shared/FIELD-NOTES.md,
+and Klipper's heater guards scaled to a water bath (docs/field-notes.md,
 "How trusted heater controllers guard against runaway"):
 
 ==================  ==============================================  =========
@@ -34,9 +34,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import events as ev
-from .probe import DESCRIPTIONS, Reading
-from .relay import Relay, TimeProportioner
+from controller.core import events as ev
+from controller.core.probe import DESCRIPTIONS, Reading
+from controller.core.relay import Relay, TimeProportioner
 
 STALE_S = 10.0              # no valid reading for this long latches (Klipper: 7 s)
 MAX_BAD_IN_A_ROW = 4        # Klipper shuts down after 4 DS18B20 errors in a row

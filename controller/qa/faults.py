@@ -27,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as cfgmod
-from . import safety
-from .processes import command, free_port, relay_pin, stop, wait_until
-from .simulation import Injection, Simulation
-from .state import STATE_FILE, StateStore
+from controller.core import config as cfgmod
+from controller.core import safety
+from controller.core.state import STATE_FILE, StateStore
+from controller.qa.processes import command, free_port, relay_pin, stop, wait_until
+from controller.sim.simulation import Injection, Simulation
 
 PHASES = {"warm-up": 300.0, "hold": 2400.0}
 OBSERVE_S = 1500.0     # watch this long after the injection

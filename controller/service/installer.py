@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as cfgmod
-from .cli import UserError
+from controller.cli.main import UserError
+from controller.core import config as cfgmod
 
 USER = "stonewarmer"
 GPIO_GROUP = "gpio"
@@ -37,7 +37,7 @@ STATE_DIR = Path(cfgmod.StateConfig().dir)
 #: Bookworm moved the boot partition to /boot/firmware; older releases use /boot.
 BOOT_CONFIGS = (Path("/boot/firmware/config.txt"), Path("/boot/config.txt"))
 #: 1-Wire on GPIO4 for the DS18B20; released GPIOs return to inputs (a dead process
-#: cannot leave the heater on: ../shared/FIELD-NOTES.md "GPIO and relays").
+#: cannot leave the heater on: docs/field-notes.md "GPIO and relays").
 BOOT_LINES = ("dtoverlay=w1-gpio", "dtparam=strict_gpiod")
 
 Runner = Callable[[list[str]], subprocess.CompletedProcess]
@@ -251,7 +251,7 @@ def execute(steps: list[Step], host: Host, *, dry_run: bool, out=print) -> None:
 
 def default_source() -> Path | None:
     """The checkout this code runs from, if it is one (not an installed copy)."""
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]  # controller/service/installer.py -> the checkout
     return here if (here / "pyproject.toml").is_file() and (here / "config" / UNIT_NAME).is_file() else None
 
 

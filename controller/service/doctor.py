@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as cfgmod
-from .cli import add_config_arg
-from .installer import BOOT_CONFIGS, UNIT_NAME, USER, boot_lines_missing
+from controller.cli.main import add_config_arg
+from controller.core import config as cfgmod
+from controller.service.installer import BOOT_CONFIGS, UNIT_NAME, USER, boot_lines_missing
 
-# GPIO 0-8 are pulled up at power-on (FIELD-NOTES "GPIO and relays"): an active-high
+# GPIO 0-8 are pulled up at power-on (docs/field-notes.md, "GPIO and relays"): an active-high
 # relay driver on one of them switches the heater on while the Pi boots.
 PULLED_UP_AT_BOOT = range(0, 9)
 ONE_WIRE_DEFAULT_GPIO = 4
@@ -133,7 +133,7 @@ def one_wire_findings(system: System, cfg: cfgmod.Config) -> list[Finding]:
 
 
 def probe_findings(cfg: cfgmod.Config) -> list[Finding]:
-    from .probe import W1Probe, list_probes  # w1thermsensor: only installed in the venv
+    from controller.core.probe import W1Probe, list_probes  # w1thermsensor: only installed in the venv
 
     ids = list_probes(cfg.probe.w1_dir)
     if not ids:
@@ -151,7 +151,7 @@ def probe_findings(cfg: cfgmod.Config) -> list[Finding]:
             found.append(Finding("error", f"probe 28-{sensor_id} ({role}): {read.kind}",
                                  "check the probe's cable and connector"))
         elif bits is not None and bits < 11:
-            # DS18B20: 9 bit = 0.5 degC steps (FIELD-NOTES "DS18B20"): too coarse to hold +/-0.5 degC.
+            # DS18B20: 9 bit = 0.5 degC steps (docs/field-notes.md, "DS18B20"): too coarse to hold +/-0.5 degC.
             found.append(Finding("warn", f"probe 28-{sensor_id} ({role}): {read.celsius:.2f} degC, {bits}-bit "
                                          f"({0.5 / 2 ** (bits - 9):g} degC steps)",
                                  f"set 12-bit: echo 12 | sudo tee {cfg.probe.w1_dir}/28-{sensor_id}/resolution"))
@@ -232,7 +232,7 @@ def clock_findings(system: System) -> list[Finding]:
 
 
 def state_findings(cfg: cfgmod.Config) -> list[Finding]:
-    from .state import StateError, StateStore
+    from controller.core.state import StateError, StateStore
 
     state_dir = Path(cfg.state.dir)
     if not state_dir.is_dir():

@@ -10,7 +10,7 @@ Layers, bottom up:
 * :class:`ReadingClassifier` turns raw reads into valid readings or a named fault
   class, adding the checks that need history (jump, frozen).
 
-Facts from ../shared/FIELD-NOTES.md ("DS18B20 on the Linux 1-Wire bus").
+Facts from docs/field-notes.md ("DS18B20 on the Linux 1-Wire bus").
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ VALID_MAX_C = 100.0   # above: out of range (boiling water is not plausible here
 JUMP_C = 5.0          # a change larger than this ...
 JUMP_WINDOW_S = 2.0   # ... within this time is not physical for a water bath
 # Frozen: an identical raw value while the heater delivered this many seconds of
-# full power (the issue's 300 s at 50 %; 150 s at full power, ~16 min at a 15 %
+# full power (300 s at 50 %; 150 s at full power, ~16 min at a 15 %
 # hold). The reference bath rises ~5 degC in 150 s at full power: a probe in the
 # water must have changed by many 1/16 degC steps.
 FROZEN_HEAT_S = 150.0

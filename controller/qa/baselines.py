@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from simple_pid import PID as SimplePID
 
-from .pid import Gains
+from controller.core.pid import Gains
 
 DIAL_HYSTERESIS_C = 1.0  # a dial thermostat's switching differential, +/- degC
 

@@ -1,7 +1,7 @@
 """The heater relay: a gpiozero output, and time-proportioning of a duty onto it.
 
-Only the safety interlock (:mod:`controller.safety`) calls :meth:`Relay.drive`;
-the PID only proposes a duty. Facts from ../shared/FIELD-NOTES.md ("GPIO and
+Only the safety interlock (:mod:`controller.core.safety`) calls :meth:`Relay.drive`;
+the PID only proposes a duty. Facts from docs/field-notes.md ("GPIO and
 relays on a Raspberry Pi"): ``initial_value=False`` claims the pin in the off
 state; a mechanical relay wants a 60 s window and >= 10 s on/off (wear); an SSR
 a 10 s window.

@@ -5,7 +5,7 @@ relay: heater fully on below ``centre - hysteresis``, fully off above
 ``centre + hysteresis``. The safety interlock still judges every tick, exactly as
 in normal operation. A bath driven like this settles into a steady oscillation
 whose period is the ultimate period ``Pu`` and whose size gives the ultimate
-gain ``Ku`` (../shared/FIELD-NOTES.md, "Control"): for a relay of amplitude d
+gain ``Ku`` (docs/field-notes.md, "Control"): for a relay of amplitude d
 and a temperature swing of amplitude a, ``Ku = 4 d / (pi a)``.
 
 Phases:
@@ -53,10 +53,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import config as cfgmod
-from .cli import UserError, add_config_arg, load_config
-from .pid import Gains
-from .safety import GUARD_ABOVE_C
+from controller.cli.main import UserError, add_config_arg, load_config
+from controller.core import config as cfgmod
+from controller.core.pid import Gains
+from controller.core.safety import GUARD_ABOVE_C
 
 NOISE_S = 60.0               # heater off this long to see the reading's scatter
 HYSTERESIS_MIN_C = 0.125     # two DS18B20 steps of 1/16 degC: the smallest useful noise band
@@ -505,7 +505,7 @@ def tune_in_simulation(cfg: cfgmod.Config, make_plant, *, rule: str = DEFAULT_RU
     The simulation is returned open (heater off) so the caller can inspect or
     close it; on an error it is closed.
     """
-    from .simulation import NOISE_C, Simulation
+    from controller.sim.simulation import NOISE_C, Simulation
 
     sim = Simulation(cfg, make_plant=make_plant, seed=seed, noise_c=NOISE_C if noise_c is None else noise_c)
     try:
@@ -540,8 +540,8 @@ def cmd_autotune(args: argparse.Namespace) -> int:
     if args.state_dir:
         cfg = cfgmod.replace(cfg, "state", dir=str(Path(args.state_dir).resolve()))
     if simulate:
-        from .plant import load_plant
-        from .simulation import Simulation
+        from controller.sim.plant import load_plant
+        from controller.sim.simulation import Simulation
 
         try:
             make_plant = load_plant(args.plant or "reference")
@@ -559,7 +559,7 @@ def cmd_autotune(args: argparse.Namespace) -> int:
 
 
 def _hardware(cfg: cfgmod.Config):
-    from .service import build
+    from controller.service.supervisor import build
 
     print("autotune: on the real probe and relay. The stonewarmer service must be stopped first "
           "(sudo systemctl stop stonewarmer): only one process may drive the relay.", flush=True)
@@ -579,7 +579,7 @@ def _hardware(cfg: cfgmod.Config):
 
 
 def _tune(controller, step, args: argparse.Namespace) -> int:
-    from .loop import CommandError
+    from controller.core.loop import CommandError
 
     if args.setpoint is not None:
         try:

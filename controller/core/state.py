@@ -14,8 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from controller.core.atomic import atomic_write, temp_prefix
+
 STATE_FILE = "state.json"
-TMP_PREFIX = ".state-"
 VERSION = 1
 
 
@@ -47,30 +48,13 @@ class StateStore:
     def save(self, data: dict[str, Any]) -> None:
         """Replace the state file atomically; raise OSError when the disk refuses."""
         payload = json.dumps({**data, "version": VERSION}, indent=2, sort_keys=True)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob(TMP_PREFIX + "*"):  # left by a power cut mid-write
-            stale.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self.dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(self.path, payload)
 
     def check_writable(self) -> None:
         """Raise OSError unless a state-sized file can be written and synced in the state dir
         (an empty file can be created on a full disk too). The state file is untouched."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self.dir)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(self.path), dir=self.dir)
         try:
             os.write(fd, b"\0" * 4096)
             os.fsync(fd)

@@ -12,9 +12,8 @@ import getpass
 import sys
 from pathlib import Path
 
-from controller.cli import UserError, add_config_arg, load_config
-
-from .credentials import CredentialError, CredentialStore
+from controller.cli.main import UserError, add_config_arg, load_config
+from web.credentials import CredentialError, CredentialStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--revoke", metavar="NAME", help="remove the token called NAME")
     p.set_defaults(handler=cmd_token)
 
-    from .bench import register as register_bench
+    from controller.qa.webbench import register as register_bench
 
     register_bench(sub)
 

@@ -4,7 +4,7 @@ Every key has a type, a default, an allowed range and a unit. A bad value or an
 unknown key is refused with one message naming the key, the value and what is
 allowed; nothing else happens (no GPIO is touched before the config is valid).
 
-The temperature limits come from ../shared/FIELD-NOTES.md ("Safe temperatures"):
+The temperature limits come from docs/field-notes.md ("Safe temperatures"):
 stones above 54.4 degC are too hot to handle, water at 55 degC burns in ~30 s.
 """
 
@@ -25,7 +25,7 @@ ABSOLUTE_MAX_CUTOFF_C = 60.0
 CUTOFF_MARGIN_C = 3.0
 
 #: Relay kinds: (time-proportioning window s, minimum on/off time s).
-#: A mechanical relay wears out after ~1e5 cycles, an SSR does not (FIELD-NOTES "Control").
+#: A mechanical relay wears out after ~1e5 cycles, an SSR does not (docs/field-notes.md, "Control").
 RELAY_KINDS = {"mechanical": (60.0, 10.0), "ssr": (10.0, 1.0)}
 
 DEFAULT_PATH = Path("/etc/stonewarmer/stonewarmer.toml")
@@ -88,7 +88,7 @@ class WebConfig:
 
 @dataclass(frozen=True, slots=True)
 class MqttConfig:
-    """MQTT bridge and Home Assistant discovery (controller/mqtt.py; README "Many warmers, one view")."""
+    """MQTT bridge and Home Assistant discovery (controller/integrations/mqtt.py; docs/integrations.md "Many warmers, one view")."""
 
     enabled: bool = False
     host: str = "localhost"

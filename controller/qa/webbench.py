@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from controller.cli import UserError
+from controller.cli.main import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,11 +72,10 @@ class TickLateness:
 
 
 def cmd_bench_web(args: argparse.Namespace) -> int:
-    from controller import config as cfgmod
-    from controller.loop import TICK_S, run_forever
-    from controller.service import build
-
-    from . import attach
+    from controller.core import config as cfgmod
+    from controller.core.loop import TICK_S, run_forever
+    from controller.service.supervisor import build
+    from web import attach
 
     # Back-to-back load keeps waitress's queue non-empty; its per-request warning would drown the figures.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
@@ -108,7 +107,7 @@ def cmd_bench_web(args: argparse.Namespace) -> int:
         try:
             lateness.recording = True
             load = subprocess.run(
-                [sys.executable, "-m", "web.bench", "127.0.0.1", str(port), str(args.clients), str(args.interval),
+                [sys.executable, "-m", "controller.qa.webbench", "127.0.0.1", str(port), str(args.clients), str(args.interval),
                  str(args.streams), str(args.duration)], capture_output=True, text=True, timeout=args.duration + 60)
             lateness.recording = False
         finally:

@@ -6,7 +6,7 @@ One :meth:`Controller.tick`:
 2. classify the reading (valid, or what is wrong with it);
 3. the PID proposes a duty from a valid reading;
 4. the interlock evaluates every safety rule and drives the relay;
-5. an immutable :class:`~controller.status.Status` is published.
+5. an immutable :class:`~controller.core.status.Status` is published.
 
 The command interface (:meth:`set_setpoint`, :meth:`acknowledge_fault`) is
 thread-safe and validates everything: it is what the web, the CLI and MQTT use.
@@ -20,15 +20,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import config as cfgmod
-from . import events as ev
-from . import probe as pr
-from .config import Config
-from .pid import PID, Gains
-from .relay import Relay, TimeProportioner
-from .safety import SEVERITY, STATE, AckRefused, Fault, Interlock
-from .state import StateError, StateStore
-from .status import (
+from controller.core import config as cfgmod
+from controller.core import events as ev
+from controller.core import probe as pr
+from controller.core.config import Config
+from controller.core.pid import PID, Gains
+from controller.core.relay import Relay, TimeProportioner
+from controller.core.safety import SEVERITY, STATE, AckRefused, Fault, Interlock
+from controller.core.state import StateError, StateStore
+from controller.core.status import (
     MODE_COOLING,
     MODE_FAULT,
     MODE_HOLDING,
@@ -55,7 +55,7 @@ class CommandError(ValueError):
 
 
 class Controller:
-    """The warmer. Build it with :func:`build_controller` or directly (tests)."""
+    """The warmer. Built by :func:`controller.service.supervisor.build` for the service, directly in tests."""
 
     def __init__(self, cfg: Config, *, clock, primary, secondary=None, pin_factory=None,
                  store: StateStore | None = None) -> None:

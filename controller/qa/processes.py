@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from .service import SIM_PIN_DIR
-from .simpins import read_pin_file
+from controller.service.supervisor import SIM_PIN_DIR
+from controller.sim.simpins import read_pin_file
 
 
 def command(*args: str) -> list[str]:

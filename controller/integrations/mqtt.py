@@ -33,11 +33,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config as cfgmod
-from . import ha_discovery as ha
-from .cli import UserError, add_config_arg, load_config
-from .clock import MonotonicClock
-from .loop import CommandError, Controller
+from controller.cli.main import UserError, add_config_arg, load_config
+from controller.core import config as cfgmod
+from controller.core.clock import MonotonicClock
+from controller.core.loop import CommandError, Controller
+from controller.integrations import ha_discovery as ha
 
 log = logging.getLogger("stonewarmer.mqtt")
 

@@ -1,9 +1,9 @@
 """What the warmer says over MQTT: its topics, its status payload, its Home Assistant discovery.
 
-Pure functions, no network: :mod:`controller.mqtt` sends what these build.
+Pure functions, no network: :mod:`controller.integrations.mqtt` sends what these build.
 
 Home Assistant MQTT discovery: one retained JSON config per entity at
-``<discovery_prefix>/<component>/<node>/<object>/config`` (FIELD-NOTES,
+``<discovery_prefix>/<component>/<node>/<object>/config`` (docs/field-notes.md,
 "Web, service, integrations"). Every warmer has its own ``node`` (the
 configured ``[mqtt] name``), so its topics, unique ids and device are its own.
 """
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .config import MqttConfig
-from .status import MODE_FAULT, MODE_READY, Status
+from controller import __version__
+from controller.core.config import MqttConfig
+from controller.core.status import MODE_FAULT, MODE_READY, Status
 
 MACHINE_ID_FILE = Path("/etc/machine-id")
 PAYLOAD_ONLINE = "online"

@@ -2,7 +2,7 @@
 
 A closed-loop simulation of the reference bath with the dashboard attached
 (its history database, its API answered through the Flask app) and the
-systemd watchdog pings of the real :class:`~controller.service.Supervisor`,
+systemd watchdog pings of the real :class:`~controller.service.supervisor.Supervisor`,
 for ``--hours`` simulated hours (72 by default), with, at random but
 seeded times: setpoint changes through the signed-in web API, stones returned
 cold, the lid opened, single probe glitches (CRC, jump, 85.0, empty), and
@@ -28,11 +28,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import config as cfgmod
-from .cli import add_config_arg, load_config
-from .notify import Notifier
-from .service import Supervisor
-from .simulation import Injection, Simulation
+from controller.cli.main import add_config_arg, load_config
+from controller.core import config as cfgmod
+from controller.service.sd_notify import Notifier
+from controller.service.supervisor import Supervisor
+from controller.sim.simulation import Injection, Simulation
 
 MEMORY_GROWTH_LIMIT_MB = 5.0
 BASELINE_AT_S = 2 * 3600.0      # memory is measured from here (caches warm, history full of batches)
@@ -251,7 +251,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
-    from .cli import UserError
+    from controller.cli.main import UserError
 
     if not 0 < args.hours <= 24 * 30:
         raise UserError(f"--hours {args.hours:g} is not allowed: must be more than 0 and at most 720")

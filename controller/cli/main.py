@@ -13,19 +13,19 @@ import logging
 import os
 import sys
 
-from . import __version__
-from . import config as cfgmod
+from controller import __version__
+from controller.core import config as cfgmod
 
 #: Modules that add subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
-    "controller.commands",     # run, simulate, relay-off
-    "controller.doctor",       # check
-    "controller.autotune",     # autotune
-    "controller.bench",        # bench
-    "controller.mqtt",         # mqtt-clear
-    "controller.installer",    # install, uninstall
-    "controller.soak",         # soak
-    "web.cli",                 # set-password, token, bench-web
+    "controller.cli.run",     # run, simulate, relay-off
+    "controller.service.doctor",       # check
+    "controller.tuning.autotune",     # autotune
+    "controller.qa.bench",        # bench
+    "controller.integrations.mqtt",         # mqtt-clear
+    "controller.service.installer",    # install, uninstall
+    "controller.qa.soak",         # soak
+    "controller.cli.web",                 # set-password, token, bench-web
 )
 
 EXIT_USAGE = 2

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as cfgmod
-from .clock import SimClock
-from .fake_w1 import ZERO_TEXT, FakeW1Tree, w1_slave_text
-from .loop import Controller
-from .plant import StoneBath, full_power_time_s
-from .probe import TIMEOUT, RawRead, SyncProbeSource, W1Probe
-from .simpins import ClockedMockFactory
-from .state import StateStore
+from controller.core import config as cfgmod
+from controller.core.clock import SimClock
+from controller.core.loop import Controller
+from controller.core.probe import TIMEOUT, RawRead, SyncProbeSource, W1Probe
+from controller.core.state import StateStore
+from controller.sim.fake_w1 import ZERO_TEXT, FakeW1Tree, w1_slave_text
+from controller.sim.plant import StoneBath, full_power_time_s
+from controller.sim.simpins import ClockedMockFactory
 
 PRIMARY_ID = "0000075a1f2b"
 SECONDARY_ID = "0000075a9c3d"
@@ -266,7 +266,7 @@ class Simulation:
 
 class _HangableSource:
     """Wraps the simulator's probe source; while ``hung()`` it behaves as the Pi's
-    :class:`~controller.probe.ThreadedProbeSource` does over a read that never
+    :class:`~controller.core.probe.ThreadedProbeSource` does over a read that never
     returns: nothing for ``timeout_s``, then a TIMEOUT reading every poll.
     (The threaded source itself is tested with a really blocking read.)"""
 

@@ -12,8 +12,8 @@ import time
 import tomllib
 from pathlib import Path
 
-from . import config as cfgmod
-from .cli import UserError, add_config_arg, load_config
+from controller.cli.main import UserError, add_config_arg, load_config
+from controller.core import config as cfgmod
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +67,7 @@ def _with_overrides(cfg: cfgmod.Config, args: argparse.Namespace) -> cfgmod.Conf
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .service import serve
+    from controller.service.supervisor import serve
 
     cfg = _with_overrides(load_config(args, simulate=args.simulate), args)
     if not args.simulate and args.speed != 1.0:
@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _parse_injections(texts: list[str]):
-    from .simulation import parse_injection
+    from controller.sim.simulation import parse_injection
 
     try:
         return [parse_injection(text) for text in texts]
@@ -93,7 +93,7 @@ def _parse_injections(texts: list[str]):
 
 
 def _check_plant(spec: str):
-    from .plant import load_plant
+    from controller.sim.plant import load_plant
 
     try:
         return load_plant(spec)
@@ -102,7 +102,7 @@ def _check_plant(spec: str):
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulation import Simulation, parse_duration, summarize
+    from controller.sim.simulation import Simulation, parse_duration, summarize
 
     cfg = load_config(args, simulate=True)
     injections = _parse_injections(args.inject)
@@ -209,8 +209,8 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
     if warning:
         print(f"stonewarmer relay-off: warning: {warning}", file=sys.stderr)
     if args.simulate:
-        from .service import SIM_PIN_DIR
-        from .simpins import write_pin_file
+        from controller.service.supervisor import SIM_PIN_DIR
+        from controller.sim.simpins import write_pin_file
 
         state_dir = Path(args.state_dir) if args.state_dir else Path(load_config(args, simulate=True).state.dir)
         pin_dir = state_dir / SIM_PIN_DIR

@@ -23,12 +23,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config as cfgmod
-from .clock import MonotonicClock, ScaledClock
-from .loop import Controller, run_forever
-from .notify import Notifier
-from .probe import ThreadedProbeSource, W1Probe
-from .status import Status
+from controller.core import config as cfgmod
+from controller.core.clock import MonotonicClock, ScaledClock
+from controller.core.loop import Controller, run_forever
+from controller.core.probe import ThreadedProbeSource, W1Probe
+from controller.core.status import Status
+from controller.service.sd_notify import Notifier
 
 log = logging.getLogger("stonewarmer")
 
@@ -59,8 +59,8 @@ def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed
           injections=()) -> Runtime:
     """Build the controller on real hardware, or on the simulated bath."""
     if simulate:
-        from .plant import load_plant
-        from .simulation import Simulation
+        from controller.sim.plant import load_plant
+        from controller.sim.simulation import Simulation
 
         clock = ScaledClock(speed) if speed != 1.0 else MonotonicClock()
         state_dir = Path(cfg.state.dir)
@@ -163,7 +163,7 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
     from web import attach
 
     web = attach(controller, runtime.cfg)
-    from . import mqtt  # [mqtt]: status, commands, Home Assistant discovery (controller/mqtt.py)
+    from controller.integrations import mqtt  # [mqtt]: status, commands, Home Assistant discovery
 
     bridge = mqtt.attach(controller, runtime.cfg)
     thread = threading.Thread(target=control_thread, name="control", daemon=True)

@@ -1,13 +1,13 @@
 """``stonewarmer bench``: control quality against today's thermostats, and the software's cost.
 
-Every run is a :class:`~controller.simulation.Simulation`: the real probe path
+Every run is a :class:`~controller.sim.simulation.Simulation`: the real probe path
 (w1thermsensor reading kernel-format files), the real relay timing and the real
 safety interlock, on a simulated bath. Four controllers run the same scenarios
 on the same plants with the same probe noise (same seed):
 
 ``default``    stonewarmer's PID with the configured gains;
 ``autotuned``  stonewarmer's PID with gains from ``autotune`` on that plant;
-``bang-bang``  a dial thermostat, +/- 1 degC hysteresis (:mod:`controller.baselines`);
+``bang-bang``  a dial thermostat, +/- 1 degC hysteresis (:mod:`controller.qa.baselines`);
 ``zn-pid``     a textbook PID, Ziegler-Nichols gains, no anti-windup.
 
 The baselines drive the heater through ``Controller.set_duty_override``, so the
@@ -33,14 +33,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 
-from . import autotune
-from . import config as cfgmod
-from .baselines import BangBang, TextbookPID
-from .cli import UserError, add_config_arg, load_config
-from .pid import Gains
-from .plant import PLANTS, StoneBath, full_power_time_s
-from .processes import command, free_port, stop
-from .simulation import NOISE_C, WARM_BAND_C, Simulation, summarize
+from controller.cli.main import UserError, add_config_arg, load_config
+from controller.core import config as cfgmod
+from controller.core.pid import Gains
+from controller.qa.baselines import BangBang, TextbookPID
+from controller.qa.processes import command, free_port, stop
+from controller.sim.plant import PLANTS, StoneBath, full_power_time_s
+from controller.sim.simulation import NOISE_C, WARM_BAND_C, Simulation, summarize
+from controller.tuning import autotune
 
 CONTROLLERS = ("default", "autotuned", "bang-bang", "zn-pid")
 RECOVERY_BAND_C = 0.3    # "recovered": back within +/- this of the setpoint, and staying there
@@ -187,7 +187,7 @@ def _event_figures(trace, scenario: Scenario) -> list[dict]:
     """Per disturbance: how far the bath strayed, when it was back, when it settled for good.
 
     ``back_in_band_s``: from the event until the probe is back within
-    RECOVERY_BAND_C of the setpoint after its lowest point (the issue's "back
+    RECOVERY_BAND_C of the setpoint after its lowest point ("back
     within +/-0.3 degC"; after a setpoint change: first within the band around
     the new setpoint); ``settled_s``: until it stays within that band up
     to the next disturbance. None: not within the window. ``peak_above_c`` /
@@ -564,10 +564,10 @@ def _finite(value):
 
 
 def _fault_matrix(args: argparse.Namespace) -> int:
-    """``bench --faults``: the table of controller.faults; exit 1 if any case failed."""
+    """``bench --faults``: the table of controller.qa.faults; exit 1 if any case failed."""
     import logging
 
-    from . import faults
+    from controller.qa import faults
 
     logging.disable(logging.ERROR)  # the injected faults log errors by design; the table says it all
     started = time.perf_counter()

@@ -7,7 +7,7 @@ their own with ``--plant module:Class``.
 :class:`StoneBath` is a lumped model with four nodes: the heating element, the
 water, the basalt stones, and the probe tip, which sees the water through a
 transport delay (mixing) and a first-order lag (the probe's steel sheath). The
-reference bath is the 18-quart, 1200 W heater of ../shared/FIELD-NOTES.md
+reference bath is the 18-quart, 1200 W heater of docs/field-notes.md
 ("Reference bath"): full power brings it from 21 to 52 degC in about 18 minutes.
 """
 
@@ -41,7 +41,7 @@ class BathParams:
     start_c: float = 21.0
 
 
-#: The plants the benchmark runs on. ``reference`` is FIELD-NOTES' bath.
+#: The plants the benchmark runs on. ``reference`` is docs/field-notes.md's bath.
 PLANTS = {
     "reference": BathParams("reference"),
     # 6-quart, 600 W, small load: fast and nervous.
@@ -175,7 +175,7 @@ class FirstOrderDeadTime(_SubsteppedPlant):
     above ``room_c`` at full power, with time constant ``tau_s`` after a pure
     delay ``dead_time_s``. Its ultimate gain and period are known in closed form
     (:meth:`ultimate`), which makes it the check of the relay autotune. Load it
-    with ``--plant controller.plant:FirstOrderDeadTime``.
+    with ``--plant controller.sim.plant:FirstOrderDeadTime``.
     """
 
     def __init__(self, *, gain_c: float = 60.0, tau_s: float = 600.0, dead_time_s: float = 90.0,

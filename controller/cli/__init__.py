@@ -1,0 +1,1 @@
+"""The ``stonewarmer`` command: the entry point and one module per command family."""

@@ -1,0 +1,1 @@
+"""The warmer's links to other systems: MQTT and Home Assistant discovery."""

@@ -1,0 +1,1 @@
+"""Quality evidence: benchmarks, the fault matrix, the soak, baselines and process helpers."""

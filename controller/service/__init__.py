@@ -1,0 +1,1 @@
+"""The warmer as a service: assembly of the run command, sd_notify, installer and doctor."""

@@ -1,0 +1,1 @@
+"""The simulated stone bath: thermal plants, the fake 1-Wire tree and clocked mock pins."""

@@ -1,0 +1,1 @@
+"""Autotune: measure the bath with a relay experiment, then compute gains."""
