@@ -88,7 +88,7 @@ class WebConfig:
 
 @dataclass(frozen=True, slots=True)
 class MqttConfig:
-    """MQTT bridge and Home Assistant discovery (controller/integrations/mqtt.py; docs/integrations.md "Many warmers, one view")."""
+    """MQTT bridge and Home Assistant discovery (controller/integrations/mqtt.py; docs/integrations.md)."""
 
     enabled: bool = False
     host: str = "localhost"

@@ -107,8 +107,9 @@ def cmd_bench_web(args: argparse.Namespace) -> int:
         try:
             lateness.recording = True
             load = subprocess.run(
-                [sys.executable, "-m", "controller.qa.webbench", "127.0.0.1", str(port), str(args.clients), str(args.interval),
-                 str(args.streams), str(args.duration)], capture_output=True, text=True, timeout=args.duration + 60)
+                [sys.executable, "-m", "controller.qa.webbench", "127.0.0.1", str(port), str(args.clients),
+                 str(args.interval), str(args.streams), str(args.duration)],
+                capture_output=True, text=True, timeout=args.duration + 60)
             lateness.recording = False
         finally:
             stop.set()
