@@ -17,9 +17,6 @@ steady web traffic. It checks, every tick or at the end:
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
 import random
 import socket
@@ -28,7 +25,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from controller.cli.main import add_config_arg, load_config
 from controller.core import config as cfgmod
 from controller.service.sd_notify import Notifier
 from controller.service.supervisor import Supervisor
@@ -239,25 +235,3 @@ def format_report(r: SoakReport) -> str:
     problems = r.problems()
     lines.append("  result: " + ("ok" if not problems else "FAIL: " + "; ".join(problems)))
     return "\n".join(lines)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("soak", help="days of simulated operation with disturbances and web traffic")
-    add_config_arg(p)
-    p.add_argument("--hours", type=float, default=72.0, help="simulated hours (default 72)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the random disturbances")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.set_defaults(handler=cmd_soak)
-
-
-def cmd_soak(args: argparse.Namespace) -> int:
-    from controller.cli.main import UserError
-
-    if not 0 < args.hours <= 24 * 30:
-        raise UserError(f"--hours {args.hours:g} is not allowed: must be more than 0 and at most 720")
-    logging.disable(logging.WARNING)  # injected glitches log by design; the report says it all
-    cfg = load_config(args, simulate=True)
-    report = run_soak(cfg, hours=args.hours, seed=args.seed,
-                      progress=None if args.json else lambda text: print(text, flush=True))
-    print(json.dumps(report.to_dict()) if args.json else format_report(report))
-    return 0 if not report.problems() else 1

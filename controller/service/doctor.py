@@ -10,7 +10,6 @@ looked up under DIR; the probe and state dirs are the config's, as given.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import subprocess
@@ -19,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.cli.main import add_config_arg
 from controller.core import config as cfgmod
 from controller.service.installer import BOOT_CONFIGS, UNIT_NAME, USER, boot_lines_missing
 
@@ -326,25 +324,3 @@ def diagnose(system: System, config_path: Path) -> list[tuple[str, list[Finding]
         ("Dashboard", password_findings(cfg)),
         ("Service", service_findings(system)),
     ]
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="the doctor: probes, relay, boot config, clock, state, password, service")
-    add_config_arg(p)
-    p.add_argument("--root", metavar="DIR", default="/",
-                   help="inspect the system image at DIR (boot config, kernel parameters, service)")
-    p.set_defaults(handler=cmd_check)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    system = System(root=Path(args.root).resolve())
-    config_path = Path(args.config) if args.config else system.path(cfgmod.DEFAULT_PATH)
-    sections = diagnose(system, config_path)
-    for title, findings in sections:
-        print(f"{title}:")
-        for finding in findings:
-            print(f"  {finding}".replace("\n", "\n  "))
-    errors = sum(f.level == "error" for _, findings in sections for f in findings)
-    warnings = sum(f.level == "warn" for _, findings in sections for f in findings)
-    print(f"{errors} problem(s), {warnings} warning(s)")
-    return 1 if errors else 0
