@@ -181,20 +181,23 @@ def relay_settings(path: Path | None) -> tuple[cfgmod.RelayConfig, str | None]:
     ``relay-off`` runs after every stop, including one caused by a bad config:
     it must still find the pin. Returns the settings and a warning, if any.
     """
+    defaults = cfgmod.RelayConfig()
+    if path is None:
+        return defaults, None
     try:
-        return (cfgmod.load(path).relay if path else cfgmod.Config().relay), None
+        return cfgmod.load(path).relay, None
     except cfgmod.ConfigError as exc:
         warning = str(exc)
     try:
         raw = tomllib.loads(path.read_text()).get("relay", {})
-        pin = raw.get("pin", cfgmod.RelayConfig.pin)
-        active_high = raw.get("active_high", cfgmod.RelayConfig.active_high)
+        pin = raw.get("pin", defaults.pin)
+        active_high = raw.get("active_high", defaults.active_high)
         if isinstance(pin, int) and not isinstance(pin, bool) and pin in cfgmod.GPIO_PINS \
                 and isinstance(active_high, bool):
             return cfgmod.RelayConfig(pin=pin, active_high=active_high), warning
     except (OSError, tomllib.TOMLDecodeError, AttributeError):
         pass
-    return cfgmod.RelayConfig(), warning + "; using the default relay pin GPIO17, active high"
+    return defaults, warning + f"; using the default relay pin GPIO{defaults.pin}, active high"
 
 
 def cmd_relay_off(args: argparse.Namespace) -> int:

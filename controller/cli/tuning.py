@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_autotune(args: argparse.Namespace) -> int:
     simulate = bool(args.simulate or args.plant)
     cfg = load_config(args, simulate=simulate)
-    step: Callable[[], None]
+    step: Callable[[], object]
     close: Callable[[], None]
     if simulate:
         from controller.sim.plant import load_plant
@@ -59,7 +59,7 @@ def cmd_autotune(args: argparse.Namespace) -> int:
         close()  # heater off, pin released
 
 
-def _tune(controller: Controller, step: Callable[[], None], args: argparse.Namespace) -> int:
+def _tune(controller: Controller, step: Callable[[], object], args: argparse.Namespace) -> int:
     if args.setpoint is not None:
         try:
             controller.set_setpoint(args.setpoint, source="autotune")

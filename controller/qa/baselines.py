@@ -52,4 +52,7 @@ class TextbookPID:
         dt = 1.0 if self._last_s is None else max(1e-3, now_s - self._last_s)
         self._last_s = self._now_s = now_s
         self.pid.setpoint = setpoint_c
-        return min(1.0, max(0.0, self.pid(temp_c, dt=dt)))
+        output = self.pid(temp_c, dt=dt)
+        if output is None:  # simple-pid skips a call within its sample_time; there is none here
+            return 0.0
+        return min(1.0, max(0.0, output))

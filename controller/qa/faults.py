@@ -89,7 +89,8 @@ def _lid_open(sim: Simulation, t_inj: float) -> None:
 
 
 def _wall_clock_jumps(sim: Simulation, t_inj: float) -> None:
-    steps = {0: 3600.0, 60: -7200.0, 120: 0.5, 121: -0.25, 600: 3600.0}  # +-1 h, NTP slews and steps
+    # +-1 h, NTP slews and steps, by seconds after the injection
+    steps: dict[float, float] = {0: 3600.0, 60: -7200.0, 120: 0.5, 121: -0.25, 600: 3600.0}
     if sim.t_s - t_inj in steps:
         sim.clock.wall_offset_s += steps[sim.t_s - t_inj]
 
@@ -163,7 +164,8 @@ def run_case(case: Case, phase: str, *, observe_s: float = OBSERVE_S, seed: int 
     t_inj = injection_time_s(phase, second_probe=case.second_probe, seed=seed)
     cfg = _config(case.second_probe)
     injections = [Injection(kind, t_inj, dur) for kind, dur in case.injections]
-    hook = (lambda sim, _row: case.setup(sim, t_inj)) if case.setup else None
+    setup = case.setup
+    hook = (lambda sim, _row: setup(sim, t_inj)) if setup else None
     sim = Simulation(cfg, injections=injections, seed=seed, on_step=hook)
     try:
         sim.run(t_inj + observe_s)

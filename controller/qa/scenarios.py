@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
@@ -84,19 +85,26 @@ def make_plant(plant: str):
     return partial(StoneBath, PLANTS[plant])  # picklable: runs go to worker processes
 
 
-def _override_for(controller: str, zn_gains: Gains | None):
+def _override_for(controller: str, gains: Gains | None) -> Callable[[float, float, float], float] | None:
     if controller == "bang-bang":
         return BangBang()
     if controller == "zn-pid":
-        return TextbookPID(zn_gains)
+        return TextbookPID(_given(gains, controller))
     return None
+
+
+def _given(gains: Gains | None, controller: str) -> Gains:
+    if gains is None:
+        raise ValueError(f"the {controller} controller needs gains")
+    return gains
 
 
 def run_one(cfg: cfgmod.Config, plant: str, scenario: Scenario, controller: str,
             gains: Gains | None, full_power_s: float) -> dict[str, Any]:
     """One controller on one plant through one scenario: its figures and a thinned trace."""
     if controller == "autotuned":
-        cfg = cfgmod.replace(cfg, "control", kp=gains.kp, ki=gains.ki, kd=gains.kd)
+        tuned = _given(gains, controller)
+        cfg = cfgmod.replace(cfg, "control", kp=tuned.kp, ki=tuned.ki, kd=tuned.kd)
     started = time.perf_counter()
     sim = Simulation(cfg, make_plant=make_plant(plant), seed=SEED, noise_c=scenario.noise_c)
     try:
@@ -184,6 +192,6 @@ def _event_figures(trace, scenario: Scenario) -> list[dict[str, Any]]:
         out.append({"at_s": event.at_s, "event": event.label, "kind": event.kind,
                     "back_in_band_s": None if back is None else max(0.0, back - event.at_s),
                     "settled_s": settled,
-                    "peak_above_c": max((e for _, e in extremes), default=None),
-                    "dip_below_c": -min((e for _, e in extremes), default=None) if extremes else None})
+                    "peak_above_c": max(e for _, e in extremes) if extremes else None,
+                    "dip_below_c": -min(e for _, e in extremes) if extremes else None})
     return out

@@ -22,8 +22,10 @@ import random
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from controller.core import config as cfgmod
 from controller.service.sd_notify import Notifier
@@ -108,7 +110,8 @@ class _WatchdogCounter:
         self.sock.close()
 
 
-def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1, progress=None) -> SoakReport:
+def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1,
+             progress: Callable[[str], None] | None = None) -> SoakReport:
     from web import attach
     from web.credentials import CredentialStore
 
@@ -123,6 +126,9 @@ def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1, progress=None) 
         sim = Simulation(cfg, workdir=tmp_path, seed=seed, keep_trace=False)
         CredentialStore(cfg.state.dir).set_password(PASSWORD)
         web = attach(sim.controller, sim.cfg)
+        history = web.history
+        if history is None:
+            raise RuntimeError("the dashboard has no history recorder: the soak checks its database")
         client = web.app.test_client()
         counter = _WatchdogCounter(tmp_path)
         supervisor = Supervisor(Notifier(counter.path))
@@ -130,21 +136,21 @@ def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1, progress=None) 
         cutoff_c = sim.cfg.control.cutoff_c
         c = sim.cfg.control
 
-        def request(method: str, url: str, expect: int = 200, **kwargs) -> dict | None:
+        def request(method: str, url: str, expect: int = 200, **kwargs: Any) -> dict[str, Any]:
             report.web_requests += 1
             answer = client.open(url, method=method, **kwargs)
             if answer.status_code != expect:
                 report.web_errors += 1
-            return answer.get_json(silent=True)
+            return answer.get_json(silent=True) or {}
 
         csrf = request("GET", "/api/session")["csrf_token"]
         csrf = request("POST", "/api/session", json={"password": PASSWORD},
                        headers={"X-CSRF-Token": csrf})["csrf_token"]
 
         # What happens when: (time, action, argument), sorted.
-        plan: list[tuple[float, str, object]] = []
+        plan: list[tuple[float, str, Any]] = []
 
-        def schedule(action: str, low_min: float, high_min: float, make_arg) -> None:
+        def schedule(action: str, low_min: float, high_min: float, make_arg: Callable[[], Any]) -> None:
             t = rng.uniform(low_min, high_min) * 60
             while t < duration_s:
                 plan.append((t, action, make_arg()))
@@ -183,7 +189,7 @@ def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1, progress=None) 
                 sim_.plant.set_lid(False)
                 lid_closes_at = None
             if t % FLUSH_EVERY_S == 0:
-                web.history.flush()
+                history.flush()
                 counter.drain()
             if t % 10 == 0:
                 request("GET", "/api/status")
@@ -202,18 +208,18 @@ def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1, progress=None) 
         sim.on_step = every_tick
         try:
             sim.run(duration_s)
-            web.history.flush()
+            history.flush()
             counter.drain()
             report.rss_end_mb = rss_mb()
             report.false_trips = [f"{e.fault} at {e.monotonic_s - sim.t0:.0f} s: {e.message}"
                                   for e in sim.controller.events.since(0) if e.kind == "fault"]
             report.watchdog_pings = counter.pings
-            report.db_rows = web.history.store.counts()
+            report.db_rows = history.store.counts()
             report.db_bytes = sum(p.stat().st_size for p in Path(cfg.state.dir).glob("history.sqlite*"))
             from web.history import RAW_KEEP_S
             report.db_row_limit = int(RAW_KEEP_S) + int(FLUSH_EVERY_S) + 1
         finally:
-            web.history.stop()
+            history.stop()
             counter.close()
             sim.close()
     report.wall_s = time.perf_counter() - started

@@ -88,6 +88,8 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
         web = attach(controller, runtime.cfg)
         control.start()
         web.start("127.0.0.1", 0)
+        if web.server is None:
+            raise RuntimeError("the dashboard did not start its server")
         port = web.server.effective_port
         try:
             lateness.recording = True
@@ -185,8 +187,10 @@ async def _stream_client(host: str, port: int, deadline: float, result: dict) ->
     writer.close()
 
 
-async def _load(host: str, port: int, clients: int, interval_s: float, streams: int, duration_s: float) -> dict:
-    result = {"latencies": [], "errors": 0, "streams_open": 0, "stream_refused": 0, "stream_messages": 0}
+async def _load(host: str, port: int, clients: int, interval_s: float, streams: int,
+                duration_s: float) -> dict[str, Any]:
+    result: dict[str, Any] = {"latencies": [], "errors": 0, "streams_open": 0, "stream_refused": 0,
+                              "stream_messages": 0}
     loop = asyncio.get_running_loop()
     stream_tasks = [asyncio.create_task(_stream_client(host, port, loop.time() + duration_s + 2, result))
                     for _ in range(streams)]

@@ -113,7 +113,7 @@ def one_wire_gpio(boot_text: str | None) -> int:
 def one_wire_findings(system: System, cfg: cfgmod.Config) -> list[Finding]:
     out = []
     boot, text = _boot_config(system)
-    if boot is None:
+    if text is None:
         out.append(Finding("warn", "no Raspberry Pi boot config found (" + " or ".join(map(str, BOOT_CONFIGS)) + ")",
                            "on a Raspberry Pi, mount the boot partition; elsewhere enable 1-Wire your own way"))
     elif "dtoverlay=w1-gpio" in boot_lines_missing(text):
@@ -185,7 +185,7 @@ def relay_findings(cfg: cfgmod.Config, *, one_wire_pin: int = ONE_WIRE_DEFAULT_G
 def strict_gpiod_findings(system: System) -> list[Finding]:
     boot, text = _boot_config(system)
     out = []
-    if boot is not None and "dtparam=strict_gpiod" in boot_lines_missing(text):
+    if text is not None and "dtparam=strict_gpiod" in boot_lines_missing(text):
         out.append(Finding("error", f"{boot} lacks dtparam=strict_gpiod: if stonewarmer is killed and "
                                     "relay-off cannot run, the kernel keeps the heater's pin driven ON",
                            "sudo stonewarmer install --configure-boot, then sudo reboot"))

@@ -47,7 +47,7 @@ class AutotuneError(Exception):
         self.phase = phase
 
 
-def run(controller: Controller, *, step: Callable[[], None], cancel: threading.Event | None = None,
+def run(controller: Controller, *, step: Callable[[], object], cancel: threading.Event | None = None,
         report: Callable[[dict[str, Any]], None] | None = None, rule: str = DEFAULT_RULE,
         max_s: float = MAX_EXPERIMENT_S) -> Result:
     """Run the relay experiment on ``controller`` and return the measurement and gains.

@@ -122,7 +122,7 @@ class RelayExperiment:
         if self.phase == PHASE_NOISE:
             if now_s - self.started_s < NOISE_S:
                 return 0.0
-            self._start_approach(now_s, temp_c)
+            self._start_approach(now_s, temp_c, quiet_since_s=self.started_s)
         if self.phase not in (PHASE_APPROACH, PHASE_RELAY):
             return 0.0
         self._peak_c = max(self._peak_c, temp_c)
@@ -146,8 +146,8 @@ class RelayExperiment:
             self.samples.append((t_s, temp_c, relay_on))
 
     # -- phases -----------------------------------------------------------------------
-    def _start_approach(self, now_s: float, temp_c: float) -> None:
-        quiet = [(t, c) for t, c, _ in self.samples if t >= self.started_s]
+    def _start_approach(self, now_s: float, temp_c: float, *, quiet_since_s: float) -> None:
+        quiet = [(t, c) for t, c, _ in self.samples if t >= quiet_since_s]
         self.noise_c = _residual_sigma(quiet)
         self.hysteresis_c = max(HYSTERESIS_MIN_C, NOISE_SIGMAS * self.noise_c)
         self.centre_c = min(self.target_c, self.limit_c) - FIRST_SWITCH_BELOW_C - self.hysteresis_c
@@ -316,7 +316,8 @@ def _dead_time_s(window: list[tuple[float, float, bool]]) -> float:
 
 def _half_cycle_slopes(window, dead_time_s: float) -> tuple[list[float], list[float]]:
     """Slopes (degC/s) of the reading in each on and off half, once the switch has come through."""
-    on_slopes, off_slopes = [], []
+    on_slopes: list[float] = []
+    off_slopes: list[float] = []
     switches = _switches(window)
     for (i, on), (j, _) in zip(switches, switches[1:]):
         t_from = window[i][0] + dead_time_s
