@@ -13,8 +13,9 @@ import pytest
 
 from controller.cli.main import build_parser
 from controller.core import config as cfgmod
+from tests.helpers import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 UNIT = ROOT / "config" / "stonewarmer.service"
 DOCS = ROOT / "README.md"
 INSTALLED_BIN = "/opt/stonewarmer/venv/bin/stonewarmer"
