@@ -5,7 +5,7 @@ The first part uses the Flask app in-process. The second runs a real
 ``stonewarmer run --simulate --speed 1`` on a loopback port and talks to it with raw
 sockets, so waitress's own parsing is part of what is tested. Every loop is bounded
 in count and time; traffic goes to 127.0.0.1 only. Figures are printed as
-``FIGURES ...`` lines (run with ``-s``; the README, "Web abuse", quotes them).
+``FIGURES ...`` lines (run with ``-s``; docs/safety.md, "Web abuse", quotes them).
 """
 
 from __future__ import annotations

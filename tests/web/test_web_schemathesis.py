@@ -41,7 +41,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 COOKIE = "stonewarmer_session"
 # Examples per run: bounded so the three runs take about 15 s together on a 2-core machine.
-# STONEWARMER_FUZZ_SCALE=10 multiplies them for a longer run by hand (README, "Web abuse").
+# STONEWARMER_FUZZ_SCALE=10 multiplies them for a longer run by hand (docs/safety.md, "Web abuse").
 SCALE = float(os.environ.get("STONEWARMER_FUZZ_SCALE", "1"))
 UNAUTHENTICATED_EXAMPLES = round(400 * SCALE)
 NO_CSRF_EXAMPLES = round(300 * SCALE)
