@@ -1,8 +1,8 @@
 """Measurement subcommands: ``bench`` (control quality, or ``--faults``: the fault matrix), ``soak``, ``bench-web``.
 
-The runtime modules are imported when a command runs: the benchmark's baselines
-need the optional ``bench`` extra, and ``stonewarmer bench`` without it must say
-so in one line rather than lose the command.
+simple-pid (the benchmark's textbook PID, the optional ``bench`` extra) is imported
+only where it is used: ``stonewarmer bench`` without it says so in one line
+rather than lose the command.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict
 
 from controller.cli.options import UserError, add_config_arg, dumps_json, load_config
+from controller.qa.bench import require_baselines, run_bench
+from controller.qa.bench_report import format_report
 from controller.sim.plant import PLANTS
 
 
@@ -53,9 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.faults:
         return _fault_matrix(args)
-    from controller.qa.bench import require_baselines, run_bench
     from controller.qa.bench_plot import plot, require_matplotlib
-    from controller.qa.bench_report import format_report
 
     require_baselines()
     if args.plot:

@@ -11,7 +11,7 @@ from typing import Any
 from controller.cli.options import UserError, add_config_arg, add_state_dir_arg, load_config, parsed
 from controller.core.loop import CommandError, Controller
 from controller.tuning.autotune import AutotuneError, limit_c, run
-from controller.tuning.experiment import PHASE_NOISE
+from controller.tuning.experiment import Phase
 from controller.tuning.results import apply
 from controller.tuning.rules import DEFAULT_RULE, RULES
 
@@ -94,7 +94,7 @@ def _tune(controller: Controller, step: Callable[[], object], args: argparse.Nam
 def _print_progress(p: dict[str, Any]) -> None:
     eta = "estimating" if p["eta_s"] is None else f"~{p['eta_s'] / 60:.0f} min left"
     temp = "n/a" if p["temperature_c"] is None else f"{p['temperature_c']:.2f} degC"
-    centre = ("measuring the noise band" if p["phase"] == PHASE_NOISE
+    centre = ("measuring the noise band" if p["phase"] == Phase.NOISE
               else f"centre {p['centre_c']:.2f} +/- {p['hysteresis_c']:.2f} degC")
     print(f"  [{p['elapsed_s'] / 60:6.1f} min] {p['phase']:<8} cycle {p['cycle']}/{p['cycles_needed']}"
           f"  {centre}  now {temp}  {eta}", flush=True)

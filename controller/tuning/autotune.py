@@ -16,13 +16,7 @@ from typing import TYPE_CHECKING, Any
 from controller.core import config as cfgmod
 from controller.core.loop import Controller
 from controller.core.safety import GUARD_ABOVE_C
-from controller.tuning.experiment import (
-    GUARD_MARGIN_C,
-    PHASE_CANCELLED,
-    PHASE_DONE,
-    PHASE_FAILED,
-    RelayExperiment,
-)
+from controller.tuning.experiment import GUARD_MARGIN_C, Phase, RelayExperiment
 from controller.tuning.rules import DEFAULT_RULE, Result, gains_from
 
 if TYPE_CHECKING:
@@ -42,7 +36,7 @@ def limit_c(controller: Controller) -> float:
 class AutotuneError(Exception):
     """The experiment could not finish (cancelled, interlock trip, no oscillation)."""
 
-    def __init__(self, message: str, *, phase: str) -> None:
+    def __init__(self, message: str, *, phase: Phase) -> None:
         super().__init__(message)
         self.phase = phase
 
@@ -66,13 +60,13 @@ def run(controller: Controller, *, step: Callable[[], object], cancel: threading
     try:
         while True:
             if cancel is not None and cancel.is_set():
-                raise AutotuneError("cancelled", phase=PHASE_CANCELLED)
+                raise AutotuneError("cancelled", phase=Phase.CANCELLED)
             step()
             status = controller.status()
             experiment.observe(status.monotonic_s, status.temperature_c, status.relay_on)
             if status.fault:
                 raise AutotuneError(f"the safety interlock tripped ({status.fault}: "
-                                    f"{status.fault_message}); the heater is off", phase=PHASE_FAILED)
+                                    f"{status.fault_message}); the heater is off", phase=Phase.FAILED)
             progress = experiment.progress(status.monotonic_s, status.temperature_c)
             controller.set_detail(autotune=progress)
             key = (progress["phase"], progress["cycle"], len(experiment.cycles))
@@ -88,18 +82,18 @@ def run(controller: Controller, *, step: Callable[[], object], cancel: threading
                 raise AutotuneError(
                     f"no steady oscillation after {elapsed / 60:.0f} min and {len(experiment.cycles)} "
                     f"cycles (periods {[round(x.period_s) for x in experiment.cycles[-4:]]} s): "
-                    "is the lid on and the probe in the water?", phase=PHASE_FAILED)
+                    "is the lid on and the probe in the water?", phase=Phase.FAILED)
         measurement = experiment.measure(cycles)
         result = Result(measurement, rule, gains_from(measurement, rule),
                         controller.clock.monotonic() - start_s)
         controller.set_detail(autotune={**experiment.progress(status.monotonic_s, None),
-                                        "phase": PHASE_DONE, "eta_s": 0})
+                                        "phase": Phase.DONE, "eta_s": 0})
         return result
     except AutotuneError as exc:
         controller.set_detail(autotune={"phase": exc.phase, "message": str(exc)})
         raise
     except KeyboardInterrupt:
-        controller.set_detail(autotune={"phase": PHASE_CANCELLED, "message": "cancelled (Ctrl-C)"})
+        controller.set_detail(autotune={"phase": Phase.CANCELLED, "message": "cancelled (Ctrl-C)"})
         raise
     finally:
         # Heater off, still through the interlock; the caller hands back to the PID or closes.

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 NOISE_S = 60.0               # heater off this long to see the reading's scatter
 HYSTERESIS_MIN_C = 0.125     # two DS18B20 steps of 1/16 degC: the smallest useful noise band
@@ -40,12 +41,17 @@ CYCLES_NEEDED = 3            # consistent cycles in a row
 PERIOD_TOLERANCE = 0.10      # consistent: periods within +/-10 % of their mean ...
 AMPLITUDE_TOLERANCE = 0.15   # ... and amplitudes within +/-15 %
 
-PHASE_NOISE = "noise"
-PHASE_APPROACH = "approach"
-PHASE_RELAY = "relay"
-PHASE_DONE = "done"
-PHASE_CANCELLED = "cancelled"
-PHASE_FAILED = "failed"
+
+
+class Phase(StrEnum):
+    """Where the experiment is (shown on the dashboard as ``detail.autotune.phase``)."""
+
+    NOISE = "noise"
+    APPROACH = "approach"
+    RELAY = "relay"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +101,7 @@ class RelayExperiment:
 
     target_c: float
     limit_c: float
-    phase: str = PHASE_NOISE
+    phase: Phase = Phase.NOISE
     centre_c: float = 0.0
     hysteresis_c: float = HYSTERESIS_MIN_C
     noise_c: float = 0.0
@@ -119,15 +125,15 @@ class RelayExperiment:
     def __call__(self, now_s: float, temp_c: float, setpoint_c: float) -> float:
         if self.started_s is None:
             self.started_s = now_s
-        if self.phase == PHASE_NOISE:
+        if self.phase == Phase.NOISE:
             if now_s - self.started_s < NOISE_S:
                 return 0.0
             self._start_approach(now_s, temp_c, quiet_since_s=self.started_s)
-        if self.phase not in (PHASE_APPROACH, PHASE_RELAY):
+        if self.phase not in (Phase.APPROACH, Phase.RELAY):
             return 0.0
         self._peak_c = max(self._peak_c, temp_c)
         self._trough_c = min(self._trough_c, temp_c)
-        if self.phase == PHASE_APPROACH and self.high:
+        if self.phase == Phase.APPROACH and self.high:
             self._plan_first_switch(now_s, temp_c)
         if self.high and temp_c >= self.centre_c + self.hysteresis_c:
             self.high = False
@@ -142,7 +148,7 @@ class RelayExperiment:
         return 1.0 if self.high else 0.0
 
     def observe(self, t_s: float, temp_c: float | None, relay_on: bool) -> None:
-        if temp_c is not None and self.phase != PHASE_DONE:
+        if temp_c is not None and self.phase != Phase.DONE:
             self.samples.append((t_s, temp_c, relay_on))
 
     # -- phases -----------------------------------------------------------------------
@@ -155,7 +161,7 @@ class RelayExperiment:
         self._switched_low_at_c = None  # a bath that starts hot cools first, then shows its overshoot
         self._peak_c = self._trough_c = temp_c
         self._approach_from_s = now_s
-        self.phase = PHASE_APPROACH
+        self.phase = Phase.APPROACH
 
     def _plan_first_switch(self, now_s: float, temp_c: float) -> None:
         """Place the first switch-off so that even a generous overshoot stays below the limit.
@@ -184,12 +190,12 @@ class RelayExperiment:
         room = OVERSHOOT_SAFETY * max(overshoot_c, self.hysteresis_c)
         self.centre_c = min(self.target_c, self.limit_c - self.hysteresis_c - room)
         self._first_peak_done = True
-        self.phase = PHASE_RELAY
+        self.phase = Phase.RELAY
         self._settled_from = len(self.cycles) + 1  # the next cycle still carries the move
 
     def _switch_high(self, now_s: float, temp_c: float) -> None:
         self.high = True
-        if self._last_high_s is not None and self.phase == PHASE_RELAY:
+        if self._last_high_s is not None and self.phase == Phase.RELAY:
             self.cycles.append(_Cycle(self._last_high_s, now_s, self._peak_c, self._trough_c))
             if self._peak_c >= self.limit_c:
                 # a peak got too close to the guard: move down and start counting again
@@ -229,13 +235,13 @@ class RelayExperiment:
         good = len(self.good_cycles())
         eta = None
         period = self.cycles[-1].period_s if self.cycles else None
-        if self.phase == PHASE_NOISE and self.started_s is not None:
+        if self.phase == Phase.NOISE and self.started_s is not None:
             eta = NOISE_S - (now_s - self.started_s)
-        elif self.phase == PHASE_APPROACH and temp_c is not None and self.high:
+        elif self.phase == Phase.APPROACH and temp_c is not None and self.high:
             rate = self._full_power_slope()
             if rate > 0:
                 eta = max(0.0, (self.centre_c - temp_c) / rate)
-        elif self.phase == PHASE_RELAY and period:
+        elif self.phase == Phase.RELAY and period:
             since = now_s - self._last_high_s if self._last_high_s is not None else 0.0
             remaining = max(1, CYCLES_NEEDED - good)
             eta = max(0.0, remaining * period - since)
