@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from controller import __version__
 from controller.cli.options import UserError
@@ -39,6 +40,7 @@ USER_ERRORS = (
     "controller.service.installer:InstallError",
     "controller.integrations.mqtt.client:MqttError",
     "controller.qa.bench:BenchError",
+    "controller.tuning.hardware:ClaimError",
     "web.credentials:CredentialError",
 )
 
@@ -79,10 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "install stonewarmer first (make venv, or stonewarmer install).")
         plain_error = parser.error
 
-        def error(message: str):  # type: ignore[no-untyped-def]  # argparse's own signature
+        def error(message: str) -> NoReturn:
             plain_error(f"{message}\n{parser.epilog}")
 
-        parser.error = error  # type: ignore[method-assign]
+        parser.error = error  # type: ignore[method-assign]  # the epilog also under a usage error
     return parser
 
 
