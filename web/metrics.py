@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
 
-from controller.core.safety import SEVERITY
-from controller.core.status import MODES
+from controller.core.safety import FaultKind
+from controller.core.status import Mode
 from web.auth import view_required
 from web.context import ctx
 
@@ -47,7 +47,7 @@ class StatusCollector:
         latched.add_metric([s.fault or ""], int(s.fault is not None))
         yield latched
         mode = GaugeMetricFamily("stonewarmer_mode", "1 for the current mode", labels=["mode"])
-        for name in MODES:
+        for name in Mode:
             mode.add_metric([name], int(s.mode == name))
         yield mode
         yield GaugeMetricFamily("stonewarmer_tick_age_seconds", "Controller-clock seconds since the last tick",
@@ -56,7 +56,7 @@ class StatusCollector:
                                   value=s.relay_switches)
         faults = CounterMetricFamily("stonewarmer_faults_total", "Faults latched since start, by kind",
                                      labels=["kind"])
-        for kind in dict.fromkeys((*SEVERITY, *s.faults_total)):
+        for kind in dict.fromkeys((*FaultKind, *s.faults_total)):
             faults.add_metric([kind], s.faults_total.get(kind, 0))
         yield faults
         yield CounterMetricFamily("stonewarmer_sensor_errors_total", "Bad probe readings since start",
