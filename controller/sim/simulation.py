@@ -128,7 +128,8 @@ class Summary:
 
 
 class Simulation:
-    """A controller on a simulated bath. Call :meth:`step` or :meth:`run`."""
+    """A controller on a simulated bath. Call :meth:`step` or :meth:`run`; close it (or use
+    ``with Simulation(...) as sim:``)."""
 
     def __init__(self, cfg: cfgmod.Config | None = None, *, make_plant: PlantFactory = StoneBath,
                  injections: Sequence[Injection] = (), seed: int = 1, noise_c: float = NOISE_C,
@@ -225,9 +226,16 @@ class Simulation:
         return self.trace
 
     def close(self) -> None:
+        """Heater off, pin released, probe files removed (a work dir of its own)."""
         self.controller.close()
         if self._tmp:
             self._tmp.cleanup()
+
+    def __enter__(self) -> Simulation:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     # -- the probe files -------------------------------------------------------------------
     def _active(self, kind: str, t_s: float) -> bool:
