@@ -9,7 +9,8 @@ One :meth:`Controller.tick`:
 5. an immutable :class:`~controller.core.status.Status` is published.
 
 The command interface (:meth:`set_setpoint`, :meth:`acknowledge_fault`,
-:meth:`switch_off`, :meth:`switch_on`) is thread-safe and validates everything: it is what the web, the CLI and MQTT use.
+:meth:`switch_off`, :meth:`switch_on`) is thread-safe and validates everything: it is
+what the web, the CLI and MQTT use.
 """
 
 from __future__ import annotations
