@@ -19,6 +19,7 @@ from typing import Any
 from controller.core import config as cfgmod
 from controller.core.pid import Gains
 from controller.qa.baselines import BangBang, TextbookPID
+from controller.qa.simulated import stone_bath
 from controller.sim.plant import PLANTS, StoneBath
 from controller.sim.simulation import NOISE_C, Simulation, summarize
 
@@ -145,9 +146,9 @@ def run_one(cfg: cfgmod.Config, plant: str, scenario: Scenario, controller: str,
 
 def _apply(sim: Simulation, event: Event) -> None:
     if event.kind == "stones":
-        sim.plant.return_stones(*event.value)
+        stone_bath(sim).return_stones(*event.value)
     elif event.kind == "lid":
-        sim.plant.set_lid(event.value[0])
+        stone_bath(sim).set_lid(event.value[0])
     else:
         sim.controller.set_setpoint(event.value[0], source="bench")
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.core import config as cfgmod
+from controller.qa.simulated import stone_bath
 from controller.service.sd_notify import Notifier
 from controller.service.supervisor import Supervisor
 from controller.sim.simulation import Injection, Simulation
@@ -179,14 +180,14 @@ def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1,
                 if action == "setpoint":
                     request("POST", "/api/setpoint", json={"setpoint_c": arg}, headers={"X-CSRF-Token": csrf})
                 elif action == "stones":
-                    sim_.plant.return_stones(*arg)
+                    stone_bath(sim_).return_stones(*arg)
                 elif action == "lid":
-                    sim_.plant.set_lid(True)
+                    stone_bath(sim_).set_lid(True)
                     lid_closes_at = t + arg
                 else:
                     sim_.injections.append(Injection(arg, t + 1, 1.0))
             if lid_closes_at is not None and t >= lid_closes_at:
-                sim_.plant.set_lid(False)
+                stone_bath(sim_).set_lid(False)
                 lid_closes_at = None
             if t % FLUSH_EVERY_S == 0:
                 history.flush()

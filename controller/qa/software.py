@@ -12,6 +12,7 @@ from typing import Any
 from controller.core import config as cfgmod
 from controller.qa.processes import command, free_port, stop
 from controller.qa.scenarios import SEED
+from controller.qa.simulated import sim_clock
 from controller.sim.simulation import Simulation
 
 TICK_SAMPLES = 3000      # control ticks timed for the CPU figure
@@ -43,8 +44,9 @@ def measure_tick_us(cfg: cfgmod.Config, ticks: int = TICK_SAMPLES) -> dict[str, 
         pre = _PreRead(sim.controller.primary_source)
         sim.controller.primary_source = pre
         samples = []
+        clock = sim_clock(sim)
         for _ in range(ticks):
-            sim.clock.advance(1.0)
+            clock.advance(1.0)
             sim.sync(1.0)
             pre.read_ahead(sim.clock.monotonic())
             t0 = time.thread_time_ns()
