@@ -31,6 +31,7 @@ from controller.core import config as cfgmod
 from controller.core import safety
 from controller.core.state import STATE_FILE, StateStore
 from controller.qa.processes import command, free_port, relay_pin, stop, wait_until
+from controller.qa.simulated import sim_clock, stone_bath
 from controller.sim.simulation import Injection, Simulation
 
 PHASES = {"warm-up": 300.0, "hold": 2400.0}
@@ -78,20 +79,20 @@ def _drift_second_probe(sim: Simulation, t_inj: float) -> None:
 
 def _stones_returned(sim: Simulation, t_inj: float) -> None:
     if sim.t_s == t_inj:
-        sim.plant.return_stones(2.0, 35.0)
+        stone_bath(sim).return_stones(2.0, 35.0)
     if sim.t_s == t_inj + 1200:
-        sim.plant.return_stones(2.5, 33.0)
+        stone_bath(sim).return_stones(2.5, 33.0)
 
 
 def _lid_open(sim: Simulation, t_inj: float) -> None:
-    if hasattr(sim.plant, "set_lid"):
-        sim.plant.set_lid(t_inj <= sim.t_s < t_inj + 90)
+    stone_bath(sim).set_lid(t_inj <= sim.t_s < t_inj + 90)
 
 
 def _wall_clock_jumps(sim: Simulation, t_inj: float) -> None:
-    steps = {0: 3600.0, 60: -7200.0, 120: 0.5, 121: -0.25, 600: 3600.0}  # +-1 h, NTP slews and steps
+    # +-1 h, NTP slews and steps, by seconds after the injection
+    steps: dict[float, float] = {0: 3600.0, 60: -7200.0, 120: 0.5, 121: -0.25, 600: 3600.0}
     if sim.t_s - t_inj in steps:
-        sim.clock.wall_offset_s += steps[sim.t_s - t_inj]
+        sim_clock(sim).wall_offset_s += steps[sim.t_s - t_inj]
 
 
 class _FullDisk(StateStore):
@@ -163,7 +164,8 @@ def run_case(case: Case, phase: str, *, observe_s: float = OBSERVE_S, seed: int 
     t_inj = injection_time_s(phase, second_probe=case.second_probe, seed=seed)
     cfg = _config(case.second_probe)
     injections = [Injection(kind, t_inj, dur) for kind, dur in case.injections]
-    hook = (lambda sim, _row: case.setup(sim, t_inj)) if case.setup else None
+    setup = case.setup
+    hook = (lambda sim, _row: setup(sim, t_inj)) if setup else None
     sim = Simulation(cfg, injections=injections, seed=seed, on_step=hook)
     try:
         sim.run(t_inj + observe_s)
