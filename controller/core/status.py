@@ -27,10 +27,6 @@ class Mode(StrEnum):
     OFF = "off"            # switched off by a person: heater held off, readings and rules go on
 
 
-# alias for modules not yet converted
-MODE_FAULT = Mode.FAULT
-MODE_READY = Mode.READY
-
 
 @dataclass(frozen=True, slots=True)
 class Status:
