@@ -64,7 +64,8 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
     :class:`~controller.qa.bench.BenchError` when the load generator fails.
     """
     from controller.core import config as cfgmod
-    from controller.core.loop import TICK_S, run_forever
+    from controller.core.loop import TICK_S
+    from controller.core.schedule import run_forever
     from controller.qa.bench import BenchError
     from controller.service.supervisor import build
     from web import attach

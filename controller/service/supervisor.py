@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 
 from controller.core import config as cfgmod
 from controller.core.clock import MonotonicClock, ScaledClock
-from controller.core.loop import Controller, run_forever
+from controller.core.loop import Controller
 from controller.core.probe import ThreadedProbeSource, W1Probe
+from controller.core.schedule import run_forever
 from controller.core.status import Status
 from controller.service.sd_notify import Notifier
 

@@ -12,7 +12,7 @@ import pytest
 from controller.cli.main import main
 from controller.core import config as cfgmod
 from controller.core.clock import MonotonicClock, SimClock
-from controller.core.loop import run_forever
+from controller.core.schedule import run_forever
 from controller.integrations import mqtt
 from controller.integrations.mqtt.bridge import Bridge
 from controller.integrations.mqtt.client import MqttError

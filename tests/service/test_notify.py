@@ -10,8 +10,9 @@ import pytest
 
 from controller.core import config as cfgmod
 from controller.core.clock import SimClock
-from controller.core.loop import Controller, run_forever
+from controller.core.loop import Controller
 from controller.core.probe import RawRead, ReadingKind, ThreadedProbeSource
+from controller.core.schedule import run_forever
 from controller.core.state import StateStore
 from controller.service.sd_notify import Notifier, socket_address, watchdog_interval_s
 from controller.service.supervisor import EXTEND_START_S, Supervisor
