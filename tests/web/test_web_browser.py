@@ -106,7 +106,7 @@ def test_dashboard_shows_live_temperature_changes_setpoint_and_shows_a_fault(war
     expect(temp).to_have_text(re.compile(r"^\d+\.\d$"), timeout=10_000)
     first = temp.inner_text()
     expect(temp).not_to_have_text(first, timeout=10_000)
-    expect(page.locator("#badge")).to_have_text("Warming")
+    expect(page.locator("#badge-word")).to_have_text("Warming")
     expect(page.locator("#plus")).to_be_disabled()  # not signed in yet
 
     # A signed-in user raises the setpoint by two 0.5 degC steps; the warmer follows.
@@ -130,7 +130,7 @@ def test_dashboard_shows_live_temperature_changes_setpoint_and_shows_a_fault(war
     page.click("#unit")
 
     # The unplugged probe: FAULT with its reason in words, the alarm banner, no temperature.
-    expect(page.locator("#badge")).to_have_text("FAULT", timeout=30_000)
+    expect(page.locator("#badge-word")).to_have_text("FAULT", timeout=30_000)
     expect(page.locator("#reason")).to_contain_text("probe")
     expect(page.locator("#reason")).to_contain_text("acknowledge")
     expect(page.locator("#alarm")).to_be_visible()
@@ -143,6 +143,6 @@ def test_dashboard_shows_live_temperature_changes_setpoint_and_shows_a_fault(war
     status = proc.wait(timeout=10)
     assert status == 0, proc.log.read_text()[-3000:]
     expect(page.locator("#offline")).to_be_visible(timeout=15_000)
-    expect(page.locator("#badge")).to_have_text("NOT LIVE")
+    expect(page.locator("#badge-word")).to_have_text("NOT LIVE")
     expect(temp).to_have_text("--")
     page.screenshot(path=str(ARTIFACTS / "dashboard-offline.png"))
