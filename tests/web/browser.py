@@ -187,6 +187,7 @@ class Browser:
     browser: object
     errors: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)  # requests to anything but the warmer
 
     def page(self, *, phone: str = "390x844", color_scheme: str = "light", spy_alerts: bool = False):
         context = self.browser.new_context(viewport=PHONES[phone], color_scheme=color_scheme)
@@ -195,12 +196,15 @@ class Browser:
         page = context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         page.on("console", lambda msg: self.console.append(msg.text))
+        page.on("request", lambda request: None if request.url.startswith("http://127.0.0.1:")
+                else self.elsewhere.append(request.url))
         return page
 
 
 @contextlib.contextmanager
 def chromium() -> Iterator[Browser]:
-    """Chromium for a module's tests; at the end, no JavaScript error may have happened on any page."""
+    """Chromium for a module's tests; at the end, no JavaScript error may have happened on any page, and
+    no page may have loaded anything from anywhere but the warmer (no CDN: the Pi may be offline)."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -211,6 +215,7 @@ def chromium() -> Iterator[Browser]:
         yield browser
         browser.browser.close()
     assert browser.errors == [], f"JavaScript errors on the page: {browser.errors}"
+    assert browser.elsewhere == [], f"the page loaded from elsewhere: {browser.elsewhere}"
 
 
 def sign_in(page) -> None:
