@@ -4,7 +4,7 @@
     .venv/bin/python tools/dashboard_screenshot.py --stuck-relay  # docs/dashboard-stuck-relay.png
 
 The first runs `stonewarmer run --simulate` 40 times faster than real time until the stones are ready
-(about 25 simulated minutes), signs in and takes the whole page. The second welds the relay at 1700
+(about 25 simulated minutes), signs in and takes the whole page. The second welds the relay at 2200
 simulated seconds (100 times real time) and takes what the phone's screen shows once the interlock
 has latched the fault.
 """
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("out", nargs="?", type=Path, help="the PNG to write (default: in docs/)")
     args = parser.parse_args()
     out = args.out or ROOT / "docs" / ("dashboard-stuck-relay.png" if args.stuck_relay else "dashboard.png")
-    run = ["--speed", "100", "--inject", "stuck-relay@1700"] if args.stuck_relay else ["--speed", "40"]
+    run = ["--speed", "100", "--inject", "stuck-relay@2200"] if args.stuck_relay else ["--speed", "40"]
     cli = [sys.executable, "-m", "controller"]
     with tempfile.TemporaryDirectory() as state:
         subprocess.run([*cli, "set-password", "--stdin", "--state-dir", state], input=PASSWORD + "\n",

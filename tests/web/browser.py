@@ -43,8 +43,16 @@ window.__vibrations = [];
     const vibrate = navigator.vibrate.bind(navigator);
     navigator.vibrate = (pattern) => { window.__vibrations.push(pattern); return vibrate(pattern); };
   }
+  // Says when the alarm banner shows, on the console: a test can wait for it without looking at the
+  // page (Playwright's every look at a page counts as a tap).
+  document.addEventListener("DOMContentLoaded", () => {
+    const alarm = document.getElementById("alarm");
+    new MutationObserver(() => { if (!alarm.hidden) console.log(ALARM_SHOWN); })
+      .observe(alarm, { attributes: true, attributeFilter: ["hidden"] });
+  });
 })();
-"""
+""".replace("ALARM_SHOWN", '"spy: the alarm banner shows"')
+ALARM_SHOWN = "spy: the alarm banner shows"
 
 
 def require_chromium() -> None:

@@ -1,8 +1,8 @@
 """The dashboard through a whole session that ends with a welded relay, in a real Chromium against a
-real ``stonewarmer run --simulate`` (100 times real time; the relay welds at 1700 simulated seconds).
+real ``stonewarmer run --simulate`` (100 times real time; the relay welds at 2200 simulated seconds).
 
 The warmer warms up (Almost ready about 11 s in, READY about 14 s), then the relay sticks and the
-interlock latches ``stuck_relay`` about 18 s in. The tests share that one warmer, each waiting for
+interlock latches ``stuck_relay`` about 23 s in. The tests share that one warmer, each waiting for
 the state it looks at.
 """
 
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.web.browser import ARTIFACTS, chromium, contrast, run_warmer
+from tests.web.browser import ALARM_SHOWN, ARTIFACTS, chromium, contrast, run_warmer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -22,7 +22,7 @@ RAW_WORDS = ("stuck_relay", "relay stuck", "interlock", "token:", "(sensor)", "d
 
 @pytest.fixture(scope="module")
 def warmer(tmp_path_factory):
-    with run_warmer(tmp_path_factory.mktemp("stuck"), speed=100, injections=["stuck-relay@1700"],
+    with run_warmer(tmp_path_factory.mktemp("stuck"), speed=100, injections=["stuck-relay@2200"],
                     tokens=["review"]) as w:
         w.set_setpoint(52.5, token="review")  # a change by a script: its event names the app in words
         yield w
@@ -98,8 +98,12 @@ def test_an_alarm_before_the_first_tap_tries_no_vibration(warmer, browser):
     page = browser.page(spy_alerts=True)
     first_console = len(browser.console)
     page.goto(warmer.url + "/")
-    # Not a look at the page for two rounds of the alarm: Playwright's own look counts as a tap.
-    page.wait_for_timeout(5000)
+    # Not a look at the page until the alarm has run for two rounds: Playwright's own look counts as a tap.
+    deadline = time.monotonic() + 15
+    while ALARM_SHOWN not in browser.console[first_console:]:
+        assert time.monotonic() < deadline, "no alarm banner within 15 s"
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(4500)
     blocked = [m for m in browser.console[first_console:] if "vibrate" in m]
     assert blocked == []
     assert page.evaluate("[window.__vibrations.length, document.getElementById('alarm').hidden]") == [0, False]
