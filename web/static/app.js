@@ -146,9 +146,11 @@
 
   async function reconnected(fromWall) {
     await loadEvents();
-    if (fromWall === null || (state.status && state.status.mode === "fault")) return;  // the fault alarm says it
-    const missed = state.events.find((e) => e.kind === "fault" && e.wall_time_s > fromWall);
-    if (missed) { state.missed = missed; render(); }
+    const missed = fromWall === null ? null : state.events.find((e) => e.kind === "fault" && e.wall_time_s > fromWall);
+    if (!missed) return;
+    if (state.status && state.status.mode === "fault") state.silencedKey = null;  // still latched: its alarm sounds
+    else state.missed = missed;                                                   // came and went: say so
+    render();
   }
 
   function render() {
