@@ -370,7 +370,11 @@
 
   function addPoint(s) {
     const sr = state.series, last = sr.t.length ? sr.t[sr.t.length - 1] : -Infinity;
-    if (s.wall_time_s < last - CLOCK_STEP_S) { loadHistory(); return; }  // the history is cut at the step
+    if (s.wall_time_s < last - CLOCK_STEP_S) {  // the clock stepped back: the warmer cuts its history there
+      state.series = { t: [], temp: [], sp: [], duty: [] };
+      loadHistory();
+      return;
+    }
     if (s.wall_time_s <= last) return;
     sr.t.push(s.wall_time_s); sr.temp.push(s.temperature_c); sr.sp.push(s.setpoint_c); sr.duty.push(s.duty);
     const oldest = s.wall_time_s - state.hours * 3600;
