@@ -201,104 +201,57 @@ def discovery_payloads(topics: Topics, *, min_setpoint_c: float, max_setpoint_c:
         "origin": {"name": "stonewarmer", "sw_version": __version__, "support_url": configuration_url},
     }
 
-    def entity(object_id: str, **config: Any) -> dict[str, Any]:
-        return {"unique_id": f"stonewarmer_{node}_{object_id}", **config, **common}
+    found: dict[str, dict[str, Any]] = {}
 
-    def diagnostic_counter(object_id: str, name: str, key: str, icon: str) -> dict[str, Any]:
-        # Counted since the service started: total_increasing tells HA a restart is a reset, not a drop.
-        return entity(object_id, name=name, state_topic=topics.state, value_template=f"{{{{ value_json.{key} }}}}",
-                      state_class="total_increasing", entity_category="diagnostic", icon=icon)
+    def add(component: str, object_id: str, **config: Any) -> None:
+        found[topics.discovery(component, object_id)] = {"unique_id": f"stonewarmer_{node}_{object_id}",
+                                                         **config, **common}
 
-    return {
-        topics.discovery("climate", "water"): entity(
-            "water",
-            name=None,  # the entity takes the device's name
-            modes=list(HVAC_MODES),
-            mode_command_topic=topics.set_mode,
-            mode_state_topic=topics.state,
-            mode_state_template="{{ value_json.hvac_mode }}",
-            action_topic=topics.state,
-            action_template="{{ value_json.action }}",
-            current_temperature_topic=topics.state,
-            current_temperature_template="{{ value_json.temperature_c }}",
-            temperature_command_topic=topics.set_setpoint,
-            temperature_state_topic=topics.state,
-            temperature_state_template="{{ value_json.setpoint_c }}",
-            # Only what no other entity shows and what changes slowly: the recorder stores every change.
-            json_attributes_topic=topics.state,
-            json_attributes_template="{{ {'warmer_mode': value_json.mode} | tojson }}",
-            min_temp=min_setpoint_c,
-            max_temp=max_setpoint_c,
-            temp_step=0.5,
-            precision=0.1,
-            temperature_unit="C",
-            optimistic=False,
-        ),
-        topics.discovery("sensor", "temperature"): entity(
-            "temperature",
-            name="Water temperature",
-            state_topic=topics.state,
-            value_template="{{ value_json.temperature_c }}",
-            device_class="temperature",
-            unit_of_measurement="°C",
-            state_class="measurement",
-            suggested_display_precision=1,
-        ),
-        topics.discovery("sensor", "ready_in"): entity(
-            "ready_in",
-            name="Time to ready",
-            state_topic=topics.state,
-            value_template="{{ value_json.ready_in_min }}",  # null (unknown) while off, faulted or cooling
-            device_class="duration",
-            unit_of_measurement="min",
-            icon="mdi:timer-sand",
-        ),
-        topics.discovery("sensor", "fault"): entity(
-            "fault",
-            name="Fault",
-            state_topic=topics.state,
-            value_template=f"{{{{ value_json.fault or '{NO_FAULT}' }}}}",
-            device_class="enum",
-            options=[NO_FAULT, *FaultKind],
-            json_attributes_topic=topics.state,
-            json_attributes_template="{{ {'message': value_json.fault_message} | tojson }}",
-            icon="mdi:alert-circle-outline",
-        ),
-        topics.discovery("binary_sensor", "ready"): entity(
-            "ready",
-            name="Stones ready",
-            state_topic=topics.state,
-            value_template="{{ 'ON' if value_json.ready else 'OFF' }}",
-            payload_on="ON",
-            payload_off="OFF",
-            device_class="heat",  # on: the stones are hot; HA's icons: a flame, else a thermometer
-        ),
-        topics.discovery("button", "acknowledge"): entity(
-            "acknowledge",
-            name="Acknowledge fault",
-            command_topic=topics.acknowledge,
-            payload_press=ACK_PAYLOAD,
-            icon="mdi:restart-alert",
-        ),
-        topics.discovery("event", "last_command"): entity(
-            "last_command",
-            name="Last command",
-            state_topic=topics.result,
-            event_types=[RESULT_ACCEPTED, RESULT_REFUSED],
-            icon="mdi:message-reply-text-outline",
-        ),
-        topics.discovery("sensor", "duty"): entity(
-            "duty",
-            name="Heater duty",
-            state_topic=topics.state,
-            value_template="{{ (value_json.duty * 100) | round(0) }}",
-            unit_of_measurement="%",
-            state_class="measurement",
-            entity_category="diagnostic",
-            icon="mdi:radiator",
-        ),
-        topics.discovery("sensor", "sensor_errors"): diagnostic_counter(
-            "sensor_errors", "Probe errors", "sensor_errors", "mdi:thermometer-alert"),
-        topics.discovery("sensor", "relay_switches"): diagnostic_counter(
-            "relay_switches", "Relay switch-ons", "relay_switches", "mdi:electric-switch"),
-    }
+    def from_state(component: str, object_id: str, name: str, value_template: str, **config: Any) -> None:
+        """An entity whose state is one value of the status message."""
+        add(component, object_id, name=name, state_topic=topics.state, value_template=value_template, **config)
+
+    add("climate", "water",
+        name=None,  # the entity takes the device's name
+        modes=list(HVAC_MODES),
+        mode_command_topic=topics.set_mode,
+        mode_state_topic=topics.state,
+        mode_state_template="{{ value_json.hvac_mode }}",
+        action_topic=topics.state,
+        action_template="{{ value_json.action }}",
+        current_temperature_topic=topics.state,
+        current_temperature_template="{{ value_json.temperature_c }}",
+        temperature_command_topic=topics.set_setpoint,
+        temperature_state_topic=topics.state,
+        temperature_state_template="{{ value_json.setpoint_c }}",
+        # Only what no other entity shows and what changes slowly: the recorder stores every change.
+        json_attributes_topic=topics.state,
+        json_attributes_template="{{ {'warmer_mode': value_json.mode} | tojson }}",
+        min_temp=min_setpoint_c, max_temp=max_setpoint_c, temp_step=0.5, precision=0.1, temperature_unit="C",
+        optimistic=False)
+    from_state("sensor", "temperature", "Water temperature", "{{ value_json.temperature_c }}",
+               device_class="temperature", unit_of_measurement="°C", state_class="measurement",
+               suggested_display_precision=1)
+    # null (HA's unknown) while off, faulted or cooling: there is no estimate then.
+    from_state("sensor", "ready_in", "Time to ready", "{{ value_json.ready_in_min }}",
+               device_class="duration", unit_of_measurement="min", icon="mdi:timer-sand")
+    from_state("sensor", "fault", "Fault", f"{{{{ value_json.fault or '{NO_FAULT}' }}}}",
+               device_class="enum", options=[NO_FAULT, *FaultKind], icon="mdi:alert-circle-outline",
+               json_attributes_topic=topics.state,
+               json_attributes_template="{{ {'message': value_json.fault_message} | tojson }}")
+    # device_class heat: on = the stones are hot; HA draws a flame, else a thermometer (no fixed icon).
+    from_state("binary_sensor", "ready", "Stones ready", "{{ 'ON' if value_json.ready else 'OFF' }}",
+               payload_on="ON", payload_off="OFF", device_class="heat")
+    add("button", "acknowledge", name="Acknowledge fault", command_topic=topics.acknowledge,
+        payload_press=ACK_PAYLOAD, icon="mdi:restart-alert")
+    add("event", "last_command", name="Last command", state_topic=topics.result,
+        event_types=[RESULT_ACCEPTED, RESULT_REFUSED], icon="mdi:message-reply-text-outline")
+    from_state("sensor", "duty", "Heater duty", "{{ (value_json.duty * 100) | round(0) }}",
+               unit_of_measurement="%", state_class="measurement", entity_category="diagnostic",
+               icon="mdi:radiator")
+    # Counted since the service started: total_increasing tells HA a restart is a reset, not a drop.
+    for object_id, name, icon in (("sensor_errors", "Probe errors", "mdi:thermometer-alert"),
+                                  ("relay_switches", "Relay switch-ons", "mdi:electric-switch")):
+        from_state("sensor", object_id, name, f"{{{{ value_json.{object_id} }}}}",
+                   state_class="total_increasing", entity_category="diagnostic", icon=icon)
+    return found
