@@ -25,6 +25,7 @@ from controller.qa.processes import stop as stop_process
 from tests.helpers import REPO
 from tests.integrations.home_assistant import install
 from tests.integrations.home_assistant.hass import HomeAssistant, HomeAssistantError
+from tests.integrations.test_mqtt_discovery import ENTITIES
 from tests.mqtt_broker import Mosquitto, retained, wait_until
 
 pytestmark = pytest.mark.slow
@@ -94,6 +95,7 @@ class Stack:
         self.hass = HomeAssistant(bin_dir, workdir / "ha")
         self.warmer = Warmer(workdir, self.broker)
         self.ids: dict[str, str] = {}  # object id ("water", "fault" ...) -> entity id
+        self.registry: dict[str, list[dict]] = {}  # Home Assistant's entity and device registries
 
     def entity(self, object_id: str, states: dict | None = None) -> dict:
         return (states or self.hass.states())[self.ids[object_id]]
@@ -115,7 +117,8 @@ def stack(tmp_path_factory):
         s.warmer.start()
         s.hass.wait_started()
         s.hass.onboard(broker_port=s.broker.port)
-        discovery = wait_until(lambda: len(s.discovery()) == 10 and s.discovery(), what="the warmer's discovery")
+        discovery = wait_until(lambda: len(s.discovery()) == len(ENTITIES) and s.discovery(),
+                               what="the warmer's discovery")
         expected = {config["unique_id"]: topic.split("/")[3] for topic, config in discovery.items()}
 
         def all_known():
@@ -186,7 +189,7 @@ def test_every_payload_passes_home_assistants_own_discovery_schema_with_no_key_d
     payloads = tmp_path / "discovery.json"
     payloads.write_text(json.dumps(stack.discovery()))
     checked = json.loads(stack.hass.in_ha("schema", str(payloads)))
-    assert len(checked) == 10
+    assert len(checked) == len(ENTITIES)
     assert checked == {topic: {"dropped": [], "error": None} for topic in checked}
     warnings = [line for line in stack.hass.log().splitlines()
                 if "WARNING" in line and "components.mqtt" in line]

@@ -37,9 +37,11 @@ def python313() -> str | None:
                   *sorted(glob.glob(f"{root}/versions/{PYTHON_VERSION}.*/bin/python{PYTHON_VERSION}"), reverse=True),
                   shutil.which(f"python{PYTHON_VERSION}")]
     for candidate in filter(None, candidates):
-        works = subprocess.run([candidate, "-c", "import venv, ssl"], capture_output=True).returncode == 0
-        if works:
-            return candidate
+        try:
+            if subprocess.run([candidate, "-c", "import venv, ssl"], capture_output=True).returncode == 0:
+                return candidate
+        except OSError:  # not there, not executable
+            continue
     return None
 
 
