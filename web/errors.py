@@ -100,11 +100,12 @@ def json_body(*, allowed_fields: tuple[str, ...], required: dict[str, Any] | Non
                        field="Content-Type", allowed="application/json")
     try:
         data = request.get_json(silent=True)
-        if _nesting(data) > MAX_NESTING:
-            raise RecursionError
-    except RecursionError:  # Python 3.11's json gives up on deep nesting with this; 3.13's parses deeper
+        too_deep = _nesting(data) > MAX_NESTING  # Python 3.13's json parses nesting that 3.11's gives up on
+    except RecursionError:  # 3.11's json gives up with this, not with a ValueError
+        too_deep = True
+    if too_deep:
         raise ApiError(400, "the body is nested too deeply", field="body",
-                       allowed="a JSON object such as " + _example(allowed_fields)) from None
+                       allowed="a JSON object such as " + _example(allowed_fields))
     if data is None:
         raise ApiError(400, "the body is not valid JSON", field="body",
                        allowed="a JSON object such as " + _example(allowed_fields))
