@@ -146,6 +146,11 @@ def _record(venv: Path, source: Path, extras: tuple[str, ...], fp: str) -> None:
                                                 indent=2) + "\n", mode=0o644)
 
 
+def _finish(venv: Path, build: Path, source: Path, extras: tuple[str, ...], fp: str) -> None:
+    _record(venv, source, extras, fp)
+    shutil.rmtree(build)
+
+
 def _prepare(source: Path, build: Path, venv: Path) -> None:
     """Copy the package's files to ``build``; clear what an interrupted build left."""
     for leftover in (build, venv):
@@ -180,7 +185,7 @@ def build_steps(host: Host, source: Path, extras: tuple[str, ...], *, config: Pa
              [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir",
               "-c", str(build / CONSTRAINTS), package]),
         Step(f"record where it came from ({venv.name}/{RECORD_NAME}); remove the copy",
-             apply=lambda: (_record(target, source, extras, fp), shutil.rmtree(build))),
+             apply=lambda: _finish(target, build, source, extras, fp)),
         Step(f"the new version checks {config} (a refusal changes nothing: the running version stays)",
              [str(target / "bin" / "stonewarmer"), "check", "--config-only", "--config", str(host.path(config))]),
     ], venv

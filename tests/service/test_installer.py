@@ -189,9 +189,9 @@ def test_dry_run_prints_every_action_and_changes_nothing(root, source, capsys):
 def test_dry_run_on_the_live_system_also_reloads_starts_and_waits_for_ready(source, capsys):
     assert main(["install", "--dry-run", "--source", str(source)]) == 0
     out = capsys.readouterr().out
-    assert_in_order(out, ["$ systemctl daemon-reexec", "$ systemctl daemon-reload", "$ systemctl enable stonewarmer.service",
-                          "start stonewarmer.service and wait for READY=1", "$ systemctl start stonewarmer.service",
-                          "$ systemctl is-active stonewarmer.service"])
+    assert_in_order(out, ["$ systemctl daemon-reexec", "$ systemctl daemon-reload",
+                          "$ systemctl enable stonewarmer.service", "start stonewarmer.service and wait for READY=1",
+                          "$ systemctl start stonewarmer.service", "$ systemctl is-active stonewarmer.service"])
     assert "--no-block" not in out
 
 
