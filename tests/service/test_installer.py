@@ -232,13 +232,18 @@ def test_a_second_run_on_a_running_service_does_not_restart_it(root, source):
         ["is-active", "stonewarmer.service"]  # asked, never told
 
 
-def test_an_upgrade_is_built_beside_then_stops_switches_starts_and_waits_for_ready(root, source):
+def running_then_pulled(root: Path, source: Path) -> tuple[FakeSystem, str, str]:
+    """A version installed and running on a fake systemd, then `git pull`: (system, old venv, new venv)."""
     system = FakeSystem(root, live=True)
     install(root, source, system=system)
     old = system.in_use()
     system.events.clear()
     pull(source)
-    new = f"venv-{upgrade.fingerprint(source, ())}"
+    return system, old, f"venv-{upgrade.fingerprint(source, ())}"
+
+
+def test_an_upgrade_is_built_beside_then_stops_switches_starts_and_waits_for_ready(root, source):
+    system, old, new = running_then_pulled(root, source)
     lines = install(root, source, system=system)
     assert system.events == [f"stop ({old}): relay off", f"start {new}: READY"]
     assert_in_order("\n".join(lines), [
@@ -255,12 +260,8 @@ def test_an_upgrade_is_built_beside_then_stops_switches_starts_and_waits_for_rea
 
 
 def test_an_upgrade_that_does_not_start_switches_back_and_starts_the_previous_version(root, source):
-    system = FakeSystem(root, live=True)
-    install(root, source, system=system)
-    old = system.in_use()
+    system, old, _ = running_then_pulled(root, source)
     old_unit = (root / "etc/systemd/system/stonewarmer.service").read_bytes()
-    system.events.clear()
-    pull(source)
     with (source / "config/stonewarmer.service").open("a") as f:
         f.write("# a changed unit\n")
     new = f"venv-{upgrade.fingerprint(source, ())}"
@@ -279,12 +280,8 @@ def test_an_upgrade_that_does_not_start_switches_back_and_starts_the_previous_ve
 
 
 def test_a_config_the_new_version_refuses_leaves_the_running_version_alone(root, source):
-    system = FakeSystem(root, live=True)
-    install(root, source, system=system)
-    old = system.in_use()
-    system.events.clear()
-    pull(source)
-    system.refusing.add(f"venv-{upgrade.fingerprint(source, ())}")
+    system, old, new = running_then_pulled(root, source)
+    system.refusing.add(new)
     with pytest.raises(installer.InstallError, match=r"the new version checks .*failed \(exit 1\): "
                                                       r"\[FAIL\] config refused"):
         install(root, source, system=system)
