@@ -178,7 +178,7 @@ def build_steps(host: Host, source: Path, extras: tuple[str, ...], *, config: Pa
     return [
         Step(f"copy the package's files from {source} to {PREFIX}/{build.name} (the checkout stays as it is)",
              apply=lambda: _prepare(source, build, target)),
-        Step(f"new virtual environment {venv} beside the one in use "
+        Step(f"new virtual environment {venv}{' beside the one in use' if host.path(VENV).exists() else ''} "
              "(--system-site-packages: the system's lgpio)",
              [sys.executable, "-m", "venv", "--system-site-packages", str(target)]),
         Step(f"install stonewarmer{_with(extras)} into it, at the versions of {CONSTRAINTS}",
@@ -234,13 +234,25 @@ def switch_steps(host: Host, venv: Path) -> tuple[list[Step], list[Step]]:
                       undo=[Step(f"switch {VENV} back to the previous venv", apply=lambda: _back_to_directory(host))])
     else:
         switch = Step(what, apply=lambda: _point(host, venv))
+    prefix = host.path(PREFIX)
+    if current is None and not link.is_dir() and not any(_is_other_version(p, venv) for p in _entries(prefix)):
+        return [switch], []  # the first install: nothing to remove
     return [switch], [Step(f"remove the previous versions in {PREFIX}", apply=lambda: remove_others(host, venv))]
+
+
+def _entries(directory: Path) -> list[Path]:
+    return list(directory.iterdir()) if directory.is_dir() else []
+
+
+def _is_other_version(path: Path, keep: Path) -> bool:
+    """A venv of another version, a legacy venv set aside, or what an interrupted build left."""
+    if path.name == keep.name:
+        return False
+    return path.name.startswith(("venv-", ".build-")) or path.name == LEGACY_PREVIOUS.name
 
 
 def remove_others(host: Host, keep: Path) -> None:
     """Remove every version but ``keep``, and what interrupted builds left."""
-    for path in host.path(PREFIX).iterdir():
-        if path.name == keep.name or path.name == VENV.name or path.name.startswith(f".{VENV.name}"):
-            continue
-        if path.name.startswith(("venv-", ".build-")) or path.name == LEGACY_PREVIOUS.name:
+    for path in _entries(host.path(PREFIX)):
+        if _is_other_version(path, keep):
             shutil.rmtree(path)

@@ -169,7 +169,7 @@ def test_dry_run_prints_every_action_and_changes_nothing(root, source, capsys):
         f"--shell /usr/sbin/nologin --prefix {root} stonewarmer",
         "[would] config /etc/stonewarmer/stonewarmer.toml (copied only if absent",
         f"[would] copy the package's files from {source} to /opt/stonewarmer/.build-",
-        f"[would] new virtual environment /opt/stonewarmer/{venv} beside the one in use",
+        f"[would] new virtual environment /opt/stonewarmer/{venv} (--system-site-packages",
         f"$ {sys.executable} -m venv --system-site-packages {root}/opt/stonewarmer/{venv}",
         f"$ {root}/opt/stonewarmer/{venv}/bin/python -m pip install --quiet --no-cache-dir -c "
         f"{root}/opt/stonewarmer/.build-",
