@@ -415,6 +415,7 @@ def test_no_pip_install_advice_for_the_mqtt_extra_anywhere():
     assert [p for p in files if re.search(r"pip install ['\"]?stonewarmer\[mqtt", p.read_text())] == []
 
 
+@pytest.mark.slow
 def test_the_build_happens_in_a_copy_so_the_checkout_gets_no_build_directory(root, source):
     """A real setuptools build of what the installer hands to pip."""
     class Building(FakeSystem):
