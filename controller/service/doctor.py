@@ -2,8 +2,9 @@
 
 Sections, in the order a fresh Pi needs them: config, 1-Wire overlay, probes
 (readings and resolution), relay pin and polarity, strict_gpiod, GPIO library,
-clock, state dir, dashboard password, the service. Every finding that is not
-"ok" says what to do. ``--root DIR`` inspects a system image (or a fake tree in
+clock, state dir, dashboard password, the network name, the service and the
+hardware watchdog (the last ones in :mod:`controller.service.host_checks`).
+Every finding that is not "ok" says what to do. ``--root DIR`` inspects a system image (or a fake tree in
 tests): the boot config, kernel module parameters and the service's unit are
 looked up under DIR; the probe and state dirs are the config's, as given.
 """
