@@ -128,9 +128,11 @@ class Installed:
 def installed(host: Host) -> Installed | None:
     """What ``VENV`` points at, or None (nothing installed, or an older installer's plain venv)."""
     link = host.path(VENV)
-    if not link.is_symlink():
-        return None
-    venv = PREFIX / os.readlink(link)
+    return read_record(host, PREFIX / os.readlink(link)) if link.is_symlink() else None
+
+
+def read_record(host: Host, venv: Path) -> Installed | None:
+    """The record of a complete venv (written last, after pip succeeded), or None."""
     try:
         record = json.loads((host.path(venv) / RECORD_NAME).read_text())
         return Installed(venv=venv, fingerprint=record["fingerprint"], source=Path(record["source"]),
@@ -175,6 +177,11 @@ def build_steps(host: Host, source: Path, extras: tuple[str, ...], *, config: Pa
                      done=True)], venv
     build, target = host.path(PREFIX / f".build-{fp}"), host.path(venv)
     package = f"{build}[{','.join(extras)}]" if extras else str(build)
+    check = Step(f"the new version checks {config} (a refusal changes nothing: the running version stays)",
+                 [str(target / "bin" / "stonewarmer"), "check", "--config-only", "--config", str(host.path(config))])
+    built = read_record(host, venv)
+    if built is not None and built.fingerprint == fp:  # an earlier attempt built it, then did not switch
+        return [Step(f"{venv} is already built (from {built.source}{_with(extras)})", done=True), check], venv
     return [
         Step(f"copy the package's files from {source} to {PREFIX}/{build.name} (the checkout stays as it is)",
              apply=lambda: _prepare(source, build, target)),
@@ -186,8 +193,7 @@ def build_steps(host: Host, source: Path, extras: tuple[str, ...], *, config: Pa
               "-c", str(build / CONSTRAINTS), package]),
         Step(f"record where it came from ({venv.name}/{RECORD_NAME}); remove the copy",
              apply=lambda: _finish(target, build, source, extras, fp)),
-        Step(f"the new version checks {config} (a refusal changes nothing: the running version stays)",
-             [str(target / "bin" / "stonewarmer"), "check", "--config-only", "--config", str(host.path(config))]),
+        check,
     ], venv
 
 

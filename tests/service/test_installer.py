@@ -278,6 +278,12 @@ def test_an_upgrade_that_does_not_start_switches_back_and_starts_the_previous_ve
     assert f"[undo ] switch /opt/stonewarmer/venv back to {old}" in lines
     assert (root / "opt/stonewarmer" / new / upgrade.RECORD_NAME).is_file()  # kept: a retry needs no network
 
+    system.failing_starts.clear()  # whatever stopped it is fixed: the retry builds nothing
+    system.commands.clear()
+    install(root, source, system=system)
+    assert system.in_use() == new and system.state == "active"
+    assert not [c for c in system.commands if "venv" in c or "pip" in c]
+
 
 def test_a_config_the_new_version_refuses_leaves_the_running_version_alone(root, source):
     system, old, new = running_then_pulled(root, source)
