@@ -477,3 +477,14 @@ def test_hostname_names_this_pi_and_a_shared_name_is_refused_or_pointed_out(root
     lines = install(root, source)
     assert any("like every other Pi set up the same way" in line and "--hostname stonewarmer-<room>" in line
                for line in lines)
+
+
+def test_a_new_python_or_other_extras_make_a_new_version_and_tests_or_docs_do_not(source):
+    base = upgrade.fingerprint(source, (), python=(3, 11))
+    assert upgrade.fingerprint(source, (), python=(3, 13)) != base  # Bookworm -> Trixie: the old venv cannot run
+    assert upgrade.fingerprint(source, ("mqtt",), python=(3, 11)) != base
+    (source / "docs").mkdir()
+    (source / "docs" / "notes.md").write_text("not part of the package\n")
+    (source / "controller" / "__pycache__").mkdir(exist_ok=True)
+    (source / "controller" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    assert upgrade.fingerprint(source, (), python=(3, 11)) == base
