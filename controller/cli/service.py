@@ -17,6 +17,7 @@ from controller.service.doctor import System, config_findings, diagnose
 from controller.service.installer import (
     Host,
     check_hostname,
+    current_hostname,
     execute,
     install_plan,
     running_from,
@@ -99,7 +100,8 @@ def cmd_install(args: argparse.Namespace) -> int:
     execute(install_plan(host, source, configure_boot=args.configure_boot, extras=extras, hostname=hostname),
             host, dry_run=args.dry_run)
     if host.is_live and not args.dry_run:
-        print("Dashboard: http://<this Pi's name>.local:8080/ (`stonewarmer check` tells what is missing)")
+        name = current_hostname(host) or "<this Pi's name>"
+        print(f"Dashboard: http://{name}.local:8080/ (`sudo stonewarmer check` tells what is missing)")
     return 0
 
 
