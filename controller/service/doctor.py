@@ -124,6 +124,7 @@ def probe_findings(cfg: cfgmod.Config) -> list[Finding]:
         elif bits is not None and bits < 11:
             device = f"{cfg.probe.w1_dir}/28-{sensor_id}"
             # DS18B20: 9 bit = 0.5 degC steps (docs/field-notes.md, "DS18B20"): too coarse to hold +/-0.5 degC.
+            # The resolution register is reloaded from the EEPROM at power-on: save it there too.
             found.append(Finding("warn", f"probe 28-{sensor_id} ({role}): {read.celsius:.2f} degC, {bits}-bit "
                                          f"({0.5 / 2 ** (bits - 9):g} degC steps)",
                                  f"set 12-bit and save it in the probe's EEPROM, or it is back after a power cut: "
