@@ -106,6 +106,7 @@ class MqttConfig:
     discovery_prefix: str = "homeassistant"
     publish_interval_s: float = 30.0
     keepalive_s: int = 30
+    dashboard_url: str = ""    # Home Assistant's "Visit" link; empty: built from [web]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,8 @@ _PATTERNS: dict[tuple[str, str], tuple[str, str]] = {
     ("mqtt", "base_topic"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
     ("mqtt", "discovery_prefix"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
     ("mqtt", "host"): (r"[A-Za-z0-9.:_-]+", "a host name or IP address"),
+    ("mqtt", "dashboard_url"): (r"(https?://[^\s/?#]+(/\S*)?)?",
+                                'an http:// or https:// address, or "" to build it from [web]'),
 }
 
 
