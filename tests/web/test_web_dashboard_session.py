@@ -147,9 +147,11 @@ def test_time_to_ready_right_after_an_acknowledge_is_minutes_not_hours(warmer, l
     page.goto(link.url + "/")
     sign_in(page)
     expect(page.locator("#badge-word")).to_have_text("FAULT", timeout=30_000)
+    _wait_until(lambda: warmer.status()["temperature_c"] is None, timeout_s=10, what="the probe going stale")
     _wait_until(lambda: warmer.status()["temperature_c"] is not None, timeout_s=15, what="the probe's return")
     page.wait_for_timeout(3000)  # two simulated minutes of still water, the heater off, before she comes back
     page.click("#ack")
+    expect(page.locator("#ack-msg")).to_be_empty()  # not refused
     expect(page.locator("#badge-word")).to_have_text("Warming", timeout=5_000)
     shown = []
     deadline = time.monotonic() + 6  # 240 simulated seconds
@@ -159,7 +161,11 @@ def test_time_to_ready_right_after_an_acknowledge_is_minutes_not_hours(warmer, l
     estimates = [text for text in shown if text]
     assert estimates, "no time to ready within 4 simulated minutes of warming"
     assert all(re.match(r"Ready in about (\d+ min|a minute)", text) for text in estimates), set(estimates)
-    assert all(int(re.search(r"\d+", t).group()) < 40 for t in estimates if "min" in t), set(estimates)
+    minutes = [int(re.search(r"\d+", t).group()) for t in estimates if "min" in t]
+    assert max(minutes) < 40, set(estimates)
+    # Four simulated minutes pass while the test looks: a sound estimate moves by about that much, not by
+    # tens of minutes as one from a rate measured with the heater off does while the real rate takes over.
+    assert max(minutes) - min(minutes) <= 8, set(estimates)
     page.context.close()
 
 
