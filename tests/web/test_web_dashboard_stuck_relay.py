@@ -94,6 +94,8 @@ def _wait_for_fault(warmer, kind: str, *, timeout_s: float) -> None:
 
 
 def test_an_alarm_before_the_first_tap_tries_no_vibration(warmer, browser):
+    from playwright.sync_api import expect
+
     _wait_for_fault(warmer, "stuck_relay", timeout_s=30)
     page = browser.page(spy_alerts=True)
     first_console = len(browser.console)
@@ -106,10 +108,13 @@ def test_an_alarm_before_the_first_tap_tries_no_vibration(warmer, browser):
     page.wait_for_timeout(4500)
     blocked = [m for m in browser.console[first_console:] if "vibrate" in m]
     assert blocked == []
-    assert page.evaluate("[window.__vibrations.length, document.getElementById('alarm').hidden]") == [0, False]
+    assert page.evaluate("""() => [window.__vibrations.length, document.getElementById("alarm").hidden,
+                                   getComputedStyle(document.querySelector("#alarm .tap-hint")).display]""") \
+        == [0, False, "block"]  # the banner asks for the tap the alarm needs
     # The first tap unlocks sound and vibration, and the alarm goes on with both.
     page.locator("h1").click()
     page.wait_for_function("() => window.__vibrations.length > 0 && window.__tones > 0", timeout=5_000)
+    expect(page.locator("#alarm .tap-hint")).to_be_hidden()
     page.context.close()
 
 

@@ -220,6 +220,8 @@
     $("silence").hidden = !sounding;
     $("silence-offline").hidden = !(sounding && alarm.banner === "offline");
     document.body.classList.toggle("alarming", sounding);
+    // Browsers keep a page silent until it is touched: say so while an alarm cannot sound.
+    document.body.classList.toggle("needs-tap", sounding && state.sound && !window.StoneAlerts.unlocked());
     if (sounding && state.sound) window.StoneAlerts.startAlarm();
     else window.StoneAlerts.stopAlarm();
     $("ack").hidden = !(ok && s.mode === "fault" && canChange());
