@@ -85,8 +85,17 @@ class WebConfig:
     host: str = "0.0.0.0"
     port: int = 8080
     threads: int = 16
-    open_viewing: bool = True  # False: even viewing needs a sign-in
+    open_viewing: bool = True  # False: even the live status needs a sign-in
+    # With open_viewing, what else anyone on the network may read without signing in.
+    open_history: bool = False   # /api/history, /api/history.csv
+    open_events: bool = False    # /api/events (who changed what)
+    open_metrics: bool = False   # /metrics
+    open_api_doc: bool = False   # /api/openapi.json
     max_streams: int = 8       # live-update streams open at once; each holds a thread
+    # Host names the dashboard answers to besides IP literals, localhost, this host's name and
+    # <name>.local; any other Host header gets 421 (DNS rebinding: docs/field-notes.md, "More facts").
+    allowed_hosts: tuple[str, ...] = ()
+    session_idle_h: float = 12.0  # a browser not seen for this long must sign in again
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +143,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("web", "port"): (1, 65535, ""),
     ("web", "threads"): (2, 64, "threads"),
     ("web", "max_streams"): (1, 62, "streams"),
+    ("web", "session_idle_h"): (0.1, 720.0, "h"),
     ("mqtt", "port"): (1, 65535, ""),
     ("mqtt", "publish_interval_s"): (1.0, 3600.0, "s"),
     ("mqtt", "keepalive_s"): (5, 600, "s"),
@@ -148,6 +158,8 @@ _PATTERNS: dict[tuple[str, str], tuple[str, str]] = {
     ("mqtt", "base_topic"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
     ("mqtt", "discovery_prefix"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
     ("mqtt", "host"): (r"[A-Za-z0-9.:_-]+", "a host name or IP address"),
+    ("web", "allowed_hosts"): (r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*",
+                               'host names of letters, digits, "-" and "." (e.g. "warmer.lan"), without a port'),
 }
 
 
@@ -174,6 +186,10 @@ def _check_value(section: str, key: str, value: Any, default: Any) -> Any:
                     f"{where} = {value!r} is not allowed: must be between {low:g} and {high:g} {unit}".rstrip()
                 )
         return value
+    if expected is tuple:  # a list of strings, each checked like a string key
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} = {value!r} is not allowed: must be a list of strings, e.g. [\"a\", \"b\"]")
+        return tuple(_check_value(section, key, item, "") for item in value)
     if not isinstance(value, str):
         raise ConfigError(f"{where} = {value!r} is not allowed: must be a string in quotes")
     if (section, key) in _CHOICES and value not in _CHOICES[(section, key)]:
@@ -215,6 +231,10 @@ def _check_relations(cfg: Config) -> None:
             f"[web] max_streams = {w.max_streams} is not allowed: must be at most "
             f"threads - 2 = {w.threads - 2} (two threads stay free for the page and the API)"
         )
+    for key in ("open_history", "open_events", "open_metrics", "open_api_doc"):
+        if getattr(w, key) and not w.open_viewing:
+            raise ConfigError(f"[web] {key} = true is not allowed with open_viewing = false: "
+                              "set open_viewing = true too, or remove the key")
     if cfg.probe.safety_id and cfg.probe.safety_id == cfg.probe.id:
         raise ConfigError(
             f"[probe] safety_id = {cfg.probe.safety_id!r} is not allowed: must differ from [probe] id"
