@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from controller.core.loop import CommandError
-from web.auth import change_required, view_required
+from web.auth import change_required, read_required, view_required
 from web.context import ctx
 from web.errors import ApiError, finite_number, json_body, number_arg
 from web.openapi import spec
@@ -66,7 +66,7 @@ def acknowledge_fault(*, source: str):
 
 
 @bp.get("/api/events")
-@view_required
+@read_required("open_events")
 def get_events():
     c = ctx()
     limit = int(number_arg("limit", default=EVENTS_DEFAULT, low=1, high=EVENTS_MAX, integer=True))
@@ -78,5 +78,6 @@ def get_events():
 
 
 @bp.get("/api/openapi.json")
+@read_required("open_api_doc")
 def openapi():
     return jsonify(spec())

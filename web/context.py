@@ -17,9 +17,10 @@ if TYPE_CHECKING:  # the blueprints import ctx() from here: their types are for 
 
     from controller.core.config import Config
     from controller.core.loop import Controller
-    from web.auth import SignInLimiter
     from web.credentials import CredentialStore
     from web.history import HistoryRecorder
+    from web.sessions import SessionStore
+    from web.signin_limit import SignInLimiter
     from web.stream import StatusFeed, StreamSlots
 
 #: Key under ``app.extensions``.
@@ -31,7 +32,8 @@ class WebContext:
     controller: Controller
     cfg: Config
     credentials: CredentialStore
-    limiter: SignInLimiter
+    limiter: SignInLimiter           # how many passwords may be tried
+    sessions: SessionStore           # the signed-in browsers
     feed: StatusFeed                 # wakes the live-update streams after each tick
     streams: StreamSlots             # live-update streams open, and the limit
     history: HistoryRecorder | None  # None when the database is unusable
