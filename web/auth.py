@@ -233,8 +233,8 @@ def sign_in():
 @bp.delete("/api/session")
 def sign_out():
     """End this browser's session on the warmer; a copy of its cookie no longer works."""
+    _check_csrf()
     if signed_in():
-        _check_csrf()
         ctx().sessions.end(session["sid"])
     session.clear()
     g.pop("sw_session", None)

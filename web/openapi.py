@@ -21,7 +21,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     words = {400: "The body is not a JSON object", 401: "Not signed in, or a wrong API token",
-             403: "No CSRF token, or no password set yet", 409: "The warmer refuses now (the error says why)",
+             403: "No CSRF token, or no password set yet", 404: "No such session or token",
+             409: "The warmer refuses now (the error says why)",
              413: "The body is too large", 415: "The body is not JSON", 422: "A field or argument is not allowed",
              429: "Too many wrong passwords: wait (Retry-After)", 503: "Not available now"}
     return {str(c): _json(_ERROR, words[c]) for c in codes}
@@ -90,6 +91,23 @@ _SESSION = {
 }
 
 _CHANGE_SECURITY: list[dict[str, list[str]]] = [{"session": [], "csrf": []}, {"token": []}]
+_READ_SECURITY: list[dict[str, list[str]]] = [{"session": []}, {"token": []}]
+
+_SESSION_INFO = {
+    "type": "object", "required": ["id", "created_wall_s", "last_seen_wall_s", "client", "current"],
+    "properties": {
+        "id": {"type": "string", "description": "names the session here; cannot sign anyone in"},
+        "created_wall_s": {"type": "number"}, "last_seen_wall_s": {"type": "number"},
+        "client": {"type": "string", "description": "the address it signed in from"},
+        "user_agent": {"type": "string"}, "current": {"type": "boolean", "description": "this browser's own"},
+    },
+}
+_TOKEN_INFO = {"type": "object", "required": ["name"],
+               "properties": {"name": {"type": "string"}, "created_wall_s": {"type": ["number", "null"]}}}
+
+
+def _id_param(name: str, description: str) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": description}]
 
 
 def _sse_message(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -116,8 +134,11 @@ def spec() -> dict[str, Any]:
             "title": "stonewarmer",
             "version": __version__,
             "description": "A hot-stone warmer's status, history and commands. Temperatures in degC, "
-                           "times in seconds. Viewing is open on the LAN unless [web] open_viewing = false; "
-                           "changes need a signed-in session with its CSRF token, or an API token.",
+                           "times in seconds. The live status is open on the LAN unless [web] open_viewing = "
+                           "false; the history, the events, /metrics and this document need a sign-in or an API "
+                           "token unless [web] open_history, open_events, open_metrics, open_api_doc = true; "
+                           "changes need a signed-in session with its CSRF token, or an API token. A Host header "
+                           "that is not the warmer's own name or address gets 421.",
         },
         "components": {
             "securitySchemes": {
@@ -160,6 +181,7 @@ def spec() -> dict[str, Any]:
                     **_errors(401, 403, 409, 415, 422)}}},
             "/api/events": {"get": {
                 "summary": "Recent events (faults, acknowledges, setpoint changes), newest first",
+                "security": _READ_SECURITY,
                 "parameters": [{"name": "limit", "in": "query",
                                 "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}],
                 "responses": {"200": _json({"type": "object", "properties": {"events": {
@@ -167,6 +189,7 @@ def spec() -> dict[str, Any]:
                     **_errors(401, 422)}}},
             "/api/history": {"get": {
                 "summary": "Temperature, setpoint and duty over time, one array per column",
+                "security": _READ_SECURITY,
                 "parameters": _range_params(),
                 "responses": {"200": _json({"type": "object", "properties": {
                     "since_s": {"type": "number"}, "until_s": {"type": "number"},
@@ -179,6 +202,7 @@ def spec() -> dict[str, Any]:
                     **_errors(401, 422, 503)}}},
             "/api/history.csv": {"get": {
                 "summary": "The same as /api/history, as CSV with a time_utc column",
+                "security": _READ_SECURITY,
                 "parameters": _range_params(),
                 "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
                               **_errors(401, 422, 503)}}},
@@ -197,18 +221,42 @@ def spec() -> dict[str, Any]:
                              "properties": {"password": {"type": "string"}}}}}},
                          "responses": {"200": _json({"$ref": "#/components/schemas/Session"}, "Signed in"),
                                        **_errors(400, 401, 403, 413, 415, 422, 429)}},
-                "delete": {"summary": "Sign out", "security": [{"csrf": []}],
+                "delete": {"summary": "Sign out: the session ends on the warmer too", "security": [{"csrf": []}],
                            "responses": {"200": _json({"$ref": "#/components/schemas/Session"}, "Signed out"),
                                          **_errors(403)}},
             },
-            "/api/openapi.json": {"get": {"summary": "This document",
-                                          "responses": {"200": {"description": "OpenAPI 3"}}}},
+            "/api/openapi.json": {"get": {"summary": "This document", "security": _READ_SECURITY,
+                                          "responses": {"200": {"description": "OpenAPI 3"}, **_errors(401)}}},
+            "/api/sessions": {"get": {
+                "summary": "The signed-in browsers, most recently seen first",
+                "security": _READ_SECURITY,
+                "responses": {"200": _json({"type": "object", "properties": {"sessions": {
+                    "type": "array", "items": _SESSION_INFO}}}, "Sessions"), **_errors(401)}}},
+            "/api/sessions/{session_id}": {"delete": {
+                "summary": "End a session: that browser must sign in again",
+                "security": _CHANGE_SECURITY,
+                "parameters": _id_param("session_id", "an id from GET /api/sessions"),
+                "responses": {"200": _json({"type": "object", "properties": {"ended": {"type": "string"}}}, "Ended"),
+                              **_errors(401, 403, 404)}}},
+            "/api/tokens": {"get": {
+                "summary": "The API tokens' names (a token itself is shown only once, on the Pi)",
+                "security": _READ_SECURITY,
+                "responses": {"200": _json({"type": "object", "properties": {"tokens": {
+                    "type": "array", "items": _TOKEN_INFO}}}, "Tokens"), **_errors(401)}}},
+            "/api/tokens/{name}": {"delete": {
+                "summary": "Revoke an API token",
+                "security": _CHANGE_SECURITY,
+                "parameters": _id_param("name", "a name from GET /api/tokens"),
+                "responses": {"200": _json({"type": "object", "properties": {"revoked": {"type": "string"}}},
+                                           "Revoked"),
+                              **_errors(401, 403, 404, 503)}}},
             "/healthz": {"get": {
                 "summary": "200 while the control loop ticks on time, else 503",
                 "responses": {"200": _json({"type": "object"}, "Ticking on time"),
                               "503": _json({"type": "object"}, "The control loop is late or not running")}}},
             "/metrics": {"get": {
                 "summary": "Prometheus metrics (stonewarmer_temperature_celsius, ...)",
+                "security": _READ_SECURITY,
                 "responses": {"200": {"description": "Prometheus text format",
                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
                               **_errors(401)}}},

@@ -8,9 +8,9 @@ from controller.cli.main import main
 from controller.sim.simulation import parse_injection
 from tests.helpers import WEB_PASSWORD, csrf_token
 from web import create_app
-from web.signin_limit import SignInLimiter
 from web.context import EXTENSION
 from web.credentials import CredentialStore
+from web.signin_limit import SignInLimiter
 
 
 def _unchanged(sim, before_events: int) -> None:
