@@ -153,13 +153,15 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 # Strings with a required shape: (regular expression, what is allowed).
 _TOPIC_LEVELS = r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_NAME = rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*"
 _PATTERNS: dict[tuple[str, str], tuple[str, str]] = {
     ("mqtt", "name"): (r"([A-Za-z0-9_-]{1,64})?", 'letters, digits, "-" and "_" (at most 64), or "" for automatic'),
     ("mqtt", "base_topic"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
     ("mqtt", "discovery_prefix"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
     ("mqtt", "host"): (r"[A-Za-z0-9.:_-]+", "a host name or IP address"),
-    ("web", "allowed_hosts"): (r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*",
-                               'host names of letters, digits, "-" and "." (e.g. "warmer.lan"), without a port'),
+    ("web", "allowed_hosts"): (_HOST_NAME, 'host names of letters, digits, "-" and "." (e.g. "warmer.lan"), '
+                                           "without a port"),
 }
 
 

@@ -30,6 +30,7 @@ from tests.helpers import REPO, WEB_PASSWORD, csrf_token
 from web import MAX_REQUEST_BODY_BYTES
 from web.auth import CSRF_HEADER
 from web.context import EXTENSION
+from web.guard import PER_CLIENT_CONNECTIONS
 
 J = "application/json"
 
@@ -342,20 +343,33 @@ CLIENT_PATHS = ("/api/status", "/healthz") * 4 + ("/api/stream",)
 MAX_TICK_AGE_S = 3.0  # a tick is due every second: a gap beyond this means the control loop was held up
 
 
-class Stalled:
-    """``half_open`` connections stalled mid-request and ``slow`` ones dripping header lines."""
+def loopback(n: int) -> str:
+    """The n-th extra loopback address (127.0.0.n): each is a different client to the server."""
+    return f"127.0.0.{n}"
 
-    def __init__(self, port: int, *, half_open: int, slow: int) -> None:
+
+def _connect(port: int, source: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+
+
+class Stalled:
+    """``half_open`` connections stalled mid-request and ``slow`` ones dripping header lines, from
+    ``sources`` client addresses taken in turn (each within the per-address cap when spread)."""
+
+    def __init__(self, port: int, *, half_open: int, slow: int, sources: list[str]) -> None:
         self.sockets: list[socket.socket] = []
         self._stop = threading.Event()
         partial = b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: half-open\r\n"
-        for _ in range(half_open):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        for i in range(half_open):
+            sock = _connect(port, sources[i % len(sources)])
             sock.sendall(partial)
             self.sockets.append(sock)
-        self.slow = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(slow)]
+        self.slow = [_connect(port, sources[i % len(sources)]) for i in range(slow)]
         for sock in self.slow:
-            sock.sendall(b"GET /api/status HTTP/1.1\r\n")
+            try:
+                sock.sendall(b"GET /api/status HTTP/1.1\r\n")
+            except OSError:  # refused by the server already (the per-address cap)
+                pass
         self.drips = 0
         self._thread = threading.Thread(target=self._drip, daemon=True)
         self._thread.start()
@@ -380,7 +394,8 @@ class Stalled:
 
 @pytest.fixture
 def stalled(warmer):
-    held = Stalled(warmer.port, half_open=HALF_OPEN, slow=SLOW_HEADERS)
+    """120 stalled connections from six addresses (127.0.0.20-25), 20 each: within the per-address cap."""
+    held = Stalled(warmer.port, half_open=HALF_OPEN, slow=SLOW_HEADERS, sources=[loopback(20 + i) for i in range(6)])
     yield held
     held.close()
 
@@ -390,6 +405,75 @@ def test_stalled_connections_do_not_lock_out_the_dashboard(warmer, stalled):
     assert warmer.get("/healthz", timeout_s=5)[0] == 200
     status, body = warmer.get("/api/status", timeout_s=5)
     assert status == 200 and json.loads(body)["tick"] > 0
+
+
+SLOW_SOCKETS = 400  # from one host, each trickling a header line every DRIP_S
+
+
+def test_400_slow_sockets_from_one_host_leave_the_owner_answered_within_1_s(warmer):
+    """Item 11: once, 400 such sockets held every connection slot (the idle timeout never fires
+    for a connection that keeps sending), and the owner's phone got no answer at all."""
+    attacker = Stalled(warmer.port, half_open=0, slow=SLOW_SOCKETS, sources=[loopback(2)])
+    try:
+        time.sleep(2 * DRIP_S)  # the attacker's header lines go on meanwhile (real traffic, bounded)
+        took_s = []
+        for path in ("/healthz", "/api/status", "/", "/api/status"):
+            started = time.monotonic()
+            status, _body = warmer.get(path, timeout_s=1.0)
+            took_s.append(time.monotonic() - started)
+            assert status == 200, path
+        # The server kept only its per-address share of them: the rest were answered 503 and closed.
+        refused = 0
+        for sock in attacker.slow:
+            sock.settimeout(0.05)
+            try:
+                data = sock.recv(200)
+            except TimeoutError:  # still open and waiting: within the cap
+                continue
+            except OSError:  # reset: closed by the server with our header lines unread
+                data = b""
+            refused += data.startswith(b"HTTP/1.1 503") or data == b""
+        print("\nFIGURES slow sockets: " + json.dumps({"sockets": SLOW_SOCKETS, "refused": refused,
+                                                      "owner_answer_s": [round(t, 3) for t in took_s]}))
+        assert max(took_s) < 1.0
+        assert refused >= SLOW_SOCKETS - PER_CLIENT_CONNECTIONS
+    finally:
+        attacker.close()
+
+
+def test_a_request_that_trickles_in_for_longer_than_the_bound_is_closed(sim):
+    """The request time bound, on a guarded server of its own with a 1 s bound (real time)."""
+    from flask import Flask
+
+    from web.guard import create_guarded_server
+
+    server = create_guarded_server(Flask(__name__), host="127.0.0.1", port=0, threads=2, request_time_s=1.0,
+                                   cleanup_interval=1)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.effective_port), timeout=5)
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        started = time.monotonic()
+        closed = False
+        for n in range(40):  # a header line every 0.1 s: never idle, never complete; at most 4 s
+            try:
+                sock.sendall(f"X-Drip-{n}: z\r\n".encode())
+            except OSError:
+                closed = True
+                break
+            sock.settimeout(0.1)
+            try:
+                if sock.recv(100) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                pass
+        assert closed and 1.0 <= time.monotonic() - started < 3.5
+    finally:
+        server.task_dispatcher.shutdown(timeout=1)
+        server.trigger.pull_trigger(lambda: __import__("waitress").wasyncore.close_all(server._map))
+        thread.join(timeout=5)
 
 
 class Load:
@@ -419,7 +503,8 @@ class Load:
 def _client(port: int, index: int, load: Load, start: threading.Barrier, window: dict) -> None:
     start.wait(timeout=30)
     deadline_s = window["until_s"]
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    source = (_client_address(index), 0)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=source)
     try:
         for n in range(REQUESTS_PER_CLIENT):
             if time.monotonic() > deadline_s:
@@ -427,7 +512,7 @@ def _client(port: int, index: int, load: Load, start: threading.Barrier, window:
             path = CLIENT_PATHS[(index + n) % len(CLIENT_PATHS)]
             try:
                 if path == "/api/stream":
-                    _stream_once(port, load)
+                    _stream_once(port, load, source)
                 else:
                     conn.request("GET", path)
                     answer = conn.getresponse()
@@ -436,14 +521,19 @@ def _client(port: int, index: int, load: Load, start: threading.Barrier, window:
                 with load.lock:
                     load.errors.append(f"{path}: {exc!r}")
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=source)
     finally:
         conn.close()
 
 
-def _stream_once(port: int, load: Load) -> None:
+def _client_address(index: int) -> str:
+    """The clients come from 20 addresses (127.0.0.100-119), ten each: a busy practice, not one host."""
+    return loopback(100 + index % 20)
+
+
+def _stream_once(port: int, load: Load, source: tuple[str, int]) -> None:
     """Open the live stream, read its first status message, hang up."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=source)
     try:
         conn.request("GET", "/api/stream")
         answer = conn.getresponse()
