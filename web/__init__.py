@@ -55,7 +55,8 @@ class WebRuntime:
         self.server = create_guarded_server(self.app, host=host, port=port, threads=self.cfg.web.threads,
                                             ident="stonewarmer", connection_limit=CONNECTION_LIMIT,
                                             channel_timeout=CHANNEL_TIMEOUT_S, cleanup_interval=CLEANUP_INTERVAL_S,
-                                            max_request_body_size=MAX_REQUEST_BODY_BYTES)
+                                            max_request_body_size=MAX_REQUEST_BODY_BYTES,
+                                            per_client=self.cfg.web.connections_per_client)
         shown = "localhost" if host in ("0.0.0.0", "::", "") else host
         self.url = f"http://{shown}:{self.server.effective_port}/"
         if self.history is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from controller.core.loop import CommandError
 from web.auth import change_required, read_required, view_required
@@ -35,7 +35,7 @@ def status_payload(controller, status=None) -> dict[str, Any]:
 @bp.get("/api/status")
 @view_required
 def get_status():
-    return jsonify(status_payload(ctx().controller))
+    return Response(ctx().status_json.body(), mimetype="application/json")  # web/snapshot.py
 
 
 @bp.post("/api/setpoint")

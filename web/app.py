@@ -12,6 +12,7 @@ from web.credentials import CredentialStore
 from web.history import HistoryRecorder
 from web.sessions import SessionStore
 from web.signin_limit import SignInLimiter
+from web.snapshot import StatusJson
 
 # The page loads nothing from elsewhere; say so to the browser as well.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -39,7 +40,7 @@ def create_app(controller: Controller, cfg: Config, *, history: HistoryRecorder 
         feed=feed, streams=streams, history=history,
         history_problem=history_problem if history is None else None,
         heartbeat_s=heartbeat_s, stream_max_s=stream_max_s,
-        metrics_registry=metrics.registry_for(controller, streams),
+        metrics_registry=metrics.registry_for(controller, streams), status_json=StatusJson(controller),
     )
     errors.register(app)
     hosts.register(app, extra=cfg.web.allowed_hosts)

@@ -28,7 +28,6 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-PER_CLIENT_CONNECTIONS = 24   # a browser opens up to 6 per host; a few phones behind one address fit
 REQUEST_TIME_S = 10.0         # from a request's first byte to its last
 _REFUSAL_TEXT = b"too many connections from this address: close some, or try again in a few seconds\n"
 REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\n"
@@ -95,9 +94,11 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
                 channel.will_close = True  # the server loop closes it on its next pass
 
 
-def create_guarded_server(app: Any, *, host: str, port: int, threads: int, per_client: int = PER_CLIENT_CONNECTIONS,
+def create_guarded_server(app: Any, *, host: str, port: int, threads: int, per_client: int,
                           request_time_s: float = REQUEST_TIME_S, **adjustments: Any) -> GuardedServer:
     """A :class:`GuardedServer` for ``app`` on every address ``host`` resolves to (one shared loop).
+
+    ``per_client``: connections one client address may hold (``[web] connections_per_client``).
 
     ``adjustments`` are waitress's own settings (``connection_limit``, ``channel_timeout``, ...).
     Returns the last server made; its ``run()`` serves them all.

@@ -96,6 +96,7 @@ class WebConfig:
     # <name>.local; any other Host header gets 421 (DNS rebinding: docs/field-notes.md, "More facts").
     allowed_hosts: tuple[str, ...] = ()
     session_idle_h: float = 12.0  # a browser not seen for this long must sign in again
+    connections_per_client: int = 24  # open connections one client address may hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("web", "threads"): (2, 64, "threads"),
     ("web", "max_streams"): (1, 62, "streams"),
     ("web", "session_idle_h"): (0.1, 720.0, "h"),
+    ("web", "connections_per_client"): (4, 400, "connections"),
     ("mqtt", "port"): (1, 65535, ""),
     ("mqtt", "publish_interval_s"): (1.0, 3600.0, "s"),
     ("mqtt", "keepalive_s"): (5, 600, "s"),

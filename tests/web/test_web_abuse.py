@@ -25,12 +25,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controller.core.config import Config
 from controller.qa.processes import free_port, stop
 from tests.helpers import REPO, WEB_PASSWORD, csrf_token
 from web import MAX_REQUEST_BODY_BYTES
 from web.auth import CSRF_HEADER
 from web.context import EXTENSION
-from web.guard import PER_CLIENT_CONNECTIONS
 
 J = "application/json"
 
@@ -436,7 +436,7 @@ def test_400_slow_sockets_from_one_host_leave_the_owner_answered_within_1_s(warm
         print("\nFIGURES slow sockets: " + json.dumps({"sockets": SLOW_SOCKETS, "refused": refused,
                                                       "owner_answer_s": [round(t, 3) for t in took_s]}))
         assert max(took_s) < 1.0
-        assert refused >= SLOW_SOCKETS - PER_CLIENT_CONNECTIONS
+        assert refused >= SLOW_SOCKETS - Config().web.connections_per_client
     finally:
         attacker.close()
 
@@ -447,8 +447,8 @@ def test_a_request_that_trickles_in_for_longer_than_the_bound_is_closed(sim):
 
     from web.guard import create_guarded_server
 
-    server = create_guarded_server(Flask(__name__), host="127.0.0.1", port=0, threads=2, request_time_s=1.0,
-                                   cleanup_interval=1)
+    server = create_guarded_server(Flask(__name__), host="127.0.0.1", port=0, threads=2, per_client=4,
+                                   request_time_s=1.0, cleanup_interval=1)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -166,3 +166,21 @@ def test_unknown_api_path_is_a_json_404(client):
 
 def test_wrong_method_is_a_json_405(client):
     assert client.get("/api/setpoint").status_code == 405
+
+
+def test_status_is_serialised_once_per_tick_and_answers_what_the_stream_sends(sim, client, monkeypatch):
+    from controller.core.status import Status
+    from web.api import status_payload
+
+    calls = []
+    original = Status.to_dict
+    monkeypatch.setattr(Status, "to_dict", lambda self: calls.append(self.tick) or original(self))
+    sim.run(2)
+    answers = [client.get("/api/status") for _ in range(50)]
+    assert calls == [2] and all(a.get_data() == answers[0].get_data() for a in answers)
+    sim.clock.advance(0.25)  # tick_age_s still follows the clock, request by request
+    assert client.get("/api/status").get_json()["tick_age_s"] == 0.25
+    sim.step()
+    body = client.get("/api/status").get_json()
+    assert calls[-1] == 3 and body == status_payload(sim.controller)
+    assert answers[0].mimetype == "application/json" and answers[0].headers["Cache-Control"] == "no-store"
