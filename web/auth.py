@@ -21,7 +21,8 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from flask import Blueprint, Flask, g, jsonify, request, session
+from flask import Blueprint, Flask, Request, g, jsonify, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from web.context import ctx
 from web.credentials import HOW_TO_SET, MAX_PASSWORD_CHARS
@@ -34,8 +35,19 @@ bp = Blueprint("auth", __name__)
 CSRF_HEADER = "X-CSRF-Token"
 
 
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed cookie, without building a signer for a request that sends no cookie
+    (a poll of /api/status, a script with a token): a measurable share of such a request."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def configure(app: Flask, *, credentials) -> None:
     """Cookie settings and the key that signs the cookie (kept in the credentials file)."""
+    app.session_interface = _CookieSessions()
     app.secret_key = credentials.session_key()
     app.config.update(
         SESSION_COOKIE_NAME="stonewarmer_session",

@@ -17,6 +17,8 @@ from flask import Flask, request
 
 from web.errors import error_response
 
+KNOWN_HOSTS_KEPT = 256  # answers remembered (every request checks Host; most repeat one name)
+
 
 def split_port(host: str) -> str:
     """``host`` without its ``:port``, brackets of an IPv6 literal removed; lower case, no final dot."""
@@ -51,13 +53,19 @@ def is_allowed(host: str, names: frozenset[str]) -> bool:
 def register(app: Flask, *, extra: tuple[str, ...]) -> None:
     """Refuse, with 421, every request whose ``Host`` is not one of this warmer's."""
     names = own_names(extra)
+    known: dict[str, bool] = {}  # Host header -> allowed; a handful of names in practice
 
     @app.before_request
     def _check_host():
         host = request.headers.get("Host", "")
         if not host:  # HTTP/1.0 without Host: no browser sends it, so no page can rebind it
             return None
-        if is_allowed(host, names):
+        allowed = known.get(host)
+        if allowed is None:
+            allowed = is_allowed(host, names)
+            if len(known) < KNOWN_HOSTS_KEPT:
+                known[host] = allowed
+        if allowed:
             return None
         return error_response(421, f"this warmer does not answer to the name {split_port(host)[:80]!r}: "
                                    "open it by its address or its own name", field="Host",

@@ -331,6 +331,76 @@ def test_malformed_http_is_4xx_and_the_warmer_keeps_ticking(warmer, request_byte
     assert warmer.get("/healthz")[0] == 200
 
 
+# -- sessions, names and guesses, through waitress ----------------------------------------------
+def _call(port: int, method: str, path: str, *, source: str, body: dict | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, dict, http.client.HTTPResponse]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers={**({"Content-Type": J} if data else {}), **(headers or {})})
+        answer = conn.getresponse()
+        text = answer.read()
+        return answer.status, json.loads(text) if text else {}, answer
+    finally:
+        conn.close()
+
+
+def _browser_sign_in(port: int, source: str) -> tuple[str, str]:
+    """(cookie, CSRF token) of a browser signed in from ``source``."""
+    _status, first, answer = _call(port, "GET", "/api/session", source=source)
+    cookie = answer.getheader("Set-Cookie").split(";", 1)[0]
+    status, body, answer = _call(port, "POST", "/api/session", source=source, body={"password": WEB_PASSWORD},
+                                 headers={CSRF_HEADER: first["csrf_token"], "Cookie": cookie})
+    assert status == 200, body
+    return answer.getheader("Set-Cookie").split(";", 1)[0], body["csrf_token"]
+
+
+def test_a_cookie_replayed_after_sign_out_gets_401_through_waitress(warmer):
+    source = loopback(4)
+    cookie, csrf = _browser_sign_in(warmer.port, source)
+    signed = {"Cookie": cookie, CSRF_HEADER: csrf}
+    assert _call(warmer.port, "GET", "/api/sessions", source=source, headers=signed)[0] == 200
+    assert _call(warmer.port, "DELETE", "/api/session", source=source, headers=signed)[0] == 200
+    status, body, _ = _call(warmer.port, "POST", "/api/setpoint", source=source, body={"setpoint_c": 50},
+                            headers=signed)
+    assert status == 401 and body["field"] == "session"
+    assert _call(warmer.port, "GET", "/api/status", source=source)[1]["setpoint_c"] == 52.0
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "rebind.127.0.0.1.example"])
+def test_a_host_header_that_is_not_the_warmers_gets_421_through_waitress(warmer, host):
+    for path in ("/api/status", "/", "/api/session"):
+        status, answer = warmer.raw(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        assert status == 421, (path, answer[:200])
+        assert b"52.0" not in answer.split(b"\r\n\r\n", 1)[1]  # nothing of the status leaks
+
+
+def test_40_parallel_wrong_sign_ins_check_at_most_5_passwords_through_waitress(warmer):
+    """Counted before checking: only 5 of them reach the password check (401); the rest are 429 unchecked."""
+    source = loopback(3)
+    statuses: list[int] = []
+    lock = threading.Lock()
+    _status, first, answer = _call(warmer.port, "GET", "/api/session", source=source)
+    headers = {CSRF_HEADER: first["csrf_token"], "Cookie": answer.getheader("Set-Cookie").split(";", 1)[0]}
+    start = threading.Barrier(40)
+
+    def guess() -> None:
+        start.wait(timeout=30)
+        status = _call(warmer.port, "POST", "/api/session", source=source, body={"password": "wrong guess"},
+                       headers=headers)[0]
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=guess, daemon=True) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    print("\nFIGURES 40 parallel wrong sign-ins: " + json.dumps(dict(Counter(statuses))))
+    assert len(statuses) == 40 and set(statuses) <= {401, 429}
+    assert statuses.count(401) <= 5
+
+
 # -- slow, half-open and many connections ----------------------------------------------------
 HALF_OPEN = 100       # connections that send part of a request and stall
 SLOW_HEADERS = 20     # connections that send one more header line every DRIP_S
