@@ -56,7 +56,7 @@ def create_app(controller: Controller, cfg: Config, *, history: HistoryRecorder 
     for blueprint in (api.bp, history_api.bp, auth.bp, access_api.bp, stream.bp, metrics.bp, pages.bp):
         app.register_blueprint(blueprint)
 
-    app.wsgi_app = _with_headers(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = _with_headers(app.wsgi_app)  # type: ignore[method-assign,assignment]
     return app
 
 

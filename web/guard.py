@@ -34,7 +34,7 @@ REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRet
            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_REFUSAL_TEXT), _REFUSAL_TEXT))
 
 
-class TimedChannel(HTTPChannel):  # type: ignore[misc]  # waitress has no type information
+class TimedChannel(HTTPChannel):  # waitress has no type information: Any
     """An HTTP connection that remembers when its unfinished request began (``time.time``, waitress's clock)."""
 
     request_started_s: float | None = None
@@ -48,7 +48,7 @@ class TimedChannel(HTTPChannel):  # type: ignore[misc]  # waitress has no type i
         return done
 
 
-class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
+class GuardedServer(TcpWSGIServer):
     """waitress's TCP server with the per-address cap and the request time bound."""
 
     channel_class = TimedChannel
