@@ -23,8 +23,11 @@ if TYPE_CHECKING:
 # The page loads nothing from elsewhere; say so to the browser as well.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
-                    ("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+PAGE_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+                ("Content-Security-Policy", CONTENT_SECURITY_POLICY)]
+# An API answer is never a page: nothing in it may load or be framed (OWASP's REST advice), and no cache keeps it.
+API_HEADERS = [("X-Content-Type-Options", "nosniff"),
+               ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")]
 
 
 def create_app(controller: Controller, cfg: Config, *, history: HistoryRecorder | None = None,
@@ -51,28 +54,35 @@ def create_app(controller: Controller, cfg: Config, *, history: HistoryRecorder 
         metrics_registry=metrics.registry_for(controller, streams), status_json=StatusJson(controller),
     )
     errors.register(app)
-    hosts.register(app, extra=cfg.web.allowed_hosts)
     auth.configure(app, credentials=credentials)
     for blueprint in (api.bp, history_api.bp, auth.bp, access_api.bp, stream.bp, metrics.bp, pages.bp):
         app.register_blueprint(blueprint)
 
-    app.wsgi_app = _with_headers(app.wsgi_app)  # type: ignore[method-assign,assignment]
+    # In front of Flask: the Host check (web/hosts.py), then the security headers on every answer.
+    front = hosts.wrap(app.wsgi_app, extra=cfg.web.allowed_hosts)
+    app.wsgi_app = _with_headers(front)  # type: ignore[method-assign,assignment]
     return app
 
 
 def _with_headers(wsgi_app: WSGIApplication) -> WSGIApplication:
-    """``wsgi_app`` with the security headers on every answer (errors too), and ``no-store`` on the
-    API's unless the view chose its own caching. Plain list work at the WSGI layer: an
+    """``wsgi_app`` with the security headers on every answer (errors and 421 too), and ``no-store``
+    on the API's unless the view chose its own caching. Plain list work at the WSGI layer: an
     ``after_request`` doing the same cost a measurable share of a ``GET /api/status``."""
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        no_store = path.startswith("/api/") or path in ("/healthz", "/metrics")
+        api = path.startswith("/api/") or path in ("/healthz", "/metrics")
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            headers.extend(SECURITY_HEADERS)
-            if no_store and not any(name.lower() == "cache-control" for name, _ in headers):
-                headers.append(("Cache-Control", "no-store"))
+            if api:
+                for name, _value in headers:
+                    if name == "Cache-Control":  # the view chose (werkzeug keeps the views' spelling)
+                        break
+                else:
+                    headers.append(("Cache-Control", "no-store"))
+                headers += API_HEADERS
+            else:
+                headers += PAGE_HEADERS
             return start_response(status, headers, exc_info)
 
         return wsgi_app(environ, start)

@@ -21,8 +21,8 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from flask import Blueprint, Flask, Request, g, jsonify, request, session
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask import Blueprint, Flask, Request, Response, g, jsonify, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 
 from web.context import ctx
 from web.credentials import HOW_TO_SET, MAX_PASSWORD_CHARS
@@ -43,6 +43,11 @@ class _CookieSessions(SecureCookieSessionInterface):
         if "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if not session and not session.modified and not session.accessed:
+            return  # nothing to send, nothing to delete, nothing read: no cookie header at all
+        super().save_session(app, session, response)
 
 
 def configure(app: Flask, *, credentials) -> None:

@@ -5,17 +5,19 @@ and then talk to the dashboard from her browser; the browser then sends the page
 name in ``Host`` (docs/field-notes.md, "More facts: ..., web, ..."). The dashboard
 answers only when ``Host`` is an IP literal, ``localhost``, this machine's host name,
 ``<host name>.local`` (mDNS) or a name in ``[web] allowed_hosts``; anything else gets
-421 Misdirected Request, before any view runs.
+421 Misdirected Request, at the WSGI layer: before Flask, a session or a view sees it.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from flask import Flask, request
-
-from web.errors import error_response
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 KNOWN_HOSTS_KEPT = 256  # answers remembered (every request checks Host; most repeat one name)
 
@@ -50,24 +52,30 @@ def is_allowed(host: str, names: frozenset[str]) -> bool:
     return True
 
 
-def register(app: Flask, *, extra: tuple[str, ...]) -> None:
-    """Refuse, with 421, every request whose ``Host`` is not one of this warmer's."""
+def wrap(wsgi_app: WSGIApplication, *, extra: tuple[str, ...]) -> WSGIApplication:
+    """``wsgi_app`` answering 421, before Flask sees the request, when ``Host`` is not one of this warmer's."""
     names = own_names(extra)
     known: dict[str, bool] = {}  # Host header -> allowed; a handful of names in practice
 
-    @app.before_request
-    def _check_host():
-        host = request.headers.get("Host", "")
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        host = environ.get("HTTP_HOST", "")
         if not host:  # HTTP/1.0 without Host: no browser sends it, so no page can rebind it
-            return None
+            return wsgi_app(environ, start_response)
         allowed = known.get(host)
         if allowed is None:
             allowed = is_allowed(host, names)
             if len(known) < KNOWN_HOSTS_KEPT:
                 known[host] = allowed
         if allowed:
-            return None
-        return error_response(421, f"this warmer does not answer to the name {split_port(host)[:80]!r}: "
-                                   "open it by its address or its own name", field="Host",
-                              allowed="an IP address, localhost, this warmer's host name (also .local) "
-                                      "or a name in [web] allowed_hosts")
+            return wsgi_app(environ, start_response)
+        body = json.dumps({
+            "error": f"this warmer does not answer to the name {split_port(host)[:80]!r}: "
+                     "open it by its address or its own name",
+            "field": "Host",
+            "allowed": "an IP address, localhost, this warmer's host name (also .local) or a name in "
+                       "[web] allowed_hosts"}).encode()
+        start_response("421 Misdirected Request", [("Content-Type", "application/json"),
+                                                   ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app

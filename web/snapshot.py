@@ -29,5 +29,5 @@ class StatusJson:
             # The object without its closing brace; tick_age_s goes after it.
             head = json.dumps(status.to_dict(), separators=(",", ":")).encode()[:-1]
             self._cached = (status, head)
-        age_s = round(self.controller.clock.monotonic() - status.monotonic_s, 3)
-        return head + b',"tick_age_s":' + json.dumps(age_s).encode() + b"}"
+        age_s = self.controller.clock.monotonic() - status.monotonic_s
+        return head + b',"tick_age_s":%.3f}' % age_s  # a finite number: valid JSON as it is

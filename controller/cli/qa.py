@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=32, help="waitress threads (default 32)")
     p.add_argument("--throughput", type=float, default=5.0, metavar="S",
                    help="then compare /api/status with a bare Flask + waitress endpoint of the same JSON: "
-                        "wrk, 50 connections, two runs of S seconds each (default 5; 0 = skip; needs wrk)")
+                        "wrk, 50 connections, three runs of S seconds each (default 5; 0 = skip; needs wrk)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(handler=cmd_bench_web)
 
