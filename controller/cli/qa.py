@@ -48,9 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=10.0,
                    help="simulation speed: ticks per real second (default 10)")
     p.add_argument("--threads", type=int, default=32, help="waitress threads (default 32)")
-    p.add_argument("--throughput", type=float, default=5.0, metavar="S",
+    p.add_argument("--throughput", type=float, default=3.0, metavar="S",
                    help="then compare /api/status with a bare Flask + waitress endpoint of the same JSON: "
-                        "wrk, 50 connections, three runs of S seconds each (default 5; 0 = skip; needs wrk)")
+                        "wrk, 50 connections, five runs of S seconds each (default 3; 0 = skip; needs wrk)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(handler=cmd_bench_web)
 

@@ -105,7 +105,7 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
                  str(interval_s), str(streams), str(duration_s)],
                 capture_output=True, text=True, timeout=duration_s + 60)
             lateness.recording = False
-            throughput = _compare(port, threads=threads, run_s=throughput_s) if throughput_s > 0 else None
+            throughput = _compare(port, web.app, threads=threads, run_s=throughput_s) if throughput_s > 0 else None
         finally:
             stop.set()
             control.join(timeout=5)
@@ -125,7 +125,7 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
     return figures
 
 
-def _compare(port: int, *, threads: int, run_s: float) -> dict[str, Any]:
+def _compare(port: int, app: Any, *, threads: int, run_s: float) -> dict[str, Any]:
     """The throughput comparison against this server's /api/status (wrk; web_throughput.py)."""
     import urllib.request
 
@@ -136,7 +136,7 @@ def _compare(port: int, *, threads: int, run_s: float) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=10) as answer:
         body = answer.read()  # the bare endpoint serves the same bytes
     try:
-        return compare(url, body, threads=threads, duration_s=run_s)
+        return compare(url, body, ours_app=app, threads=threads, duration_s=run_s)
     except WrkError as exc:
         raise BenchError(str(exc)) from None
 
