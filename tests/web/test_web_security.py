@@ -283,3 +283,23 @@ def test_an_unchanged_setpoint_records_no_event_and_saves_nothing(sim, client, s
         assert answer.status_code == 200 and answer.get_json()["setpoint_c"] == 50.0
     assert len(sim.controller.events.since(0)) == events
     assert sim.controller.store.path.stat().st_mtime_ns == saved
+
+
+# -- the [web] keys -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("web", "named"), [
+    ({"allowed_hosts": "warmer.lan"}, ["allowed_hosts", "a list of strings"]),
+    ({"allowed_hosts": ["warmer.lan:8080"]}, ["allowed_hosts", "warmer.lan:8080", "without a port"]),
+    ({"allowed_hosts": ["-bad-.lan"]}, ["allowed_hosts", "-bad-.lan"]),
+    ({"allowed_hosts": [80]}, ["allowed_hosts", "80", "string"]),
+    ({"open_viewing": False, "open_history": True}, ["open_history", "open_viewing = false"]),
+    ({"open_events": "yes"}, ["open_events", "true or false"]),
+    ({"session_idle_h": 0}, ["session_idle_h", "0.1", "720"]),
+    ({"connections_per_client": 2}, ["connections_per_client", "4", "400"]),
+])
+def test_a_bad_web_key_is_refused_naming_the_key_and_what_is_allowed(web, named):
+    from controller.core import config as cfgmod
+
+    with pytest.raises(cfgmod.ConfigError) as refused:
+        cfgmod.from_dict({"web": web})
+    message = str(refused.value)
+    assert "\n" not in message and all(word in message for word in named), message
