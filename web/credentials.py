@@ -37,10 +37,12 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 256
 TOKEN_PREFIX = "sw_"
 # argon2id at OWASP's first recommended setting: 19 MiB, 2 passes, 1 lane (docs/field-notes.md,
-# "More facts: ..., passwords, ..."). A Pi Zero 2 W has 512 MB shared with the GPU and the OS;
-# the web checks at most web.signin_limit.MAX_CONCURRENT_CHECKS (2) passwords at once, so sign-ins
-# never hold more than 38 MiB, and one check takes ~0.07 s on a 2-core x86 VM (a few tenths of
-# a second on the Pi Zero's Cortex-A53): slow for a guesser, unnoticed by the therapist.
+# "More facts: heater range, systemd, strict_gpiod, notifications, passwords, web, Home Assistant").
+# A Pi Zero 2 W has 512 MB shared with the GPU and the OS; the web checks at most
+# web.signin_limit.MAX_CONCURRENT_CHECKS (2) passwords at once, so sign-ins never hold more than
+# 38 MiB (scrypt at OWASP's N=2^17 would be 128 MiB each), and one check takes ~0.07 s on a 2-core
+# x86 VM (a few tenths of a second on the Pi Zero's Cortex-A53): slow for a guesser, unnoticed by
+# the therapist.
 ARGON2_TIME_COST, ARGON2_MEMORY_KIB, ARGON2_LANES = 2, 19 * 1024, 1
 HOW_TO_SET = "on the warmer's Raspberry Pi, run: sudo stonewarmer set-password"
 

@@ -2,7 +2,8 @@
 
 A web page the therapist visits can point its own name at the warmer's LAN address
 and then talk to the dashboard from her browser; the browser then sends the page's
-name in ``Host`` (docs/field-notes.md, "More facts: ..., web, ..."). The dashboard
+name in ``Host`` (docs/field-notes.md, "More facts: heater range, systemd, strict_gpiod,
+notifications, passwords, web, Home Assistant"). The dashboard
 answers only when ``Host`` is an IP literal, ``localhost``, this machine's host name,
 ``<host name>.local`` (mDNS) or a name in ``[web] allowed_hosts``; anything else gets
 421 Misdirected Request, at the WSGI layer: before Flask, a session or a view sees it.

@@ -93,7 +93,7 @@ class WebConfig:
     open_api_doc: bool = False   # /api/openapi.json
     max_streams: int = 8       # live-update streams open at once; each holds a thread
     # Host names the dashboard answers to besides IP literals, localhost, this host's name and
-    # <name>.local; any other Host header gets 421 (DNS rebinding: docs/field-notes.md, "More facts").
+    # <name>.local; any other Host header gets 421 (DNS rebinding: docs/field-notes.md, "More facts: ...").
     allowed_hosts: tuple[str, ...] = ()
     session_idle_h: float = 12.0  # a browser not seen for this long must sign in again
     connections_per_client: int = 24  # open connections one client address may hold
