@@ -106,8 +106,22 @@ _TOKEN_INFO = {"type": "object", "required": ["name"],
                "properties": {"name": {"type": "string"}, "created_wall_s": {"type": ["number", "null"]}}}
 
 
-def _id_param(name: str, description: str) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": description}]
+def _list_op(summary: str, key: str, item: dict[str, Any]) -> dict[str, Any]:
+    """``GET`` of a list of the owner's things (sessions, tokens): a sign-in or a token."""
+    return {"get": {"summary": summary, "security": _READ_SECURITY, "responses": {
+        "200": _json({"type": "object", "properties": {key: {"type": "array", "items": item}}}, key.title()),
+        **_errors(401)}}}
+
+
+def _delete_op(summary: str, param: str, description: str, answer_key: str, *more_codes: int) -> dict[str, Any]:
+    """``DELETE`` of one of them by the path parameter ``param``: a change."""
+    return {"delete": {
+        "summary": summary, "security": _CHANGE_SECURITY,
+        "parameters": [{"name": param, "in": "path", "required": True, "schema": {"type": "string"},
+                        "description": description}],
+        "responses": {"200": _json({"type": "object", "properties": {answer_key: {"type": "string"}}},
+                                   answer_key.title()),
+                      **_errors(401, 403, 404, *more_codes)}}}
 
 
 def _sse_message(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -227,29 +241,14 @@ def spec() -> dict[str, Any]:
             },
             "/api/openapi.json": {"get": {"summary": "This document", "security": _READ_SECURITY,
                                           "responses": {"200": {"description": "OpenAPI 3"}, **_errors(401)}}},
-            "/api/sessions": {"get": {
-                "summary": "The signed-in browsers, most recently seen first",
-                "security": _READ_SECURITY,
-                "responses": {"200": _json({"type": "object", "properties": {"sessions": {
-                    "type": "array", "items": _SESSION_INFO}}}, "Sessions"), **_errors(401)}}},
-            "/api/sessions/{session_id}": {"delete": {
-                "summary": "End a session: that browser must sign in again",
-                "security": _CHANGE_SECURITY,
-                "parameters": _id_param("session_id", "an id from GET /api/sessions"),
-                "responses": {"200": _json({"type": "object", "properties": {"ended": {"type": "string"}}}, "Ended"),
-                              **_errors(401, 403, 404)}}},
-            "/api/tokens": {"get": {
-                "summary": "The API tokens' names (a token itself is shown only once, on the Pi)",
-                "security": _READ_SECURITY,
-                "responses": {"200": _json({"type": "object", "properties": {"tokens": {
-                    "type": "array", "items": _TOKEN_INFO}}}, "Tokens"), **_errors(401)}}},
-            "/api/tokens/{name}": {"delete": {
-                "summary": "Revoke an API token",
-                "security": _CHANGE_SECURITY,
-                "parameters": _id_param("name", "a name from GET /api/tokens"),
-                "responses": {"200": _json({"type": "object", "properties": {"revoked": {"type": "string"}}},
-                                           "Revoked"),
-                              **_errors(401, 403, 404, 503)}}},
+            "/api/sessions": _list_op("The signed-in browsers, most recently seen first", "sessions",
+                                      _SESSION_INFO),
+            "/api/sessions/{session_id}": _delete_op("End a session: that browser must sign in again", "session_id",
+                                                     "an id from GET /api/sessions", "ended"),
+            "/api/tokens": _list_op("The API tokens' names (a token itself is shown only once, on the Pi)", "tokens",
+                                    _TOKEN_INFO),
+            "/api/tokens/{name}": _delete_op("Revoke an API token", "name", "a name from GET /api/tokens", "revoked",
+                                             503),
             "/healthz": {"get": {
                 "summary": "200 while the control loop ticks on time, else 503",
                 "responses": {"200": _json({"type": "object"}, "Ticking on time"),

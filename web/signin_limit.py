@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 MAX_FAILURES = 5
 FAILURE_WINDOW_S = 300.0
@@ -52,24 +53,24 @@ class Attempt:
         self._limiter._succeeded(self._client, self._stamp)
 
 
+@dataclass(kw_only=True)
 class SignInLimiter:
     """The three bounds of the module docstring, for one dashboard."""
 
-    def __init__(self, *, max_failures: int = MAX_FAILURES, window_s: float = FAILURE_WINDOW_S,
-                 global_failures: int = GLOBAL_FAILURES, global_spacing_s: float = GLOBAL_SPACING_S,
-                 max_concurrent: int = MAX_CONCURRENT_CHECKS, wait_s: float = CHECK_WAIT_S,
-                 now: Callable[[], float] = time.monotonic) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self.global_failures = global_failures
-        self.global_spacing_s = global_spacing_s
-        self.wait_s = wait_s
-        self.now = now
-        self._clients: OrderedDict[str, deque[float]] = OrderedDict()
-        self._all: deque[float] = deque()
+    max_failures: int = MAX_FAILURES
+    window_s: float = FAILURE_WINDOW_S
+    global_failures: int = GLOBAL_FAILURES
+    global_spacing_s: float = GLOBAL_SPACING_S
+    max_concurrent: int = MAX_CONCURRENT_CHECKS
+    wait_s: float = CHECK_WAIT_S
+    now: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self._clients: OrderedDict[str, deque[float]] = OrderedDict()  # address -> its failures' times
+        self._all: deque[float] = deque()                              # everyone's failures' times
         self._next_global_s = -float("inf")
         self._lock = threading.Lock()
-        self._checks = threading.BoundedSemaphore(max_concurrent)
+        self._checks = threading.BoundedSemaphore(self.max_concurrent)
 
     def _prune(self, times: deque[float], now: float) -> None:
         while times and times[0] <= now - self.window_s:
