@@ -7,9 +7,9 @@ New tokens are made on the Pi (``stonewarmer token``): a token is shown only onc
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, session
+from flask import Blueprint, jsonify
 
-from web.auth import change_required, owner_required, signed_in
+from web.auth import change_required, current_session, owner_required
 from web.context import ctx
 from web.errors import ApiError
 
@@ -20,8 +20,7 @@ bp = Blueprint("access", __name__)
 @owner_required
 def list_sessions():
     c = ctx()
-    current = session.get("sid") if signed_in() else None
-    mine = c.sessions.get(current, generation=c.credentials.password_generation()) if current else None
+    mine = current_session()
     return jsonify({"sessions": [{**s.public(), "current": mine is not None and s.key == mine.key}
                                  for s in c.sessions.list(generation=c.credentials.password_generation())]})
 

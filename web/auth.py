@@ -82,7 +82,7 @@ def _token_name() -> str | None:
     return name
 
 
-def _current() -> Session | None:
+def current_session() -> Session | None:
     """This browser's live session on the warmer, or None (looked up once per request)."""
     if "sw_session" not in g:
         c = ctx()
@@ -96,11 +96,11 @@ def _current() -> Session | None:
 
 
 def signed_in() -> bool:
-    return _current() is not None
+    return current_session() is not None
 
 
 def _csrf_token() -> str:
-    current = _current()
+    current = current_session()
     if current is not None:
         return current.csrf
     if not isinstance(session.get("csrf"), str):  # before sign-in: a token in the cookie, for the sign-in itself
@@ -112,7 +112,7 @@ def _csrf_token() -> str:
 def _check_csrf() -> None:
     # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
     sent = request.headers.get(CSRF_HEADER, "").encode("utf-8", "surrogatepass")
-    current = _current()
+    current = current_session()
     wanted = (current.csrf if current is not None else str(session.get("csrf", ""))).encode()
     if not wanted or not hmac.compare_digest(sent, wanted):
         raise ApiError(403, f"missing or wrong CSRF token: send the {CSRF_HEADER} header from GET /api/session",

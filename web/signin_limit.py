@@ -12,7 +12,7 @@ Three bounds, each for its own attack:
   so the owner waits seconds, never the whole window.
 - **at once**: at most ``max_concurrent`` password checks run at the same time (argon2id
   takes 19 MiB each: a Pi Zero 2 W has 512 MB; web/credentials.py); one that cannot start
-  within ``wait_s`` is answered 429 as well.
+  within ``wait_s`` is answered 429 as well, and not counted (nothing was checked).
 
 Times are real seconds from ``now`` (``time.monotonic`` by default).
 """
@@ -107,6 +107,7 @@ class SignInLimiter:
         """
         stamp = self._count(client)
         if not self._checks.acquire(timeout=self.wait_s):
+            self._forget(client, stamp)  # nothing was checked: not a guess
             raise TooManyAttempts("the warmer is busy checking other sign-ins: try again in a moment", 1.0)
         try:
             yield Attempt(self, client, stamp)
@@ -114,9 +115,20 @@ class SignInLimiter:
             self._checks.release()
 
     def _succeeded(self, client: str, stamp: float) -> None:
+        """The right password: the address's failures are forgiven, and this attempt is no failure."""
         with self._lock:
             self._clients.pop(client, None)
-            try:
-                self._all.remove(stamp)
-            except ValueError:
-                pass  # already out of the window
+            self._discard(self._all, stamp)
+
+    def _forget(self, client: str, stamp: float) -> None:
+        """An attempt that was counted but never checked."""
+        with self._lock:
+            self._discard(self._clients.get(client, deque()), stamp)
+            self._discard(self._all, stamp)
+
+    @staticmethod
+    def _discard(times: deque[float], stamp: float) -> None:
+        try:
+            times.remove(stamp)
+        except ValueError:
+            pass  # already out of the window

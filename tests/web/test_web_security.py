@@ -199,6 +199,22 @@ def test_guesses_from_many_addresses_are_slowed_down_but_the_owner_gets_in_withi
     assert answer.status_code == 200
 
 
+def test_a_sign_in_refused_because_the_checks_are_busy_is_not_counted_against_the_client(sim):
+    limiter = SignInLimiter(max_concurrent=1, wait_s=0.05)
+    app = create_app(sim.controller, sim.cfg, limiter=limiter)
+    AuthActions(app, app.test_client()).set_password()
+    client = app.test_client()
+    headers = {CSRF_HEADER: csrf_token(client)}
+
+    def wrong() -> int:
+        return client.post("/api/session", json={"password": "wrong guess"}, headers=headers).status_code
+
+    with limiter.attempt("10.9.9.9"):  # someone else's check holds the only slot
+        busy = client.post("/api/session", json={"password": "wrong guess"}, headers=headers)
+        assert busy.status_code == 429 and "busy" in busy.get_json()["error"]
+    assert [wrong() for _ in range(6)] == [401] * 5 + [429]  # still all five of its attempts
+
+
 # -- the password hash (item 15) ----------------------------------------------------------------
 def test_an_old_scrypt_hash_is_replaced_by_argon2id_at_sign_in_and_other_sessions_stay(sim, app, client):
     salt = bytes(range(16))
