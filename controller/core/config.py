@@ -116,6 +116,7 @@ class MqttConfig:
     discovery_prefix: str = "homeassistant"
     publish_interval_s: float = 30.0
     keepalive_s: int = 30
+    dashboard_url: str = ""    # Home Assistant's "Visit" link; empty: built from [web]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,8 @@ _PATTERNS: dict[tuple[str, str], tuple[str, str]] = {
     ("mqtt", "host"): (r"[A-Za-z0-9.:_-]+", "a host name or IP address"),
     ("web", "allowed_hosts"): (_HOST_NAME, 'host names of letters, digits, "-" and "." (e.g. "warmer.lan"), '
                                            "without a port"),
+    ("mqtt", "dashboard_url"): (r"(https?://[^\s/?#]+(/\S*)?)?",
+                                'an http:// or https:// address, or "" to build it from [web]'),
 }
 
 
