@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.web.browser import ALARM_SHOWN, ARTIFACTS, chromium, contrast, run_warmer
+from tests.web.browser import ALARM_SHOWN, ARTIFACTS, chromium, contrast, run_warmer, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -141,7 +141,10 @@ def test_a_stuck_relay_says_first_and_largest_that_the_heater_is_on(warmer, brow
         assert contrast(page, "#alarm-text") >= 4.5
         page.wait_for_timeout(400)
 
-    # Plain words on the page; the ids and the technical message only behind "Details".
+    # Plain words on the page; the ids and the technical message only behind "Details". (The events
+    # are for those signed in.)
+    expect(page.locator("#events")).to_contain_text("Sign in to see the events")
+    sign_in(page)
     expect(page.locator("#events")).to_contain_text("the heater would not switch off")
     expect(page.locator("#events")).to_contain_text("by the app “review”")
     main_text = page.locator("body").inner_text()

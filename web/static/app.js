@@ -18,7 +18,7 @@
   const state = {
     status: null, lastHeardAt: 0, session: null, unit: localStorage.getItem("stonewarmer.unit") || "C",
     sound: localStorage.getItem("stonewarmer.sound") !== "off", prevMode: null, silencedKey: null,
-    lostSince: null, outageFromWall: null, missed: null, events: [], spNote: null,
+    lostSince: null, beforeOutage: null, missed: null, events: [], eventsNote: "Nothing yet.", spNote: null,
     pendingSpC: null, sendTimer: null, stream: null, pollTimer: null, hours: 1,
     series: { t: [], temp: [], sp: [], duty: [] }, drawQueued: false,
   };
@@ -81,6 +81,14 @@
     };
   }
 
+  // Signing in or out changes what the stream carries (events only for those who may read them).
+  function restartStream() {
+    if (state.stream) state.stream.close();
+    state.stream = null;
+    stopPolling();
+    connectStream();
+  }
+
   function startPolling() {
     if (state.pollTimer) return;
     const poll = async () => {
@@ -137,19 +145,23 @@
   function trackOutage(lost) {
     if (lost && state.lostSince === null) {
       state.lostSince = Date.now();
-      state.outageFromWall = state.status ? state.status.wall_time_s : null;
+      state.beforeOutage = state.status;
     } else if (!lost && state.lostSince !== null) {
       state.lostSince = null;
-      if (state.lastHeardAt !== 0) reconnected(state.outageFromWall);
+      if (state.beforeOutage && state.status) reconnected(state.beforeOutage, state.status);
     }
   }
 
-  async function reconnected(fromWall) {
+  /* The status counts the faults of each kind since the warmer started (it is open to every viewer;
+     the events, with their times, may need a sign-in). A count that grew is a fault in the outage. */
+  async function reconnected(before, now) {
+    const was = before.faults_total || {}, is = now.faults_total || {};
+    const kinds = Object.keys(is).filter((k) => is[k] > (was[k] || 0));
     await loadEvents();
-    const missed = fromWall === null ? null : state.events.find((e) => e.kind === "fault" && e.wall_time_s > fromWall);
-    if (!missed) return;
-    if (state.status && state.status.mode === "fault") state.silencedKey = null;  // still latched: its alarm sounds
-    else state.missed = missed;                                                   // came and went: say so
+    const event = state.events.find((e) => e.kind === "fault" && e.wall_time_s > before.wall_time_s);
+    if (!kinds.length && !event) return;
+    if (state.status.mode === "fault") state.silencedKey = null;                // still latched: its alarm sounds
+    else state.missed = event || { kind: "fault", fault: kinds[0], wall_time_s: null };  // came and went: say so
     render();
   }
 
@@ -202,8 +214,10 @@
     }
     if (ok && state.missed) {
       const e = state.missed, f = W.fault(e.fault);
-      return { key: `missed:${e.wall_time_s}`, banner: "alarm", headline: "A fault happened while the connection was lost",
-        text: `At ${hhmm(e.wall_time_s)}: ${f.what}. It has cleared since; check the bath before using the stones.` };
+      const when = e.wall_time_s === null ? "Meanwhile" : `At ${hhmm(e.wall_time_s)}`;
+      return { key: `missed:${e.wall_time_s}:${e.fault}`, banner: "alarm",
+        headline: "A fault happened while the connection was lost",
+        text: `${when}: ${f.what}. It has cleared since; check the bath before using the stones.` };
     }
     if (lost && state.lostSince !== null && Date.now() - state.lostSince >= OFFLINE_ALARM_MS) {
       return { key: `offline:${state.lostSince}`, banner: "offline" };
@@ -341,8 +355,8 @@
       state.session = await api("POST", "/api/session", { password: $("password").value });
       $("password").value = "";
       renderSession();
-      if (state.needSignIn) { loadHistory(); loadEvents(); }  // refused before signing in
-      if (!state.stream && !state.pollTimer) connectStream();
+      loadHistory(); loadEvents();  // the history and the events are for those signed in (unless opened)
+      restartStream();
     } catch (e) {
       const why = words(e.message);
       signInError(e.status === 401 ? "Wrong password. Try again." : why.charAt(0).toUpperCase() + why.slice(1) + ".");
@@ -353,7 +367,9 @@
 
   async function signOut() {
     try { state.session = await api("DELETE", "/api/session"); } catch (e) { /* shown below */ }
-    loadSession();
+    await loadSession();
+    loadHistory(); loadEvents();
+    restartStream();
   }
 
   // -- chart ------------------------------------------------------------------------------------
@@ -364,8 +380,10 @@
       const sr = h.series;
       state.series = { t: sr.t_s.slice(), temp: sr.temperature_c.slice(), sp: sr.setpoint_c.slice(), duty: sr.duty.slice() };
       state.gapS = h.resolution === "1m" ? 180 : 30;
+      $("chart-note").textContent = "";
     } catch (e) {
-      state.series = { t: [], temp: [], sp: [], duty: [] };
+      state.series = { t: [], temp: [], sp: [], duty: [] };  // from now on, what the page sees live
+      $("chart-note").textContent = e.status === 401 ? "Sign in to see the history before this page was opened." : "";
     }
     queueDraw();
   }
@@ -406,7 +424,12 @@
     try {
       const r = await api("GET", `/api/events?limit=${EVENTS_SHOWN}`);
       state.events = r.events.slice();  // newest first
-    } catch (e) { return; }  // viewing may need a sign-in
+      state.eventsNote = "Nothing yet.";
+    } catch (e) {
+      if (e.status !== 401) return;  // a passing failure: keep what is shown
+      state.events = [];
+      state.eventsNote = "Sign in to see the events.";
+    }
     renderEvents();
   }
 
@@ -436,7 +459,7 @@
       tech.append(raw);
     }
     if (!state.events.length) {
-      const li = document.createElement("li"); li.className = "empty"; li.textContent = "Nothing yet.";
+      const li = document.createElement("li"); li.className = "empty"; li.textContent = state.eventsNote;
       list.append(li);
     }
   }
