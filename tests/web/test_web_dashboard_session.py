@@ -182,3 +182,41 @@ def _acknowledge(warmer) -> None:
         except urllib.error.HTTPError as refused:
             assert refused.code == 409 and time.monotonic() < deadline, refused.read()
         time.sleep(0.2)
+
+
+def test_the_owner_sees_who_can_make_changes_and_ends_a_session_and_a_token(warmer, link, browser):
+    from playwright.sync_api import expect
+
+    mine, other = browser.page(), browser.page()
+    for page in (mine, other):
+        page.goto(link.url + "/")
+        sign_in(page)
+    mine.locator("#access summary").click()
+    sessions, tokens = mine.locator("#sessions li"), mine.locator("#tokens li")
+    expect(sessions.filter(has_text="(this browser)")).to_have_count(1)
+    expect(tokens.filter(has_text="“front-desk”")).to_have_count(1)
+    assert "Chrome" in sessions.first.inner_text()  # the browser in words, not its user-agent string
+
+    # End every other browser's session (the earlier tests' too), the other page's among them.
+    others = sessions.filter(has_not_text="(this browser)")
+    expect(others).not_to_have_count(0)
+    for left in range(others.count() - 1, -1, -1):
+        end = others.first.get_by_role("button")
+        end.click()
+        expect(end).to_have_text("Tap again to confirm")  # one tap alone ends nothing
+        end.click()
+        expect(others).to_have_count(left)
+    expect(sessions).to_have_count(1)
+    other.reload()
+    expect(other.locator("#signin")).to_be_visible()  # the other browser is signed out
+
+    revoke = tokens.filter(has_text="“front-desk”").get_by_role("button")
+    expect(revoke).to_have_text("Revoke")
+    revoke.click()
+    revoke.click()
+    expect(tokens.filter(has_text="“front-desk”")).to_have_count(0)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        warmer.set_setpoint(50.0, token="front-desk")
+    assert refused.value.code == 401
+    for page in (mine, other):
+        page.context.close()

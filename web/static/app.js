@@ -333,6 +333,7 @@
     const msg = $("auth-msg");
     $("signin").hidden = !(se.password_set && !se.signed_in);
     $("signout").hidden = !se.signed_in;
+    window.StoneAccess.show(se.signed_in);
     if (!se.password_set) {
       msg.textContent = "Changes are switched off: no password is set yet. To set one, " + se.how_to_set_password + ".";
     } else if (!se.signed_in) {
@@ -500,6 +501,7 @@
     $("ack").addEventListener("click", acknowledge);
     $("signin").addEventListener("submit", signIn);
     $("signout").addEventListener("click", signOut);
+    window.StoneAccess.wire(api, hhmm);
     document.querySelectorAll(".tabs button").forEach((b) => b.addEventListener("click", () => {
       state.hours = Number(b.dataset.hours);
       document.querySelectorAll(".tabs button").forEach((o) => o.setAttribute("aria-pressed", String(o === b)));
