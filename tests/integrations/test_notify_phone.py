@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from email.header import decode_header, make_header
@@ -18,8 +19,9 @@ from controller.integrations.notify.messages import Message, Priority, merge, me
 from controller.integrations.notify.outbox import Outbox, RateLimit
 from controller.integrations.notify.senders import NtfySender
 from controller.integrations.notify.worker import GIVE_UP_AFTER, Worker
-from controller.qa.processes import wait_until
+from controller.qa.processes import command, free_port, stop, wait_until
 from controller.sim.simulation import Simulation, parse_injection
+from tests.helpers import REPO
 from tests.integrations.ntfy_receiver import Receiver
 
 DASHBOARD = "http://room-1.local:8080/"
@@ -341,3 +343,27 @@ def test_without_a_url_nothing_is_attached(tmp_path):
     with Simulation(notify_cfg(tmp_path)) as sim:
         notes = notify.attach(sim.controller, sim.cfg)
         assert notes.workers == []
+
+
+# -- the running service -----------------------------------------------------------------------------
+
+def test_stonewarmer_run_sends_a_fault_to_ntfy_and_stops_cleanly(tmp_path, receiver):
+    config = tmp_path / "stonewarmer.toml"
+    config.write_text(f'[notify]\nntfy_url = "{receiver.url("room-2")}"\ndashboard_url = "{DASHBOARD}"\n')
+    warmer = subprocess.Popen(
+        [*command("run", "--simulate", "--config", str(config), "--state-dir", str(tmp_path / "state")),
+         "--host", "127.0.0.1", "--port", str(free_port()), "--speed", "10", "--inject", "unplug@5"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        (post,) = receiver.wait_for(1, timeout_s=30.0)
+        assert post.path == "/room-2"
+        assert post.headers["Title"] == "Probe problem: heater off"
+        assert ADVICE[FaultKind.SENSOR] in post.body
+        stopping_s = time.monotonic()
+        assert stop(warmer) == 0
+        assert time.monotonic() - stopping_s < 5.0
+    finally:
+        stop(warmer)
+        output = warmer.stdout.read().decode()
+    assert "notify: notifications to ntfy at http://127.0.0.1:" in output
+    assert "room-2" not in output  # the topic is as good as a password: never logged
