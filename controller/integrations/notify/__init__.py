@@ -14,6 +14,7 @@ the rate limit), :mod:`.senders` (ntfy, Apprise), :mod:`.worker` (the thread).
 from __future__ import annotations
 
 import logging
+import time
 
 from controller.core import config as cfgmod
 from controller.core.events import Event
@@ -25,7 +26,7 @@ from controller.integrations.notify.worker import Sender, Worker
 
 log = logging.getLogger("stonewarmer.notify")
 
-STOP_TIMEOUT_S = 1.0  # how long stopping waits for an attempt under way, per destination
+STOP_TIMEOUT_S = 1.0  # how long stopping waits for the attempts under way (all destinations together)
 
 
 class Notifications:
@@ -47,7 +48,10 @@ class Notifications:
 
     def stop(self) -> None:
         for worker in self.workers:
-            worker.stop(STOP_TIMEOUT_S)
+            worker.request_stop()
+        deadline_s = time.monotonic() + STOP_TIMEOUT_S
+        for worker in self.workers:
+            worker.stop(max(0.0, deadline_s - time.monotonic()))
 
 
 def senders(cfg: cfgmod.Config) -> list[Sender]:

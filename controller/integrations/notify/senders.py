@@ -57,6 +57,8 @@ def header_value(text: str) -> str:
 class NtfySender:
     """An HTTP POST of the message to ``url`` (``https://server/topic``), as ntfy's publish API takes it."""
 
+    kind = "ntfy"
+
     def __init__(self, url: str, *, token: str | None = None, click_url: str = "", timeout_s: float = 10.0) -> None:
         self.url = url
         self.token = token
@@ -93,6 +95,8 @@ class NtfySender:
 
 class AppriseSender:
     """One Apprise URL (``tgram://...``, ``mailto://...``); raise :class:`ConfigError` if it cannot work."""
+
+    kind = "apprise"
 
     def __init__(self, url: str, *, index: int) -> None:
         where = f"[notify] apprise_urls[{index}]"

@@ -36,7 +36,8 @@ SENT, RETRY, REFUSED = "sent", "retry", "refused"  # the outcomes of one attempt
 
 
 class Sender(Protocol):
-    where: str
+    kind: str   # "ntfy", "apprise": names the thread
+    where: str  # for the log: never a token, a topic or a service's key
 
     def send(self, message: Message) -> None: ...
 
@@ -55,7 +56,7 @@ class Worker:
         self.failed = 0      # attempts that failed
         self.given_up = 0    # events never delivered: retries used up, refused, or still waiting at stop
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"notify-{sender.where.split()[0].lower()}",
+        self._thread = threading.Thread(target=self._run, name=f"notify-{sender.kind}",
                                         daemon=True)
         self._outage_logged = False
 
@@ -71,11 +72,15 @@ class Worker:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout_s: float) -> None:
-        """Stop; wait at most ``timeout_s`` for an attempt under way (the thread is a daemon)."""
+    def request_stop(self) -> None:
+        """Tell the thread to stop after the attempt under way (returns at once)."""
         self._stop.set()
         self.outbox.arrived.set()
         self.outbox.urgent_arrived.set()
+
+    def stop(self, timeout_s: float) -> None:
+        """Stop; wait at most ``timeout_s`` for an attempt under way (the thread is a daemon)."""
+        self.request_stop()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout_s)
         left = sum(self.outbox.waiting())
