@@ -251,7 +251,7 @@ def test_merged_notifications_put_the_fault_first():
 
 def test_a_title_beyond_ascii_is_sent_as_an_encoded_word_that_ntfy_decodes(receiver):
     sender = NtfySender(receiver.url(), timeout_s=5.0)
-    title = "Steine bereit ✓ 52 °C"
+    title = "Steine bereit ✓ 52 °C, " + " ".join(["sehr lange Überschrift"] * 5)  # longer than a folded line
     sender.send(Message(title, "Körbe: 3", Priority.DEFAULT, ("white_check_mark",), False, 0.0))
     (post,) = receiver.wait_for(1)
     assert post.headers["Title"].isascii()

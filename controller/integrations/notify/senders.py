@@ -8,11 +8,11 @@ Apprise URLs carry their services' keys. :attr:`where` is the safe name.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import urllib.error
 import urllib.parse
 import urllib.request
-from email.header import Header
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,9 @@ def header_value(text: str) -> str:
     """``text`` as an HTTP header value: ASCII as it is, anything else as an RFC 2047
     encoded word, which ntfy decodes (docs/field-notes.md, "More facts")."""
     text = " ".join(text.split())  # no line breaks in a header
-    return text if text.isascii() else Header(text, "utf-8").encode()
+    if text.isascii():
+        return text
+    return f"=?utf-8?b?{base64.b64encode(text.encode('utf-8')).decode('ascii')}?="  # one word: never folded
 
 
 class NtfySender:
