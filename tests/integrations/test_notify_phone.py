@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
+import tomllib
 from email.header import decode_header, make_header
 
 import pytest
@@ -367,3 +369,11 @@ def test_stonewarmer_run_sends_a_fault_to_ntfy_and_stops_cleanly(tmp_path, recei
         output = warmer.stdout.read().decode()
     assert "notify: notifications to ntfy at http://127.0.0.1:" in output
     assert "room-2" not in output  # the topic is as good as a password: never logged
+
+
+def test_the_commented_notify_block_in_the_shipped_config_shows_the_real_defaults():
+    text = (REPO / "config" / "stonewarmer.toml").read_text()
+    block = text[text.index("# [notify]"):text.index("# [mqtt]")]
+    uncommented = "\n".join(re.sub(r"^# (\[notify\]|\w+ = .*)$", r"\1", line) for line in block.splitlines())
+    assert cfgmod.from_dict(tomllib.loads(uncommented)).notify == cfgmod.NotifyConfig()
+    assert len(re.findall(r"^# \w+ = ", block, flags=re.MULTILINE)) == len(cfgmod.NotifyConfig.__slots__)
