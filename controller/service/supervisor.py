@@ -173,6 +173,10 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
     from controller.integrations import mqtt  # [mqtt]: status, commands, Home Assistant discovery
 
     bridge = mqtt.attach(controller, runtime.cfg)
+    from controller.integrations import notify  # [notify]: the phone, from a worker thread of its own
+
+    notes = notify.attach(controller, runtime.cfg)
+    notes.start()
     thread = threading.Thread(target=control_thread, name="control", daemon=True)
     try:
         thread.start()
@@ -197,7 +201,7 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
         # The heater is off by now. A part that fails to stop cleanly is logged, not allowed
         # to skip the others or to turn a clean stop into a failure.
         for name, part_stop in (("MQTT", bridge.stop), ("web server and history", web.stop),
-                                ("systemd notifier", notifier.close)):
+                                ("phone notifications", notes.stop), ("systemd notifier", notifier.close)):
             try:
                 part_stop()
             except Exception:  # noqa: BLE001 - shutting down: report and go on
