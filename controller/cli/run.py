@@ -9,6 +9,7 @@ import math
 import sys
 import time
 import tomllib
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -215,12 +216,32 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
         write_pin_file(pin_dir, relay_pin_name(relay), not relay.active_high)
         print(f"simulated relay {relay_pin_name(relay)} off")
         return 0
-    from gpiozero import DigitalOutputDevice
-
     # initial_value=False drives the pin to the relay's off level at once. Not closed, and
     # the command exits without gpiozero's exit handler (cli.console): a closed pin floats,
     # while a line left driven stays off (or returns to its pull-down with strict_gpiod).
-    device = DigitalOutputDevice(relay.pin, active_high=relay.active_high, initial_value=False)
+    device = claim_relay_off(relay)
     device.off()
     print(f"relay GPIO{relay.pin} off ({'active high' if relay.active_high else 'active low'})")
     return 0
+
+
+def claim_relay_off(relay: cfgmod.RelayConfig):
+    """The relay's pin, claimed and driven to its off level; a :class:`UserError` (one line) if it cannot be.
+
+    Off a Pi, or on a Pi without Debian's python3-lgpio, gpiozero cannot load its pin
+    factory: say so, and what to do, instead of a traceback in the journal.
+    """
+    with warnings.catch_warnings(record=True) as fallbacks:  # gpiozero warns per factory it skips
+        warnings.simplefilter("always")
+        try:
+            from gpiozero import DigitalOutputDevice
+
+            return DigitalOutputDevice(relay.pin, active_high=relay.active_high, initial_value=False)
+        except ImportError as exc:  # gpiozero's BadPinFactory is one too
+            reason = f"the Python module {exc.name} is missing" if exc.name else str(exc)
+        except Exception as exc:  # noqa: BLE001 - gpiozero's, lgpio's and the kernel's errors alike
+            reason = str(exc) or type(exc).__name__
+    if fallbacks:
+        reason += f" ({fallbacks[0].message})"
+    raise UserError(f"cannot drive the relay pin GPIO{relay.pin}: {reason}. On a Raspberry Pi: "
+                    "sudo apt install python3-lgpio; off a Pi, the simulated relay is relay-off --simulate")
