@@ -21,7 +21,6 @@ from controller.cli.options import (
     dumps_json,
     load_config,
     parsed,
-    state_dir,
 )
 from controller.core import config as cfgmod
 
@@ -176,34 +175,38 @@ def format_summary(s) -> str:
     return "\n".join(lines)
 
 
-def relay_settings(path: Path | None) -> tuple[cfgmod.RelayConfig, str | None]:
-    """The relay pin and polarity, even from a config that is otherwise broken.
+def relay_settings(path: Path | None) -> tuple[cfgmod.RelayConfig, Path, str | None]:
+    """The relay pin and polarity, and the state dir, even from a config that is otherwise broken.
 
-    ``relay-off`` runs after every stop, including one caused by a bad config:
-    it must still find the pin. Returns the settings and a warning, if any.
+    ``relay-off`` runs after every stop, including one caused by a bad config: it
+    must still find the pin (and, with ``--simulate``, the simulated pin's file under
+    the state dir). Returns the settings and a warning, if any.
     """
-    defaults = cfgmod.RelayConfig()
+    defaults, default_dir = cfgmod.RelayConfig(), Path(cfgmod.StateConfig().dir)
     if path is None:
-        return defaults, None
+        return defaults, default_dir, None
     try:
-        return cfgmod.load(path).relay, None
+        cfg = cfgmod.load(path)
+        return cfg.relay, Path(cfg.state.dir), None
     except cfgmod.ConfigError as exc:
         warning = str(exc)
     try:
-        raw = tomllib.loads(path.read_text()).get("relay", {})
-        pin = raw.get("pin", defaults.pin)
-        active_high = raw.get("active_high", defaults.active_high)
+        raw = tomllib.loads(path.read_text())
+        relay, state = raw.get("relay", {}), raw.get("state", {})
+        directory = state.get("dir") if isinstance(state.get("dir"), str) and state.get("dir") else default_dir
+        pin = relay.get("pin", defaults.pin)
+        active_high = relay.get("active_high", defaults.active_high)
         if isinstance(pin, int) and not isinstance(pin, bool) and pin in cfgmod.GPIO_PINS \
                 and isinstance(active_high, bool):
-            return cfgmod.RelayConfig(pin=pin, active_high=active_high), warning
+            return cfgmod.RelayConfig(pin=pin, active_high=active_high), Path(directory), warning
     except (OSError, tomllib.TOMLDecodeError, AttributeError):
         pass
-    return defaults, warning + f"; using the default relay pin GPIO{defaults.pin}, active high"
+    return defaults, default_dir, warning + f"; using the default relay pin GPIO{defaults.pin}, active high"
 
 
 def cmd_relay_off(args: argparse.Namespace) -> int:
     path = Path(args.config) if args.config else (cfgmod.DEFAULT_PATH if cfgmod.DEFAULT_PATH.exists() else None)
-    relay, warning = relay_settings(path)
+    relay, config_state_dir, warning = relay_settings(path)
     if warning:
         print(f"stonewarmer relay-off: warning: {warning}", file=sys.stderr)
     if args.simulate:
@@ -211,7 +214,7 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
         from controller.service.supervisor import SIM_PIN_DIR
         from controller.sim.simpins import write_pin_file
 
-        pin_dir = state_dir(args) / SIM_PIN_DIR
+        pin_dir = (Path(args.state_dir) if args.state_dir else config_state_dir).resolve() / SIM_PIN_DIR
         pin_dir.mkdir(parents=True, exist_ok=True)
         write_pin_file(pin_dir, relay_pin_name(relay), not relay.active_high)
         print(f"simulated relay {relay_pin_name(relay)} off")

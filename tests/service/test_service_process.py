@@ -207,3 +207,20 @@ def test_relay_off_on_a_pi_without_lgpio_is_one_line_and_a_failure_not_a_traceba
     assert err == ("stonewarmer relay-off: cannot drive the relay pin GPIO17: the Python module lgpio is missing. "
                    "On a Raspberry Pi: sudo apt install python3-lgpio; off a Pi, the simulated relay is "
                    "relay-off --simulate\n")
+
+
+def test_relay_off_simulate_finds_the_simulated_pin_even_in_a_broken_config(tmp_path, capsys):
+    # ExecStopPost runs after a start that failed on the config too: the pin must still go off.
+    from controller.cli.main import main
+    from controller.service.supervisor import SIM_PIN_DIR
+    from controller.sim.simpins import write_pin_file
+
+    state_dir = tmp_path / "state"
+    write_pin_file(state_dir / SIM_PIN_DIR, "GPIO17", True)  # left on (active high) by a dead process
+    config = tmp_path / "stonewarmer.toml"
+    config.write_text(f'[control]\nsetpoint_c = 99.0\n\n[state]\ndir = "{state_dir}"\n')
+    assert main(["relay-off", "--simulate", "--config", str(config)]) == 0
+    assert relay_pin(state_dir) is False
+    captured = capsys.readouterr()
+    assert "warning:" in captured.err and "setpoint_c = 99.0 is not allowed" in captured.err
+    assert captured.out == "simulated relay GPIO17 off\n"
