@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from controller.cli.options import UserError, add_config_arg, add_state_dir_arg, load_config, parsed
+from controller.core import config as cfgmod
 from controller.core.loop import CommandError, Controller
 from controller.tuning.autotune import AutotuneError, limit_c, run
 from controller.tuning.experiment import Phase
+from controller.tuning.hardware import cancel_on_signals
 from controller.tuning.results import apply
 from controller.tuning.rules import DEFAULT_RULE, RULES
 
@@ -34,32 +39,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_autotune(args: argparse.Namespace) -> int:
-    simulate = bool(args.simulate or args.plant)
-    cfg = load_config(args, simulate=simulate)
-    step: Callable[[], object]
-    close: Callable[[], None]
-    if simulate:
+    cfg = load_config(args, simulate=bool(args.simulate or args.plant))
+    cancel = threading.Event()
+    with cancel_on_signals(cancel) as received:  # until the heater is off and the pin settled
+        controller, step, close = _claim(cfg, args, cancel=cancel)
+        try:
+            return _tune(controller, step, args, cancel=cancel, received=received)
+        finally:
+            close()
+
+
+def _claim(cfg: cfgmod.Config, args: argparse.Namespace, *,
+           cancel: threading.Event) -> tuple[Controller, Callable[[], object], Callable[[], None]]:
+    """The controller to tune, its ``step()`` and its ``close()``: a simulated bath, or the hardware."""
+    if args.simulate or args.plant:
         from controller.sim.plant import load_plant
         from controller.sim.simulation import Simulation
 
         make_plant = parsed(load_plant, args.plant or "reference")
         sim = Simulation(cfg, make_plant=make_plant)
-        controller, step, close = sim.controller, sim.step, sim.close
-        print(f"autotune: simulated plant {args.plant or 'reference'}, simulated time", flush=True)
-    else:
-        from controller.tuning.hardware import claim
+        say(f"autotune: simulated plant {args.plant or 'reference'}, simulated time")
+        return sim.controller, sim.step, sim.close
+    from controller.tuning.hardware import claim
 
-        print("autotune: on the real probe and relay. The stonewarmer service must be stopped first "
-              "(sudo systemctl stop stonewarmer): only one process may drive the relay.", flush=True)
-        controller, step = claim(cfg)
-        close = controller.close
-    try:
-        return _tune(controller, step, args)
-    finally:
-        close()  # heater off, pin released
+    say("autotune: on the real probe and relay. The stonewarmer service must be stopped first "
+        "(sudo systemctl stop stonewarmer): only one process may drive the relay.")
+    controller, step = claim(cfg, cancel=cancel)
+    # Heater off, and the pin left driven off: the command exits without releasing it (a
+    # released line floats), as `run` does; the service's ExecStartPre drives it off again.
+    return controller, step, functools.partial(controller.close, release_pin=False)
 
 
-def _tune(controller: Controller, step: Callable[[], object], args: argparse.Namespace) -> int:
+def _tune(controller: Controller, step: Callable[[], object], args: argparse.Namespace, *,
+          cancel: threading.Event, received: list[int]) -> int:
     if args.setpoint is not None:
         try:
             controller.set_setpoint(args.setpoint, source="autotune")
@@ -69,26 +81,36 @@ def _tune(controller: Controller, step: Callable[[], object], args: argparse.Nam
     if latched:
         raise UserError(f"a fault is latched ({latched.kind}): acknowledge it first")
     wall_start = time.monotonic()
-    print(f"autotune: target {controller.setpoint_c:.1f} degC; the experiment stays below "
-          f"{limit_c(controller):.1f} degC. Ctrl-C cancels (heater off).", flush=True)
+    say(f"autotune: target {controller.setpoint_c:.1f} degC; the experiment stays below "
+        f"{limit_c(controller):.1f} degC. Ctrl-C cancels (heater off).")
     try:
-        result = run(controller, step=step, report=_print_progress, rule=args.rule)
+        result = run(controller, step=step, cancel=cancel, report=_print_progress, rule=args.rule)
     except AutotuneError as exc:
-        print(f"autotune: {exc.phase}: {exc}", file=sys.stderr)
+        if received:
+            name = signal.Signals(received[0]).name
+            say(f"autotune: cancelled by {name}; heater off, gains unchanged", err=True)
+            return 128 + received[0]
+        say(f"autotune: {exc.phase}: {exc}", err=True)
         return 1
-    except KeyboardInterrupt:
-        print("autotune: cancelled; heater off, gains unchanged", file=sys.stderr)
-        return 130
     path = apply(controller, result)
     m = result.measurement
-    print(f"autotune: done in {result.duration_s / 60:.0f} min ({time.monotonic() - wall_start:.1f} s wall)\n"
-          f"  Ku = {m.ku:.3g} duty/degC (4d/(pi a) = {m.ku_classic:.3g}), Pu = {m.pu_s:.0f} s, "
-          f"swing +/-{m.amplitude_c:.2f} degC around {m.centre_c:.2f} degC\n"
-          f"  dead time + lag {m.dead_time_s:.0f} s, heating {m.heating_rate_c_per_min:.2f} degC/min at full power\n"
-          f"  gains ({result.rule}) saved to {controller.store.path} and used from now on; "
-          f"measurement in {path}\n"
-          f"Paste into the config file to keep them:\n{result.config_lines()}")
+    say(f"autotune: done in {result.duration_s / 60:.0f} min ({time.monotonic() - wall_start:.1f} s wall)\n"
+        f"  Ku = {m.ku:.3g} duty/degC (4d/(pi a) = {m.ku_classic:.3g}), Pu = {m.pu_s:.0f} s, "
+        f"swing +/-{m.amplitude_c:.2f} degC around {m.centre_c:.2f} degC\n"
+        f"  dead time + lag {m.dead_time_s:.0f} s, heating {m.heating_rate_c_per_min:.2f} degC/min at full power\n"
+        f"  gains ({result.rule}) saved to {controller.store.path} and used from now on; "
+        f"measurement in {path}\n"
+        f"Paste into the config file to keep them:\n{result.config_lines()}")
     return 0
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print, but never fail: after an SSH hang-up the terminal is gone, and a failed print
+    must not skip the heater's shutdown or the saving of a finished result."""
+    try:
+        print(text, file=sys.stderr if err else sys.stdout, flush=True)
+    except OSError:
+        pass
 
 
 def _print_progress(p: dict[str, Any]) -> None:
@@ -96,5 +118,5 @@ def _print_progress(p: dict[str, Any]) -> None:
     temp = "n/a" if p["temperature_c"] is None else f"{p['temperature_c']:.2f} degC"
     centre = ("measuring the noise band" if p["phase"] == Phase.NOISE
               else f"centre {p['centre_c']:.2f} +/- {p['hysteresis_c']:.2f} degC")
-    print(f"  [{p['elapsed_s'] / 60:6.1f} min] {p['phase']:<8} cycle {p['cycle']}/{p['cycles_needed']}"
-          f"  {centre}  now {temp}  {eta}", flush=True)
+    say(f"  [{p['elapsed_s'] / 60:6.1f} min] {p['phase']:<8} cycle {p['cycle']}/{p['cycles_needed']}"
+        f"  {centre}  now {temp}  {eta}")

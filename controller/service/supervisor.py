@@ -35,6 +35,7 @@ from controller.core.clock import MonotonicClock, ScaledClock
 from controller.core.loop import Controller
 from controller.core.probe import ThreadedProbeSource, W1Probe
 from controller.core.schedule import run_forever
+from controller.core.state import StateStore
 from controller.core.status import Status
 from controller.service.sd_notify import Notifier
 
@@ -63,8 +64,11 @@ class Runtime:
 
 
 def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed: float = 1.0,
-          injections: Iterable[Injection] = ()) -> Runtime:
-    """Build the controller on real hardware, or on the simulated bath."""
+          injections: Iterable[Injection] = (), store: StateStore | None = None) -> Runtime:
+    """Build the controller on real hardware, or on the simulated bath.
+
+    ``store``: where the hardware controller keeps its state (default: ``[state] dir``).
+    """
     if simulate:
         from controller.sim.plant import load_plant
         from controller.sim.simulation import Simulation
@@ -85,7 +89,7 @@ def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed
     if cfg.probe.safety_id:
         secondary = ThreadedProbeSource(W1Probe(w1_dir=cfg.probe.w1_dir, sensor_id=cfg.probe.safety_id),
                                         clock=clock, timeout_s=cfg.probe.read_timeout_s)
-    controller = Controller(cfg, clock=clock, primary=primary, secondary=secondary)
+    controller = Controller(cfg, clock=clock, primary=primary, secondary=secondary, store=store)
     return Runtime(cfg, controller)
 
 
