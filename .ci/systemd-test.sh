@@ -89,7 +89,7 @@ NSPAWN_PID=""
 boot() {
   # --register=no --keep-unit: no host systemd to register with. --system-call-filter=bpf and
   # SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1: without them the container's systemd silently drops
-  # IPAddressDeny/IPAddressAllow and DevicePolicy/DeviceAllow (docs/field-notes.md, "systemd ordering").
+  # IPAddressDeny/IPAddressAllow and DevicePolicy/DeviceAllow (docs/field-notes.md, "systemd in a container").
   local args=(-D "$R" -b --register=no --keep-unit --console=read-only --system-call-filter=bpf
               --bind="$CACHE/pip:/root/.cache/pip")
   if [ -d /run/systemd/system ]; then  # a host with systemd: a delegated scope of its own
