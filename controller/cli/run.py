@@ -89,7 +89,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.simulate:
         _check_plant(args.plant)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return serve(cfg, simulate=args.simulate, plant=args.plant, speed=args.speed, injections=injections)
+    from controller.tuning.job import commands  # autotune as a job of the service
+
+    return serve(cfg, simulate=args.simulate, plant=args.plant, speed=args.speed, injections=injections,
+                 commands=commands)
 
 
 def _parse_injections(texts: list[str]) -> list[Injection]:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from controller.cli.options import UserError, add_config_arg, add_state_dir_arg, load_config, parsed
 from controller.core import config as cfgmod
 from controller.core.loop import CommandError, Controller
+from controller.service.control import request, socket_path
 from controller.tuning.autotune import AutotuneError, limit_c, run
 from controller.tuning.experiment import Phase
 from controller.tuning.hardware import cancel_on_signals
@@ -35,11 +38,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rule", choices=tuple(RULES), default=DEFAULT_RULE,
                    help=f"gain rule (default: {DEFAULT_RULE})")
     add_state_dir_arg(p, what="where the gains are saved")
+    service = p.add_mutually_exclusive_group()
+    service.add_argument("--watch", action="store_true", help="follow the autotune the service is running")
+    service.add_argument("--cancel", action="store_true", help="cancel the autotune the service is running")
     p.set_defaults(handler=cmd_autotune)
 
 
 def cmd_autotune(args: argparse.Namespace) -> int:
-    cfg = load_config(args, simulate=bool(args.simulate or args.plant))
+    simulate = bool(args.simulate or args.plant)
+    cfg = load_config(args, simulate=simulate)
+    if (args.watch or args.cancel) and simulate:
+        raise UserError("--watch and --cancel are for the autotune the service runs, not with --simulate/--plant")
+    if not simulate:
+        # The running service does the experiment (under its watchdog, as its own user);
+        # only when it is stopped does this command drive the probe and relay itself.
+        path = socket_path(cfg.state.dir)
+        if args.cancel:
+            message: dict[str, Any] = {"command": "autotune-cancel"}
+        elif args.watch:
+            message = {"command": "autotune-watch"}
+        else:
+            message = {"command": "autotune", "setpoint_c": args.setpoint, "rule": args.rule, "source": "cli"}
+        code = _in_service(path, message)
+        if code is not None:
+            return code
+        if args.watch or args.cancel:
+            raise UserError(f"the service is not running (no answer on {path})")
     cancel = threading.Event()
     with cancel_on_signals(cancel) as received:  # until the heater is off and the pin settled
         controller, step, close = _claim(cfg, args, cancel=cancel)
@@ -102,6 +126,46 @@ def _tune(controller: Controller, step: Callable[[], object], args: argparse.Nam
         f"measurement in {path}\n"
         f"Paste into the config file to keep them:\n{result.config_lines()}")
     return 0
+
+
+def _in_service(path: Path, message: dict[str, Any]) -> int | None:
+    """Ask the running service to do ``message``, showing its answers; None when no service listens."""
+    answers = request(path, message)
+    try:
+        first = next(answers)
+    except (FileNotFoundError, ConnectionRefusedError):
+        return None
+    except PermissionError:
+        raise UserError(f"cannot reach the service at {path}: permission denied (run it with sudo)") from None
+    except StopIteration:
+        raise UserError(f"the service at {path} closed the connection without an answer") from None
+    shown = None
+    try:
+        for answer in itertools.chain([first], answers):
+            if "error" in answer:
+                raise UserError(answer["error"])
+            if "cancelled" in answer:
+                say("autotune: cancelled; heater back under the PID, gains unchanged" if answer["cancelled"]
+                    else "autotune: none was running")
+                return 0
+            if "started" in answer:
+                say(f"autotune: running in the stonewarmer service, target {answer['started']['setpoint_c']:.1f} "
+                    "degC. Closing this terminal does not stop it: `stonewarmer autotune --watch` follows it, "
+                    "`stonewarmer autotune --cancel` cancels it.")
+            progress = answer.get("progress")
+            if progress and "cycle" in progress and (progress["phase"], progress["cycle"]) != shown:
+                shown = (progress["phase"], progress["cycle"])
+                _print_progress(progress)
+            if "done" in answer:
+                outcome = answer["done"] or {}
+                say(f"autotune: {outcome.get('phase')}: {outcome.get('message')}",
+                    err=outcome.get("phase") != Phase.DONE)
+                return 0 if outcome.get("phase") == Phase.DONE else 1
+    except KeyboardInterrupt:
+        say("autotune: stopped watching; the service goes on with the experiment "
+            "(`stonewarmer autotune --cancel` cancels it)")
+        return 130
+    raise UserError(f"the service at {path} stopped answering (is it restarting? `stonewarmer autotune --watch`)")
 
 
 def say(text: str, *, err: bool = False) -> None:

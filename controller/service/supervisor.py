@@ -37,6 +37,7 @@ from controller.core.probe import ThreadedProbeSource, W1Probe
 from controller.core.schedule import run_forever
 from controller.core.state import StateStore
 from controller.core.status import Status
+from controller.service.control import Commands, ControlServer, socket_path
 from controller.service.sd_notify import Notifier
 
 if TYPE_CHECKING:  # the simulator is imported only when simulating
@@ -138,8 +139,12 @@ class Supervisor:
 
 def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference", speed: float = 1.0,
           injections: Iterable[Injection] = (), host: str | None = None, port: int | None = None,
-          notifier: Notifier | None = None) -> int:
-    """Run until SIGTERM/SIGINT (exit status 0) or a control-loop failure (1)."""
+          notifier: Notifier | None = None, commands: Callable[[Controller], Commands] | None = None) -> int:
+    """Run until SIGTERM/SIGINT (exit status 0) or a control-loop failure (1).
+
+    ``commands(controller)``: what the local control socket (``control.sock`` in the state
+    dir) offers, e.g. autotune as a job of the service; without it there is no socket.
+    """
     try:  # a watchdog abort (WatchdogSignal=SIGABRT) then logs every thread's stack to the journal
         faulthandler.enable(file=sys.stderr, all_threads=True)
     except (AttributeError, ValueError, OSError):
@@ -184,6 +189,15 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
 
         bridge = mqtt.attach(controller, runtime.cfg)
         parts.insert(0, ("MQTT", bridge.stop))
+        if commands is not None:
+            # In the config's state dir, where the CLI looks (a simulation may keep its own state deeper).
+            control = ControlServer(socket_path(cfg.state.dir), commands(controller))
+            try:
+                control.start()
+            except OSError as exc:  # the warmer runs on without it
+                log.error("cannot open the control socket %s: %s", control.path, exc.strerror or exc)
+            else:
+                parts.insert(0, ("control socket", control.stop))
         thread = threading.Thread(target=control_thread, name="control", daemon=True)
         thread.start()
         host = host or runtime.cfg.web.host
