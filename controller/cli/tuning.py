@@ -86,8 +86,8 @@ def _claim(cfg: cfgmod.Config, args: argparse.Namespace, *,
         return sim.controller, sim.step, sim.close
     from controller.tuning.hardware import claim
 
-    say("autotune: on the real probe and relay. The stonewarmer service must be stopped first "
-        "(sudo systemctl stop stonewarmer): only one process may drive the relay.")
+    say("autotune: the service is not running: this command drives the real probe and relay itself "
+        "(a hang-up, SIGTERM or Ctrl-C cancels it, heater off).")
     controller, step = claim(cfg, cancel=cancel)
     # Heater off, and the pin left driven off: the command exits without releasing it (a
     # released line floats), as `run` does; the service's ExecStartPre drives it off again.
