@@ -182,7 +182,7 @@ def test_an_injected_stall_blocks_the_control_loop_itself_so_the_watchdog_pings_
         wait_until(lambda: systemd.count("WATCHDOG") >= 35, what="35 ticks")
         time.sleep(1)  # 20 simulated seconds more: past the stall at 40 s
         pings = systemd.count("WATCHDOG")
-        assert pings <= 41  # a ping per completed tick until the stall ...
+        assert pings <= 42  # a ping per completed tick until the stall (at 40 s, give or take a tick) ...
         time.sleep(1)  # absence takes time to observe: 20 simulated seconds
         assert systemd.count("WATCHDOG") == pings  # ... and none since
         assert proc.poll() is None  # alive and silent: what only the watchdog can end
@@ -190,7 +190,7 @@ def test_an_injected_stall_blocks_the_control_loop_itself_so_the_watchdog_pings_
     finally:
         proc.kill()
         output = proc.communicate(timeout=10)[0]
-    assert "injected stall: the control loop blocks now (40 s after start)" in output
+    assert "injected stall: the control loop blocks now" in output
 
 
 def test_relay_off_on_a_pi_without_lgpio_is_one_line_and_a_failure_not_a_traceback(monkeypatch, capsys):
