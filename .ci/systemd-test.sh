@@ -67,8 +67,9 @@ flock -w 900 9 || skip "another systemd test held $CACHE/lock for 15 minutes"
 
 say "a minimal Debian 12 root with systemd (cached: $ROOT_TAR)"
 if [ ! -s "$ROOT_TAR" ]; then
-  mmdebstrap --quiet --variant=minbase --include="$PACKAGES" bookworm "$ROOT_TAR.part"
-  mv "$ROOT_TAR.part" "$ROOT_TAR"
+  # mmdebstrap writes a tarball for a name ending in .tar; renamed once whole.
+  mmdebstrap --quiet --variant=minbase --include="$PACKAGES" bookworm "$CACHE/building.tar"
+  mv "$CACHE/building.tar" "$ROOT_TAR"
 fi
 W=$(mktemp -d /var/tmp/stonewarmer-systemd.XXXXXX)
 R=$W/root

@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.0,
                    help="with --simulate: run the bath this many times faster than real time")
     p.add_argument("--inject", action="append", default=[], metavar="KIND@S[:DUR]",
-                   help="with --simulate: inject a fault S simulated seconds after start (repeatable)")
+                   help="with --simulate: inject a fault S simulated seconds after start (repeatable); "
+                        "stall@S blocks the control loop itself, for systemd's watchdog")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("simulate", help="simulate hours of operation as fast as possible")
@@ -112,6 +113,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     cfg = load_config(args, simulate=True)
     injections = _parse_injections(args.inject)
+    if any(i.kind == "stall" for i in injections):
+        raise UserError("--inject stall only applies to `run --simulate`: it blocks the real-time control loop")
     duration_s = parsed(parse_duration, args.duration)
     if not 0 < duration_s <= 30 * 24 * 3600:
         raise UserError(f"--duration {args.duration}: must be more than 0 and at most 30 days")

@@ -68,7 +68,7 @@ class ControlServer:
             os.umask(old_umask)
         sock.listen(4)
         self._sock = sock
-        self._thread = threading.Thread(target=self._accept, name="control", daemon=True)
+        self._thread = threading.Thread(target=self._accept, name="control-socket", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -88,7 +88,7 @@ class ControlServer:
                 conn, _ = self._sock.accept()
             except OSError:
                 return  # closed: the service is stopping
-            threading.Thread(target=self._serve, args=(conn,), name="control-client", daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn,), name="control-socket-client", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:

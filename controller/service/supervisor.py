@@ -165,7 +165,8 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
     supervisor = Supervisor(notifier)
     failure: list[BaseException] = []
     thread: threading.Thread | None = None
-    parts: list[tuple[str, Callable[[], None]]] = [("systemd notifier", notifier.close)]  # stopped last first
+    # What to stop on the way out, in this order: each part goes in front as it is started.
+    parts: list[tuple[str, Callable[[], None]]] = [("systemd notifier", notifier.close)]
 
     def control_thread() -> None:
         try:
