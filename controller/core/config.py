@@ -85,8 +85,18 @@ class WebConfig:
     host: str = "0.0.0.0"
     port: int = 8080
     threads: int = 16
-    open_viewing: bool = True  # False: even viewing needs a sign-in
+    open_viewing: bool = True  # False: even the live status needs a sign-in
+    # With open_viewing, what else anyone on the network may read without signing in.
+    open_history: bool = False   # /api/history, /api/history.csv
+    open_events: bool = False    # /api/events (who changed what)
+    open_metrics: bool = False   # /metrics
+    open_api_doc: bool = False   # /api/openapi.json
     max_streams: int = 8       # live-update streams open at once; each holds a thread
+    # Host names the dashboard answers to besides IP literals, localhost, this host's name and
+    # <name>.local; any other Host header gets 421 (DNS rebinding: docs/field-notes.md, "More facts: ...").
+    allowed_hosts: tuple[str, ...] = ()
+    session_idle_h: float = 12.0  # a browser not seen for this long must sign in again
+    connections_per_client: int = 24  # open connections one client address may hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +116,7 @@ class MqttConfig:
     discovery_prefix: str = "homeassistant"
     publish_interval_s: float = 30.0
     keepalive_s: int = 30
+    dashboard_url: str = ""    # Home Assistant's "Visit" link; empty: built from [web]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +145,8 @@ _RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("web", "port"): (1, 65535, ""),
     ("web", "threads"): (2, 64, "threads"),
     ("web", "max_streams"): (1, 62, "streams"),
+    ("web", "session_idle_h"): (0.1, 720.0, "h"),
+    ("web", "connections_per_client"): (4, 400, "connections"),
     ("mqtt", "port"): (1, 65535, ""),
     ("mqtt", "publish_interval_s"): (1.0, 3600.0, "s"),
     ("mqtt", "keepalive_s"): (5, 600, "s"),
@@ -143,11 +156,17 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 # Strings with a required shape: (regular expression, what is allowed).
 _TOPIC_LEVELS = r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_NAME = rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*"
 _PATTERNS: dict[tuple[str, str], tuple[str, str]] = {
     ("mqtt", "name"): (r"([A-Za-z0-9_-]{1,64})?", 'letters, digits, "-" and "_" (at most 64), or "" for automatic'),
     ("mqtt", "base_topic"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
     ("mqtt", "discovery_prefix"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
     ("mqtt", "host"): (r"[A-Za-z0-9.:_-]+", "a host name or IP address"),
+    ("web", "allowed_hosts"): (_HOST_NAME, 'host names of letters, digits, "-" and "." (e.g. "warmer.lan"), '
+                                           "without a port"),
+    ("mqtt", "dashboard_url"): (r"(https?://[^\s/?#]+(/\S*)?)?",
+                                'an http:// or https:// address, or "" to build it from [web]'),
 }
 
 
@@ -174,6 +193,10 @@ def _check_value(section: str, key: str, value: Any, default: Any) -> Any:
                     f"{where} = {value!r} is not allowed: must be between {low:g} and {high:g} {unit}".rstrip()
                 )
         return value
+    if expected is tuple:  # a list of strings, each checked like a string key
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} = {value!r} is not allowed: must be a list of strings, e.g. [\"a\", \"b\"]")
+        return tuple(_check_value(section, key, item, "") for item in value)
     if not isinstance(value, str):
         raise ConfigError(f"{where} = {value!r} is not allowed: must be a string in quotes")
     if (section, key) in _CHOICES and value not in _CHOICES[(section, key)]:
@@ -215,6 +238,10 @@ def _check_relations(cfg: Config) -> None:
             f"[web] max_streams = {w.max_streams} is not allowed: must be at most "
             f"threads - 2 = {w.threads - 2} (two threads stay free for the page and the API)"
         )
+    for key in ("open_history", "open_events", "open_metrics", "open_api_doc"):
+        if getattr(w, key) and not w.open_viewing:
+            raise ConfigError(f"[web] {key} = true is not allowed with open_viewing = false: "
+                              "set open_viewing = true too, or remove the key")
     if cfg.probe.safety_id and cfg.probe.safety_id == cfg.probe.id:
         raise ConfigError(
             f"[probe] safety_id = {cfg.probe.safety_id!r} is not allowed: must differ from [probe] id"

@@ -302,6 +302,8 @@ class Controller:
         with self._lock:
             now = self.clock.monotonic()
             old = self.setpoint_c
+            if setpoint_c == old:  # nothing changes: no event, no save (a client repeating itself floods no log)
+                return setpoint_c
             self.setpoint_c = setpoint_c
             if setpoint_c < old:
                 self.interlock.setpoint_lowered(now)
