@@ -172,12 +172,20 @@ def test_autotune_on_the_hardware_leaves_the_pin_driven_off_when_stopped(tmp_pat
     config.write_text(f'[probe]\nw1_dir = "{tree.root}"\nid = "0000075a1f2b"\n\n'
                       f'[state]\ndir = "{tmp_path / "state"}"\n')
     # systemd or kill stops the command after its first tick (the noise phase: heater off).
-    timer = threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGTERM))
-    timer.start()
-    try:
-        assert main(["autotune", "--config", str(config)]) == 128 + signal.SIGTERM
-    finally:
-        timer.cancel()
+    from controller.core.loop import Controller
+
+    real_tick = Controller.tick
+    ticks = []
+
+    def tick(self):
+        status = real_tick(self)
+        ticks.append(status)
+        if len(ticks) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return status
+
+    monkeypatch.setattr(Controller, "tick", tick)
+    assert main(["autotune", "--config", str(config)]) == 128 + signal.SIGTERM
     pin = pins.pin(17)
     assert pin.function == "output" and pin.state is False  # driven off, not released to float
     assert not any(level for _, level in pin.changes)
