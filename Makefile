@@ -16,7 +16,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml config/constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c config/constraints.txt -e '.[test,dev,mqtt,plot,bench]'
+	$(PY) -m pip install --quiet -c config/constraints.txt -e '.[test,dev,mqtt,notify,plot,bench]'
 	touch $@
 
 # Debian packages the tests drive for real: Chromium (dashboard), Mosquitto (MQTT),

@@ -120,6 +120,20 @@ class MqttConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """Notifications on the phone (controller/integrations/notify/; docs/integrations.md). Off without a URL."""
+
+    ntfy_url: str = ""          # the ntfy server and topic, e.g. "https://ntfy.sh/room-1-x7k2"
+    ntfy_token_file: str = ""   # a file whose first line is an ntfy access token (never the token itself)
+    apprise_urls: tuple[str, ...] = ()  # other services through Apprise (the notify extra)
+    dashboard_url: str = ""     # what a tap on a notification opens; empty: as [mqtt] dashboard_url
+    burst: int = 5              # notifications sent at once before the rate limit holds them back ...
+    interval_s: float = 60.0    # ... then at most one per this, the held ones merged into it
+    queue_size: int = 50        # notifications waiting to be sent; when full the oldest non-fault one goes
+    timeout_s: float = 10.0     # for one attempt to send
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     probe: ProbeConfig = ProbeConfig()
     relay: RelayConfig = RelayConfig()
@@ -127,6 +141,7 @@ class Config:
     state: StateConfig = StateConfig()
     web: WebConfig = WebConfig()
     mqtt: MqttConfig = MqttConfig()
+    notify: NotifyConfig = NotifyConfig()
 
 
 # Allowed ranges, (low, high) inclusive, with the unit named in messages.
@@ -150,6 +165,14 @@ _RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("mqtt", "port"): (1, 65535, ""),
     ("mqtt", "publish_interval_s"): (1.0, 3600.0, "s"),
     ("mqtt", "keepalive_s"): (5, 600, "s"),
+    ("notify", "burst"): (1, 30, "notifications"),
+    ("notify", "interval_s"): (10.0, 3600.0, "s"),
+    ("notify", "queue_size"): (10, 1000, "notifications"),
+    ("notify", "timeout_s"): (1.0, 60.0, "s"),
+}
+# Lists of strings: the most entries allowed (each entry is checked against _PATTERNS).
+_LIST_LENGTHS: dict[tuple[str, str], int] = {
+    ("notify", "apprise_urls"): 5,
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("relay", "kind"): tuple(RELAY_KINDS),
@@ -167,6 +190,14 @@ _PATTERNS: dict[tuple[str, str], tuple[str, str]] = {
                                            "without a port"),
     ("mqtt", "dashboard_url"): (r"(https?://[^\s/?#]+(/\S*)?)?",
                                 'an http:// or https:// address, or "" to build it from [web]'),
+    ("notify", "ntfy_url"): (r"(https?://[^\s/?#]+/[^\s?#]*[^\s?#/])?",
+                             'an http:// or https:// address ending in the topic, e.g. '
+                             '"https://ntfy.sh/your-topic", or "" for none'),
+    ("notify", "dashboard_url"): (r"(https?://[^\s/?#]+(/\S*)?)?",
+                                  'an http:// or https:// address, or "" for the one of [mqtt] dashboard_url'),
+    ("notify", "apprise_urls"): (r"[A-Za-z][A-Za-z0-9+.-]*://\S{1,1000}",
+                                 'an Apprise URL such as "tgram://bottoken/chatid" (no spaces, at most 1000 '
+                                 'characters)'),
 }
 
 
@@ -196,6 +227,9 @@ def _check_value(section: str, key: str, value: Any, default: Any) -> Any:
     if expected is tuple:  # a list of strings, each checked like a string key
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} = {value!r} is not allowed: must be a list of strings, e.g. [\"a\", \"b\"]")
+        most = _LIST_LENGTHS.get((section, key))
+        if most is not None and len(value) > most:
+            raise ConfigError(f"{where} = {value!r} is not allowed: must be a list of at most {most} strings")
         return tuple(_check_value(section, key, item, "") for item in value)
     if not isinstance(value, str):
         raise ConfigError(f"{where} = {value!r} is not allowed: must be a string in quotes")
@@ -252,6 +286,10 @@ def _check_relations(cfg: Config) -> None:
                           "set [mqtt] username too")
     if m.ca_file and not m.tls:
         raise ConfigError(f"[mqtt] ca_file = {m.ca_file!r} is not allowed with tls = false: set tls = true")
+    n = cfg.notify
+    if n.ntfy_token_file and not n.ntfy_url:
+        raise ConfigError(f"[notify] ntfy_token_file = {n.ntfy_token_file!r} is not allowed without an "
+                          "ntfy_url: set [notify] ntfy_url too")
 
 
 def from_dict(data: dict[str, Any]) -> Config:

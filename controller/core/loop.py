@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0            # control period
 READY_BAND_C = 1.0      # "ready" = within +/- this of the setpoint ...
 READY_HOLD_S = 300.0    # ... for this long: the stones lag the water
+SAVE_RETRY_MIN_S = 1.0   # a failed state save is retried after this long ...
+SAVE_RETRY_MAX_S = 60.0  # ... doubling up to this: a latch must reach the disk, the SD card must not be hammered
 
 
 class CommandError(ValueError):
@@ -64,6 +66,8 @@ class Controller:
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._pending_state: dict[str, Any] | None = None
+        self._save_retry_at_s: float | None = None  # after a failed save: no retry from the tick before this
+        self._save_retry_s = SAVE_RETRY_MIN_S
         self._classifiers = (pr.ReadingClassifier(), pr.ReadingClassifier())
         self._tick = 0
         self._duty = 0.0
@@ -193,11 +197,17 @@ class Controller:
 
         ``wait=False`` (the control tick): if another thread is saving right now, leave
         the state queued for the next tick rather than wait for that thread's fsyncs.
+        A failed save stays queued (unless a newer state replaced it) and is reported
+        while unsaved; the tick retries it after a backoff of 1, 2, 4 ... up to 60 s, so a
+        latched fault reaches the disk once the disk takes it.
         """
         if not self._save_lock.acquire(blocking=wait):
             return
         try:  # one writer at a time, always the newest state
             with self._lock:
+                if not wait and self._save_retry_at_s is not None \
+                        and self.clock.monotonic() < self._save_retry_at_s:
+                    return  # backing off after a failed save
                 data, self._pending_state = self._pending_state, None
             if data is None:
                 return
@@ -205,9 +215,17 @@ class Controller:
                 self.store.save(data)
             except OSError as exc:
                 with self._lock:
+                    if self._pending_state is None:  # nothing newer queued meanwhile: retry this one
+                        self._pending_state = data
+                    self._save_retry_at_s = self.clock.monotonic() + self._save_retry_s
+                    self._save_retry_s = min(2 * self._save_retry_s, SAVE_RETRY_MAX_S)
                     self._report_unsaved(exc)
             else:
                 with self._lock:
+                    if self._save_retry_at_s is not None:
+                        log.info("state saved to %s after an earlier failure", self.store.path)
+                    self._save_retry_at_s = None
+                    self._save_retry_s = SAVE_RETRY_MIN_S
                     self.detail.pop("state_problem", None)
         finally:
             self._save_lock.release()

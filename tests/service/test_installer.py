@@ -411,7 +411,7 @@ def test_extras_go_into_the_service_venv_and_stay_on_upgrade(root, source, capsy
     pip = next(line for line in capsys.readouterr().out.splitlines() if "-m pip install" in line)
     assert pip.endswith("[mqtt]")  # the upgrade keeps what --with installed
     assert main(["install", "--dry-run", "--root", str(root), "--source", str(source), "--with", "bogus"]) == 2
-    assert "--with bogus: unknown extra bogus; allowed: bench, dev, mqtt, plot, test" in capsys.readouterr().err
+    assert "--with bogus: unknown extra bogus; allowed: bench, dev, mqtt, notify, plot, test" in capsys.readouterr().err
 
 
 def test_no_pip_install_advice_for_the_mqtt_extra_anywhere():
@@ -449,7 +449,8 @@ def test_constraints_pin_every_service_dependency_inside_the_ranges_of_pyproject
         if line.strip() and not line.startswith("#"):
             name, _, version = line.partition("==")
             pins[name.strip().lower()] = version.strip()
-    for spec in project["dependencies"] + project["optional-dependencies"]["mqtt"]:
+    for spec in (project["dependencies"] + project["optional-dependencies"]["mqtt"]
+                 + project["optional-dependencies"]["notify"]):
         requirement = Requirement(spec)
         name = requirement.name.lower()
         assert name in pins, f"{name} is not pinned in {upgrade.CONSTRAINTS}"
