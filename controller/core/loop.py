@@ -73,6 +73,7 @@ class Controller:
         self._duty = 0.0
         self._last_reading: pr.Reading | None = None
         self._in_band_since_s: float | None = None
+        self._warming_since_s: float | None = None  # for the time-to-ready estimate
         self._ready_announced = False
         self._listeners: list[Callable[[Status], None]] = []
         self.detail: dict[str, Any] = {}  # extra status, e.g. autotune progress
@@ -426,8 +427,12 @@ class Controller:
             return 0.0
         if mode == Mode.HOLDING and self._in_band_since_s is not None:
             return max(0.0, READY_HOLD_S - (now - self._in_band_since_s))
-        rate = self.interlock.rate_c_per_s() if mode == Mode.WARMING else None
-        if rate is None or rate <= 0 or temp_c is None:
+        if mode != Mode.WARMING or temp_c is None:
+            self._warming_since_s = None  # the rate counts from when warming (re)starts, not a fault's flat line
+            return None
+        self._warming_since_s = now if self._warming_since_s is None else self._warming_since_s
+        rate = self.interlock.warming_rate_c_per_s(now, since_s=self._warming_since_s)
+        if rate is None:
             return None
         return (self.setpoint_c - READY_BAND_C - temp_c) / rate + READY_HOLD_S
 

@@ -169,7 +169,7 @@ def statuses():
     """Real statuses: warming, switched off, and with a sensor fault latched."""
     found = {}
     with Simulation() as sim:
-        sim.run(120)  # long enough for a rate of rise, so an estimate
+        sim.run(180)  # long enough for a steady rate of rise, so an estimate
         found["warming"] = sim.controller.status()
         sim.controller.switch_off(source="test")
         sim.run(2)

@@ -150,7 +150,7 @@ def test_dashboard_page_manifest_and_static_files(client):
     assert manifest.mimetype == "application/manifest+json"
     for icon in manifest.get_json()["icons"]:
         assert client.get(icon["src"]).status_code == 200
-    for name in ("app.js", "chart.js", "alerts.js", "app.css"):
+    for name in ("app.js", "words.js", "chart.js", "alerts.js", "access.js", "app.css"):
         assert client.get(f"/static/{name}").status_code == 200
 
 
