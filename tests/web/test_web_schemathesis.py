@@ -100,8 +100,13 @@ def fuzz(app, *, examples: int, cookies=None, headers=None, after_each=None, kee
     setpoint = schema["/api/setpoint"]["POST"]
     near_range = st.floats(min_value=30, max_value=60).flatmap(
         lambda value: setpoint.as_strategy(body={"setpoint_c": value}))
+    # And setpoints inside the allowed range, so every run also makes changes that must be accepted
+    # (whatever the generator's seed makes of the rest).
+    control = app.extensions[EXTENSION].controller.cfg.control
+    in_range = st.floats(min_value=control.min_setpoint_c, max_value=control.max_setpoint_c).flatmap(
+        lambda value: setpoint.as_strategy(body={"setpoint_c": value}))
     cases = st.one_of(schema.as_strategy(schemathesis.GenerationMode.POSITIVE),
-                      schema.as_strategy(schemathesis.GenerationMode.NEGATIVE), near_range)
+                      schema.as_strategy(schemathesis.GenerationMode.NEGATIVE), near_range, in_range)
     answers: Counter = Counter()
 
     @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
