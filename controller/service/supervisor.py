@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from controller.core import config as cfgmod
 from controller.core.clock import MonotonicClock, ScaledClock
@@ -139,12 +139,19 @@ class Supervisor:
 
 def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference", speed: float = 1.0,
           injections: Iterable[Injection] = (), host: str | None = None, port: int | None = None,
-          notifier: Notifier | None = None, commands: Callable[[Controller], Commands] | None = None) -> int:
+          notifier: Notifier | None = None, commands: Callable[[Controller], Commands] | None = None,
+          role: str = "all", control_socket: Path | None = None) -> int:
     """Run until SIGTERM/SIGINT (exit status 0) or a control-loop failure (1).
 
     ``commands(controller)``: what the local control socket (``control.sock`` in the state
     dir) offers, e.g. autotune as a job of the service; without it there is no socket.
+    ``role``: ``"control"`` (probe, relay, interlock and the socket with the web's session;
+    no web, no MQTT, no network), ``"web"`` (dashboard, MQTT, notifications, the controller
+    reached over ``control_socket``) or ``"all"`` (both in one process: the tests).
     """
+    if role == "web":
+        return _serve_web(cfg, host=host, port=port, notifier=notifier or Notifier(),
+                          path=control_socket or socket_path(cfg.state.dir))
     try:  # a watchdog abort (WatchdogSignal=SIGABRT) then logs every thread's stack to the journal
         faulthandler.enable(file=sys.stderr, all_threads=True)
     except (AttributeError, ValueError, OSError):
@@ -182,22 +189,16 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
     # From here on the relay pin is claimed: whatever fails (a bad MQTT password or CA
     # file, a port in use), the finally below drives it off and stops what was started.
     try:
-        from web import attach
+        if role == "all":
+            web, bridge = _attach_web(controller, runtime.cfg, parts)
+        server_commands = commands(controller) if commands is not None else None
+        if role == "control":  # the web process's session, beside the other commands
+            from controller.service.session import SessionHub
 
-        web = attach(controller, runtime.cfg)
-        parts.insert(0, ("web server and history", web.stop))
-        from controller.integrations import mqtt  # [mqtt]: status, commands, Home Assistant discovery
-
-        bridge = mqtt.attach(controller, runtime.cfg)
-        parts.insert(0, ("MQTT", bridge.stop))
-        from controller.integrations import notify  # [notify]: the phone, from a worker thread of its own
-
-        notes = notify.attach(controller, runtime.cfg)
-        notes.start()
-        parts.insert(0, ("phone notifications", notes.stop))
-        if commands is not None:
+            server_commands = (server_commands or Commands()) | Commands(session=SessionHub(controller).serve)
+        if server_commands is not None:
             # In the config's state dir, where the CLI looks (a simulation may keep its own state deeper).
-            control = ControlServer(socket_path(cfg.state.dir), commands(controller))
+            control = ControlServer(socket_path(cfg.state.dir), server_commands)
             try:
                 control.start()
             except OSError as exc:  # the warmer runs on without it
@@ -206,18 +207,22 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
                 parts.insert(0, ("control socket", control.stop))
         thread = threading.Thread(target=control_thread, name="control", daemon=True)
         thread.start()
-        host = host or runtime.cfg.web.host
-        port = port or runtime.cfg.web.port
-        try:
-            web.start(host, port)
-        except OSError as exc:
-            log.error("cannot serve the dashboard on %s:%s: %s", host, port, exc.strerror or exc)
-            failure.append(exc)
-            stop.set()
+        if role == "control":
+            supervisor.web_listening.set()  # no dashboard here: READY after the first tick
+            print(f"stonewarmer: control process, session socket {socket_path(cfg.state.dir)}", flush=True)
         else:
-            supervisor.web_listening.set()
-            print(f"stonewarmer: dashboard at {web.url}", flush=True)
-            bridge.start()
+            host = host or runtime.cfg.web.host
+            port = port or runtime.cfg.web.port
+            try:
+                web.start(host, port)
+            except OSError as exc:
+                log.error("cannot serve the dashboard on %s:%s: %s", host, port, exc.strerror or exc)
+                failure.append(exc)
+                stop.set()
+            else:
+                supervisor.web_listening.set()
+                print(f"stonewarmer: dashboard at {web.url}", flush=True)
+                bridge.start()
         while not stop.wait(0.5):
             pass
     finally:
@@ -232,6 +237,72 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
             except Exception:  # noqa: BLE001 - shutting down: report and go on
                 log.exception("stopping the %s failed", name)
     return 1 if failure else 0
+
+
+def _attach_web(controller: Any, cfg: cfgmod.Config,
+                parts: list[tuple[str, Callable[[], None]]]) -> tuple[Any, Any]:
+    """The dashboard, MQTT and the phone notifications on ``controller`` (local, or over the socket)."""
+    from web import attach
+
+    web = attach(controller, cfg)
+    parts.insert(0, ("web server and history", web.stop))
+    from controller.integrations import mqtt  # [mqtt]: status, commands, Home Assistant discovery
+
+    bridge = mqtt.attach(controller, cfg)
+    parts.insert(0, ("MQTT", bridge.stop))
+    from controller.integrations import notify  # [notify]: the phone, from a worker thread of its own
+
+    notes = notify.attach(controller, cfg)
+    notes.start()
+    parts.insert(0, ("phone notifications", notes.stop))
+    return web, bridge
+
+
+def _serve_web(cfg: cfgmod.Config, *, host: str | None, port: int | None, notifier: Notifier, path: Path) -> int:
+    """The web process: no pin, no probe; the controller is the control process behind ``path``.
+
+    Its own watchdog: ``WATCHDOG=1`` every half second while the server thread lives.
+    """
+    from controller.service.remote import RemoteController
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    remote = RemoteController(path, cfg)
+    parts: list[tuple[str, Callable[[], None]]] = [("systemd notifier", notifier.close),
+                                                   ("control link", remote.stop)]
+    failed = False
+    try:
+        remote.start()
+        web, bridge = _attach_web(remote, cfg, parts)
+        host, port = host or cfg.web.host, port or cfg.web.port
+        try:
+            web.start(host, port)
+        except OSError as exc:
+            log.error("cannot serve the dashboard on %s:%s: %s", host, port, exc.strerror or exc)
+            return 1
+        print(f"stonewarmer: dashboard at {web.url} (controller at {path})", flush=True)
+        bridge.start()
+        notifier.send(READY=1, STATUS="dashboard up")
+        while not stop.wait(0.5):
+            if web._thread is None or not web._thread.is_alive():
+                log.error("the web server stopped; exiting")
+                failed = True
+                break
+            notifier.send(WATCHDOG=1)
+    finally:
+        notifier.stopping("stopping")
+        for name, part_stop in parts:
+            try:
+                part_stop()
+            except Exception:  # noqa: BLE001 - shutting down: report and go on
+                log.exception("stopping the %s failed", name)
+    return 1 if failed else 0
 
 
 def _shutdown(controller: Controller, thread: threading.Thread | None, failure: list[BaseException]) -> None:

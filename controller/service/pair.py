@@ -1,0 +1,91 @@
+"""``stonewarmer run`` without ``--role``: the control process and the web process, started together.
+
+What the two systemd units do on the Pi, for one command (``make run``, ``run --simulate``):
+each child is restarted on its own when it dies, and when the control process dies its
+relay is driven off at once (``stonewarmer relay-off``, as the unit's ``ExecStopPost=``).
+SIGTERM or SIGINT stops the web process, then the control process, then drives the relay off.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+RESTART_S = 3.0    # as the units' RestartSec=
+STOP_WAIT_S = 10.0  # as the units' TimeoutStopSec=
+
+
+def command(*args: str) -> list[str]:
+    """The stonewarmer command line, run by this Python."""
+    return [sys.executable, "-m", "controller", *args]
+
+
+class Child:
+    """One process of the pair, restarted ``RESTART_S`` after it dies."""
+
+    def __init__(self, name: str, argv: list[str], *, after_exit: list[str] | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.after_exit = after_exit
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.died_s: float | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv)
+        self.died_s = None
+
+    def check(self, now_s: float) -> None:
+        """Notice a death (and run ``after_exit`` at once); restart when it is time."""
+        if self.proc is not None and self.died_s is None and self.proc.poll() is not None:
+            log.error("the %s process exited (status %s); restarting in %.0f s", self.name, self.proc.returncode,
+                      RESTART_S)
+            self.died_s = now_s
+            self.run_after_exit()
+        if self.died_s is not None and now_s - self.died_s >= RESTART_S:
+            self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.run_after_exit()
+
+    def run_after_exit(self) -> None:
+        if self.after_exit is not None:
+            subprocess.run(self.after_exit, check=False, stdout=subprocess.DEVNULL)
+
+
+def run_pair(control: list[str], web: list[str], relay_off: list[str]) -> int:
+    """Run ``stonewarmer`` with the ``control`` and ``web`` arguments until SIGTERM/SIGINT."""
+    import time
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    off = command(*relay_off)
+    subprocess.run(off, check=False, stdout=subprocess.DEVNULL)  # as ExecStartPre=
+    children = [Child("control", command(*control), after_exit=off), Child("web", command(*web))]
+    try:
+        for child in children:
+            child.start()
+        while not stop.wait(0.1):
+            for child in children:
+                child.check(time.monotonic())
+    finally:
+        for child in reversed(children):  # the web first: it holds nothing
+            child.stop()
+    return 0
