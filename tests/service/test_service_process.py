@@ -32,11 +32,11 @@ def systemd(tmp_path):
 
 @pytest.fixture
 def warmer(tmp_path, systemd):
-    """Start ``run --simulate`` under a fake systemd; yield (process, state_dir) once READY and heating."""
+    """Start the control process of ``run --simulate`` under a fake systemd; yield (process, state_dir) once READY and heating."""
     state_dir = tmp_path / "state"
     env = {**os.environ, "NOTIFY_SOCKET": systemd.address, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(command("run", "--simulate", "--state-dir", str(state_dir), "--host", "127.0.0.1",
-                                    "--port", str(free_port()), "--speed", SPEED),
+    proc = subprocess.Popen(command("run", "--role", "control", "--simulate", "--state-dir", str(state_dir),
+                                    "--speed", SPEED),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         systemd.wait_for("READY")
