@@ -48,8 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--role", choices=("control", "web"),
                    help="run one of the two processes: control (probe, relay, interlock; no network) or web "
                         "(dashboard, MQTT, notifications); default: both, each in a process of its own")
-    p.add_argument("--socket", metavar="PATH",
-                   help="with --role web: the control process's socket (default: control.sock in the state dir)")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("simulate", help="simulate hours of operation as fast as possible")
@@ -94,15 +92,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     injections = _parse_injections(args.inject)
     if args.simulate:
         _check_plant(args.plant)
-    if args.socket and args.role != "web":
-        raise UserError("--socket only applies with --role web")
     if args.role == "web" and (args.inject or args.speed != 1.0):
         raise UserError("--speed and --inject apply to the control process, not --role web")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.role is None:
         return _run_pair(args, cfg)
     if args.role == "web":
-        return serve(cfg, role="web", control_socket=Path(args.socket) if args.socket else None)
+        return serve(cfg, role="web")
     from controller.tuning.job import commands  # autotune as a job of the service
 
     return serve(cfg, simulate=args.simulate, plant=args.plant, speed=args.speed, injections=injections,
@@ -110,8 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_pair(args: argparse.Namespace, cfg: cfgmod.Config) -> int:
-    """Both processes; the web one keeps its files in ``<state dir>/web``."""
-    from controller.service.control import socket_path
+    """Both processes, on the same state dir (the web process keeps its files in ``<state dir>/web``)."""
     from controller.service.pair import run_pair
 
     state = Path(cfg.state.dir).resolve()
@@ -121,8 +116,8 @@ def _run_pair(args: argparse.Namespace, cfg: cfgmod.Config) -> int:
         control += ["--simulate", "--plant", args.plant, "--speed", repr(args.speed)]
         control += [f"--inject={text}" for text in args.inject]
     simulated = ["--simulate"] if args.simulate else []
-    web = ["run", "--role", "web", *common, *simulated, "--state-dir", str(state / "web"),
-           "--socket", str(socket_path(state)), "--host", cfg.web.host, "--port", str(cfg.web.port)]
+    web = ["run", "--role", "web", *common, *simulated, "--state-dir", str(state),
+           "--host", cfg.web.host, "--port", str(cfg.web.port)]
     relay_off = ["relay-off", *common, "--state-dir", str(state), *simulated]
     return run_pair(control, web, relay_off)
 

@@ -12,6 +12,7 @@ import getpass
 import sys
 
 from controller.cli.options import UserError, add_config_arg, add_state_dir_arg, state_dir
+from web import web_state_dir
 from web.credentials import CredentialError, CredentialStore
 
 
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _store(args: argparse.Namespace) -> CredentialStore:
-    return CredentialStore(state_dir(args))
+    return CredentialStore(web_state_dir(state_dir(args)))  # the web process's own directory
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:

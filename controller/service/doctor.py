@@ -260,9 +260,10 @@ def state_findings(cfg: cfgmod.Config, system: System | None = None) -> list[Fin
 
 
 def password_findings(cfg: cfgmod.Config) -> list[Finding]:
+    from web import web_state_dir
     from web.credentials import HOW_TO_SET, CredentialStore  # the dashboard's own reading of its file
 
-    store = CredentialStore(cfg.state.dir)
+    store = CredentialStore(web_state_dir(cfg.state.dir))
     try:
         password_set = store.password_set
     except PermissionError:

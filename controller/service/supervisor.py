@@ -140,18 +140,18 @@ class Supervisor:
 def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference", speed: float = 1.0,
           injections: Iterable[Injection] = (), host: str | None = None, port: int | None = None,
           notifier: Notifier | None = None, commands: Callable[[Controller], Commands] | None = None,
-          role: str = "all", control_socket: Path | None = None) -> int:
+          role: str = "all") -> int:
     """Run until SIGTERM/SIGINT (exit status 0) or a control-loop failure (1).
 
     ``commands(controller)``: what the local control socket (``control.sock`` in the state
     dir) offers, e.g. autotune as a job of the service; without it there is no socket.
     ``role``: ``"control"`` (probe, relay, interlock and the socket with the web's session;
     no web, no MQTT, no network), ``"web"`` (dashboard, MQTT, notifications, the controller
-    reached over ``control_socket``) or ``"all"`` (both in one process: the tests).
+    reached over the control socket; its files in ``<state dir>/web``) or ``"all"`` (both
+    in one process: the tests).
     """
     if role == "web":
-        return _serve_web(cfg, host=host, port=port, notifier=notifier or Notifier(),
-                          path=control_socket or socket_path(cfg.state.dir))
+        return _serve_web(cfg, host=host, port=port, notifier=notifier or Notifier())
     try:  # a watchdog abort (WatchdogSignal=SIGABRT) then logs every thread's stack to the journal
         faulthandler.enable(file=sys.stderr, all_threads=True)
     except (AttributeError, ValueError, OSError):
@@ -258,13 +258,16 @@ def _attach_web(controller: Any, cfg: cfgmod.Config,
     return web, bridge
 
 
-def _serve_web(cfg: cfgmod.Config, *, host: str | None, port: int | None, notifier: Notifier, path: Path) -> int:
-    """The web process: no pin, no probe; the controller is the control process behind ``path``.
+def _serve_web(cfg: cfgmod.Config, *, host: str | None, port: int | None, notifier: Notifier) -> int:
+    """The web process: no pin, no probe; the controller is the control process behind its socket.
 
     Its own watchdog: ``WATCHDOG=1`` every half second while the server thread lives.
     """
     from controller.service.remote import RemoteController
+    from web import web_state_dir
 
+    path = socket_path(cfg.state.dir)
+    cfg = cfgmod.replace(cfg, "state", dir=str(web_state_dir(cfg.state.dir)))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

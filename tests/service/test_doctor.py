@@ -16,6 +16,7 @@ from controller.cli.main import main
 from controller.service import doctor, host_checks, installer, system_view
 from controller.service.doctor import System, diagnose
 from controller.sim.fake_w1 import FakeW1Tree, crc8
+from web import web_state_dir
 from web.credentials import HOW_TO_SET, CredentialStore
 
 PROBE_ID = "0000075a1f2b"
@@ -66,7 +67,7 @@ def pi(tmp_path):
     (w1 / "w1_bus_master1").mkdir()
     state = tmp_path / "state"
     state.mkdir()
-    CredentialStore(state).set_password("correct horse battery")
+    CredentialStore(web_state_dir(state)).set_password("correct horse battery")
     config = tmp_path / "stonewarmer.toml"
     config.write_text(f'[probe]\nw1_dir = "{w1}"\n[state]\ndir = "{state}"\n')
     system = System(root=root, run=Answers(), clock_state=lambda: 0, import_lgpio=lambda: None)
@@ -91,7 +92,7 @@ def test_a_healthy_pi_passes_every_check(pi):
 
 def test_the_cli_prints_each_problem_with_what_to_do_and_exits_1(pi, capsys):
     _, config, paths = pi
-    (paths["state"] / "web-auth.json").unlink()
+    (web_state_dir(paths["state"]) / "web-auth.json").unlink()
     status = main(["check", "--root", str(paths["root"]), "--config", str(config)])
     out = capsys.readouterr().out
     assert status == 1
@@ -309,7 +310,7 @@ def test_a_corrupt_state_file_and_a_missing_state_dir_are_reported(pi, tmp_path)
 
 def test_a_damaged_credentials_file_is_an_error(pi):
     system, config, paths = pi
-    (paths["state"] / "web-auth.json").write_text("{not json")
+    (web_state_dir(paths["state"]) / "web-auth.json").write_text("{not json")
     (finding,) = problems(system, config)
     assert "web-auth.json" in finding.what and finding.todo == HOW_TO_SET
 

@@ -51,9 +51,9 @@ def pair(tmp_path):
     port = free_port()
     control = subprocess.Popen(command("run", "--role", "control", "--simulate", "--state-dir", str(state),
                                        "--speed", SPEED), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    web = subprocess.Popen(command("run", "--role", "web", "--simulate", "--state-dir", str(state / "web"),
-                                   "--socket", str(state / "control.sock"), "--host", "127.0.0.1",
-                                   "--port", str(port)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    web = subprocess.Popen(command("run", "--role", "web", "--simulate", "--state-dir", str(state), "--host",
+                                   "127.0.0.1", "--port", str(port)),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: relay_pin(state) is True, what="the heater to switch on")
