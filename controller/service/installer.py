@@ -161,12 +161,9 @@ def service_steps(host: Host, source: Path, venv: Path) -> list[Step]:
     steps += switch
     reload = Step("reload systemd's unit files", host.systemctl("daemon-reload"))
     for name, (unit, unit_source) in units.items():
-        previous = old[name]
-        restore = [Step(f"put the previous {UNITS_DIR / name} back", apply=lambda unit=unit, previous=previous:
-                        _write(unit, previous))] if previous is not None else \
-            [Step(f"remove {UNITS_DIR / name}", apply=lambda unit=unit: unit.unlink(missing_ok=True))]
+        restore = [_restore_step(unit, old[name])] + ([reload] if services else [])
         steps.append(Step(f"service unit {UNITS_DIR / name}", apply=_copy(unit_source, unit), done=current[name],
-                          undo=restore + ([reload] if services else [])))
+                          undo=restore))
     if services:
         steps.append(Step(reload.what, reload.command, done=all(current.values())))
     for name in UNIT_NAMES:
@@ -182,6 +179,13 @@ def service_steps(host: Host, source: Path, venv: Path) -> list[Step]:
             running = states[name] == "active" and not changing
             steps.append(Step(f"{name} is running", host.systemctl("is-active", name), done=running))
     return steps + cleanup
+
+
+def _restore_step(unit: Path, previous: bytes | None) -> Step:
+    """Undo the copy of a unit file: the previous one back, or none."""
+    if previous is None:
+        return Step(f"remove {unit.name}", apply=lambda: unit.unlink(missing_ok=True))
+    return Step(f"put the previous {UNITS_DIR / unit.name} back", apply=lambda: _write(unit, previous))
 
 
 def watchdog_steps(host: Host) -> list[Step]:

@@ -93,8 +93,8 @@ def parse_command(line: bytes) -> Command:
     source = frame.get("source", "api")
     if not isinstance(source, str) or not SOURCE_RE.fullmatch(source):
         raise FrameError(f"source must be 1-32 lower-case letters, digits, - or _, got {_short(source)}", id=frame_id)
-    value = frame.get("value")
-    if name == "set_setpoint" and (type(value) not in (int, float) or not math.isfinite(value)):
+    value: Any = frame.get("value")
+    if name == "set_setpoint" and (type(value) not in (int, float) or not math.isfinite(float(value))):
         raise FrameError(f"value must be a number of degC, got {_short(value)}", id=frame_id)
     return Command(frame_id, name, source, value)
 

@@ -48,6 +48,15 @@ class Client:
             log.warning("control session: client too slow (%d frames waiting); dropped", QUEUE_FRAMES)
             self.close()
 
+    def finish(self, *, timeout_s: float = 1.0) -> None:
+        """Send what is queued (bounded by ``timeout_s``), then close."""
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+        self._writer.join(timeout=timeout_s)
+        self.close()
+
     def close(self) -> None:
         if self.closed.is_set():
             return
@@ -114,7 +123,7 @@ class SessionHub:
         finally:
             with self._lock:
                 self._clients.discard(client)
-            client.close()
+            client.finish()
 
     def _read(self, client: Client, data: bytes) -> None:
         while not client.closed.is_set():
