@@ -9,15 +9,18 @@ SIGTERM or SIGINT stops the web process, then the control process, then drives t
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 RESTART_S = 3.0    # as the units' RestartSec=
+WEB_NICE = 10      # as stonewarmer-web.service's Nice=: under load the control process gets the CPU first
 STOP_WAIT_S = 10.0  # as the units' TimeoutStopSec=
 
 
@@ -26,18 +29,24 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "controller", *args]
 
 
+def start(argv: list[str], *, nice: int = 0, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start ``argv``, ``nice`` steps below this process's priority."""
+    return subprocess.Popen(argv, preexec_fn=(lambda: os.nice(nice)) if nice else None, **popen)  # noqa: PLW1509
+
+
 class Child:
     """One process of the pair, restarted ``RESTART_S`` after it dies."""
 
-    def __init__(self, name: str, argv: list[str], *, after_exit: list[str] | None = None) -> None:
+    def __init__(self, name: str, argv: list[str], *, after_exit: list[str] | None = None, nice: int = 0) -> None:
         self.name = name
         self.argv = argv
         self.after_exit = after_exit
+        self.nice = nice
         self.proc: subprocess.Popen[bytes] | None = None
         self.died_s: float | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv)
+        self.proc = start(self.argv, nice=self.nice)
         self.died_s = None
 
     def check(self, now_s: float) -> None:
@@ -78,7 +87,7 @@ def run_pair(control: list[str], web: list[str], relay_off: list[str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     off = command(*relay_off)
     subprocess.run(off, check=False, stdout=subprocess.DEVNULL)  # as ExecStartPre=
-    children = [Child("control", command(*control), after_exit=off), Child("web", command(*web))]
+    children = [Child("control", command(*control), after_exit=off), Child("web", command(*web), nice=WEB_NICE)]
     try:
         for child in children:
             child.start()
