@@ -18,7 +18,7 @@ from flask import Flask
 from waitress import wasyncore
 
 from controller.core.config import Config
-from controller.core.loop import Controller
+from controller.core.interfaces import ControllerView
 from web.app import create_app
 from web.context import EXTENSION
 from web.guard import create_guarded_server
@@ -93,7 +93,7 @@ class WebRuntime:
             self.history.stop()
 
 
-def attach(controller: Controller, cfg: Config) -> WebRuntime:
+def attach(controller: ControllerView, cfg: Config) -> WebRuntime:
     """The dashboard of ``controller``, with its history database in ``[state] dir``."""
     history, problem = None, None
     try:

@@ -29,7 +29,7 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "controller", *args]
 
 
-def start(argv: list[str], *, nice: int = 0, **popen: Any) -> subprocess.Popen[bytes]:
+def start(argv: list[str], *, nice: int = 0, **popen: Any) -> subprocess.Popen[Any]:
     """Start ``argv``, ``nice`` steps below this process's priority."""
     return subprocess.Popen(argv, preexec_fn=(lambda: os.nice(nice)) if nice else None, **popen)  # noqa: PLW1509
 
