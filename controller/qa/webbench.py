@@ -114,7 +114,8 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
             out, err = generator.communicate(timeout=duration_s + 60)
             load = subprocess.CompletedProcess(generator.args, generator.returncode, out, err)
             lateness.recording = False
-            throughput = _compare(port, cfg, threads=threads, run_s=throughput_s) if throughput_s > 0 else None
+            throughput = _compare(port, cfg, threads=threads, run_s=throughput_s, pid=web.pid) \
+                if throughput_s > 0 else None
         finally:
             web.terminate()
             web.wait(timeout=15)
@@ -147,13 +148,14 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def _compare(port: int, cfg: Any, *, threads: int, run_s: float) -> dict[str, Any]:
-    """The throughput comparison against the web process's /api/status (wrk; web_throughput.py).
+def _compare(port: int, cfg: Any, *, threads: int, run_s: float, pid: int) -> dict[str, Any]:
+    """The throughput comparison against the web process ``pid``'s /api/status (wrk; web_throughput.py).
 
     The CPU per request is measured on the same app, built here on the same control socket.
     """
     import urllib.request
 
+    from controller.core import config as cfgmod
     from controller.qa.bench import BenchError
     from controller.qa.web_throughput import WrkError, compare
     from controller.service.control import socket_path
@@ -166,18 +168,13 @@ def _compare(port: int, cfg: Any, *, threads: int, run_s: float) -> dict[str, An
     remote = RemoteController(socket_path(cfg.state.dir), cfg)
     remote.start()
     try:
-        app = create_app(remote, cfgmod_with_dir(cfg, web_state_dir(cfg.state.dir)))
-        return compare(url, body, ours_app=app, threads=threads, duration_s=run_s)
+        app = create_app(remote, cfgmod.replace(cfg, "state", dir=str(web_state_dir(cfg.state.dir))))
+        return compare(url, body, ours_app=app, threads=threads, duration_s=run_s, ours_pid=pid)
     except WrkError as exc:
         raise BenchError(str(exc)) from None
     finally:
         remote.stop()
 
-
-def cfgmod_with_dir(cfg: Any, state_dir: Any) -> Any:
-    from controller.core import config as cfgmod
-
-    return cfgmod.replace(cfg, "state", dir=str(state_dir))
 
 
 def format_figures(f: dict[str, Any]) -> str:
