@@ -48,6 +48,10 @@ class ProbeSource(Protocol):
         ...
 
 
+#: The ``field`` of the ``CommandError`` a command raises when no controller answers (nothing changed).
+UNAVAILABLE_FIELD = "controller"
+
+
 @runtime_checkable
 class EventFeed(Protocol):
     """The events a warmer has recorded, as its users read them (an ``EventLog``, or its copy in the web process)."""
@@ -67,8 +71,8 @@ class ControllerView(Protocol):
 
     The :class:`~controller.core.loop.Controller` itself (in one process, the tests), or the web
     process's ``RemoteController`` (``controller/service/remote.py``), which reaches the control
-    process over its socket. Commands raise ``CommandError`` when refused; nothing else here can
-    change the warmer.
+    process over its socket. Commands raise ``CommandError`` when refused (its ``field``
+    :data:`UNAVAILABLE_FIELD` when no controller answered); nothing else here can change the warmer.
     """
 
     @property

@@ -76,7 +76,7 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
     from controller.core.schedule import run_forever
     from controller.qa.bench import BenchError
     from controller.qa.processes import command, free_port, wait_until
-    from controller.service.control import Commands, ControlServer, socket_path
+    from controller.service.control import ControlServer, socket_path
     from controller.service.pair import WEB_NICE, start
     from controller.service.session import SessionHub
     from controller.service.supervisor import build
@@ -97,7 +97,7 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
 
         control = threading.Thread(target=run_forever, args=(controller, stop), kwargs={"before_tick": before},
                                    name="control", daemon=True)
-        server = ControlServer(socket_path(state_dir), Commands(session=SessionHub(controller).serve))
+        server = ControlServer(socket_path(state_dir), SessionHub(controller).commands())
         server.start()
         control.start()
         port = free_port()

@@ -25,6 +25,7 @@ from typing import Any
 
 from controller.core.config import Config
 from controller.core.events import EVENTS_KEPT, Event, EventKind
+from controller.core.interfaces import UNAVAILABLE_FIELD
 from controller.core.loop import CommandError
 from controller.core.probe import ReadingKind
 from controller.core.safety import Fault, FaultKind
@@ -217,7 +218,7 @@ class RemoteController:
     def _call(self, message: dict[str, Any]) -> dict[str, Any]:
         sock = self._sock
         if sock is None or not self._connected.is_set():
-            raise ControllerUnavailable("the controller is not running: nothing was changed", field="controller")
+            raise ControllerUnavailable("the controller is not running: nothing was changed", field=UNAVAILABLE_FIELD)
         with self._send_lock:
             self._next_id = (self._next_id + 1) % protocol.MAX_ID
             frame_id = self._next_id
@@ -225,14 +226,14 @@ class RemoteController:
                 sock.sendall(protocol.encode({"id": frame_id, **message}))
             except (OSError, ValueError) as exc:
                 raise ControllerUnavailable(f"the controller is not answering ({exc}): nothing was changed",
-                                            field="controller") from None
+                                            field=UNAVAILABLE_FIELD) from None
         deadline = time.monotonic() + COMMAND_TIMEOUT_S
         with self._answered:
             while frame_id not in self._answers:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._connected.is_set():
                     raise ControllerUnavailable("the controller did not answer; check the dashboard before "
-                                                "trying again", field="controller")
+                                                "trying again", field=UNAVAILABLE_FIELD)
                 self._answered.wait(left)
             answer = self._answers.pop(frame_id)[0]
         if "error" in answer:

@@ -20,6 +20,7 @@ from controller.core.events import Event
 from controller.core.loop import CommandError, Controller
 from controller.core.status import Status
 from controller.service import protocol
+from controller.service.control import Commands
 from controller.service.protocol import Command, FrameError
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,17 @@ class SessionHub:
         self._lock = threading.Lock()
         controller.add_listener(self._on_status)
         controller.events.add_sink(self._on_event)
+
+    def commands(self) -> Commands:
+        """The session, as a command of the control socket (with the other commands: ``|``)."""
+        return Commands(session=self.serve, stop=self.stop)
+
+    def stop(self) -> None:
+        """End every session (the control process is stopping)."""
+        with self._lock:
+            clients, self._clients = list(self._clients), set()
+        for client in clients:
+            client.close()
 
     def _on_status(self, status: Status) -> None:  # on the control thread: encode once, offer, return
         self._broadcast(_status_frame(status))

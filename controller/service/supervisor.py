@@ -195,7 +195,7 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
         if role == "control":  # the web process's session, beside the other commands
             from controller.service.session import SessionHub
 
-            server_commands = (server_commands or Commands()) | Commands(session=SessionHub(controller).serve)
+            server_commands = (server_commands or Commands()) | SessionHub(controller).commands()
         if server_commands is not None:
             # In the config's state dir, where the CLI looks (a simulation may keep its own state deeper).
             control = ControlServer(socket_path(cfg.state.dir), server_commands)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.service import protocol
-from controller.service.control import Commands, ControlServer
+from controller.service.control import ControlServer
 from controller.service.session import QUEUE_FRAMES, SessionHub
 from tests.helpers import run_ticks
 
@@ -86,7 +86,7 @@ def _session(path, version=protocol.VERSION):
 
 
 def _serve(tmp_path, controller):
-    server = ControlServer(tmp_path / "control.sock", Commands(session=SessionHub(controller).serve))
+    server = ControlServer(tmp_path / "control.sock", SessionHub(controller).commands())
     server.start()
     return server
 
