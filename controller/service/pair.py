@@ -8,6 +8,7 @@ SIGTERM or SIGINT stops the web process, then the control process, then drives t
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 RESTART_S = 3.0    # as the units' RestartSec=
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WEB_NICE = 10      # as stonewarmer-web.service's Nice=: under load the control process gets the CPU first
 STOP_WAIT_S = 10.0  # as the units' TimeoutStopSec=
 
@@ -30,8 +32,23 @@ def command(*args: str) -> list[str]:
 
 
 def start(argv: list[str], *, nice: int = 0, **popen: Any) -> subprocess.Popen[Any]:
-    """Start ``argv``, ``nice`` steps below this process's priority."""
-    return subprocess.Popen(argv, preexec_fn=(lambda: os.nice(nice)) if nice else None, **popen)  # noqa: PLW1509
+    """Start ``argv``, ``nice`` steps below this process's priority, and sent SIGTERM if this process
+    dies (even by SIGKILL): a control process never outlives what would drive its relay off."""
+    def in_child() -> None:
+        _term_with_parent()
+        if nice:
+            os.nice(nice)
+
+    return subprocess.Popen(argv, preexec_fn=in_child, **popen)  # noqa: PLW1509 - no threads started yet here
+
+
+def _term_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGTERM) (Linux): this process gets SIGTERM when its parent dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's own stop covers the ordinary cases
+        pass
 
 
 class Child:
