@@ -31,7 +31,9 @@ VERSION = 1
 SESSION = "session"            # the control-socket command that opens a session
 MAX_FRAME_BYTES = 4096         # one frame, newline included; a longer one ends the session
 MAX_ID = 2**31 - 1
-SOURCE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # who asked: "api", "mqtt", "dashboard" ...
+#: Who asked, as the event log records it: "api", "mqtt", "web", "token:<name>" (a token's name: 1-40 of
+#: letters, digits, - _ .).
+SOURCE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}(:[\w.-]{1,40})?")
 COMMANDS = ("set_setpoint", "acknowledge_fault", "switch_off", "switch_on")
 #: The fields each command may carry, beyond ``id`` and ``command``.
 FIELDS = {"set_setpoint": {"value", "source"}, "acknowledge_fault": {"source"},
@@ -92,7 +94,8 @@ def parse_command(line: bytes) -> Command:
         raise FrameError(f"{name} takes only {', '.join(sorted(FIELDS[name]))}, got {sorted(extra)[:5]}", id=frame_id)
     source = frame.get("source", "api")
     if not isinstance(source, str) or not SOURCE_RE.fullmatch(source):
-        raise FrameError(f"source must be 1-32 lower-case letters, digits, - or _, got {_short(source)}", id=frame_id)
+        raise FrameError(f"source must be a word of lower-case letters, digits, - or _ (and :name), "
+                         f"got {_short(source)}", id=frame_id)
     value: Any = frame.get("value")
     if name == "set_setpoint" and (type(value) not in (int, float) or not math.isfinite(float(value))):
         raise FrameError(f"value must be a number of degC, got {_short(value)}", id=frame_id)
