@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import random
 import statistics
@@ -81,6 +82,9 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
     from controller.service.session import SessionHub
     from controller.service.supervisor import build
 
+    # The bare server of the throughput comparison runs here: waitress's per-request queue warning
+    # under back-to-back load would drown the figures.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="stonewarmer-bench-") as state_dir:
         config = Path(state_dir) / "stonewarmer.toml"
         config.write_text(f'[state]\ndir = "{state_dir}"\n[web]\nthreads = {threads}\nmax_streams = {streams}\n'
@@ -101,7 +105,6 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
         server.start()
         control.start()
         port = free_port()
-        # Back-to-back load keeps waitress's queue non-empty; its per-request warnings would drown the figures.
         web = start(command("run", "--role", "web", "--simulate", "--config", str(config), "--host", "127.0.0.1",
                             "--port", str(port)), nice=WEB_NICE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
