@@ -156,16 +156,8 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
         faulthandler.enable(file=sys.stderr, all_threads=True)
     except (AttributeError, ValueError, OSError):
         pass  # no real stderr to write to (embedded use)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        stop.set()
-
     # Before anything touches the pin: a SIGTERM during start-up must stop us cleanly too.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+    stop = _stop_on_signals()
     notifier = notifier or Notifier()
     runtime = build(cfg, simulate=simulate, plant=plant, speed=speed, injections=injections)
     controller = runtime.controller
@@ -229,13 +221,7 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
         stop.set()
         notifier.stopping("stopping: heater off")
         _shutdown(controller, thread, failure)
-        # The heater is off by now. A part that fails to stop cleanly is logged, not allowed
-        # to skip the others or to turn a clean stop into a failure.
-        for name, part_stop in parts:
-            try:
-                part_stop()
-            except Exception:  # noqa: BLE001 - shutting down: report and go on
-                log.exception("stopping the %s failed", name)
+        _stop_parts(parts)  # the heater is off by now
     return 1 if failure else 0
 
 
@@ -268,14 +254,7 @@ def _serve_web(cfg: cfgmod.Config, *, host: str | None, port: int | None, notifi
 
     path = socket_path(cfg.state.dir)
     cfg = cfgmod.replace(cfg, "state", dir=str(web_state_dir(cfg.state.dir)))
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = _stop_on_signals()
     remote = RemoteController(path, cfg)
     parts: list[tuple[str, Callable[[], None]]] = [("systemd notifier", notifier.close),
                                                    ("control link", remote.stop)]
@@ -300,12 +279,31 @@ def _serve_web(cfg: cfgmod.Config, *, host: str | None, port: int | None, notifi
             notifier.send(WATCHDOG=1)
     finally:
         notifier.stopping("stopping")
-        for name, part_stop in parts:
-            try:
-                part_stop()
-            except Exception:  # noqa: BLE001 - shutting down: report and go on
-                log.exception("stopping the %s failed", name)
+        _stop_parts(parts)
     return 1 if failed else 0
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event that SIGTERM and SIGINT set (handled, not left to atexit)."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
+def _stop_parts(parts: list[tuple[str, Callable[[], None]]]) -> None:
+    """Stop each part in order. One that fails to stop cleanly is logged, not allowed to skip the
+    others or to turn a clean stop into a failure."""
+    for name, part_stop in parts:
+        try:
+            part_stop()
+        except Exception:  # noqa: BLE001 - shutting down: report and go on
+            log.exception("stopping the %s failed", name)
 
 
 def _shutdown(controller: Controller, thread: threading.Thread | None, failure: list[BaseException]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -85,47 +86,48 @@ def _session(path, version=protocol.VERSION):
     return sock, sock.makefile("rb")
 
 
-def _serve(tmp_path, controller):
+@contextlib.contextmanager
+def served(tmp_path, controller):
+    """``controller``'s sessions on a real control socket, stopped on the way out."""
     server = ControlServer(tmp_path / "control.sock", SessionHub(controller).commands())
     server.start()
-    return server
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def test_another_protocol_version_is_refused_with_the_version_this_side_speaks(make_controller, tmp_path):
-    server = _serve(tmp_path, make_controller())
-    try:
+    with served(tmp_path, make_controller()) as server:
         sock, frames = _session(server.path, version=2)
         answer = json.loads(frames.readline())
         assert answer["error"].startswith("protocol version 2 is not supported: this controller speaks version 1")
         assert frames.readline() == b""  # closed
         sock.close()
-    finally:
-        server.stop()
 
 
-def test_a_session_gets_the_hello_then_the_status_and_answers_commands(make_controller, clock, tree, tmp_path):
+def test_a_session_gets_the_hello_then_the_controllers_status_and_answers_commands(make_controller, clock, tree,
+                                                                                   tmp_path):
     controller = make_controller()
     run_ticks(controller, clock, tree, [30.0] * 2)
-    server = _serve(tmp_path, controller)
-    try:
+    before = controller.status()
+    with served(tmp_path, controller) as server:
         sock, frames = _session(server.path)
         assert json.loads(frames.readline()) == {"hello": "stonewarmer", "version": 1}
         sock.sendall(b'not json\n{"id": 3, "command": "switch_off", "source": "api"}\n')
         seen = []
         while not any(f.get("id") == 3 for f in seen) and len(seen) < 20:
             seen.append(json.loads(frames.readline()))
-        assert any("status" in f for f in seen)
+        status = next(f["status"] for f in seen if "status" in f)
+        assert status == json.loads(json.dumps(before.to_dict()))  # the controller's own
         errors = [f for f in seen if f.get("error")]
         assert errors and errors[0]["id"] is None and "one JSON object" in errors[0]["error"]
         assert {"id": 3, "result": {"changed": True}} in seen
         sock.close()
-    finally:
-        server.stop()
 
 
 def test_a_frame_longer_than_the_bound_ends_that_session_only(make_controller, tmp_path):
-    server = _serve(tmp_path, make_controller())
-    try:
+    with served(tmp_path, make_controller()) as server:
         sock, frames = _session(server.path)
         frames.readline()
         sock.sendall(b"x" * protocol.MAX_FRAME_BYTES)  # no newline within the bound
@@ -135,14 +137,11 @@ def test_a_frame_longer_than_the_bound_ends_that_session_only(make_controller, t
         assert json.loads(other_frames.readline())["hello"] == "stonewarmer"
         sock.close()
         other.close()
-    finally:
-        server.stop()
 
 
 def test_a_client_that_never_reads_is_dropped_and_never_holds_up_a_tick(make_controller, clock, tree, tmp_path):
     controller = make_controller()
-    server = _serve(tmp_path, controller)
-    try:
+    with served(tmp_path, controller) as server:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
         sock.connect(str(server.path))
@@ -160,19 +159,3 @@ def test_a_client_that_never_reads_is_dropped_and_never_holds_up_a_tick(make_con
             received += chunk
         assert len(received) < QUEUE_FRAMES * 20 * 200
         sock.close()
-    finally:
-        server.stop()
-
-
-def test_the_status_on_the_wire_is_the_controllers_own(make_controller, clock, tree, tmp_path):
-    controller = make_controller()
-    run_ticks(controller, clock, tree, [33.0] * 2)
-    server = _serve(tmp_path, controller)
-    try:
-        sock, frames = _session(server.path)
-        frames.readline()
-        status = next(f["status"] for f in map(json.loads, frames) if "status" in f)
-        assert status["temperature_c"] == controller.status().temperature_c
-        sock.close()
-    finally:
-        server.stop()
