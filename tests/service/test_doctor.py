@@ -339,3 +339,18 @@ def test_service_state_is_read_from_systemd(enabled, show, level, what, todo):
     found = [f for f in doctor.service_findings(_live(answers)) if f.level != "ok"]
     assert [f.level for f in found][-1] == level
     assert any(f.what.startswith(what) and todo in f.todo for f in found), found
+
+
+def test_check_looks_at_both_units_and_names_the_one_that_is_down():
+    answers = Answers()
+
+    def per_unit(argv):
+        if "is-enabled" in argv and argv[-1] == "stonewarmer-web.service":
+            return subprocess.CompletedProcess(argv, 1, "disabled\n", "")
+        return answers(argv)
+
+    found = doctor.service_findings(_live(per_unit))
+    assert [f.what for f in found if f.level == "ok"][0].startswith("stonewarmer.service running")
+    (web,) = [f for f in found if f.level == "error"]
+    assert web.what == "stonewarmer-web.service is disabled: it will not start at boot"
+    assert web.todo == "sudo systemctl enable --now stonewarmer-web.service"
