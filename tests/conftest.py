@@ -1,7 +1,8 @@
 """Shared fixtures.
 
 Core: simulated time (``clock``), mock pins that keep it (``pins``), a fake 1-Wire tree (``tree``),
-``make_controller``. Web: ``sim`` (a simulated warmer), ``history``, ``app``, ``client``, ``signed_in``.
+``make_controller``. Web: ``sim`` (a simulated warmer), ``history``, ``app``, ``client``, ``auth``, ``signed_in``.
+Plain helpers (ids, ``run_ticks``, ``AuthActions``) are in ``tests/helpers.py``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,7 @@ from controller.core.state import StateStore
 from controller.sim.fake_w1 import FakeW1Tree
 from controller.sim.simpins import ClockedMockFactory
 from controller.sim.simulation import Simulation
-
-PROBE_ID = "0000075a1f2b"
-SAFETY_ID = "0000075a9c3d"
-WEB_PASSWORD = "correct horse battery"
+from tests.helpers import PROBE_ID, SAFETY_ID, AuthActions
 
 
 @pytest.fixture
@@ -75,25 +73,6 @@ def make_controller(tmp_path, clock, pins, tree):
         controller.close()
 
 
-def relay_pin(pins, number: int = 17):
-    return pins.pin(number)
-
-
-def run_ticks(controller, clock, tree, temps, *, second=None, dt_s: float = 1.0):
-    """Write each temperature (or a raw text via ("text", ...)) then tick once per second."""
-    statuses = []
-    for i, value in enumerate(temps):
-        clock.advance(dt_s)
-        if isinstance(value, tuple):
-            tree.write_text(PROBE_ID, value[1])
-        elif value is not None:
-            tree.write(PROBE_ID, value)
-        if second is not None:
-            tree.write(SAFETY_ID, second[i] if isinstance(second, list) else second)
-        statuses.append(controller.tick())
-    return statuses
-
-
 @pytest.fixture
 def make_sim(tmp_path):
     """``make_sim(injections=[...], **web_keys)``: a simulated warmer with its state in tmp_path."""
@@ -140,20 +119,19 @@ def client(app):
     return app.test_client()
 
 
-def csrf_token(client) -> str:
-    return client.get("/api/session").get_json()["csrf_token"]
+@pytest.fixture
+def auth(app, client) -> AuthActions:
+    """Sign-in actions for ``client``: ``auth.set_password()``, ``auth.login()``, ``auth.headers``."""
+    return AuthActions(app, client)
 
 
 @pytest.fixture
-def signed_in(app, client):
-    """Set the password, sign ``client`` in; return the CSRF token to send with changes."""
-    from web.context import EXTENSION
-
-    app.extensions[EXTENSION].credentials.set_password(WEB_PASSWORD)
-    answer = client.post("/api/session", json={"password": WEB_PASSWORD},
-                         headers={"X-CSRF-Token": csrf_token(client)})
+def signed_in(auth) -> AuthActions:
+    """``client`` signed in (password set first): send changes with ``headers=signed_in.headers``."""
+    auth.set_password()
+    answer = auth.login()
     assert answer.status_code == 200, answer.get_json()
-    return answer.get_json()["csrf_token"]
+    return auth
 
 
 @pytest.fixture

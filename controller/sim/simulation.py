@@ -221,6 +221,12 @@ class Simulation:
         if self._tmp:
             self._tmp.cleanup()
 
+    def __enter__(self) -> Simulation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- the probe files -------------------------------------------------------------------
     def _active(self, kind: str, t_s: float) -> bool:
         return any(i.kind == kind and i.active(t_s) for i in self.injections)

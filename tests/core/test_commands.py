@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from controller.core.loop import CommandError
-from tests.conftest import run_ticks
+from tests.helpers import run_ticks
 
 
 @pytest.mark.parametrize("value", [54.01, 57.0, 58.0, 1e9, 10**400, 34.9, -5.0, math.nan, math.inf, -math.inf,

@@ -117,7 +117,7 @@ def test_an_exception_in_the_control_loop_turns_the_heater_off_and_exits_non_zer
 def test_a_control_thread_stuck_in_its_tick_still_ends_with_the_heater_off(make_controller, clock, tree, pins,
                                                                           monkeypatch):
     from controller.service import supervisor as service
-    from tests.conftest import run_ticks
+    from tests.helpers import run_ticks
 
     controller = make_controller()
     controller.set_duty_override(lambda *_: 1.0)

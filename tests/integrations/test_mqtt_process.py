@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import REPO
 from tests.mqtt_broker import DEADLINE_S, Mosquitto, Subscriber, free_port, need_binary, retained, wait_until
 
 NODE = "room-4"
@@ -27,7 +28,7 @@ def start_warmer(tmp_path: Path, config: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [*STONEWARMER, "run", "--simulate", "--config", str(config), "--state-dir", str(tmp_path / "state"),
          "--host", "127.0.0.1", "--port", str(free_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
 
 
 def stop(process: subprocess.Popen) -> str:

@@ -7,15 +7,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from controller.cli import main as cli
 from controller.sim.fake_w1 import FakeW1Tree
 from controller.sim.simpins import read_pin_file
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
 
 
 def run_cli(*args, env=None):
@@ -88,7 +86,7 @@ class OwnBath:
 
 
 def test_simulate_loads_a_users_plant(capsys):
-    assert cli.main(["simulate", "--duration", "20m", "--plant", "tests.test_cli:OwnBath", "--json"]) == 0
+    assert cli.main(["simulate", "--duration", "20m", "--plant", "tests.cli.test_cli:OwnBath", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["warmup_s"] is not None and summary["faults"] == []
 

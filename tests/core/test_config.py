@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 
 from controller.core import config as cfgmod
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "config" / "stonewarmer.toml"
 
 

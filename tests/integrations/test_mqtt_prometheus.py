@@ -6,14 +6,14 @@ import re
 import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from controller.sim.simulation import Simulation
+from tests.helpers import REPO
 from tests.mqtt_broker import need_binary
 
-PROMETHEUS_DIR = Path(__file__).parent.parent / "config" / "prometheus"
+PROMETHEUS_DIR = REPO / "config" / "prometheus"
 RULES = PROMETHEUS_DIR / "stonewarmer-rules.yml"
 #: What the dashboard exposes at /metrics (the web issue), plus Prometheus's own `up`.
 EXPOSED = {
@@ -59,21 +59,21 @@ def test_rules_use_only_metrics_the_warmer_exposes():
 def test_rules_match_the_dashboards_metrics_endpoint(tmp_path):
     from web import attach
 
-    sim = Simulation(workdir=tmp_path)
-    runtime = attach(sim.controller, sim.cfg)
-    runtime.start("127.0.0.1", 0)
-    try:
-        sim.run(3)
+    with Simulation(workdir=tmp_path) as sim:
+        runtime = attach(sim.controller, sim.cfg)
+        runtime.start("127.0.0.1", 0)
         try:
-            with urllib.request.urlopen(runtime.url + "metrics", timeout=10) as response:
-                text = response.read().decode()
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                pytest.skip("the dashboard has no /metrics yet (the web issue adds it)")
-            raise
-    finally:
-        runtime.stop()
-        sim.close()
-    served = set(re.findall(r"^(stonewarmer_[a-z_]+?)(?:\{| )", text, flags=re.MULTILINE))
-    missing = metric_names_in_rules() - served - {"up"}
-    assert not missing, f"rules use metrics /metrics does not serve: {sorted(missing)}"
+            sim.run(3)
+            try:
+                with urllib.request.urlopen(runtime.url + "metrics", timeout=10) as response:
+                    text = response.read().decode()
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:
+                    pytest.skip("the dashboard has no /metrics yet (the web issue adds it)")
+                raise
+        finally:
+            runtime.stop()
+            sim.close()
+        served = set(re.findall(r"^(stonewarmer_[a-z_]+?)(?:\{| )", text, flags=re.MULTILINE))
+        missing = metric_names_in_rules() - served - {"up"}
+        assert not missing, f"rules use metrics /metrics does not serve: {sorted(missing)}"

@@ -54,18 +54,16 @@ def test_water_never_gets_near_the_cutoff(four_hours):
 @pytest.mark.parametrize("setpoint_c", [45.0, 54.0])
 def test_other_setpoints_are_held_too(setpoint_c):
     cfg = cfgmod.replace(cfgmod.Config(), "control", setpoint_c=setpoint_c)
-    sim = Simulation(cfg)
-    sim.run(2 * 3600)
-    s = summarize(sim)
-    sim.close()
-    assert s.overshoot_c <= 0.5 and s.hold_max_c <= 0.3 and not s.faults
+    with Simulation(cfg) as sim:
+        sim.run(2 * 3600)
+        s = summarize(sim)
+        assert s.overshoot_c <= 0.5 and s.hold_max_c <= 0.3 and not s.faults
 
 
 def test_status_reports_an_estimated_time_to_ready_while_warming():
-    sim = Simulation()
-    sim.run(600)
-    status = sim.controller.status()
-    sim.close()
-    assert status.mode == "warming"
-    # ~9 more minutes to the band at ~2 degC/min, plus 5 minutes in the band.
-    assert 700 < status.ready_in_s < 1100
+    with Simulation() as sim:
+        sim.run(600)
+        status = sim.controller.status()
+        assert status.mode == "warming"
+        # ~9 more minutes to the band at ~2 degC/min, plus 5 minutes in the band.
+        assert 700 < status.ready_in_s < 1100

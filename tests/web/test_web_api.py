@@ -101,7 +101,7 @@ def test_metrics_of_two_apps_do_not_share_state(make_sim):
 
 
 def test_events_lists_setpoint_changes_newest_first(sim, client, signed_in):
-    client.post("/api/setpoint", json={"setpoint_c": 50.0}, headers={"X-CSRF-Token": signed_in})
+    client.post("/api/setpoint", json={"setpoint_c": 50.0}, headers=signed_in.headers)
     events = client.get("/api/events").get_json()["events"]
     assert [e["kind"] for e in events] == ["setpoint", "start"]
     assert events[0]["source"] == "web" and events[0]["setpoint_c"] == 50.0

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from controller.sim.simulation import parse_injection
-from tests.conftest import WEB_PASSWORD, csrf_token
+from tests.helpers import WEB_PASSWORD, csrf_token
 from web import create_app
 from web.auth import CSRF_HEADER
 from web.context import EXTENSION
@@ -41,7 +41,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 COOKIE = "stonewarmer_session"
 # Examples per run: bounded so the three runs take about 15 s together on a 2-core machine.
-# STONEWARMER_FUZZ_SCALE=10 multiplies them for a longer run by hand (README, "Web abuse").
+# STONEWARMER_FUZZ_SCALE=10 multiplies them for a longer run by hand (docs/safety.md, "Web abuse").
 SCALE = float(os.environ.get("STONEWARMER_FUZZ_SCALE", "1"))
 UNAUTHENTICATED_EXAMPLES = round(400 * SCALE)
 NO_CSRF_EXAMPLES = round(300 * SCALE)
@@ -86,14 +86,17 @@ def sign_in(app) -> tuple[str, str]:
     return client.get_cookie(COOKIE).value, answer.get_json()["csrf_token"]
 
 
-def fuzz(app, *, examples: int, cookies=None, headers=None, after_each=None) -> Counter:
+def fuzz(app, *, examples: int, cookies=None, headers=None, after_each=None, keep_session: bool = False) -> Counter:
     """Send ``examples`` generated requests; return the answers counted by (operation, status).
 
     Besides what the spec allows and what it does not, setpoints near the allowed range
     (30-60 degC), which the generic generator seldom hits. Fails (with the request to
-    reproduce it) on the first answer that breaks a check.
+    reproduce it) on the first answer that breaks a check. ``keep_session``: leave out the
+    sign-out, so every request of the run is made in the signed-in session.
     """
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    if keep_session:  # a sign-out would turn the rest of a signed-in run into an anonymous one
+        schema = schema.exclude(method="DELETE", path="/api/session")
     setpoint = schema["/api/setpoint"]["POST"]
     near_range = st.floats(min_value=30, max_value=60).flatmap(
         lambda value: setpoint.as_strategy(body={"setpoint_c": value}))
@@ -166,7 +169,7 @@ def test_fuzzing_signed_in_with_the_csrf_token_never_fails_and_keeps_the_setpoin
         assert low <= setpoint_c <= high, f"{case.operation.label} left the setpoint at {setpoint_c}"
 
     answers = fuzz(app, examples=AUTHENTICATED_EXAMPLES, cookies={COOKIE: cookie}, headers={CSRF_HEADER: csrf},
-                   after_each=in_range)
+                   after_each=in_range, keep_session=True)
     report("signed in with the CSRF token", answers)
     assert answers[("POST /api/setpoint", 200)] > 0  # the fuzzer did reach the controller
     assert len(set(seen)) > 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 
@@ -14,6 +13,7 @@ from controller.core.loop import CommandError
 from controller.integrations import ha_discovery as ha
 from controller.integrations.mqtt import ChangeOrInterval, parse_setpoint
 from controller.sim.simulation import Simulation
+from tests.helpers import REPO
 
 
 def mqtt_cfg(**keys) -> cfgmod.MqttConfig:
@@ -170,7 +170,7 @@ def test_setpoint_object_with_other_keys_is_refused():
 
 
 def test_the_commented_mqtt_block_in_the_shipped_config_shows_the_real_defaults():
-    text = (Path(__file__).parent.parent / "config" / "stonewarmer.toml").read_text()
+    text = (REPO / "config" / "stonewarmer.toml").read_text()
     block = text[text.index("# [mqtt]"):]
     uncommented = "\n".join(re.sub(r"^# (\[mqtt\]|\w+ = .*)$", r"\1", line) for line in block.splitlines())
     assert cfgmod.from_dict(tomllib.loads(uncommented)).mqtt == cfgmod.MqttConfig()

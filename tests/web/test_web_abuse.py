@@ -5,7 +5,7 @@ The first part uses the Flask app in-process. The second runs a real
 ``stonewarmer run --simulate --speed 1`` on a loopback port and talks to it with raw
 sockets, so waitress's own parsing is part of what is tested. Every loop is bounded
 in count and time; traffic goes to 127.0.0.1 only. Figures are printed as
-``FIGURES ...`` lines (run with ``-s``; the README, "Web abuse", quotes them).
+``FIGURES ...`` lines (run with ``-s``; docs/safety.md, "Web abuse", quotes them).
 """
 
 from __future__ import annotations
@@ -26,12 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.qa.processes import free_port, stop
-from tests.conftest import WEB_PASSWORD, csrf_token
+from tests.helpers import REPO, WEB_PASSWORD, csrf_token
 from web import MAX_REQUEST_BODY_BYTES
 from web.auth import CSRF_HEADER
 from web.context import EXTENSION
 
-REPO = Path(__file__).resolve().parent.parent
 J = "application/json"
 
 
@@ -90,8 +89,8 @@ def test_malformed_or_oversized_setpoint_body_is_4xx_and_changes_nothing(sim, ap
     _unchanged(sim, *before)
 
 
-def test_deeply_nested_sign_in_body_is_400_and_not_counted_as_a_wrong_password(app, client):
-    app.extensions[EXTENSION].credentials.set_password(WEB_PASSWORD)
+def test_deeply_nested_sign_in_body_is_400_and_not_counted_as_a_wrong_password(app, client, auth):
+    auth.set_password()
     headers = {CSRF_HEADER: csrf_token(client), "Content-Type": J}
     for _ in range(6):  # more than the 5 wrong passwords the limiter allows
         answer = client.post("/api/session", data=b'{"password": ' + b"[" * 2000 + b"]" * 2000 + b"}",
@@ -130,7 +129,7 @@ def test_any_csrf_or_authorization_header_is_refused_without_a_5xx_and_changes_n
     print("\nFIGURES odd headers: " + json.dumps({"requests": sum(answers.values()), "by_status": dict(answers)}))
     _unchanged(sim, *before)
     # Still signed in with the same token: nothing above signed the browser out.
-    assert client.post("/api/setpoint", json={"setpoint_c": 50}, headers={CSRF_HEADER: signed_in}).status_code == 200
+    assert client.post("/api/setpoint", json={"setpoint_c": 50}, headers=signed_in.headers).status_code == 200
 
 
 # -- path traversal ----------------------------------------------------------------------------
@@ -190,8 +189,8 @@ def _is_refused(status: int) -> bool:
     return 400 <= status < 500
 
 
-def test_path_traversal_on_static_files_is_4xx_and_serves_nothing_outside_web_static(sim, app, client):
-    app.extensions[EXTENSION].credentials.set_password(WEB_PASSWORD)  # so the credentials file exists
+def test_path_traversal_on_static_files_is_4xx_and_serves_nothing_outside_web_static(sim, app, client, auth):
+    auth.set_password()  # so the credentials file exists
     secrets = _secrets(Path(sim.cfg.state.dir))
     for path in traversal_paths(Path(sim.cfg.state.dir)):
         answer = client.get(path)
@@ -519,7 +518,7 @@ def test_200_clients_with_stalled_connections_no_5xx_ticks_on_schedule_healthz_2
 
 
 def test_healthz_stays_truthful_under_concurrent_load_when_the_loop_stalls(sim):
-    """The stalled case itself is tests/test_web_api.py's; here 50 clients at once through waitress
+    """The stalled case itself is tests/web/test_web_api.py's; here 50 clients at once through waitress
     all hear 503 while the (simulated) loop misses ticks, and 200 once it ticks again."""
     from web import attach
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from controller.core import safety
 from controller.sim.fake_w1 import ZERO_TEXT, w1_slave_text
 from controller.sim.simulation import Injection, Simulation
-from tests.conftest import run_ticks
+from tests.helpers import run_ticks
 
 
 def on_times(pin):
@@ -166,10 +168,12 @@ def test_second_probe_disagreeing_for_30_s_latches(make_controller, clock, tree,
     assert off_times(pins.pin(17)) == [clock.monotonic()]
 
 
+@contextlib.contextmanager
 def closed_loop(injections, seconds, **kwargs):
-    sim = Simulation(injections=injections, **kwargs)
-    sim.run(seconds)
-    return sim
+    """A simulation on the reference bath, run for ``seconds``, closed on leaving."""
+    with Simulation(injections=injections, **kwargs) as sim:
+        sim.run(seconds)
+        yield sim
 
 
 def first_fault(sim):
@@ -177,34 +181,34 @@ def first_fault(sim):
 
 
 def test_dead_element_trips_the_heating_watch_within_180_s_of_heating():
-    sim = closed_loop([Injection("dead-element", 0.0, float("inf"))], 400)
-    fault = first_fault(sim)
-    assert fault.fault == safety.HEATING
-    assert 180 <= fault.t_s <= 182
-    assert not sim.relay_pin_on()
-    assert sim.pin.changes[-1] == (sim.t0 + fault.t_s, False)
+    with closed_loop([Injection("dead-element", 0.0, float("inf"))], 400) as sim:
+        fault = first_fault(sim)
+        assert fault.fault == safety.HEATING
+        assert 180 <= fault.t_s <= 182
+        assert not sim.relay_pin_on()
+        assert sim.pin.changes[-1] == (sim.t0 + fault.t_s, False)
 
 
 def test_probe_lifted_out_of_the_water_trips_the_heating_watch():
-    sim = closed_loop([Injection("lifted", 300.0, float("inf"))], 700)
-    fault = first_fault(sim)
-    assert fault.fault == safety.HEATING and fault.t_s <= 300 + 185
-    assert max(r.water_c for r in sim.trace) < 58.0
+    with closed_loop([Injection("lifted", 300.0, float("inf"))], 700) as sim:
+        fault = first_fault(sim)
+        assert fault.fault == safety.HEATING and fault.t_s <= 300 + 185
+        assert max(r.water_c for r in sim.trace) < 58.0
 
 
 def test_welded_relay_raises_the_stuck_relay_alarm_within_3_minutes():
-    sim = closed_loop([Injection("stuck-relay", 2400.0, float("inf"))], 2400 + 400)
-    # the relay pin: commanded off (the weld keeps the element on) and never on again after the alarm
-    fault = first_fault(sim)
-    assert fault.fault in (safety.STUCK_RELAY, safety.OVERTEMP, safety.OVER_TARGET)
-    kinds = {f.fault for f in sim.controller.events.since(0) if f.kind == "fault"}
-    assert safety.STUCK_RELAY in kinds
-    stuck = next(e for e in sim.controller.events.since(0) if e.fault == safety.STUCK_RELAY)
-    assert stuck.monotonic_s - sim.t0 - 2400 <= 180
-    assert sim.controller.status().fault == safety.STUCK_RELAY   # the most severe one is shown
-    assert "UNPLUG" in sim.controller.status().fault_message
-    assert not sim.relay_pin_on()
-    assert all(t < stuck.monotonic_s for t, level in sim.pin.changes if level)
+    with closed_loop([Injection("stuck-relay", 2400.0, float("inf"))], 2400 + 400) as sim:
+        # the relay pin: commanded off (the weld keeps the element on) and never on again after the alarm
+        fault = first_fault(sim)
+        assert fault.fault in (safety.STUCK_RELAY, safety.OVERTEMP, safety.OVER_TARGET)
+        kinds = {f.fault for f in sim.controller.events.since(0) if f.kind == "fault"}
+        assert safety.STUCK_RELAY in kinds
+        stuck = next(e for e in sim.controller.events.since(0) if e.fault == safety.STUCK_RELAY)
+        assert stuck.monotonic_s - sim.t0 - 2400 <= 180
+        assert sim.controller.status().fault == safety.STUCK_RELAY   # the most severe one is shown
+        assert "UNPLUG" in sim.controller.status().fault_message
+        assert not sim.relay_pin_on()
+        assert all(t < stuck.monotonic_s for t, level in sim.pin.changes if level)
 
 
 def test_stones_returned_cold_do_not_trip():
@@ -214,9 +218,9 @@ def test_stones_returned_cold_do_not_trip():
         if row.t_s == 6600:
             sim.plant.return_stones(2.5, 33.0)
 
-    sim = Simulation(on_step=stones)
-    sim.run(3 * 3600)
-    assert not any(r.fault for r in sim.trace)
+    with Simulation(on_step=stones) as sim:
+        sim.run(3 * 3600)
+        assert not any(r.fault for r in sim.trace)
 
 
 def test_every_trip_and_acknowledge_is_an_event(make_controller, clock, tree):
@@ -303,11 +307,11 @@ def test_a_laggy_bath_overshooting_after_full_power_is_not_called_a_stuck_relay(
     from controller.qa.baselines import BangBang
     from controller.sim.plant import PLANTS, StoneBath
 
-    sim = Simulation(make_plant=lambda: StoneBath(PLANTS["laggy"]))
-    sim.controller.set_duty_override(BangBang())
-    sim.run(3600)
-    assert max(r.probe_c for r in sim.trace) > 53.5           # it did overshoot past the guard
-    assert not any(e.kind == "fault" for e in sim.controller.events.since(0))
+    with Simulation(make_plant=lambda: StoneBath(PLANTS["laggy"])) as sim:
+        sim.controller.set_duty_override(BangBang())
+        sim.run(3600)
+        assert max(r.probe_c for r in sim.trace) > 53.5           # it did overshoot past the guard
+        assert not any(e.kind == "fault" for e in sim.controller.events.since(0))
 
 
 def pour_at(when_s, mass_kg, temp_c):
@@ -321,21 +325,19 @@ def test_hot_water_poured_in_is_not_a_stuck_relay():
     # Half a litre from the kettle raises the bath ~2 degC at once; then it only cools.
     # Poured at several moments of the relay's cycle: never an "UNPLUG THE HEATER" alarm.
     for offset_s in range(0, 70, 10):
-        sim = Simulation(on_step=pour_at(3600 + offset_s, 0.5, 90.0))
-        sim.run(3600 + offset_s + 600)
-        faults = [e.fault for e in sim.controller.events.since(0) if e.kind == "fault"]
-        sim.close()
-        assert faults == [], f"poured at +{offset_s} s: {faults}"
+        with Simulation(on_step=pour_at(3600 + offset_s, 0.5, 90.0)) as sim:
+            sim.run(3600 + offset_s + 600)
+            faults = [e.fault for e in sim.controller.events.since(0) if e.kind == "fault"]
+            assert faults == [], f"poured at +{offset_s} s: {faults}"
 
 
 @pytest.mark.parametrize("litres", [1.2, 2.0])
 def test_cold_water_topped_up_is_not_a_lifted_probe(litres):
-    sim = Simulation(on_step=pour_at(3600, litres, 15.0))
-    sim.run(3600 + 900)
-    faults = [e.fault for e in sim.controller.events.since(0) if e.kind == "fault"]
-    sim.close()
-    assert faults == []
-    assert min(r.probe_c for r in sim.trace if r.t_s > 3600) < 49.5      # it really cooled the bath
+    with Simulation(on_step=pour_at(3600, litres, 15.0)) as sim:
+        sim.run(3600 + 900)
+        faults = [e.fault for e in sim.controller.events.since(0) if e.kind == "fault"]
+        assert faults == []
+        assert min(r.probe_c for r in sim.trace if r.t_s > 3600) < 49.5      # it really cooled the bath
 
 
 def test_acknowledge_is_refused_while_the_probes_still_disagree(make_controller, clock, tree):

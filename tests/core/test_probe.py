@@ -8,7 +8,7 @@ import pytest
 
 from controller.core import probe as pr
 from controller.sim.fake_w1 import ZERO_TEXT, crc8, scratchpad, w1_slave_text
-from tests.conftest import PROBE_ID
+from tests.helpers import PROBE_ID
 
 
 def read(tree, text=None, celsius=None):

@@ -48,7 +48,7 @@ def test_bad_setpoint_is_refused_and_changes_nothing(sim, client, signed_in, bod
     events_before = len(sim.controller.events.since(0))
     store = sim.controller.store.path
     saved_before = store.read_text() if store.exists() else None
-    headers = {"X-CSRF-Token": signed_in}
+    headers = signed_in.headers
     if content_type:
         headers["Content-Type"] = content_type
     answer = client.post("/api/setpoint", data=body.encode(), headers=headers)
@@ -64,7 +64,7 @@ def test_bad_setpoint_is_refused_and_changes_nothing(sim, client, signed_in, bod
 
 @pytest.mark.parametrize("body", ['{"force": true}', "[]", "nonsense"])
 def test_acknowledge_with_a_body_it_does_not_understand_is_refused(sim, client, signed_in, body):
-    answer = client.post("/api/fault/ack", data=body, headers={"X-CSRF-Token": signed_in, "Content-Type": J})
+    answer = client.post("/api/fault/ack", data=body, headers={**signed_in.headers, "Content-Type": J})
     assert answer.status_code in (400, 422)
 
 
@@ -84,10 +84,9 @@ def test_bad_events_limit_is_422(client, limit):
 
 
 @pytest.mark.parametrize("password", [123, None, ["x"], "x" * 300])
-def test_sign_in_with_a_password_that_is_not_a_short_string_is_422(app, client, password):
-    from tests.conftest import WEB_PASSWORD, csrf_token
-    from web.context import EXTENSION
+def test_sign_in_with_a_password_that_is_not_a_short_string_is_422(app, client, password, auth):
+    from tests.helpers import csrf_token
 
-    app.extensions[EXTENSION].credentials.set_password(WEB_PASSWORD)
+    auth.set_password()
     answer = client.post("/api/session", json={"password": password}, headers={"X-CSRF-Token": csrf_token(client)})
     assert answer.status_code == 422 and answer.get_json()["field"] == "password"

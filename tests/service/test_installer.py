@@ -16,8 +16,9 @@ import pytest
 from controller.cli.main import main
 from controller.service import installer
 from controller.service.installer import Host, execute, install_plan, uninstall_plan
+from tests.helpers import REPO
 
-SOURCE = Path(__file__).resolve().parents[1]
+SOURCE = REPO
 PI_CONFIG_TXT = "# Raspberry Pi OS Bookworm\ndtparam=audio=on\n[cm5]\ndtoverlay=dwc2,dr_mode=host\n[all]\n"
 
 

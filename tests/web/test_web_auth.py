@@ -6,7 +6,7 @@ import pytest
 
 from controller.cli.main import main
 from controller.sim.simulation import parse_injection
-from tests.conftest import WEB_PASSWORD, csrf_token
+from tests.helpers import WEB_PASSWORD, csrf_token
 from web import create_app
 from web.auth import SignInLimiter
 from web.context import EXTENSION
@@ -33,8 +33,8 @@ def test_sign_in_is_refused_while_no_password_is_set(client):
     assert answer.status_code == 403
 
 
-def test_change_without_a_session_is_401(sim, app, client):
-    app.extensions[EXTENSION].credentials.set_password(WEB_PASSWORD)
+def test_change_without_a_session_is_401(sim, app, client, auth):
+    auth.set_password()
     answer = client.post("/api/setpoint", json={"setpoint_c": 50}, headers={"X-CSRF-Token": csrf_token(client)})
     assert answer.status_code == 401
     _unchanged(sim, 1)
@@ -50,51 +50,51 @@ def test_signed_in_change_without_the_csrf_token_is_403(sim, client, signed_in, 
 
 
 def test_signed_in_change_with_the_csrf_token_works(sim, client, signed_in):
-    answer = client.post("/api/setpoint", json={"setpoint_c": 50.5}, headers={"X-CSRF-Token": signed_in})
+    answer = client.post("/api/setpoint", json={"setpoint_c": 50.5}, headers=signed_in.headers)
     assert answer.status_code == 200
     assert answer.get_json()["setpoint_c"] == 50.5 == sim.controller.status().setpoint_c
     assert sim.controller.events.since(0)[-1].source == "web"
 
 
 def test_setpoint_above_the_maximum_is_422_with_the_range(sim, client, signed_in):
-    answer = client.post("/api/setpoint", json={"setpoint_c": 55}, headers={"X-CSRF-Token": signed_in})
+    answer = client.post("/api/setpoint", json={"setpoint_c": 55}, headers=signed_in.headers)
     assert answer.status_code == 422
     body = answer.get_json()
     assert body["field"] == "setpoint_c" and body["allowed"] == {"min": 35.0, "max": 54.0, "unit": "degC"}
     _unchanged(sim, 1)
 
 
-def test_sign_in_needs_the_csrf_token(app, client):
-    app.extensions[EXTENSION].credentials.set_password(WEB_PASSWORD)
+def test_sign_in_needs_the_csrf_token(app, client, auth):
+    auth.set_password()
     client.get("/api/session")
     assert client.post("/api/session", json={"password": WEB_PASSWORD}).status_code == 403
     assert client.get("/api/session").get_json()["signed_in"] is False
 
 
-def test_session_cookie_is_httponly_samesite_strict_and_not_secure(app, client):
-    app.extensions[EXTENSION].credentials.set_password(WEB_PASSWORD)
-    answer = client.post("/api/session", json={"password": WEB_PASSWORD}, headers={"X-CSRF-Token": csrf_token(client)})
+def test_session_cookie_is_httponly_samesite_strict_and_not_secure(app, client, auth):
+    auth.set_password()
+    answer = auth.login()
     cookie = answer.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
 
 
 def test_sign_out_ends_the_session(sim, client, signed_in):
-    assert client.delete("/api/session", headers={"X-CSRF-Token": signed_in}).status_code == 200
+    assert client.delete("/api/session", headers=signed_in.headers).status_code == 200
     answer = client.post("/api/setpoint", json={"setpoint_c": 50}, headers={"X-CSRF-Token": csrf_token(client)})
     assert answer.status_code == 401
 
 
 def test_setting_the_password_again_signs_every_browser_out(app, client, signed_in):
     app.extensions[EXTENSION].credentials.set_password("a new password")
-    answer = client.post("/api/setpoint", json={"setpoint_c": 50}, headers={"X-CSRF-Token": signed_in})
+    answer = client.post("/api/setpoint", json={"setpoint_c": 50}, headers=signed_in.headers)
     assert answer.status_code == 401
 
 
-def test_wrong_passwords_are_rate_limited_per_client(sim):
+def test_wrong_passwords_are_rate_limited_per_client(sim, auth):
     clock = [0.0]
     app = create_app(sim.controller, sim.cfg, limiter=SignInLimiter(max_failures=5, window_s=300,
                                                                     now=lambda: clock[0]))
-    app.extensions[EXTENSION].credentials.set_password(WEB_PASSWORD)
+    auth.set_password()
     client = app.test_client()
     headers = {"X-CSRF-Token": csrf_token(client)}
     for _ in range(5):

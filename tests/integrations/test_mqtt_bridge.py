@@ -97,30 +97,30 @@ def test_status_is_published_when_it_changes(warmer, broker, results):
 
 
 def test_unchanged_status_is_repeated_only_when_the_interval_is_up(tmp_path, broker, results):
-    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
-    clock = SimClock(start_s=0.0)
-    bridge = mqtt.Bridge(sim.controller, sim.cfg, clock=clock)
-    assert bridge.schedule.interval_s == 30.0
-    try:
-        # Connected without start(): no publishing thread, the test calls publish_state() itself.
-        bridge.client.connect(sim.cfg.mqtt.host, sim.cfg.mqtt.port)
-        bridge.client.loop_start()
-        wait_until(bridge.connected.is_set, what="the bridge to connect")
-        sim.run(3)
-        before = results.count()
-        assert bridge.publish_state() is True
-        assert bridge.publish_state() is False  # same status, 0 s later
-        clock.advance(29.0)
-        assert bridge.publish_state() is False
-        clock.advance(1.0)
-        assert bridge.publish_state() is True  # 30 s: sent again although unchanged
-        results.wait_for(lambda m: m.topic == f"{ROOT}/state", after=before, what="state")
-        wait_until(lambda: sum(m.topic == f"{ROOT}/state" for m in results.messages[before:]) == 2,
-                   what="two state messages")
-    finally:
-        bridge.client.disconnect()
-        bridge.client.loop_stop()
-        sim.close()
+    with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim") as sim:
+        clock = SimClock(start_s=0.0)
+        bridge = mqtt.Bridge(sim.controller, sim.cfg, clock=clock)
+        assert bridge.schedule.interval_s == 30.0
+        try:
+            # Connected without start(): no publishing thread, the test calls publish_state() itself.
+            bridge.client.connect(sim.cfg.mqtt.host, sim.cfg.mqtt.port)
+            bridge.client.loop_start()
+            wait_until(bridge.connected.is_set, what="the bridge to connect")
+            sim.run(3)
+            before = results.count()
+            assert bridge.publish_state() is True
+            assert bridge.publish_state() is False  # same status, 0 s later
+            clock.advance(29.0)
+            assert bridge.publish_state() is False
+            clock.advance(1.0)
+            assert bridge.publish_state() is True  # 30 s: sent again although unchanged
+            results.wait_for(lambda m: m.topic == f"{ROOT}/state", after=before, what="state")
+            wait_until(lambda: sum(m.topic == f"{ROOT}/state" for m in results.messages[before:]) == 2,
+                       what="two state messages")
+        finally:
+            bridge.client.disconnect()
+            bridge.client.loop_stop()
+            sim.close()
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -202,109 +202,109 @@ def test_acknowledge_without_a_fault_is_refused_with_the_reason(warmer, broker, 
 
 def test_acknowledge_clears_a_latched_fault(tmp_path, broker, results):
     # The probe file is empty for 20 s (the kernel gave up): a sensor fault latches.
-    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim",
-                     injections=[parse_injection("empty@5:20")])
-    bridge = mqtt.Bridge(sim.controller, sim.cfg)
-    bridge.start()
-    try:
-        assert bridge.connected.wait(10)
-        sim.run(40)
-        assert sim.controller.status().fault == "sensor"
-        assert not sim.relay_pin_on()  # the interlock switched the heater off
-        fault_state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["fault"] == "sensor",
-                                       what="the fault in the state").json()
-        assert fault_state["mode"] == "fault" and fault_state["action"] == "off"
-        answer = command(broker, results, "acknowledge", "acknowledge")
-        assert answer == {"command": "acknowledge", "ok": True, "fault": "sensor", "payload": "acknowledge"}
-        assert sim.controller.status().fault is None
-    finally:
-        bridge.stop()
-        sim.close()
+    with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim",
+                     injections=[parse_injection("empty@5:20")]) as sim:
+        bridge = mqtt.Bridge(sim.controller, sim.cfg)
+        bridge.start()
+        try:
+            assert bridge.connected.wait(10)
+            sim.run(40)
+            assert sim.controller.status().fault == "sensor"
+            assert not sim.relay_pin_on()  # the interlock switched the heater off
+            fault_state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["fault"] == "sensor",
+                                           what="the fault in the state").json()
+            assert fault_state["mode"] == "fault" and fault_state["action"] == "off"
+            answer = command(broker, results, "acknowledge", "acknowledge")
+            assert answer == {"command": "acknowledge", "ok": True, "fault": "sensor", "payload": "acknowledge"}
+            assert sim.controller.status().fault is None
+        finally:
+            bridge.stop()
+            sim.close()
 
 
 # -- clearing retained topics -------------------------------------------------------------------
 def test_disabling_mqtt_clears_discovery_and_the_warmers_retained_topics(tmp_path, broker):
-    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
-    try:
-        runtime = mqtt.attach(sim.controller, sim.cfg)
-        runtime.start()
-        assert runtime.bridge.connected.wait(10)
-        wait_until(lambda: len(retained(broker, "homeassistant/#")) == 6, what="discovery")
-        runtime.stop()
-        assert mqtt.load_records(sim.cfg.state.dir)[0].node == NODE
+    with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim") as sim:
+        try:
+            runtime = mqtt.attach(sim.controller, sim.cfg)
+            runtime.start()
+            assert runtime.bridge.connected.wait(10)
+            wait_until(lambda: len(retained(broker, "homeassistant/#")) == 6, what="discovery")
+            runtime.stop()
+            assert mqtt.load_records(sim.cfg.state.dir)[0].node == NODE
 
-        disabled = cfgmod.replace(sim.cfg, "mqtt", enabled=False)
-        runtime = mqtt.attach(sim.controller, disabled)
-        assert runtime.bridge is None
-        runtime.start()
-        assert runtime.clearer.done.wait(10), "clearing did not finish"
-        runtime.stop()
-    finally:
-        sim.close()
-    assert retained(broker, "homeassistant/#") == {}
-    assert retained(broker, "stonewarmer/#") == {}
-    assert mqtt.load_records(sim.cfg.state.dir) == []
+            disabled = cfgmod.replace(sim.cfg, "mqtt", enabled=False)
+            runtime = mqtt.attach(sim.controller, disabled)
+            assert runtime.bridge is None
+            runtime.start()
+            assert runtime.clearer.done.wait(10), "clearing did not finish"
+            runtime.stop()
+        finally:
+            sim.close()
+        assert retained(broker, "homeassistant/#") == {}
+        assert retained(broker, "stonewarmer/#") == {}
+        assert mqtt.load_records(sim.cfg.state.dir) == []
 
 
 def test_without_a_record_disabled_mqtt_does_nothing(tmp_path):
-    sim = Simulation(cfgmod.from_dict({"state": {"dir": str(tmp_path / "state")}}), workdir=tmp_path / "sim")
-    try:
-        runtime = mqtt.attach(sim.controller, sim.cfg)
-        assert (runtime.bridge, runtime.clearer) == (None, None)
-        runtime.start()
-        runtime.stop()
-    finally:
-        sim.close()
+    with Simulation(cfgmod.from_dict({"state": {"dir": str(tmp_path / "state")}}), workdir=tmp_path / "sim") as sim:
+        try:
+            runtime = mqtt.attach(sim.controller, sim.cfg)
+            assert (runtime.bridge, runtime.clearer) == (None, None)
+            runtime.start()
+            runtime.stop()
+        finally:
+            sim.close()
 
 
 def test_renaming_a_warmer_removes_the_old_names_entities(tmp_path, broker):
-    sim = Simulation(make_cfg(tmp_path, broker, name="old-name"), workdir=tmp_path / "sim")
-    try:
-        first = mqtt.Bridge(sim.controller, sim.cfg)
-        first.start()
-        assert first.connected.wait(10)
-        first.stop()
-        renamed = mqtt.Bridge(sim.controller, cfgmod.replace(sim.cfg, "mqtt", name="room-7"))
-        renamed.start()
-        assert renamed.connected.wait(10)
-        renamed.stop()
-    finally:
-        sim.close()
-    nodes = {topic.split("/")[2] for topic in retained(broker, "homeassistant/#")}
-    assert nodes == {"room-7"}
-    assert set(retained(broker, "stonewarmer/#")) == {"stonewarmer/room-7/state", "stonewarmer/room-7/availability"}
+    with Simulation(make_cfg(tmp_path, broker, name="old-name"), workdir=tmp_path / "sim") as sim:
+        try:
+            first = mqtt.Bridge(sim.controller, sim.cfg)
+            first.start()
+            assert first.connected.wait(10)
+            first.stop()
+            renamed = mqtt.Bridge(sim.controller, cfgmod.replace(sim.cfg, "mqtt", name="room-7"))
+            renamed.start()
+            assert renamed.connected.wait(10)
+            renamed.stop()
+        finally:
+            sim.close()
+        nodes = {topic.split("/")[2] for topic in retained(broker, "homeassistant/#")}
+        assert nodes == {"room-7"}
+        assert set(retained(broker, "stonewarmer/#")) == {"stonewarmer/room-7/state", "stonewarmer/room-7/availability"}
 
 
 def test_clearing_waits_for_the_broker_and_keeps_the_record_until_confirmed(tmp_path, broker, caplog):
-    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
-    try:
-        publish_once(sim)
-        broker.stop()
-        clearer = mqtt.attach(sim.controller, cfgmod.replace(sim.cfg, "mqtt", enabled=False)).clearer
-        with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
-            clearer.start()
-            wait_until(lambda: "cannot connect" in caplog.text, what="a refused attempt in the log")
-        assert not clearer.done.is_set()
-        assert len(mqtt.load_records(sim.cfg.state.dir)) == 1  # kept until the broker confirms
-        broker.start()
-        assert clearer.done.wait(10), "clearing did not finish once the broker was back"
-        clearer.stop()
-    finally:
-        sim.close()
-    assert mqtt.load_records(sim.cfg.state.dir) == []
+    with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim") as sim:
+        try:
+            publish_once(sim)
+            broker.stop()
+            clearer = mqtt.attach(sim.controller, cfgmod.replace(sim.cfg, "mqtt", enabled=False)).clearer
+            with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
+                clearer.start()
+                wait_until(lambda: "cannot connect" in caplog.text, what="a refused attempt in the log")
+            assert not clearer.done.is_set()
+            assert len(mqtt.load_records(sim.cfg.state.dir)) == 1  # kept until the broker confirms
+            broker.start()
+            assert clearer.done.wait(10), "clearing did not finish once the broker was back"
+            clearer.stop()
+        finally:
+            sim.close()
+        assert mqtt.load_records(sim.cfg.state.dir) == []
 
 
 def test_mqtt_clear_command_clears_and_reports(tmp_path, broker, capsys):
-    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
-    try:
-        publish_once(sim)
-    finally:
-        sim.close()
-    assert main(["mqtt-clear", "--state-dir", sim.cfg.state.dir]) == 0
-    assert f"cleared 8 retained topics of {NODE} from mqtt://127.0.0.1:{broker.port}" in capsys.readouterr().out
-    assert retained(broker, "homeassistant/#") == {}
-    assert main(["mqtt-clear", "--state-dir", sim.cfg.state.dir]) == 0
-    assert "nothing to clear" in capsys.readouterr().out
+    with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim") as sim:
+        try:
+            publish_once(sim)
+        finally:
+            sim.close()
+        assert main(["mqtt-clear", "--state-dir", sim.cfg.state.dir]) == 0
+        assert f"cleared 8 retained topics of {NODE} from mqtt://127.0.0.1:{broker.port}" in capsys.readouterr().out
+        assert retained(broker, "homeassistant/#") == {}
+        assert main(["mqtt-clear", "--state-dir", sim.cfg.state.dir]) == 0
+        assert "nothing to clear" in capsys.readouterr().out
 
 
 def test_mqtt_clear_command_keeps_the_record_when_the_broker_is_down(tmp_path, broker, capsys):
@@ -328,14 +328,14 @@ def test_username_and_password_file_authenticate(tmp_path):
         password_file = tmp_path / "mqtt-password"
         password_file.write_text("s3cret\n")
         cfg = make_cfg(tmp_path, secured, username="warmer", password_file=str(password_file))
-        sim = Simulation(cfg, workdir=tmp_path / "sim")
-        bridge = mqtt.Bridge(sim.controller, sim.cfg)
-        bridge.start()
-        try:
-            assert bridge.connected.wait(10), "did not authenticate"
-        finally:
-            bridge.stop()
-            sim.close()
+        with Simulation(cfg, workdir=tmp_path / "sim") as sim:
+            bridge = mqtt.Bridge(sim.controller, sim.cfg)
+            bridge.start()
+            try:
+                assert bridge.connected.wait(10), "did not authenticate"
+            finally:
+                bridge.stop()
+                sim.close()
     finally:
         secured.stop()
 
@@ -350,75 +350,72 @@ def test_wrong_password_is_logged_and_control_carries_on(tmp_path, caplog):
     try:
         password_file = tmp_path / "mqtt-password"
         password_file.write_text("wrong\n")
-        sim = Simulation(make_cfg(tmp_path, secured, username="warmer", password_file=str(password_file)),
-                         workdir=tmp_path / "sim")
-        bridge = mqtt.Bridge(sim.controller, sim.cfg)
-        with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
-            bridge.start()
-            try:
-                wait_until(lambda: "refused the connection" in caplog.text, what="the refusal in the log")
-                sim.run(30)
-                assert sim.controller.status().tick == 30 and sim.controller.status().fault is None
-                assert not bridge.connected.is_set()
-            finally:
-                bridge.stop()
-                sim.close()
-        assert "Not authorized" in caplog.text or "Bad user name or password" in caplog.text
+        with Simulation(make_cfg(tmp_path, secured, username="warmer", password_file=str(password_file)),
+                         workdir=tmp_path / "sim") as sim:
+            bridge = mqtt.Bridge(sim.controller, sim.cfg)
+            with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
+                bridge.start()
+                try:
+                    wait_until(lambda: "refused the connection" in caplog.text, what="the refusal in the log")
+                    sim.run(30)
+                    assert sim.controller.status().tick == 30 and sim.controller.status().fault is None
+                    assert not bridge.connected.is_set()
+                finally:
+                    bridge.stop()
+                    sim.close()
+            assert "Not authorized" in caplog.text or "Bad user name or password" in caplog.text
     finally:
         secured.stop()
 
 
 def test_unreadable_password_file_stops_start_up_with_its_name(tmp_path, broker):
     cfg = make_cfg(tmp_path, broker, username="warmer", password_file=str(tmp_path / "missing"))
-    sim = Simulation(cfg, workdir=tmp_path / "sim")
-    try:
-        with pytest.raises(UserError) as exc:
-            mqtt.attach(sim.controller, sim.cfg)
-    finally:
-        sim.close()
-    assert str(exc.value) == f"[mqtt] password_file = '{tmp_path / 'missing'}': cannot read (No such file or directory)"
+    with Simulation(cfg, workdir=tmp_path / "sim") as sim, pytest.raises(UserError) as exc:
+        mqtt.attach(sim.controller, sim.cfg)
+    missing = tmp_path / "missing"
+    assert str(exc.value) == f"[mqtt] password_file = '{missing}': cannot read (No such file or directory)"
 
 
 # -- a broker outage during a session -------------------------------------------------------------
 def test_broker_restart_during_a_session_misses_no_control_tick(tmp_path, broker):
     """The control loop runs on the real clock at 5 ticks/s while the broker goes away and comes back."""
     period_s = 0.2
-    sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim", clock=MonotonicClock())
-    ticks: list[tuple[int, float]] = []
-    sim.controller.add_listener(lambda s: ticks.append((s.tick, s.monotonic_s)))
-    bridge = mqtt.Bridge(sim.controller, sim.cfg)
-    stop = threading.Event()
-    loop = threading.Thread(target=run_forever, args=(sim.controller, stop),
-                            kwargs={"period_s": period_s, "before_tick": sim.sync}, daemon=True)
-    bridge.start()
-    loop.start()
-    try:
-        assert bridge.connected.wait(10)
-        broker.stop()
-        wait_until(lambda: not bridge.connected.is_set(), what="the bridge to notice")
-        down_from = len(ticks)
-        wait_until(lambda: len(ticks) >= down_from + 10, what="ticks during the outage")
-        broker.start()  # a new, empty broker on the same port
-        assert bridge.connected.wait(10), "the bridge did not reconnect"
-        sub = Subscriber(broker, f"{ROOT}/state")
-        sub.wait_for(what="a state message after the restart")
-        sub.close()
-        back_at = len(ticks)
-        wait_until(lambda: len(ticks) >= back_at + 5, what="ticks after the restart")
-    finally:
-        stop.set()
-        loop.join(5)
-        bridge.stop()
-        sim.close()
-    numbers = [n for n, _ in ticks]
-    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
-    gaps = [b - a for (_, a), (_, b) in zip(ticks, ticks[1:])]
-    # A missed tick would show as a gap of two periods or more.
-    print(f"{len(ticks)} ticks, longest gap {max(gaps):.3f} s (period {period_s} s)")
-    assert max(gaps) < 2 * period_s, f"longest gap between ticks {max(gaps):.3f} s"
-    # Everything the broker lost with its restart was published again.
-    wait_until(lambda: len(retained(broker, "homeassistant/#")) == 6, what="discovery again")
-    assert retained(broker, f"{ROOT}/availability")[f"{ROOT}/availability"] == b"offline"
+    with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim", clock=MonotonicClock()) as sim:
+        ticks: list[tuple[int, float]] = []
+        sim.controller.add_listener(lambda s: ticks.append((s.tick, s.monotonic_s)))
+        bridge = mqtt.Bridge(sim.controller, sim.cfg)
+        stop = threading.Event()
+        loop = threading.Thread(target=run_forever, args=(sim.controller, stop),
+                                kwargs={"period_s": period_s, "before_tick": sim.sync}, daemon=True)
+        bridge.start()
+        loop.start()
+        try:
+            assert bridge.connected.wait(10)
+            broker.stop()
+            wait_until(lambda: not bridge.connected.is_set(), what="the bridge to notice")
+            down_from = len(ticks)
+            wait_until(lambda: len(ticks) >= down_from + 10, what="ticks during the outage")
+            broker.start()  # a new, empty broker on the same port
+            assert bridge.connected.wait(10), "the bridge did not reconnect"
+            sub = Subscriber(broker, f"{ROOT}/state")
+            sub.wait_for(what="a state message after the restart")
+            sub.close()
+            back_at = len(ticks)
+            wait_until(lambda: len(ticks) >= back_at + 5, what="ticks after the restart")
+        finally:
+            stop.set()
+            loop.join(5)
+            bridge.stop()
+            sim.close()
+        numbers = [n for n, _ in ticks]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+        gaps = [b - a for (_, a), (_, b) in zip(ticks, ticks[1:])]
+        # A missed tick would show as a gap of two periods or more.
+        print(f"{len(ticks)} ticks, longest gap {max(gaps):.3f} s (period {period_s} s)")
+        assert max(gaps) < 2 * period_s, f"longest gap between ticks {max(gaps):.3f} s"
+        # Everything the broker lost with its restart was published again.
+        wait_until(lambda: len(retained(broker, "homeassistant/#")) == 6, what="discovery again")
+        assert retained(broker, f"{ROOT}/availability")[f"{ROOT}/availability"] == b"offline"
 
 
 @pytest.fixture
@@ -448,37 +445,37 @@ def tls_broker(tmp_path):
 
 def test_tls_with_the_brokers_ca_connects(tmp_path, tls_broker):
     broker, ca_file = tls_broker
-    sim = Simulation(make_cfg(tmp_path, broker, tls=True, ca_file=str(ca_file)), workdir=tmp_path / "sim")
-    bridge = mqtt.Bridge(sim.controller, sim.cfg)
-    bridge.start()
-    try:
-        assert bridge.connected.wait(10), "no TLS connection"
-        assert bridge.broker.where == f"mqtts://127.0.0.1:{broker.port}"
-    finally:
-        bridge.stop()
-        sim.close()
-
-
-def test_tls_refuses_a_broker_certificate_it_cannot_verify(tmp_path, tls_broker, caplog):
-    broker, _ = tls_broker  # signed by a CA the system does not trust
-    sim = Simulation(make_cfg(tmp_path, broker, tls=True), workdir=tmp_path / "sim")
-    bridge = mqtt.Bridge(sim.controller, sim.cfg)
-    with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
+    with Simulation(make_cfg(tmp_path, broker, tls=True, ca_file=str(ca_file)), workdir=tmp_path / "sim") as sim:
+        bridge = mqtt.Bridge(sim.controller, sim.cfg)
         bridge.start()
         try:
-            wait_until(lambda: "cannot connect to mqtts://" in caplog.text, what="the failed TLS handshake")
-            assert not bridge.connected.is_set()
+            assert bridge.connected.wait(10), "no TLS connection"
+            assert bridge.broker.where == f"mqtts://127.0.0.1:{broker.port}"
         finally:
             bridge.stop()
             sim.close()
 
 
+def test_tls_refuses_a_broker_certificate_it_cannot_verify(tmp_path, tls_broker, caplog):
+    broker, _ = tls_broker  # signed by a CA the system does not trust
+    with Simulation(make_cfg(tmp_path, broker, tls=True), workdir=tmp_path / "sim") as sim:
+        bridge = mqtt.Bridge(sim.controller, sim.cfg)
+        with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
+            bridge.start()
+            try:
+                wait_until(lambda: "cannot connect to mqtts://" in caplog.text, what="the failed TLS handshake")
+                assert not bridge.connected.is_set()
+            finally:
+                bridge.stop()
+                sim.close()
+
+
 def test_missing_ca_file_stops_start_up_with_its_name(tmp_path, broker):
     cfg = make_cfg(tmp_path, broker, tls=True, ca_file=str(tmp_path / "nope.pem"))
-    sim = Simulation(cfg, workdir=tmp_path / "sim")
-    try:
-        with pytest.raises(UserError) as exc:
-            mqtt.attach(sim.controller, sim.cfg)
-    finally:
-        sim.close()
-    assert str(exc.value).startswith(f"[mqtt] ca_file = '{tmp_path / 'nope.pem'}': cannot load")
+    with Simulation(cfg, workdir=tmp_path / "sim") as sim:
+        try:
+            with pytest.raises(UserError) as exc:
+                mqtt.attach(sim.controller, sim.cfg)
+        finally:
+            sim.close()
+        assert str(exc.value).startswith(f"[mqtt] ca_file = '{tmp_path / 'nope.pem'}': cannot load")

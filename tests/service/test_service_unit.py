@@ -13,10 +13,11 @@ import pytest
 
 from controller.cli.main import build_parser
 from controller.core import config as cfgmod
+from tests.helpers import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 UNIT = ROOT / "config" / "stonewarmer.service"
-DOCS = ROOT / "README.md"
+DOCS = ROOT / "docs" / "install.md"
 INSTALLED_BIN = "/opt/stonewarmer/venv/bin/stonewarmer"
 
 
@@ -91,7 +92,7 @@ def test_security_exposure_is_well_under_3_and_the_docs_report_it(runnable_unit)
     assert match, result.stdout[-500:] + result.stderr
     score = float(match.group(1))
     assert score < 2.0
-    assert f"exposure level {score:.1f}" in DOCS.read_text(), "update the score in the README"
+    assert f"exposure level {score:.1f}" in DOCS.read_text(), "update the score in docs/install.md"
 
 
 def test_unit_is_type_notify_with_an_explicit_watchdog(unit):

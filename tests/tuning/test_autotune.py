@@ -1,0 +1,125 @@
+"""Relay autotune: what it measures, that it stays below the guard, and that it stops safely."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from controller.cli.main import main
+from controller.core import config as cfgmod
+from controller.core.safety import GUARD_ABOVE_C
+from controller.sim.plant import PLANTS, FirstOrderDeadTime, StoneBath
+from controller.sim.simulation import Simulation, parse_injection
+from controller.tuning import autotune
+
+
+def fopdt_config() -> cfgmod.Config:
+    # Room for the FOPDT plant's +/-4 degC swing below the guard; an ideal relay:
+    # a 2 s window with 1 s minimum on/off is on/off at the 1 s simulation tick.
+    cfg = cfgmod.replace(cfgmod.Config(), "control", max_setpoint_c=57.0, cutoff_c=60.0, setpoint_c=55.0)
+    return cfgmod.replace(cfg, "relay", kind="ssr", window_s=2.0, min_switch_s=1.0)
+
+
+def heater_levels(sim: Simulation) -> list[tuple[float, bool]]:
+    """The relay pin's recorded changes as (simulated s, heater on)."""
+    return [(t - sim.t0, bool(level) == sim.active_high) for t, level in sim.pin.changes]
+
+
+def test_relay_experiment_measures_ku_pu_and_dead_time_of_a_fopdt_plant_within_10_percent():
+    plant = FirstOrderDeadTime(gain_c=60.0, tau_s=600.0, dead_time_s=90.0)
+    ku, pu_s = plant.ultimate()
+    phases = []
+    with Simulation(fopdt_config(), make_plant=lambda: FirstOrderDeadTime(gain_c=60.0, tau_s=600.0,
+                                                                            dead_time_s=90.0), noise_c=0.0) as sim:
+        sim.controller.add_listener(lambda status: phases.append(status.detail.get("autotune", {}).get("phase")))
+        try:
+            result = autotune.run(sim.controller, step=sim.step)
+            sim.run(5)  # the next ticks publish "done", with the heater off
+            assert not sim.relay_pin_on()
+        finally:
+            sim.close()
+        m = result.measurement
+        assert m.ku == pytest.approx(ku, rel=0.10)
+        assert m.pu_s == pytest.approx(pu_s, rel=0.10)
+        assert m.dead_time_s == pytest.approx(90.0, rel=0.10)
+        assert m.cycles >= autotune.CYCLES_NEEDED
+        # the interlock never had to step in: every peak stayed below the guard
+        assert max(r.probe_c for r in sim.trace) < 55.0 + GUARD_ABOVE_C
+        assert [p for i, p in enumerate(phases) if p and p != phases[i - 1]] == ["noise", "approach", "relay", "done"]
+
+
+@pytest.mark.parametrize("plant", sorted(PLANTS))
+def test_experiment_at_the_highest_setpoint_never_exceeds_it(plant):
+    cfg = cfgmod.replace(cfgmod.Config(), "control", setpoint_c=54.0)  # = max_setpoint_c
+    result, sim = autotune.tune_in_simulation(cfg, lambda: StoneBath(PLANTS[plant]))
+    try:
+        assert max(r.probe_c for r in sim.trace) < cfg.control.max_setpoint_c
+        assert result.measurement.centre_c <= 54.0
+        assert not any(r.fault for r in sim.trace)
+        g = result.gains
+        assert 0 < g.kp <= 10 and 0 < g.ki <= 1  # inside what the config accepts
+    finally:
+        sim.close()
+
+
+def test_interlock_trip_aborts_the_experiment_with_the_heater_off():
+    # The probe starts failing while the experiment heats at full power: a sensor fault latches.
+    with Simulation(cfgmod.Config(), injections=[parse_injection("crc@600:inf")]) as sim:
+        try:
+            with pytest.raises(autotune.AutotuneError) as err:
+                autotune.run(sim.controller, step=sim.step)
+            assert err.value.phase == autotune.PHASE_FAILED
+            assert "sensor" in str(err.value)
+            stopped_s = sim.t_s
+            sim.run(600)  # nothing switches the heater back on afterwards
+            levels = heater_levels(sim)
+            assert (True in [on for _, on in levels]), "the experiment heated before the trip"
+            last_t, last_on = levels[-1]
+            assert not last_on and 600 <= last_t <= stopped_s
+            assert sim.controller.status().detail["autotune"]["phase"] == autotune.PHASE_FAILED
+        finally:
+            sim.close()
+
+
+def test_cancel_stops_the_experiment_and_switches_the_heater_off():
+    cancel = threading.Event()
+    with Simulation(cfgmod.Config(), on_step=lambda s, row: cancel.set() if s.t_s >= 700 else None) as sim:
+        try:
+            assert_heating = []
+            with pytest.raises(autotune.AutotuneError) as err:
+                autotune.run(sim.controller, step=sim.step, cancel=cancel,
+                             report=lambda p: assert_heating.append(p["phase"]))
+            assert err.value.phase == autotune.PHASE_CANCELLED
+            cancelled_s = sim.t_s
+            assert sim.relay_pin_on(), "cancelled while heating"
+            sim.run(900)
+            last_t, last_on = heater_levels(sim)[-1]
+            # off within the relay's minimum on-time, and it stays off
+            assert not last_on
+            assert cancelled_s <= last_t <= cancelled_s + sim.cfg.relay.effective_min_switch_s + 1
+            assert sim.controller.status().detail["autotune"]["phase"] == autotune.PHASE_CANCELLED
+            assert "approach" in assert_heating
+        finally:
+            sim.close()
+
+
+def test_autotune_command_saves_the_gains_and_prints_config_lines(tmp_path, capsys):
+    assert main(["autotune", "--plant", "small", "--state-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    state = json.loads((tmp_path / "state.json").read_text())
+    saved = json.loads((tmp_path / "autotune.json").read_text())
+    assert state["gains"] == saved["gains"]
+    assert f"kp = {saved['gains']['kp']:.4g}" in out and "[control]" in out
+    # a warmer started on this state dir uses the tuned gains
+    with Simulation(cfgmod.replace(cfgmod.Config(), "state", dir=str(tmp_path))) as sim:
+        try:
+            assert sim.controller.pid.gains.kp == pytest.approx(saved["gains"]["kp"])
+        finally:
+            sim.close()
+
+
+def test_autotune_refuses_a_setpoint_above_the_maximum(capsys):
+    assert main(["autotune", "--simulate", "--setpoint", "56"]) == 2
+    assert "outside the allowed range" in capsys.readouterr().err
