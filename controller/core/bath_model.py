@@ -50,6 +50,8 @@ DETECT_SAMPLES = 3          # ... on this many readings in a row
 FIT_MIN_RISE_C = 1.5        # fit only once the probe has risen this much ...
 FIT_MIN_AFTER_DETECT_S = 45.0  # ... and this long after it started rising
 FIT_EVERY_S = 15.0          # refit this often during a warm-up (each fit is O(1), the split a few us)
+DELAY_FIT_SPANS = 4.0       # the delay is fitted until the ramp has run this many times its first delay:
+                            # later the losses and the stones bend it, and a line through it points too late
 RAMP_MAX_S = 3 * 3600.0     # a longer warm-up keeps its first 3 h of samples
 LATER_RAMP_WEIGHT = 0.5     # a later warm-up moves the learned heating rate this far toward its own fit
 HOLD_BAND_C = 0.5           # the loss rate is learned while the estimated water is this close to the setpoint ...
@@ -214,8 +216,10 @@ class Learner:
         if fit is None:
             return None
         slope, delay_s = fit
-        dead_s, lag_s = _split_delay(delay_s, ramp.detect_s - ramp.start_s, slope)
         m = self.model
+        if ramp.delays is None or now_s - ramp.detect_s <= DELAY_FIT_SPANS * (ramp.detect_s - ramp.start_s) + 60.0:
+            ramp.delays = _split_delay(delay_s, ramp.detect_s - ramp.start_s, slope)
+        dead_s, lag_s = ramp.delays
         water_c = ramp.mean_c + slope * delay_s
         rate = slope + m.loss_per_s * (water_c - m.room_c)
         if m.learned and ramp.fits == 1:
@@ -276,6 +280,7 @@ class _Ramp:
         self.mean_c = start_c
         self.slope_c_per_s = 0.0
         self.prior: tuple[float, float, float] | None = None
+        self.delays: tuple[float, float] | None = None  # (dead time, lag) once fitted
 
     def add(self, t_s: float, reading_c: float) -> None:
         rel = t_s - self.start_s
