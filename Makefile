@@ -29,8 +29,11 @@ run: venv
 test: venv system-deps
 	$(PY) -m pytest -q
 
+# Style, the layers (import contracts in pyproject.toml) and the types (strict on controller/core).
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: venv
 	$(VENV)/bin/stonewarmer bench

@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from typing import Any
 
 from flask import Flask
 from waitress import wasyncore
 from waitress.server import create_server
 
+from controller.core.config import Config
+from controller.core.loop import Controller
 from web.app import create_app
 from web.context import EXTENSION
 from web.history import HistoryRecorder
@@ -39,11 +42,11 @@ MAX_REQUEST_BODY_BYTES = 64 * 1024
 class WebRuntime:
     """The waitress server and the history writer of one app."""
 
-    def __init__(self, app: Flask, cfg, *, history: HistoryRecorder | None) -> None:
+    def __init__(self, app: Flask, cfg: Config, *, history: HistoryRecorder | None) -> None:
         self.app = app
         self.cfg = cfg
         self.history = history
-        self.server = None
+        self.server: Any = None  # waitress's server, once started (waitress has no type information)
         self.url = ""
         self._thread: threading.Thread | None = None
 
@@ -78,7 +81,7 @@ class WebRuntime:
             self.history.stop()
 
 
-def attach(controller, cfg) -> WebRuntime:
+def attach(controller: Controller, cfg: Config) -> WebRuntime:
     """The dashboard of ``controller``, with its history database in ``[state] dir``."""
     history, problem = None, None
     try:

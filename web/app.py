@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, Response, request
 
+from controller.core.config import Config
+from controller.core.loop import Controller
 from web import api, auth, errors, history_api, metrics, pages, stream
 from web.context import EXTENSION, WebContext
 from web.credentials import CredentialStore
+from web.history import HistoryRecorder
 
 # The page loads nothing from elsewhere; say so to the browser as well.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
-def create_app(controller, cfg, *, history=None, history_problem: str | None = None,
-               credentials: CredentialStore | None = None, limiter: auth.SignInLimiter | None = None,
-               heartbeat_s: float = 15.0, stream_max_s: float = 300.0) -> Flask:
+def create_app(controller: Controller, cfg: Config, *, history: HistoryRecorder | None = None,
+               history_problem: str | None = None, credentials: CredentialStore | None = None,
+               limiter: auth.SignInLimiter | None = None, heartbeat_s: float = 15.0,
+               stream_max_s: float = 300.0) -> Flask:
     """The dashboard and API of ``controller``.
 
     ``history`` is a :class:`~web.history.HistoryRecorder` already following the
@@ -40,7 +44,7 @@ def create_app(controller, cfg, *, history=None, history_problem: str | None = N
         app.register_blueprint(blueprint)
 
     @app.after_request
-    def _headers(response):
+    def _headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)

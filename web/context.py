@@ -8,8 +8,19 @@ snapshots and sends commands through the controller's command interface
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import current_app
+
+if TYPE_CHECKING:  # the blueprints import ctx() from here: their types are for annotations only
+    from prometheus_client import CollectorRegistry
+
+    from controller.core.config import Config
+    from controller.core.loop import Controller
+    from web.auth import SignInLimiter
+    from web.credentials import CredentialStore
+    from web.history import HistoryRecorder
+    from web.stream import StatusFeed, StreamSlots
 
 #: Key under ``app.extensions``.
 EXTENSION = "stonewarmer"
@@ -17,14 +28,14 @@ EXTENSION = "stonewarmer"
 
 @dataclass(slots=True)
 class WebContext:
-    controller: object           # controller.core.loop.Controller
-    cfg: object                  # controller.core.config.Config
-    credentials: object          # web.credentials.CredentialStore
-    limiter: object              # web.auth.SignInLimiter
-    feed: object                 # web.stream.StatusFeed
-    streams: object              # web.stream.StreamSlots
-    history: object | None       # web.history.HistoryRecorder, None when the database is unusable
-    metrics_registry: object = None  # prometheus_client.CollectorRegistry of this app
+    controller: Controller
+    cfg: Config
+    credentials: CredentialStore
+    limiter: SignInLimiter
+    feed: StatusFeed                 # wakes the live-update streams after each tick
+    streams: StreamSlots             # live-update streams open, and the limit
+    history: HistoryRecorder | None  # None when the database is unusable
+    metrics_registry: CollectorRegistry  # this app's own Prometheus registry
     history_problem: str | None = None  # why there is no history, in words
     heartbeat_s: float = 15.0    # idle live-update streams send a ping this often (real seconds)
     stream_max_s: float = 300.0  # a stream ends after this long; the browser reconnects by itself
@@ -32,4 +43,5 @@ class WebContext:
 
 def ctx() -> WebContext:
     """The :class:`WebContext` of the current app."""
-    return current_app.extensions[EXTENSION]
+    context: WebContext = current_app.extensions[EXTENSION]
+    return context

@@ -132,7 +132,7 @@ class HistoryStore:
                                 span.watch(readings))
                 cur.executemany(f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES (?,?,?,?,?,?,?)",
                                 events)
-                if span.first is not None:
+                if span.first is not None and span.last is not None:
                     self._aggregate(cur, math.floor(span.first / 60.0) * 60.0)
                     self._prune(cur, span.last)
                 cur.execute("COMMIT")

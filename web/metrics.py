@@ -6,15 +6,19 @@ registry state: each app has its own :class:`CollectorRegistry`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from controller.core.safety import SEVERITY
-from controller.core.status import MODES
+from controller.core.loop import Controller
+from controller.core.safety import FaultKind
+from controller.core.status import Mode
 from web.auth import view_required
 from web.context import ctx
+from web.stream import StreamSlots
 
 bp = Blueprint("metrics", __name__)
 
@@ -26,11 +30,11 @@ HEALTHY_TICK_AGE_S = 5.0
 class StatusCollector:
     """Prometheus metrics from the controller's latest status snapshot."""
 
-    def __init__(self, controller, streams) -> None:
+    def __init__(self, controller: Controller, streams: StreamSlots) -> None:
         self.controller = controller
         self.streams = streams
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         s = self.controller.status()
         if s.temperature_c is not None:  # no sample beats a stale or made-up one
             yield GaugeMetricFamily("stonewarmer_temperature_celsius", "Bath temperature (primary probe)",
@@ -47,7 +51,7 @@ class StatusCollector:
         latched.add_metric([s.fault or ""], int(s.fault is not None))
         yield latched
         mode = GaugeMetricFamily("stonewarmer_mode", "1 for the current mode", labels=["mode"])
-        for name in MODES:
+        for name in Mode:
             mode.add_metric([name], int(s.mode == name))
         yield mode
         yield GaugeMetricFamily("stonewarmer_tick_age_seconds", "Controller-clock seconds since the last tick",
@@ -56,7 +60,7 @@ class StatusCollector:
                                   value=s.relay_switches)
         faults = CounterMetricFamily("stonewarmer_faults_total", "Faults latched since start, by kind",
                                      labels=["kind"])
-        for kind in dict.fromkeys((*SEVERITY, *s.faults_total)):
+        for kind in dict.fromkeys((*FaultKind, *s.faults_total)):
             faults.add_metric([kind], s.faults_total.get(kind, 0))
         yield faults
         yield CounterMetricFamily("stonewarmer_sensor_errors_total", "Bad probe readings since start",
@@ -64,7 +68,7 @@ class StatusCollector:
         yield GaugeMetricFamily("stonewarmer_web_streams", "Live-update streams open", value=self.streams.open)
 
 
-def registry_for(controller, streams) -> CollectorRegistry:
+def registry_for(controller: Controller, streams: StreamSlots) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatusCollector(controller, streams))
     return registry

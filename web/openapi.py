@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller import __version__
+from controller.core.status import Mode
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -58,7 +59,7 @@ _STATUS = {
         "cutoff_c": {"type": "number"},
         "duty": {"type": "number", "minimum": 0, "maximum": 1},
         "relay_on": {"type": "boolean"},
-        "mode": {"type": "string", "enum": ["starting", "warming", "holding", "ready", "cooling", "fault"]},
+        "mode": {"type": "string", "enum": [str(m) for m in Mode]},
         "fault": {"type": ["string", "null"]},
         "fault_message": {"type": ["string", "null"], "description": "the fault in words, with what to do"},
         "ready_in_s": {**_NUMBER_OR_NULL, "description": "estimate; 0 when ready; null unknown"},
@@ -88,7 +89,7 @@ _SESSION = {
     },
 }
 
-_CHANGE_SECURITY = [{"session": [], "csrf": []}, {"token": []}]
+_CHANGE_SECURITY: list[dict[str, list[str]]] = [{"session": [], "csrf": []}, {"token": []}]
 
 
 def _sse_message(kind: str, data: dict[str, Any]) -> dict[str, Any]:

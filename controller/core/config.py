@@ -226,7 +226,8 @@ def _check_relations(cfg: Config) -> None:
 
 def from_dict(data: dict[str, Any]) -> Config:
     """Validate a parsed TOML document into a :class:`Config`."""
-    sections = {f.name: f.default for f in fields(Config)}
+    default = Config()
+    sections: dict[str, Any] = {f.name: getattr(default, f.name) for f in fields(Config)}
     built: dict[str, Any] = {}
     for section, table in data.items():
         if section not in sections:

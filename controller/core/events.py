@@ -10,16 +10,24 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # safety.py records events: its fault kinds are imported for annotations only
+    from controller.core.safety import FaultKind
 
 EVENTS_KEPT = 500  # in memory; the history database keeps them all
 
-KIND_FAULT = "fault"
-KIND_ACK = "ack"
-KIND_SETPOINT = "setpoint"
-KIND_START = "start"
-KIND_READY = "ready"
-KIND_NOTICE = "notice"
+
+class EventKind(StrEnum):
+    """What an event records (a str: JSON and the history database show the word)."""
+
+    FAULT = "fault"        # the interlock latched a fault
+    ACK = "ack"            # a fault was acknowledged
+    SETPOINT = "setpoint"  # the setpoint changed
+    START = "start"        # the controller started
+    READY = "ready"        # the stones are at temperature
+    NOTICE = "notice"      # anything else worth keeping (a state problem, new gains)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +35,9 @@ class Event:
     id: int
     monotonic_s: float
     wall_time_s: float
-    kind: str
+    kind: EventKind
     message: str
-    fault: str | None = None
+    fault: FaultKind | None = None
     temperature_c: float | None = None
     setpoint_c: float | None = None
     duty: float | None = None
@@ -52,9 +60,13 @@ class EventLog:
         """Call ``sink(event)`` for every event recorded from now on."""
         self._sinks.append(sink)
 
-    def record(self, **fields: Any) -> Event:
+    def record(self, *, monotonic_s: float, wall_time_s: float, kind: EventKind, message: str,
+               fault: FaultKind | None = None, temperature_c: float | None = None,
+               setpoint_c: float | None = None, duty: float | None = None, source: str = "controller") -> Event:
+        """Append an event (the next id) and hand it to the sinks. Temperatures in degC."""
         with self._lock:
-            event = Event(id=self._next_id, **fields)
+            event = Event(self._next_id, monotonic_s, wall_time_s, kind, message, fault=fault,
+                          temperature_c=temperature_c, setpoint_c=setpoint_c, duty=duty, source=source)
             self._next_id += 1
             self._events.append(event)
         for sink in self._sinks:

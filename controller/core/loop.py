@@ -20,23 +20,18 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from gpiozero import Factory
+
 from controller.core import config as cfgmod
 from controller.core import events as ev
 from controller.core import probe as pr
 from controller.core.config import Config
+from controller.core.interfaces import Clock, ProbeSource
 from controller.core.pid import PID, Gains
 from controller.core.relay import Relay, TimeProportioner
-from controller.core.safety import SEVERITY, STATE, AckRefused, Fault, Interlock
+from controller.core.safety import AckRefused, Fault, FaultKind, Interlock
 from controller.core.state import StateError, StateStore
-from controller.core.status import (
-    MODE_COOLING,
-    MODE_FAULT,
-    MODE_HOLDING,
-    MODE_READY,
-    MODE_STARTING,
-    MODE_WARMING,
-    Status,
-)
+from controller.core.status import Mode, Status
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +52,8 @@ class CommandError(ValueError):
 class Controller:
     """The warmer. Built by :func:`controller.service.supervisor.build` for the service, directly in tests."""
 
-    def __init__(self, cfg: Config, *, clock, primary, secondary=None, pin_factory=None,
-                 store: StateStore | None = None) -> None:
+    def __init__(self, cfg: Config, *, clock: Clock, primary: ProbeSource, secondary: ProbeSource | None = None,
+                 pin_factory: Factory | None = None, store: StateStore | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
         self.primary_source = primary
@@ -80,7 +75,7 @@ class Controller:
         self.state_problem: str | None = None
 
         saved, fault = self._restore()
-        self.setpoint_c = saved.get("setpoint_c", cfg.control.setpoint_c)
+        self.setpoint_c: float = saved.get("setpoint_c", cfg.control.setpoint_c)
         gains = saved.get("gains") or {}
         self.pid = PID(Gains(kp=gains.get("kp", cfg.control.kp), ki=gains.get("ki", cfg.control.ki),
                              kd=gains.get("kd", cfg.control.kd)))
@@ -93,7 +88,7 @@ class Controller:
                                           min_switch_s=cfg.relay.effective_min_switch_s),
             cutoff_c=cfg.control.cutoff_c, events=self.events, start_s=now, wall=clock.wall,
             has_safety_probe=secondary is not None, latched=fault, on_latch_change=self._persist)
-        self.events.record(monotonic_s=now, wall_time_s=clock.wall(), kind=ev.KIND_START,
+        self.events.record(monotonic_s=now, wall_time_s=clock.wall(), kind=ev.EventKind.START,
                            message=f"started, setpoint {self.setpoint_c:.1f} degC"
                            + (f", fault still latched: {fault.kind}" if fault else ""),
                            setpoint_c=self.setpoint_c, fault=fault.kind if fault else None)
@@ -105,7 +100,7 @@ class Controller:
         if self.state_problem:
             # Heater off until someone has looked: unusable saved state, or a state dir
             # that cannot remember a latched fault across the next power cut.
-            self.interlock.latch(STATE, self.state_problem, now)
+            self.interlock.latch(FaultKind.STATE, self.state_problem, now)
         self._status = self._snapshot(now)
         self._save_pending()
 
@@ -159,10 +154,10 @@ class Controller:
             wall = float(saved.get("wall_time_s"))
         except (AttributeError, TypeError, ValueError):
             wall = self.clock.wall()
-        if isinstance(saved, dict) and saved.get("kind") in SEVERITY:
-            return Fault(saved["kind"], str(saved.get("message", "")), now, wall)
+        if isinstance(saved, dict) and saved.get("kind") in tuple(FaultKind):
+            return Fault(FaultKind(saved["kind"]), str(saved.get("message", "")), now, wall)
         # Unknown or damaged: still latched (never cleared by a restart), as a STATE fault.
-        return Fault(STATE, f"a saved fault could not be read ({saved!r}); it stays latched", now, wall)
+        return Fault(FaultKind.STATE, f"a saved fault could not be read ({saved!r}); it stays latched", now, wall)
 
     def state_dict(self) -> dict[str, Any]:
         latched = self.interlock.latched
@@ -212,7 +207,7 @@ class Controller:
         if self.detail.get("state_problem") != problem:
             log.error("%s", problem)
             self.events.record(monotonic_s=self.clock.monotonic(), wall_time_s=self.clock.wall(),
-                               kind=ev.KIND_NOTICE, message=problem, source="state")
+                               kind=ev.EventKind.NOTICE, message=problem, source="state")
         self.state_problem = problem
         self.detail["state_problem"] = problem
 
@@ -235,12 +230,13 @@ class Controller:
                 # Faulted, or the last valid reading went stale: start afresh later.
                 self.pid.reset()
                 self._duty = 0.0
-            elif primary is not None and primary.valid:
+            elif primary is not None and primary.celsius is not None:  # only a valid reading has a value
                 if self._duty_override is not None:
                     self._duty = min(1.0, max(0.0, self._duty_override(now, primary.celsius, self.setpoint_c)))
                 else:
                     self._duty = self.pid.update(primary.celsius, self.setpoint_c, now)
-            # A bad reading: the interlock holds the relay off this tick; the PID keeps its state.
+            # A bad reading has no temperature to act on: the interlock holds the relay off this
+            # tick (and from the first tick until a valid reading); the PID keeps its state.
             self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c)
             self._status = self._snapshot(now)
             status = self._status
@@ -266,26 +262,26 @@ class Controller:
             raise CommandError(f"setpoint_c must be a number of degC, got {value!r}",
                                field="setpoint_c", allowed=allowed)
         try:
-            value = float(value)
+            setpoint_c = float(value)
         except OverflowError:  # an int too large for a float: certainly out of range
-            value = math.inf
-        if not math.isfinite(value) or not c.min_setpoint_c <= value <= c.max_setpoint_c:
-            raise CommandError(f"setpoint_c {value!r} is outside the allowed range "
+            setpoint_c = math.inf
+        if not math.isfinite(setpoint_c) or not c.min_setpoint_c <= setpoint_c <= c.max_setpoint_c:
+            raise CommandError(f"setpoint_c {setpoint_c!r} is outside the allowed range "
                                f"{c.min_setpoint_c:g} to {c.max_setpoint_c:g} degC",
                                field="setpoint_c", allowed=allowed)
         with self._lock:
             now = self.clock.monotonic()
             old = self.setpoint_c
-            self.setpoint_c = value
-            if value < old:
+            self.setpoint_c = setpoint_c
+            if setpoint_c < old:
                 self.interlock.setpoint_lowered(now)
-            self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(), kind=ev.KIND_SETPOINT,
-                               message=f"setpoint {old:.1f} -> {value:.1f} degC", setpoint_c=value,
+            self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(), kind=ev.EventKind.SETPOINT,
+                               message=f"setpoint {old:.1f} -> {setpoint_c:.1f} degC", setpoint_c=setpoint_c,
                                temperature_c=self.interlock.primary.fresh_c(now), source=source)
             self._persist()
             self._status = self._snapshot(now)
         self._save_pending()
-        return value
+        return setpoint_c
 
     def acknowledge_fault(self, *, source: str = "api") -> Fault:
         """Clear the latched fault. Raise :class:`CommandError` if it cannot be cleared yet."""
@@ -325,7 +321,7 @@ class Controller:
             self.pid.gains = gains
             self.pid.reset()
             self.events.record(monotonic_s=self.clock.monotonic(), wall_time_s=self.clock.wall(),
-                               kind=ev.KIND_NOTICE, source=source,
+                               kind=ev.EventKind.NOTICE, source=source,
                                message=f"gains set: kp={gains.kp:g} ki={gains.ki:g} kd={gains.kd:g}")
             self._persist()
         self._save_pending()
@@ -341,13 +337,13 @@ class Controller:
             self.secondary_source.close()
 
     # -- status ---------------------------------------------------------------------
-    def _mode(self, now: float, temp_c: float | None) -> str:
+    def _mode(self, now: float, temp_c: float | None) -> Mode:
         if self.interlock.latched:
             self._in_band_since_s = None
-            return MODE_FAULT
+            return Mode.FAULT
         if temp_c is None:
             self._in_band_since_s = None
-            return MODE_STARTING
+            return Mode.STARTING
         error = temp_c - self.setpoint_c
         if abs(error) <= READY_BAND_C:
             if self._in_band_since_s is None:
@@ -356,21 +352,21 @@ class Controller:
                 if not self._ready_announced:
                     self._ready_announced = True
                     self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(),
-                                       kind=ev.KIND_READY, message="stones ready",
+                                       kind=ev.EventKind.READY, message="stones ready",
                                        temperature_c=temp_c, setpoint_c=self.setpoint_c)
-                return MODE_READY
-            return MODE_HOLDING
+                return Mode.READY
+            return Mode.HOLDING
         self._in_band_since_s = None
         self._ready_announced = False
-        return MODE_WARMING if error < 0 else MODE_COOLING
+        return Mode.WARMING if error < 0 else Mode.COOLING
 
-    def _ready_in_s(self, now: float, mode: str, temp_c: float | None) -> float | None:
-        if mode == MODE_READY:
+    def _ready_in_s(self, now: float, mode: Mode, temp_c: float | None) -> float | None:
+        if mode == Mode.READY:
             return 0.0
-        if mode == MODE_HOLDING:
+        if mode == Mode.HOLDING and self._in_band_since_s is not None:
             return max(0.0, READY_HOLD_S - (now - self._in_band_since_s))
-        rate = self.interlock.rate_c_per_s() if mode == MODE_WARMING else None
-        if rate is None or rate <= 0:
+        rate = self.interlock.rate_c_per_s() if mode == Mode.WARMING else None
+        if rate is None or rate <= 0 or temp_c is None:
             return None
         return (self.setpoint_c - READY_BAND_C - temp_c) / rate + READY_HOLD_S
 
@@ -386,7 +382,7 @@ class Controller:
             temperature_c=temp_c,
             safety_temperature_c=il.secondary.fresh_c(now) if il.has_safety_probe else None,
             reading_age_s=il.reading_age_s(now),
-            reading_kind=self._last_reading.kind if self._last_reading else "none",
+            reading_kind=self._last_reading.kind if self._last_reading else pr.ReadingKind.NONE,
             setpoint_c=self.setpoint_c,
             min_setpoint_c=self.cfg.control.min_setpoint_c,
             max_setpoint_c=self.cfg.control.max_setpoint_c,

@@ -50,11 +50,13 @@ class PID:
         """Return the duty for this step."""
         g = self.gains
         error = setpoint_c - measured_c
-        dt = 0.0 if self._last_s is None else max(0.0, now_s - self._last_s)
-        if dt > 0:
-            raw_rate = (measured_c - self._last_c) / dt
-            alpha = dt / (self.derivative_tau_s + dt)
-            self._rate_c_per_s += alpha * (raw_rate - self._rate_c_per_s)
+        dt = 0.0
+        if self._last_c is not None and self._last_s is not None:  # not the first update
+            dt = max(0.0, now_s - self._last_s)
+            if dt > 0:
+                raw_rate = (measured_c - self._last_c) / dt
+                alpha = dt / (self.derivative_tau_s + dt)
+                self._rate_c_per_s += alpha * (raw_rate - self._rate_c_per_s)
         self._last_c, self._last_s = measured_c, now_s
 
         self.p = g.kp * error

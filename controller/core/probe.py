@@ -19,7 +19,9 @@ import io
 import os
 import threading
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import IO
 
 # Off a Pi the import of w1thermsensor would run modprobe and fail: the Pi's
 # overlay loads the modules, and tests use a fake tree, so never let it try.
@@ -33,6 +35,8 @@ from w1thermsensor import (  # noqa: E402
 )
 from w1thermsensor import Sensor as _SensorType  # noqa: E402
 
+from controller.core.interfaces import Clock  # noqa: E402
+
 VALID_MIN_C = 0.0     # below: out of range (a bath of ice water is no stone bath)
 VALID_MAX_C = 100.0   # above: out of range (boiling water is not plausible here)
 JUMP_C = 5.0          # a change larger than this ...
@@ -43,33 +47,40 @@ JUMP_WINDOW_S = 2.0   # ... within this time is not physical for a water bath
 # water must have changed by many 1/16 degC steps.
 FROZEN_HEAT_S = 150.0
 
-# Reading classes. Everything but VALID is a bad reading.
-VALID = "valid"
-MISSING = "missing"        # no w1_slave file: unplugged (or the bus died)
-CRC = "crc"                # the kernel's CRC check said NO
-EMPTY = "empty"            # the kernel gave up after 5 CRC retries: empty file
-RESET85 = "reset85"        # exactly 85.0 degC: the power-on value of a browned-out sensor
-ZERO = "zero"              # all-zero scratchpad (passes the CRC)
-GARBLED = "garbled"        # a file the library cannot parse
-OUT_OF_RANGE = "out_of_range"
-JUMP = "jump"
-FROZEN = "frozen"
-TIMEOUT = "timeout"        # the read did not return within read_timeout_s
 READ_INTERVAL_S = 1.0      # the worker starts a read at most this often (one per control tick)
+
+
+class ReadingKind(StrEnum):
+    """The class of a reading. Everything but VALID is a bad reading (a str: JSON shows the word)."""
+
+    VALID = "valid"
+    MISSING = "missing"        # no w1_slave file: unplugged (or the bus died)
+    CRC = "crc"                # the kernel's CRC check said NO
+    EMPTY = "empty"            # the kernel gave up after 5 CRC retries: empty file
+    RESET85 = "reset85"        # exactly 85.0 degC: the power-on value of a browned-out sensor
+    ZERO = "zero"              # all-zero scratchpad (passes the CRC)
+    GARBLED = "garbled"        # a file the library cannot parse
+    OUT_OF_RANGE = "out_of_range"
+    JUMP = "jump"
+    FROZEN = "frozen"
+    TIMEOUT = "timeout"        # the read did not return within read_timeout_s
+    NONE = "none"              # no read has completed yet (a status before the first read)
+
 
 #: Therapist-readable names of the reading classes.
 DESCRIPTIONS = {
-    VALID: "reading normally",
-    MISSING: "probe not found (unplugged or broken cable)",
-    CRC: "probe data corrupted (CRC error)",
-    EMPTY: "probe did not answer (repeated CRC errors)",
-    RESET85: "probe reset itself (85.0 degC power-on value)",
-    ZERO: "probe returned all zeros",
-    GARBLED: "probe data unreadable",
-    OUT_OF_RANGE: "probe reading impossible for a water bath",
-    JUMP: "probe reading jumped implausibly",
-    FROZEN: "probe reading frozen while heating",
-    TIMEOUT: "probe read hung (1-Wire bus not answering)",
+    ReadingKind.VALID: "reading normally",
+    ReadingKind.MISSING: "probe not found (unplugged or broken cable)",
+    ReadingKind.CRC: "probe data corrupted (CRC error)",
+    ReadingKind.EMPTY: "probe did not answer (repeated CRC errors)",
+    ReadingKind.RESET85: "probe reset itself (85.0 degC power-on value)",
+    ReadingKind.ZERO: "probe returned all zeros",
+    ReadingKind.GARBLED: "probe data unreadable",
+    ReadingKind.OUT_OF_RANGE: "probe reading impossible for a water bath",
+    ReadingKind.JUMP: "probe reading jumped implausibly",
+    ReadingKind.FROZEN: "probe reading frozen while heating",
+    ReadingKind.TIMEOUT: "probe read hung (1-Wire bus not answering)",
+    ReadingKind.NONE: "no reading yet",
 }
 
 
@@ -77,7 +88,7 @@ DESCRIPTIONS = {
 class RawRead:
     """One read of the sensor file. ``celsius`` is set only when the library accepted it."""
 
-    kind: str
+    kind: ReadingKind
     celsius: float | None
     raw: str | None  # the temperature line, to spot a frozen sensor
     t_s: float       # monotonic time the read completed
@@ -85,15 +96,20 @@ class RawRead:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """A classified reading: ``kind == VALID`` or the name of what is wrong."""
+    """A classified reading: ``kind == VALID`` with its ``celsius``, or the name of what is wrong
+    and ``celsius = None``: a bad reading carries no temperature anything could act on."""
 
-    kind: str
+    kind: ReadingKind
     celsius: float | None
     t_s: float
 
+    def __post_init__(self) -> None:
+        if (self.kind == ReadingKind.VALID) != (self.celsius is not None):
+            raise ValueError(f"a {self.kind} reading with celsius={self.celsius!r}: only a valid one has a value")
+
     @property
     def valid(self) -> bool:
-        return self.kind == VALID
+        return self.kind == ReadingKind.VALID
 
 
 class _RecordingPath:
@@ -111,7 +127,7 @@ class _RecordingPath:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def open(self, mode: str = "r"):
+    def open(self, mode: str = "r") -> IO[str]:
         self.text = self.path.read_text()
         return io.StringIO(self.text)
 
@@ -159,28 +175,28 @@ class W1Probe:
             celsius = sensor.get_temperature()
         except NoSensorFoundError:
             self._sensor = None  # look again next time: it may be plugged back in
-            return RawRead(MISSING, None, None, now_s)
+            return RawRead(ReadingKind.MISSING, None, None, now_s)
         except ResetValueError:
-            return RawRead(RESET85, None, self._line(1), now_s)
+            return RawRead(ReadingKind.RESET85, None, self._line(1), now_s)
         except SensorNotReadyError:
             text = self._path.text if self._path else ""
             if not text.strip():
-                kind = EMPTY
+                kind = ReadingKind.EMPTY
             elif "00 00 00 00 00 00 00 00 00" in text.splitlines()[0]:
-                kind = ZERO
+                kind = ReadingKind.ZERO
             else:
-                kind = CRC
+                kind = ReadingKind.CRC
             return RawRead(kind, None, None, now_s)
         except (W1ThermSensorError, ValueError, IndexError):
-            return RawRead(GARBLED, None, None, now_s)
+            return RawRead(ReadingKind.GARBLED, None, None, now_s)
         except OSError:
             self._sensor = None
-            return RawRead(MISSING, None, None, now_s)
-        return RawRead(VALID, celsius, self._line(1), now_s)
+            return RawRead(ReadingKind.MISSING, None, None, now_s)
+        return RawRead(ReadingKind.VALID, celsius, self._line(1), now_s)
 
     def resolution_bits(self) -> int | None:
         try:
-            return self._open().get_resolution()
+            return int(self._open().get_resolution())
         except (W1ThermSensorError, ValueError, IndexError, OSError):
             return None
 
@@ -214,18 +230,18 @@ class ThreadedProbeSource:
     """Reads on a worker thread; :meth:`poll` never blocks.
 
     ``poll`` returns the read that completed since the last poll, ``None`` when
-    the worker is still converting, or a :data:`TIMEOUT` read when the current
+    the worker is still converting, or a :attr:`ReadingKind.TIMEOUT` read when the current
     read has taken longer than ``timeout_s`` (a hung 1-Wire bus). The worker
     keeps reading back to back, so readings are as fresh as the bus allows.
     """
 
-    def __init__(self, probe: W1Probe, *, clock, timeout_s: float) -> None:
+    def __init__(self, probe: W1Probe, *, clock: Clock, timeout_s: float) -> None:
         self.probe = probe
         self.clock = clock
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._done: RawRead | None = None
-        self._started_s = clock.monotonic()
+        self._started_s: float | None = clock.monotonic()  # None: no read in progress
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, name=f"probe-{probe.sensor_id or 'first'}",
                                         daemon=True)
@@ -251,7 +267,7 @@ class ThreadedProbeSource:
         if done is not None:
             return done
         if started is not None and now_s - started > self.timeout_s:
-            return RawRead(TIMEOUT, None, None, now_s)
+            return RawRead(ReadingKind.TIMEOUT, None, None, now_s)
         return None
 
     def close(self) -> None:
@@ -262,25 +278,27 @@ class ReadingClassifier:
     """Adds the checks that need history: range, implausible jump, frozen value."""
 
     def __init__(self) -> None:
-        self._last_valid: Reading | None = None
+        self._last_valid_t_s: float | None = None
+        self._last_valid_c = 0.0
         self._same_raw: str | None = None
         self._last_t_s: float | None = None
         self._heat_since_change_s = 0.0  # full-power seconds since the raw value changed
 
     def classify(self, raw: RawRead, duty: float) -> Reading:
-        if raw.kind != VALID or raw.celsius is None:
+        if raw.kind != ReadingKind.VALID:
             return Reading(raw.kind, None, raw.t_s)
         c = raw.celsius
+        if c is None:  # the library accepted the file yet gave no value: unreadable
+            return Reading(ReadingKind.GARBLED, None, raw.t_s)
         if not VALID_MIN_C <= c <= VALID_MAX_C:
-            return Reading(OUT_OF_RANGE, None, raw.t_s)
-        last = self._last_valid
-        if last is not None and raw.t_s - last.t_s <= JUMP_WINDOW_S and abs(c - last.celsius) > JUMP_C:
-            return Reading(JUMP, None, raw.t_s)
+            return Reading(ReadingKind.OUT_OF_RANGE, None, raw.t_s)
+        last_t_s = self._last_valid_t_s
+        if last_t_s is not None and raw.t_s - last_t_s <= JUMP_WINDOW_S and abs(c - self._last_valid_c) > JUMP_C:
+            return Reading(ReadingKind.JUMP, None, raw.t_s)
         if self._is_frozen(raw, duty):
-            return Reading(FROZEN, None, raw.t_s)
-        reading = Reading(VALID, c, raw.t_s)
-        self._last_valid = reading
-        return reading
+            return Reading(ReadingKind.FROZEN, None, raw.t_s)
+        self._last_valid_t_s, self._last_valid_c = raw.t_s, c
+        return Reading(ReadingKind.VALID, c, raw.t_s)
 
     def _is_frozen(self, raw: RawRead, duty: float) -> bool:
         # A healthy probe in a bath that is being heated must see its value change.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from gpiozero import DigitalOutputDevice
+from gpiozero import DigitalOutputDevice, Factory
 
 
 class Relay:
@@ -23,7 +23,7 @@ class Relay:
     """
 
     def __init__(self, *, pin: int, active_high: bool = True, min_switch_s: float,
-                 pin_factory=None, now_s: float = -math.inf) -> None:
+                 pin_factory: Factory | None = None, now_s: float = -math.inf) -> None:
         self.device = DigitalOutputDevice(pin, active_high=active_high, initial_value=False,
                                           pin_factory=pin_factory)
         self.min_switch_s = min_switch_s

@@ -1,27 +1,11 @@
 """The safety interlock: the only code that switches the heater relay.
 
 Evaluated every tick, before the relay is written, independent of the PID (it
-sees the PID's proposed duty, never its internals). Rules, modelled on Marlin's
-and Klipper's heater guards scaled to a water bath (docs/field-notes.md,
-"How trusted heater controllers guard against runaway"):
-
-==================  ==============================================  =========
-rule                trips when                                      effect
-==================  ==============================================  =========
-cutoff              hottest valid probe >= cutoff_c                  latch
-sensor              4 bad reads in a row, or no valid read for 10 s  latch
-bad read            one bad read                                     off, tick
-heating             duty >= 0.8 for 180 s while > 5 C below target   latch
-                    and the bath rose < 2 C; or it fell > 3 C
-                    within 60 s while duty >= 0.8 (probe lifted)
-stuck relay         relay commanded off >= 120 s, above target + 1,  latch,
-                    and still rising > 1 C over 120 s, not slowing   alarm
-over target         > 3 C above target (or above the lowest point    latch
-                    of a cool-down) for 60 s
-probe disagree      two probes > 3 C apart for 30 s                  latch
-guard               reading >= target + 1 C                          off
-no reading yet      no valid reading since start                     off
-==================  ==============================================  =========
+sees the PID's proposed duty, never its internals). The rules are modelled on
+Marlin's and Klipper's heater guards scaled to a water bath (docs/field-notes.md,
+"How trusted heater controllers guard against runaway"); docs/safety.md holds
+the one table of them, each with its test. Each rule says what it does at its
+own code below.
 
 A latched fault keeps the relay off until :meth:`Interlock.acknowledge`, which
 is refused unless the probe reads valid and below the setpoint. Every trip and
@@ -33,9 +17,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from controller.core import events as ev
-from controller.core.probe import DESCRIPTIONS, Reading
+from controller.core.probe import DESCRIPTIONS, Reading, ReadingKind
 from controller.core.relay import Relay, TimeProportioner
 
 STALE_S = 10.0              # no valid reading for this long latches (Klipper: 7 s)
@@ -59,38 +44,53 @@ DISAGREE_C = 3.0
 DISAGREE_S = 30.0
 GUARD_ABOVE_C = 1.0
 
-# Fault kinds, most severe first: a later, more severe trip replaces the shown one.
-STUCK_RELAY = "stuck_relay"
-OVERTEMP = "overtemp"
-OVER_TARGET = "over_target"
-PROBE_DISAGREE = "probe_disagree"
-SENSOR = "sensor"
-HEATING = "heating"
-STATE = "state"
-SEVERITY = (STUCK_RELAY, OVERTEMP, OVER_TARGET, PROBE_DISAGREE, SENSOR, HEATING, STATE)
+
+class FaultKind(StrEnum):
+    """What tripped, most severe first: a later, more severe trip replaces the shown one.
+
+    A str: JSON, the state file and the history database show the word.
+    """
+
+    STUCK_RELAY = "stuck_relay"
+    OVERTEMP = "overtemp"
+    OVER_TARGET = "over_target"
+    PROBE_DISAGREE = "probe_disagree"
+    SENSOR = "sensor"
+    HEATING = "heating"
+    STATE = "state"
+
+
+SEVERITY = tuple(FaultKind)  # most severe first
+
+# alias for modules not yet converted
+STUCK_RELAY = FaultKind.STUCK_RELAY
+PROBE_DISAGREE = FaultKind.PROBE_DISAGREE
+SENSOR = FaultKind.SENSOR
+HEATING = FaultKind.HEATING
+STATE = FaultKind.STATE
 
 #: What each fault means for the therapist, and what to do.
 ADVICE = {
-    STUCK_RELAY: "The heater will not switch off (relay stuck on). UNPLUG THE HEATER NOW and "
-                 "do not use the stones. Have the relay replaced before using the warmer again.",
-    OVERTEMP: "The water got too hot and the heater was switched off. Do not use the stones "
-              "until the water has cooled; then acknowledge.",
-    OVER_TARGET: "The water stayed well above the set temperature, so the heater was switched "
-                 "off. Let it cool, check the relay, then acknowledge.",
-    PROBE_DISAGREE: "The two temperature probes disagree. Check that both are in the water, "
-                    "then acknowledge.",
-    SENSOR: "The temperature probe is not giving good readings, so the heater was switched off. "
-            "Check the probe cable and that the probe is in the water, then acknowledge.",
-    HEATING: "The water is not warming up although the heater is on. Check the water level, "
-             "that the heater is plugged in and that the probe is in the water, then acknowledge.",
-    STATE: "The warmer's saved settings could not be read or saved (see above), so the heater stays "
-           "off. Check the set temperature and the storage, then acknowledge.",
+    FaultKind.STUCK_RELAY: "The heater will not switch off (relay stuck on). UNPLUG THE HEATER NOW and "
+                           "do not use the stones. Have the relay replaced before using the warmer again.",
+    FaultKind.OVERTEMP: "The water got too hot and the heater was switched off. Do not use the stones "
+                        "until the water has cooled; then acknowledge.",
+    FaultKind.OVER_TARGET: "The water stayed well above the set temperature, so the heater was switched "
+                           "off. Let it cool, check the relay, then acknowledge.",
+    FaultKind.PROBE_DISAGREE: "The two temperature probes disagree. Check that both are in the water, "
+                              "then acknowledge.",
+    FaultKind.SENSOR: "The temperature probe is not giving good readings, so the heater was switched off. "
+                      "Check the probe cable and that the probe is in the water, then acknowledge.",
+    FaultKind.HEATING: "The water is not warming up although the heater is on. Check the water level, "
+                       "that the heater is plugged in and that the probe is in the water, then acknowledge.",
+    FaultKind.STATE: "The warmer's saved settings could not be read or saved (see above), so the heater "
+                     "stays off. Check the set temperature and the storage, then acknowledge.",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    kind: str
+    kind: FaultKind
     message: str          # what happened, with the numbers
     monotonic_s: float
     wall_time_s: float
@@ -104,6 +104,38 @@ class AckRefused(Exception):
     """An acknowledge that the interlock will not accept; the message says why."""
 
 
+class HeldFor:
+    """Whether a condition has held, without a break, for ``hold_s`` seconds.
+
+    The timer behind the rules "too hot for 60 s", "probes apart for 30 s", "relay off
+    for 120 s": :meth:`update` with the condition every tick; a tick without it restarts
+    the count.
+    """
+
+    def __init__(self, hold_s: float, *, since_s: float | None = None) -> None:
+        self.hold_s = hold_s
+        self.since_s = since_s  # when the condition began to hold; None: it does not hold
+
+    def update(self, holding: bool, now_s: float) -> bool:
+        """Record whether the condition holds at ``now_s``; return :meth:`done`."""
+        if not holding:
+            self.since_s = None
+        elif self.since_s is None:
+            self.since_s = now_s
+        return self.done(now_s)
+
+    def held_s(self, now_s: float) -> float:
+        """Seconds the condition has held (0 when it does not)."""
+        return 0.0 if self.since_s is None else now_s - self.since_s
+
+    def done(self, now_s: float) -> bool:
+        """True once the condition has held for ``hold_s``."""
+        return self.since_s is not None and now_s - self.since_s >= self.hold_s
+
+    def reset(self) -> None:
+        self.since_s = None
+
+
 class _ProbeWatch:
     """Per-probe freshness: last valid reading and bad reads in a row."""
 
@@ -111,7 +143,7 @@ class _ProbeWatch:
         self.last: Reading | None = None
         self.bad_in_a_row = 0
         self.since_s = start_s  # age counts from start until the first valid reading
-        self.last_bad: str | None = None
+        self.last_bad: ReadingKind | None = None
 
     def see(self, reading: Reading | None) -> bool:
         """Record a new reading; return True if it was a bad one."""
@@ -148,20 +180,20 @@ class Interlock:
         self.wall = wall
         self.has_safety_probe = has_safety_probe
         self.latched = latched
-        self._tripped: set[str] = {latched.kind} if latched else set()
+        self._tripped: set[FaultKind] = {latched.kind} if latched else set()
         self._on_latch_change = on_latch_change
         self.primary = _ProbeWatch(start_s)
         self.secondary = _ProbeWatch(start_s)
         self.sensor_errors = 0
-        self.faults_total: dict[str, int] = {}
+        self.faults_total: dict[FaultKind, int] = {}
         self.blocked_reason: str | None = None  # why the relay is held off this tick
         # rule state
         self._heat_watch: tuple[float, float] | None = None   # (since_s, temp at start)
         self._hard_heating_since_s: float | None = None        # duty >= HEATING_MIN_DUTY since
-        self._off_since_s: float | None = start_s              # relay commanded off since
+        self._relay_off = HeldFor(STUCK_PERIOD_S, since_s=start_s)  # relay commanded off
         self._history: deque[tuple[float, float]] = deque()    # (t, hottest valid C)
-        self._over_since_s: float | None = None
-        self._disagree_since_s: float | None = None
+        self._over_target = HeldFor(OVER_TARGET_S)
+        self._disagree = HeldFor(DISAGREE_S)
         self._cooling_low_c: float | None = None               # lowest temp of a cool-down
         self._seen_temp = False
 
@@ -183,8 +215,8 @@ class Interlock:
                 self._cooling_low_c = hottest_c  # started hot: a cool-down, not an over-target
             self._seen_temp = True
             self._track_history(now_s, hottest_c)
-            if hottest_c >= self.cutoff_c:
-                self._trip(OVERTEMP, f"water at {hottest_c:.1f} degC reached the cutoff "
+            if hottest_c >= self.cutoff_c:  # cutoff: the hottest probe reached it, latch at once
+                self._trip(FaultKind.OVERTEMP, f"water at {hottest_c:.1f} degC reached the cutoff "
                            f"{self.cutoff_c:.1f} degC", now_s)
             self._check_over_target(now_s, hottest_c, setpoint_c)
             self._check_falling(now_s, hottest_c, duty)
@@ -201,10 +233,7 @@ class Interlock:
         else:
             want = self.proportioner.want_on(now_s, duty, self.relay.is_on)
             self.relay.drive(want, now_s)
-        if self.relay.is_on:
-            self._off_since_s = None
-        elif self._off_since_s is None:
-            self._off_since_s = now_s
+        self._relay_off.update(not self.relay.is_on, now_s)
         return self.relay.is_on
 
     def acknowledge(self, now_s: float, setpoint_c: float, *, source: str = "controller") -> Fault:
@@ -215,6 +244,7 @@ class Interlock:
         temp_c = self.primary.fresh_c(now_s)
         if temp_c is None or self.primary.bad_in_a_row:
             raise AckRefused("the probe has no valid reading: fix the probe first")
+        hottest_c = temp_c
         if self.has_safety_probe:
             second_c = self.secondary.fresh_c(now_s)
             if second_c is None or self.secondary.bad_in_a_row:
@@ -222,20 +252,20 @@ class Interlock:
             if abs(second_c - temp_c) > DISAGREE_C:
                 raise AckRefused(f"the probes still disagree ({temp_c:.1f} and {second_c:.1f} degC): "
                                  "put both in the water first")
-        hottest_c = self._hottest_c(now_s)
+            hottest_c = max(temp_c, second_c)
         if hottest_c >= setpoint_c:
             raise AckRefused(f"the water ({hottest_c:.1f} degC) must cool below the set "
                              f"temperature ({setpoint_c:.1f} degC) first")
         self.latched = None
         self._tripped.clear()
         self._reset_rules()
-        self.events.record(monotonic_s=now_s, wall_time_s=self.wall(), kind=ev.KIND_ACK,
+        self.events.record(monotonic_s=now_s, wall_time_s=self.wall(), kind=ev.EventKind.ACK,
                            message=f"fault acknowledged: {fault.kind}", fault=fault.kind,
                            temperature_c=temp_c, setpoint_c=setpoint_c, source=source)
         self._on_latch_change()
         return fault
 
-    def latch(self, kind: str, message: str, now_s: float) -> None:
+    def latch(self, kind: FaultKind, message: str, now_s: float) -> None:
         """Latch a fault found outside the interlock (e.g. a corrupt state file)."""
         self._trip(kind, message, now_s)
 
@@ -262,16 +292,17 @@ class Interlock:
         return max(temps) if temps else None
 
     def _check_sensors(self, now_s: float) -> None:
+        """Sensor: MAX_BAD_IN_A_ROW bad reads in a row, or no valid read for STALE_S, latches."""
         watches = [("probe", self.primary)]
         if self.has_safety_probe:
             watches.append(("second probe", self.secondary))
         for name, watch in watches:
             if watch.bad_in_a_row >= MAX_BAD_IN_A_ROW:
-                what = DESCRIPTIONS.get(watch.last_bad, watch.last_bad)
-                self._trip(SENSOR, f"{name}: {what}, {watch.bad_in_a_row} bad readings in a row", now_s)
+                what = DESCRIPTIONS.get(watch.last_bad, watch.last_bad) if watch.last_bad else "bad reading"
+                self._trip(FaultKind.SENSOR, f"{name}: {what}, {watch.bad_in_a_row} bad readings in a row", now_s)
             elif watch.age_s(now_s) >= STALE_S:
-                what = DESCRIPTIONS.get(watch.last_bad, "no reading") if watch.last_bad else "no reading"
-                self._trip(SENSOR, f"{name}: no valid reading for {watch.age_s(now_s):.0f} s ({what})", now_s)
+                what = DESCRIPTIONS.get(watch.last_bad, watch.last_bad) if watch.last_bad else "no reading"
+                self._trip(FaultKind.SENSOR, f"{name}: no valid reading for {watch.age_s(now_s):.0f} s ({what})", now_s)
 
     def _track_history(self, now_s: float, temp_c: float) -> None:
         self._history.append((now_s, temp_c))
@@ -279,6 +310,8 @@ class Interlock:
             self._history.popleft()
 
     def _check_heating(self, now_s: float, temp_c: float, duty: float, setpoint_c: float) -> None:
+        """Heating: duty >= HEATING_MIN_DUTY for HEATING_PERIOD_S while more than HEATING_BELOW_C
+        below the setpoint, and the bath rose less than HEATING_MIN_RISE_C, latches (a dead element)."""
         if duty < HEATING_MIN_DUTY or temp_c >= setpoint_c - HEATING_BELOW_C or self.latched:
             self._heat_watch = None
             return
@@ -287,10 +320,12 @@ class Interlock:
             return
         since_s, start_c = self._heat_watch
         if now_s - since_s >= HEATING_PERIOD_S:
-            self._trip(HEATING, f"rose only {temp_c - start_c:.1f} degC in {now_s - since_s:.0f} s "
+            self._trip(FaultKind.HEATING, f"rose only {temp_c - start_c:.1f} degC in {now_s - since_s:.0f} s "
                        f"at {duty:.0%} heater power", now_s)
 
     def _check_falling(self, now_s: float, hottest_c: float, duty: float) -> None:
+        """Probe lifted: with the relay really on at duty >= HEATING_MIN_DUTY, a fall of more than
+        FALLING_C within FALLING_WINDOW_S latches a HEATING fault."""
         # A bath heated this hard cannot cool 3 C in a minute (returned stones cool it
         # ~1.4 C/min at most); a probe lifted into the air can, and would keep us heating.
         # Judged on the heater actually on (the relay's state since the last tick), not the
@@ -304,13 +339,14 @@ class Interlock:
         since_s = max(now_s - FALLING_WINDOW_S, self._hard_heating_since_s)  # only a fall *while* heating
         recent_max_c = max(c for t, c in self._history if t >= since_s)
         if recent_max_c - hottest_c > FALLING_C:
-            self._trip(HEATING, f"reading fell {recent_max_c - hottest_c:.1f} degC within "
+            self._trip(FaultKind.HEATING, f"reading fell {recent_max_c - hottest_c:.1f} degC within "
                        f"{FALLING_WINDOW_S:.0f} s while heating at {duty:.0%}: probe out of the water "
                        "(or cold water added)?", now_s)
 
     def _check_stuck(self, now_s: float, temp_c: float, setpoint_c: float) -> None:
-        off_for = None if self._off_since_s is None else now_s - self._off_since_s
-        if off_for is None or off_for < STUCK_PERIOD_S or temp_c <= setpoint_c + STUCK_ABOVE_C:
+        """Stuck relay: commanded off for STUCK_PERIOD_S, above the setpoint + STUCK_ABOVE_C, and
+        still rising steadily (more than STUCK_RISE_C over the period, not slowing) latches."""
+        if not self._relay_off.done(now_s) or temp_c <= setpoint_c + STUCK_ABOVE_C:
             return
         start_t = self._history[0][0]
         if now_s - start_t < STUCK_PERIOD_S - 1.5:
@@ -324,7 +360,7 @@ class Interlock:
         recent_c = self._mean_c(now_s - 40.0, now_s - 30.0)
         if (end_c - start_c > STUCK_RISE_C and end_c - mid_c >= STUCK_STILL_RISING * (end_c - start_c)
                 and end_c - recent_c >= STUCK_RECENT_RISE_C):
-            self._trip(STUCK_RELAY, f"water rose {end_c - start_c:.1f} degC in {now_s - start_t:.0f} s "
+            self._trip(FaultKind.STUCK_RELAY, f"water rose {end_c - start_c:.1f} degC in {now_s - start_t:.0f} s "
                        f"with the heater switched off (now {temp_c:.1f} degC)", now_s)
 
     def _mean_c(self, from_s: float, to_s: float) -> float:
@@ -332,35 +368,31 @@ class Interlock:
         return sum(temps) / len(temps) if temps else self._history[-1][1]
 
     def _check_over_target(self, now_s: float, temp_c: float, setpoint_c: float) -> None:
+        """Over target: more than OVER_TARGET_C above the setpoint (or above the lowest point of a
+        cool-down) for OVER_TARGET_S latches."""
         if self._cooling_low_c is not None:
             if temp_c <= setpoint_c + GUARD_ABOVE_C:
                 self._cooling_low_c = None  # cool-down finished
             else:
                 self._cooling_low_c = min(self._cooling_low_c, temp_c)
         reference_c = max(setpoint_c, self._cooling_low_c or setpoint_c)
-        if temp_c <= reference_c + OVER_TARGET_C:
-            self._over_since_s = None
-            return
-        if self._over_since_s is None:
-            self._over_since_s = now_s
-        elif now_s - self._over_since_s >= OVER_TARGET_S:
-            self._trip(OVER_TARGET, f"water at {temp_c:.1f} degC, more than {OVER_TARGET_C:g} degC "
-                       f"above {reference_c:.1f} degC for {now_s - self._over_since_s:.0f} s", now_s)
+        if self._over_target.update(temp_c > reference_c + OVER_TARGET_C, now_s):
+            self._trip(FaultKind.OVER_TARGET, f"water at {temp_c:.1f} degC, more than {OVER_TARGET_C:g} degC "
+                       f"above {reference_c:.1f} degC for {self._over_target.held_s(now_s):.0f} s", now_s)
 
     def _check_disagree(self, now_s: float) -> None:
+        """Probe disagree: two fresh probes more than DISAGREE_C apart for DISAGREE_S latches."""
         a = self.primary.fresh_c(now_s)
         b = self.secondary.fresh_c(now_s) if self.has_safety_probe else None
-        if a is None or b is None or abs(a - b) <= DISAGREE_C:
-            self._disagree_since_s = None
-            return
-        if self._disagree_since_s is None:
-            self._disagree_since_s = now_s
-        elif now_s - self._disagree_since_s >= DISAGREE_S:
-            self._trip(PROBE_DISAGREE, f"probes read {a:.1f} and {b:.1f} degC for "
-                       f"{now_s - self._disagree_since_s:.0f} s", now_s)
+        apart = a is not None and b is not None and abs(a - b) > DISAGREE_C
+        if self._disagree.update(apart, now_s):
+            self._trip(FaultKind.PROBE_DISAGREE, f"probes read {a:.1f} and {b:.1f} degC for "
+                       f"{self._disagree.held_s(now_s):.0f} s", now_s)
 
     def _block_reason(self, bad: bool, temp_c: float | None, hottest_c: float | None,
                       setpoint_c: float) -> str | None:
+        """Why the relay stays off this tick (None: the duty may drive it): a latched fault; no
+        valid reading yet since start; a bad read this tick; the guard at setpoint + GUARD_ABOVE_C."""
         if self.latched:
             return f"fault: {self.latched.kind}"
         if self.primary.last is None:
@@ -373,7 +405,7 @@ class Interlock:
             return f"guard: at or above setpoint + {GUARD_ABOVE_C:g} degC"
         return None
 
-    def _trip(self, kind: str, message: str, now_s: float) -> None:
+    def _trip(self, kind: FaultKind, message: str, now_s: float) -> None:
         if kind in self._tripped:
             return
         self._tripped.add(kind)
@@ -383,7 +415,7 @@ class Interlock:
         fault = Fault(kind, message, now_s, self.wall())
         if self.latched is None or SEVERITY.index(kind) < SEVERITY.index(self.latched.kind):
             self.latched = fault
-        self.events.record(monotonic_s=now_s, wall_time_s=fault.wall_time_s, kind=ev.KIND_FAULT,
+        self.events.record(monotonic_s=now_s, wall_time_s=fault.wall_time_s, kind=ev.EventKind.FAULT,
                            message=message, fault=kind,
                            temperature_c=self.primary.last.celsius if self.primary.last else None,
                            source="interlock")
@@ -391,6 +423,6 @@ class Interlock:
 
     def _reset_rules(self) -> None:
         self._heat_watch = None
-        self._over_since_s = None
-        self._disagree_since_s = None
+        self._over_target.reset()
+        self._disagree.reset()
         self._cooling_low_c = None

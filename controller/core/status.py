@@ -7,16 +7,28 @@ these snapshots and nothing else: it never reaches into the live controller.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-#: Modes, in the words the dashboard shows.
-MODE_STARTING = "starting"  # no valid reading yet: heater off
-MODE_WARMING = "warming"    # below the setpoint band, heating
-MODE_HOLDING = "holding"    # inside +/-1 degC, not yet long enough to call the stones ready
-MODE_READY = "ready"        # inside +/-1 degC for READY_HOLD_S: the stones are at temperature
-MODE_COOLING = "cooling"    # above the setpoint band (e.g. after lowering it), heater off
-MODE_FAULT = "fault"        # a latched fault: heater off until acknowledged
-MODES = (MODE_STARTING, MODE_WARMING, MODE_HOLDING, MODE_READY, MODE_COOLING, MODE_FAULT)
+if TYPE_CHECKING:  # annotations only: a status consumer need not import the probe and the interlock
+    from controller.core.probe import ReadingKind
+    from controller.core.safety import FaultKind
+
+
+class Mode(StrEnum):
+    """The warmer's mode, in the words the dashboard shows (a str: JSON shows the word)."""
+
+    STARTING = "starting"  # no valid reading yet: heater off
+    WARMING = "warming"    # below the setpoint band, heating
+    HOLDING = "holding"    # inside +/-1 degC, not yet long enough to call the stones ready
+    READY = "ready"        # inside +/-1 degC for READY_HOLD_S: the stones are at temperature
+    COOLING = "cooling"    # above the setpoint band (e.g. after lowering it), heater off
+    FAULT = "fault"        # a latched fault: heater off until acknowledged
+
+
+# alias for modules not yet converted
+MODE_FAULT = Mode.FAULT
+MODE_READY = Mode.READY
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +41,20 @@ class Status:
     temperature_c: float | None  # last valid primary probe reading
     safety_temperature_c: float | None  # last valid second-probe reading, if fitted
     reading_age_s: float | None  # seconds since the last valid reading (None: never)
-    reading_kind: str            # classification of the latest primary read
+    reading_kind: ReadingKind    # classification of the latest primary read
     setpoint_c: float
     min_setpoint_c: float
     max_setpoint_c: float
     cutoff_c: float
     duty: float                  # what the PID proposes, 0..1
     relay_on: bool               # what the interlock actually drives
-    mode: str
-    fault: str | None            # latched fault kind, None when healthy
+    mode: Mode
+    fault: FaultKind | None      # latched fault kind, None when healthy
     fault_message: str | None    # the fault in a therapist's words, with what to do
     ready_in_s: float | None     # estimate while warming, 0 when ready, None unknown
     relay_switches: int          # switch-ons since start
     sensor_errors: int           # bad readings since start
-    faults_total: dict[str, int] = field(default_factory=dict)
+    faults_total: dict[FaultKind, int] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)  # e.g. autotune progress
 
     def to_dict(self) -> dict[str, Any]:

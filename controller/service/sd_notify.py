@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def socket_address(text: str) -> str | bytes:
 class Notifier:
     """Sends sd_notify messages to ``address`` (default: ``$NOTIFY_SOCKET``), if there is one."""
 
-    def __init__(self, address: str | None = None, *, environ=None) -> None:
+    def __init__(self, address: str | None = None, *, environ: Mapping[str, str] | None = None) -> None:
         environ = os.environ if environ is None else environ
         text = address if address is not None else environ.get("NOTIFY_SOCKET", "")
         self.address = socket_address(text) if text else None
@@ -49,7 +50,7 @@ class Notifier:
         Return whether it was sent. A failure is logged once and never raised:
         a missing supervisor must not stop the heater controller.
         """
-        if self._sock is None or not fields:
+        if self._sock is None or self.address is None or not fields:
             return False
         lines = []
         for key, value in fields.items():

@@ -20,8 +20,11 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from controller.core import config as cfgmod
 from controller.core.clock import MonotonicClock, ScaledClock
@@ -29,6 +32,9 @@ from controller.core.loop import Controller, run_forever
 from controller.core.probe import ThreadedProbeSource, W1Probe
 from controller.core.status import Status
 from controller.service.sd_notify import Notifier
+
+if TYPE_CHECKING:  # the simulator is imported only when simulating
+    from controller.sim.simulation import Injection, Simulation
 
 log = logging.getLogger("stonewarmer")
 
@@ -48,7 +54,7 @@ class Runtime:
 
     cfg: cfgmod.Config
     controller: Controller
-    simulation: object | None = None
+    simulation: Simulation | None = None
 
     def before_tick(self, dt_s: float) -> None:
         if self.simulation is not None:
@@ -56,7 +62,7 @@ class Runtime:
 
 
 def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed: float = 1.0,
-          injections=()) -> Runtime:
+          injections: Iterable[Injection] = ()) -> Runtime:
     """Build the controller on real hardware, or on the simulated bath."""
     if simulate:
         from controller.sim.plant import load_plant
@@ -126,7 +132,7 @@ class Supervisor:
 
 
 def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference", speed: float = 1.0,
-          injections=(), host: str | None = None, port: int | None = None,
+          injections: Iterable[Injection] = (), host: str | None = None, port: int | None = None,
           notifier: Notifier | None = None) -> int:
     """Run until SIGTERM/SIGINT (exit status 0) or a control-loop failure (1)."""
     try:  # a watchdog abort (WatchdogSignal=SIGABRT) then logs every thread's stack to the journal
@@ -135,7 +141,7 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
         pass  # no real stderr to write to (embedded use)
     stop = threading.Event()
 
-    def on_signal(signum, _frame) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)
         stop.set()
 

@@ -1,8 +1,7 @@
 """Thermal models of stone baths, for the simulator, tests and benchmarks.
 
-A plant is any object with ``advance(dt_s: float, heater_on: bool) -> None`` and
-``probe_c() -> float`` (the true temperature at the probe tip, degC). Users load
-their own with ``--plant module:Class``.
+A plant is any object with the methods of :class:`Plant`. Users load their own
+with ``--plant module:Class``.
 
 :class:`StoneBath` is a lumped model with four nodes: the heating element, the
 water, the basalt stones, and the probe tip, which sees the water through a
@@ -16,11 +15,33 @@ from __future__ import annotations
 import importlib
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
 
 WATER_J_PER_KG_K = 4186.0
 BASALT_J_PER_KG_K = 840.0
 SUBSTEP_S = 0.25  # integration step: well under the element's 5 s time constant
+
+
+@runtime_checkable
+class Plant(Protocol):
+    """A thermal model of a bath: what the simulator needs of it.
+
+    Optional attributes the simulator reads when present: ``water_c`` (true water
+    temperature, degC), ``room_c`` (degC), ``energy_j`` (heat delivered, J).
+    """
+
+    def advance(self, dt_s: float, heater_on: bool) -> None:
+        """Move the model on by ``dt_s`` seconds with the heater on or off."""
+        ...
+
+    def probe_c(self) -> float:
+        """The true temperature at the probe tip, degC."""
+        ...
+
+
+PlantFactory = Callable[[], Plant]  # makes a fresh plant (a class, or a function)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +105,7 @@ class _SubsteppedPlant:
 class StoneBath(_SubsteppedPlant):
     """A stone bath. Temperatures in degC, times in seconds, powers in W."""
 
-    def __init__(self, params: BathParams | None = None, **overrides) -> None:
+    def __init__(self, params: BathParams | None = None, **overrides: Any) -> None:
         p = params or PLANTS["reference"]
         if overrides:
             p = replace(p, **overrides)
@@ -136,7 +157,7 @@ class StoneBath(_SubsteppedPlant):
         self.params = replace(p, water_kg=p.water_kg + mass_kg)
 
 
-def full_power_time_s(make_plant, target_c: float, *, limit_s: float = 6 * 3600.0) -> float:
+def full_power_time_s(make_plant: PlantFactory, target_c: float, *, limit_s: float = 6 * 3600.0) -> float:
     """How long a fresh plant needs at 100 % power until its probe reads ``target_c``."""
     plant = make_plant()
     t = 0.0
@@ -148,7 +169,7 @@ def full_power_time_s(make_plant, target_c: float, *, limit_s: float = 6 * 3600.
     return t
 
 
-def load_plant(spec: str):
+def load_plant(spec: str) -> PlantFactory:
     """A plant factory from ``module:Class`` (a user's own model) or a built-in name."""
     if spec in PLANTS:
         params = PLANTS[spec]

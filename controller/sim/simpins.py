@@ -15,6 +15,8 @@ from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory, MockPin, PinState
 
+from controller.core.interfaces import Clock
+
 
 class ClockedMockPin(MockPin):
     """A MockPin whose ``states`` use the factory's clock; ``changes`` holds absolute times."""
@@ -40,7 +42,7 @@ class ClockedMockPin(MockPin):
 class ClockedMockFactory(MockFactory):
     """MockFactory for simulation: pins keep ``clock`` time and may mirror to files."""
 
-    def __init__(self, clock, *, mirror_dir: str | Path | None = None, revision=None) -> None:
+    def __init__(self, clock: Clock, *, mirror_dir: str | Path | None = None, revision=None) -> None:
         self.clock = clock
         self.mirror_dir = Path(mirror_dir) if mirror_dir else None
         super().__init__(revision=revision, pin_class=ClockedMockPin)

@@ -12,17 +12,22 @@ from __future__ import annotations
 import math
 import random
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from controller.core import config as cfgmod
 from controller.core.clock import SimClock
+from controller.core.events import EventKind
+from controller.core.interfaces import Clock, ProbeSource
 from controller.core.loop import Controller
-from controller.core.probe import TIMEOUT, RawRead, SyncProbeSource, W1Probe
+from controller.core.probe import RawRead, ReadingKind, SyncProbeSource, W1Probe
+from controller.core.safety import FaultKind
 from controller.core.state import StateStore
+from controller.core.status import Mode
 from controller.sim.fake_w1 import ZERO_TEXT, FakeW1Tree, w1_slave_text
-from controller.sim.plant import StoneBath, full_power_time_s
+from controller.sim.plant import PlantFactory, StoneBath, full_power_time_s
 from controller.sim.simpins import ClockedMockFactory
 
 PRIMARY_ID = "0000075a1f2b"
@@ -97,8 +102,8 @@ class TraceRow:
     setpoint_c: float
     duty: float
     relay: bool            # the relay pin (what the heater sees, before injected faults)
-    mode: str
-    fault: str | None
+    mode: Mode
+    fault: FaultKind | None
 
 
 @dataclass
@@ -115,20 +120,21 @@ class Summary:
     energy_kwh: float | None
     peak_probe_c: float
     peak_water_c: float | None
-    faults: list[dict] = field(default_factory=list)
+    faults: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 class Simulation:
-    """A controller on a simulated bath. Call :meth:`step` or :meth:`run`."""
+    """A controller on a simulated bath. Call :meth:`step` or :meth:`run`; close it (or use
+    ``with Simulation(...) as sim:``)."""
 
-    def __init__(self, cfg: cfgmod.Config | None = None, *, make_plant: Callable = StoneBath,
-                 injections: list[Injection] = (), seed: int = 1, noise_c: float = NOISE_C,
-                 workdir: str | Path | None = None, on_step: Callable | None = None,
-                 clock=None, mirror_dir: str | Path | None = None, atomic_files: bool = False,
+    def __init__(self, cfg: cfgmod.Config | None = None, *, make_plant: PlantFactory = StoneBath,
+                 injections: Sequence[Injection] = (), seed: int = 1, noise_c: float = NOISE_C,
+                 workdir: str | Path | None = None, on_step: Callable[[Simulation, TraceRow], None] | None = None,
+                 clock: Clock | None = None, mirror_dir: str | Path | None = None, atomic_files: bool = False,
                  keep_trace: bool = True) -> None:
         self._tmp = None
         if workdir is None:
@@ -196,6 +202,9 @@ class Simulation:
         self._write_probes(self.t_s)
 
     def step(self, dt_s: float = 1.0) -> TraceRow:
+        """Advance simulated time by ``dt_s`` (s) and tick once; needs the default :class:`SimClock`."""
+        if not isinstance(self.clock, SimClock):
+            raise TypeError("Simulation.step advances a SimClock; with a real clock call sync() each tick")
         heater = self.heater_on()
         self.clock.advance(dt_s)
         self.plant.advance(dt_s, heater)
@@ -217,6 +226,7 @@ class Simulation:
         return self.trace
 
     def close(self) -> None:
+        """Heater off, pin released, probe files removed (a work dir of its own)."""
         self.controller.close()
         if self._tmp:
             self._tmp.cleanup()
@@ -224,7 +234,7 @@ class Simulation:
     def __enter__(self) -> Simulation:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
     # -- the probe files -------------------------------------------------------------------
@@ -276,20 +286,20 @@ class _HangableSource:
     returns: nothing for ``timeout_s``, then a TIMEOUT reading every poll.
     (The threaded source itself is tested with a really blocking read.)"""
 
-    def __init__(self, source, *, hung: Callable[[], bool], timeout_s: float) -> None:
+    def __init__(self, source: ProbeSource, *, hung: Callable[[], bool], timeout_s: float) -> None:
         self.source = source
         self.hung = hung
         self.timeout_s = timeout_s
         self._hung_since_s: float | None = None
 
-    def poll(self, now_s: float):
+    def poll(self, now_s: float) -> RawRead | None:
         if not self.hung():
             self._hung_since_s = None
             return self.source.poll(now_s)
         if self._hung_since_s is None:
             self._hung_since_s = now_s
         if now_s - self._hung_since_s > self.timeout_s:
-            return RawRead(TIMEOUT, None, None, now_s)
+            return RawRead(ReadingKind.TIMEOUT, None, None, now_s)
         return None
 
     def close(self) -> None:
@@ -325,7 +335,7 @@ def summarize(sim: Simulation, *, setpoint_c: float | None = None, full_power_s:
             per_hour = ons / hours if hours > 0 else None
     energy = getattr(sim.plant, "energy_j", None)
     waters = [r.water_c for r in trace if r.water_c is not None]
-    faults = [e.to_dict() for e in sim.controller.events.since(0) if e.kind == "fault"]
+    faults = [e.to_dict() for e in sim.controller.events.since(0) if e.kind == EventKind.FAULT]
     for f in faults:
         f["t_s"] = f["monotonic_s"] - sim.t0
     return Summary(

@@ -36,17 +36,17 @@ def test_negative_temperature_uses_twos_complement_and_truncates_like_the_kernel
 
 def test_valid_reading_is_quantised_to_a_sixteenth(tree):
     raw = read(tree, celsius=52.03)
-    assert raw.kind == pr.VALID
+    assert raw.kind == pr.ReadingKind.VALID
     assert raw.celsius == pytest.approx(52.0)
 
 
 @pytest.mark.parametrize(("text", "kind"), [
-    (w1_slave_text(52.0, crc_ok=False), pr.CRC),
-    ("", pr.EMPTY),
-    (w1_slave_text(85.0), pr.RESET85),
-    (ZERO_TEXT, pr.ZERO),
-    ("garbage\nmore garbage\n", pr.CRC),
-    ("72 01 4b 46 7f ff 0c 10 57 : crc=57 YES\n", pr.GARBLED),
+    (w1_slave_text(52.0, crc_ok=False), pr.ReadingKind.CRC),
+    ("", pr.ReadingKind.EMPTY),
+    (w1_slave_text(85.0), pr.ReadingKind.RESET85),
+    (ZERO_TEXT, pr.ReadingKind.ZERO),
+    ("garbage\nmore garbage\n", pr.ReadingKind.CRC),
+    ("72 01 4b 46 7f ff 0c 10 57 : crc=57 YES\n", pr.ReadingKind.GARBLED),
 ])
 def test_bad_file_is_classified(tree, text, kind):
     assert read(tree, text=text).kind == kind
@@ -55,9 +55,9 @@ def test_bad_file_is_classified(tree, text, kind):
 def test_missing_sensor_is_classified_and_found_again_when_replugged(tree):
     tree.write(PROBE_ID, 50.0)
     probe = pr.W1Probe(w1_dir=tree.root, sensor_id=PROBE_ID)
-    assert probe.read(0).kind == pr.VALID
+    assert probe.read(0).kind == pr.ReadingKind.VALID
     tree.unplug(PROBE_ID)
-    assert probe.read(1).kind == pr.MISSING
+    assert probe.read(1).kind == pr.ReadingKind.MISSING
     tree.write(PROBE_ID, 50.5)
     assert probe.read(2).celsius == pytest.approx(50.5)
 
@@ -71,18 +71,18 @@ def test_first_sensor_is_used_when_no_id_is_configured(tree):
 
 
 def raw(celsius, t, text=None):
-    return pr.RawRead(pr.VALID, celsius, text or f"t={celsius}", t)
+    return pr.RawRead(pr.ReadingKind.VALID, celsius, text or f"t={celsius}", t)
 
 
 @pytest.mark.parametrize("celsius", [-0.5, 100.5, 120.0])
 def test_out_of_range_reading_is_refused(celsius):
-    assert pr.ReadingClassifier().classify(raw(celsius, 0), 0.0).kind == pr.OUT_OF_RANGE
+    assert pr.ReadingClassifier().classify(raw(celsius, 0), 0.0).kind == pr.ReadingKind.OUT_OF_RANGE
 
 
 def test_jump_of_more_than_5_c_within_2_s_is_refused_but_a_real_change_is_accepted_later():
     c = pr.ReadingClassifier()
     assert c.classify(raw(50.0, 0), 0).valid
-    assert c.classify(raw(55.5, 1), 0).kind == pr.JUMP
+    assert c.classify(raw(55.5, 1), 0).kind == pr.ReadingKind.JUMP
     assert c.classify(raw(54.9, 2), 0).valid          # 4.9 degC: plausible
     assert c.classify(raw(62.0, 4.5), 0).valid        # > 2 s after the last valid one
 
@@ -90,20 +90,20 @@ def test_jump_of_more_than_5_c_within_2_s_is_refused_but_a_real_change_is_accept
 def test_frozen_value_at_half_power_is_refused_after_300_s():
     c = pr.ReadingClassifier()
     kinds = [c.classify(raw(40.0, t, "same"), 0.5).kind for t in range(0, 302)]
-    assert kinds[299] == pr.VALID
-    assert kinds[300] == pr.FROZEN and kinds[301] == pr.FROZEN
+    assert kinds[299] == pr.ReadingKind.VALID
+    assert kinds[300] == pr.ReadingKind.FROZEN and kinds[301] == pr.ReadingKind.FROZEN
 
 
 def test_frozen_value_at_full_power_is_refused_after_150_s():
     c = pr.ReadingClassifier()
     kinds = [c.classify(raw(49.0, t, "same"), 1.0).kind for t in range(0, 152)]
-    assert kinds[149] == pr.VALID and kinds[150] == pr.FROZEN
+    assert kinds[149] == pr.ReadingKind.VALID and kinds[150] == pr.ReadingKind.FROZEN
 
 
 def test_frozen_value_while_holding_is_refused_once_the_heat_adds_up():
     c = pr.ReadingClassifier()
     kinds = [c.classify(raw(52.0, t, "same"), 0.15).kind for t in range(0, 1100)]
-    assert kinds[999] == pr.VALID and kinds[1000] == pr.FROZEN   # 150 s / 0.15
+    assert kinds[999] == pr.ReadingKind.VALID and kinds[1000] == pr.ReadingKind.FROZEN   # 150 s / 0.15
 
 
 def test_identical_value_without_heating_is_not_frozen():
@@ -131,7 +131,7 @@ class HangingProbe:
     def read(self, now_s):
         self.started.set()
         self.release.wait(10)
-        return pr.RawRead(pr.VALID, 50.0, "x", now_s)
+        return pr.RawRead(pr.ReadingKind.VALID, 50.0, "x", now_s)
 
 
 def test_threaded_source_reports_a_hung_read_as_timeout_and_never_blocks(clock):
@@ -141,7 +141,7 @@ def test_threaded_source_reports_a_hung_read_as_timeout_and_never_blocks(clock):
         assert probe.started.wait(5)
         assert source.poll(clock.monotonic()) is None      # still converting: nothing yet
         clock.advance(3.5)
-        assert source.poll(clock.monotonic()).kind == pr.TIMEOUT
+        assert source.poll(clock.monotonic()).kind == pr.ReadingKind.TIMEOUT
     finally:
         source.close()
         probe.release.set()

@@ -38,8 +38,9 @@ near_target = st.tuples(st.just("valid"), st.floats(min_value=35, max_value=60))
 readings = st.one_of(
     near_target, near_target, near_target,   # mostly plausible bath temperatures ...
     st.tuples(st.just("valid"), st.floats(min_value=-20, max_value=130, allow_nan=False)),
-    st.tuples(st.sampled_from([pr.MISSING, pr.CRC, pr.EMPTY, pr.RESET85, pr.ZERO, pr.GARBLED,
-                               pr.TIMEOUT]), st.none()),
+    st.tuples(st.sampled_from([pr.ReadingKind.MISSING, pr.ReadingKind.CRC, pr.ReadingKind.EMPTY,
+                               pr.ReadingKind.RESET85, pr.ReadingKind.ZERO, pr.ReadingKind.GARBLED,
+                               pr.ReadingKind.TIMEOUT]), st.none()),
     st.tuples(st.just("nothing"), st.none()),
 )
 reads = st.tuples(st.just("read"), readings, st.floats(min_value=0.2, max_value=3.0))
@@ -79,12 +80,12 @@ def test_relay_is_never_on_when_unsafe(tmp_path_factory, steps):
             if kind == "read":
                 (what, celsius), dt = a, b
                 if what == "valid":
-                    source.next = pr.RawRead(pr.VALID, celsius, f"t={celsius}", clock.monotonic() + dt)
+                    source.next = pr.RawRead(pr.ReadingKind.VALID, celsius, f"t={celsius}", clock.monotonic() + dt)
                 elif what != "nothing":
                     source.next = pr.RawRead(what, None, None, clock.monotonic() + dt)
                 clock.advance(dt)
                 status = controller.tick()
-                if what == "valid" and status.reading_kind == pr.VALID:
+                if what == "valid" and status.reading_kind == pr.ReadingKind.VALID:
                     last_temp = celsius
                     # 0. a plausible reading at the cutoff latches, whatever else holds the relay off
                     if celsius >= CUTOFF_C:

@@ -6,10 +6,28 @@ import contextlib
 
 import pytest
 
-from controller.core import safety
+from controller.core.safety import FaultKind, HeldFor
 from controller.sim.fake_w1 import ZERO_TEXT, w1_slave_text
 from controller.sim.simulation import Injection, Simulation
 from tests.helpers import run_ticks
+
+
+def test_held_for_is_done_only_after_the_condition_held_unbroken_for_its_time():
+    timer = HeldFor(30.0)
+    assert not timer.update(True, 100.0)           # begins to hold
+    assert not timer.update(True, 129.0)           # 29 s: not yet
+    assert timer.update(True, 130.0) and timer.held_s(130.0) == 30.0
+    assert not timer.update(False, 131.0) and timer.held_s(131.0) == 0.0   # a break restarts it
+    assert not timer.update(True, 132.0) and not timer.update(True, 161.0)
+    assert timer.update(True, 162.0)
+    timer.reset()
+    assert not timer.done(500.0)
+
+
+def test_held_for_can_start_already_holding():
+    timer = HeldFor(120.0, since_s=0.0)   # e.g. the relay has been off since start
+    assert not timer.done(119.0) and timer.done(120.0)
+    assert timer.update(True, 121.0)      # still holding: still done
 
 
 def on_times(pin):
@@ -51,9 +69,9 @@ def test_cutoff_turns_the_relay_off_in_the_same_tick_and_latches(make_controller
     trip = run_ticks(controller, clock, tree, [58.0])[-1]   # +3.5 degC: plausible, at the cutoff
     pin = pins.pin(17)
     assert off_times(pin) == [clock.monotonic()]
-    assert trip.fault == safety.OVERTEMP and trip.mode == "fault" and not trip.relay_on
+    assert trip.fault == FaultKind.OVERTEMP and trip.mode == "fault" and not trip.relay_on
     later = run_ticks(controller, clock, tree, [45.0] * 120)  # cooled: still latched
-    assert later[-1].fault == safety.OVERTEMP and len(pin.changes) == 3
+    assert later[-1].fault == FaultKind.OVERTEMP and len(pin.changes) == 3
 
 
 def test_the_hotter_of_two_probes_is_used_for_the_cutoff(make_controller, clock, tree, pins):
@@ -62,7 +80,7 @@ def test_the_hotter_of_two_probes_is_used_for_the_cutoff(make_controller, clock,
     run_ticks(controller, clock, tree, [54.5] * 12, second=54.5)
     assert controller.status().relay_on
     status = run_ticks(controller, clock, tree, [54.5], second=58.1)[-1]
-    assert status.fault == safety.OVERTEMP
+    assert status.fault == FaultKind.OVERTEMP
     assert off_times(pins.pin(17)) == [clock.monotonic()]
 
 
@@ -81,7 +99,7 @@ def test_four_bad_readings_in_a_row_latch_a_sensor_fault(make_controller, clock,
     controller = make_controller()
     heat_up(controller, clock, tree)
     statuses = run_ticks(controller, clock, tree, [("text", text)] * 4)
-    assert [s.fault for s in statuses] == [None, None, None, safety.SENSOR]
+    assert [s.fault for s in statuses] == [None, None, None, FaultKind.SENSOR]
     assert "4 bad readings" in statuses[-1].fault_message
     run_ticks(controller, clock, tree, [40.0] * 30)
     assert len(pins.pin(17).changes) == 3        # off at the first bad reading, never on again
@@ -101,7 +119,7 @@ def test_no_valid_reading_for_10_s_latches(make_controller, clock, tree, pins):
 
     controller.primary_source = Silent()
     statuses = run_ticks(controller, clock, tree, [None] * 10)
-    assert statuses[-2].fault is None and statuses[-1].fault == safety.SENSOR
+    assert statuses[-2].fault is None and statuses[-1].fault == FaultKind.SENSOR
     assert clock.monotonic() - last_valid_s == pytest.approx(10.0)
     assert not statuses[-1].relay_on
 
@@ -109,7 +127,7 @@ def test_no_valid_reading_for_10_s_latches(make_controller, clock, tree, pins):
 def test_unplugged_probe_at_start_latches_after_10_s(make_controller, clock, tree, pins):
     controller = make_controller()
     statuses = run_ticks(controller, clock, tree, [None] * 10)   # no file was ever written
-    assert statuses[-1].fault == safety.SENSOR
+    assert statuses[-1].fault == FaultKind.SENSOR
     assert pins.pin(17).changes == [(pytest.approx(1000.0), False)]
 
 
@@ -131,7 +149,7 @@ def test_over_target_for_60_s_latches(make_controller, clock, tree, pins):
     first_over = next(i for i, t in enumerate(temps) if round(t * 16) / 16 > 53.0)  # as the probe quantises
     faults = [i for i, s in enumerate(statuses) if s.fault]
     assert faults[0] == first_over + 60
-    assert statuses[faults[0]].fault == safety.OVER_TARGET
+    assert statuses[faults[0]].fault == FaultKind.OVER_TARGET
     # The guard had the relay off since setpoint + 1; the latch keeps it off from here on.
     assert pins.pin(17).changes[-1][1] is False
     assert pins.pin(17).changes[-1][0] < statuses[first_over].monotonic_s
@@ -155,7 +173,7 @@ def test_rising_again_during_a_cool_down_is_an_over_target(make_controller, cloc
     # Rises slowly (0.84 degC per 120 s: not fast enough for the stuck-relay rule).
     temps = [54.0 - 0.01 * i for i in range(200)] + [52.0 + 0.007 * i for i in range(700)]
     statuses = run_ticks(controller, clock, tree, temps)
-    assert any(s.fault == safety.OVER_TARGET for s in statuses)
+    assert any(s.fault == FaultKind.OVER_TARGET for s in statuses)
 
 
 def test_second_probe_disagreeing_for_30_s_latches(make_controller, clock, tree, pins):
@@ -163,7 +181,7 @@ def test_second_probe_disagreeing_for_30_s_latches(make_controller, clock, tree,
     controller.set_duty_override(full_power)
     run_ticks(controller, clock, tree, [45.0] * 12, second=45.0)
     statuses = run_ticks(controller, clock, tree, [45.0] * 31, second=48.5)
-    assert statuses[29].fault is None and statuses[30].fault == safety.PROBE_DISAGREE
+    assert statuses[29].fault is None and statuses[30].fault == FaultKind.PROBE_DISAGREE
     assert statuses[29].relay_on
     assert off_times(pins.pin(17)) == [clock.monotonic()]
 
@@ -183,7 +201,7 @@ def first_fault(sim):
 def test_dead_element_trips_the_heating_watch_within_180_s_of_heating():
     with closed_loop([Injection("dead-element", 0.0, float("inf"))], 400) as sim:
         fault = first_fault(sim)
-        assert fault.fault == safety.HEATING
+        assert fault.fault == FaultKind.HEATING
         assert 180 <= fault.t_s <= 182
         assert not sim.relay_pin_on()
         assert sim.pin.changes[-1] == (sim.t0 + fault.t_s, False)
@@ -192,7 +210,7 @@ def test_dead_element_trips_the_heating_watch_within_180_s_of_heating():
 def test_probe_lifted_out_of_the_water_trips_the_heating_watch():
     with closed_loop([Injection("lifted", 300.0, float("inf"))], 700) as sim:
         fault = first_fault(sim)
-        assert fault.fault == safety.HEATING and fault.t_s <= 300 + 185
+        assert fault.fault == FaultKind.HEATING and fault.t_s <= 300 + 185
         assert max(r.water_c for r in sim.trace) < 58.0
 
 
@@ -200,12 +218,12 @@ def test_welded_relay_raises_the_stuck_relay_alarm_within_3_minutes():
     with closed_loop([Injection("stuck-relay", 2400.0, float("inf"))], 2400 + 400) as sim:
         # the relay pin: commanded off (the weld keeps the element on) and never on again after the alarm
         fault = first_fault(sim)
-        assert fault.fault in (safety.STUCK_RELAY, safety.OVERTEMP, safety.OVER_TARGET)
+        assert fault.fault in (FaultKind.STUCK_RELAY, FaultKind.OVERTEMP, FaultKind.OVER_TARGET)
         kinds = {f.fault for f in sim.controller.events.since(0) if f.kind == "fault"}
-        assert safety.STUCK_RELAY in kinds
-        stuck = next(e for e in sim.controller.events.since(0) if e.fault == safety.STUCK_RELAY)
+        assert FaultKind.STUCK_RELAY in kinds
+        stuck = next(e for e in sim.controller.events.since(0) if e.fault == FaultKind.STUCK_RELAY)
         assert stuck.monotonic_s - sim.t0 - 2400 <= 180
-        assert sim.controller.status().fault == safety.STUCK_RELAY   # the most severe one is shown
+        assert sim.controller.status().fault == FaultKind.STUCK_RELAY   # the most severe one is shown
         assert "UNPLUG" in sim.controller.status().fault_message
         assert not sim.relay_pin_on()
         assert all(t < stuck.monotonic_s for t, level in sim.pin.changes if level)
@@ -230,7 +248,7 @@ def test_every_trip_and_acknowledge_is_an_event(make_controller, clock, tree):
     run_ticks(controller, clock, tree, [50.0] * 3)
     controller.acknowledge_fault(source="test")
     kinds = [(e.kind, e.fault) for e in controller.events.since(0)]
-    assert ("fault", safety.OVERTEMP) in kinds and ("ack", safety.OVERTEMP) in kinds
+    assert ("fault", FaultKind.OVERTEMP) in kinds and ("ack", FaultKind.OVERTEMP) in kinds
     trip = next(e for e in controller.events.since(0) if e.kind == "fault")
     assert trip.monotonic_s == clock.monotonic() - 3 and trip.wall_time_s > 1e9
 
@@ -245,12 +263,12 @@ def test_a_latched_fault_survives_a_restart_and_refuses_to_clear_while_too_hot(
     pins.reset()
 
     second = make_controller(state_dir=state, setpoint_c=54.0)
-    assert second.status().fault == safety.OVERTEMP
+    assert second.status().fault == FaultKind.OVERTEMP
     statuses = run_ticks(second, clock, tree, [54.5] * 20)
     assert all(not s.relay_on for s in statuses)
     with pytest.raises(Exception, match="must cool below"):
         second.acknowledge_fault()
-    assert second.status().fault == safety.OVERTEMP
+    assert second.status().fault == FaultKind.OVERTEMP
     run_ticks(second, clock, tree, [50.0] * 3)
     second.acknowledge_fault()
     statuses = run_ticks(second, clock, tree, [50.0] * 3)
@@ -264,7 +282,7 @@ def test_a_latched_fault_survives_a_restart_and_refuses_to_clear_while_too_hot(
 def test_acknowledge_is_refused_without_a_valid_reading(make_controller, clock, tree):
     controller = make_controller()
     run_ticks(controller, clock, tree, [None] * 10)
-    assert controller.status().fault == safety.SENSOR
+    assert controller.status().fault == FaultKind.SENSOR
     with pytest.raises(Exception, match="no valid reading"):
         controller.acknowledge_fault()
 
@@ -273,7 +291,7 @@ def test_acknowledge_is_refused_while_the_probe_still_fails(make_controller, clo
     controller = make_controller()
     run_ticks(controller, clock, tree, [40.0] * 3)
     run_ticks(controller, clock, tree, [("text", "")] * 4)       # latched after 4 bad reads, 4 s ago
-    assert controller.status().fault == safety.SENSOR
+    assert controller.status().fault == FaultKind.SENSOR
     with pytest.raises(Exception, match="no valid reading"):
         controller.acknowledge_fault()
     run_ticks(controller, clock, tree, [40.0])
@@ -343,7 +361,7 @@ def test_cold_water_topped_up_is_not_a_lifted_probe(litres):
 def test_acknowledge_is_refused_while_the_probes_still_disagree(make_controller, clock, tree):
     controller = make_controller(second=True)
     run_ticks(controller, clock, tree, [45.0] * 40, second=48.5)
-    assert controller.status().fault == safety.PROBE_DISAGREE
+    assert controller.status().fault == FaultKind.PROBE_DISAGREE
     with pytest.raises(Exception, match="still disagree"):
         controller.acknowledge_fault()
     run_ticks(controller, clock, tree, [45.0], second=45.5)

@@ -11,7 +11,7 @@ import pytest
 from controller.core import config as cfgmod
 from controller.core.clock import SimClock
 from controller.core.loop import Controller, run_forever
-from controller.core.probe import MISSING, RawRead, ThreadedProbeSource
+from controller.core.probe import RawRead, ReadingKind, ThreadedProbeSource
 from controller.core.state import StateStore
 from controller.service.sd_notify import Notifier, socket_address, watchdog_interval_s
 from controller.service.supervisor import EXTEND_START_S, Supervisor
@@ -222,7 +222,7 @@ class _BlockedProbe:
 
     def read(self, now_s):
         self.release.wait()
-        return RawRead(MISSING, None, None, now_s)
+        return RawRead(ReadingKind.MISSING, None, None, now_s)
 
 
 def test_a_hung_read_on_the_worker_thread_keeps_the_loop_alive_and_latches_a_sensor_fault(tmp_path, systemd):
