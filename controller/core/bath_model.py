@@ -362,6 +362,7 @@ class Observer:
     def __init__(self, model: BathModel, reading_c: float) -> None:
         self.bias_c = 0.0
         self.predicted_change_c = 0.0  # the model's probe change in the last step (no correction)
+        self.departing = False         # the last reading fell away from the model faster than allowed
         self.rebase(model, reading_c)
 
     @property
@@ -393,6 +394,11 @@ class Observer:
 
     def step(self, dt_s: float, heater_on_s: float, reading_c: float | None) -> None:
         """Advance by ``dt_s`` with the heater on for ``heater_on_s`` of it; correct from a valid reading."""
+        self.predict(dt_s, heater_on_s)
+        self.correct(dt_s, reading_c)
+
+    def predict(self, dt_s: float, heater_on_s: float) -> None:
+        """Advance the model by ``dt_s`` with the heater on for ``heater_on_s`` of it."""
         m = self.model
         u = heater_on_s / dt_s if dt_s > 0 else 0.0
         self._water_c += (m.heat_rate_c_per_s * u - m.loss_per_s * (self.water_c - m.room_c)) * dt_s
@@ -401,9 +407,15 @@ class Observer:
         before = self._probe_c
         self._probe_c += (delayed - self._probe_c) * dt_s / (m.lag_s + dt_s)
         self.predicted_change_c = self._probe_c - before
+
+    def correct(self, dt_s: float, reading_c: float | None) -> None:
+        """Move the estimate toward a valid reading, at a bounded rate."""
+        self.departing = False
         if reading_c is not None and dt_s > 0:
             limit = self.max_bias_rate_c_per_s * dt_s
             pull = (reading_c - self.probe_c) * dt_s / (CORRECTION_S + dt_s)
+            # Below the model faster than the bath can cool past it: not the water (yet).
+            self.departing = pull < -limit
             self.bias_c += _clamp(pull, -limit, limit)
 
     def add_heat(self, rise_c: float) -> None:
@@ -417,12 +429,14 @@ class EnergyBudget:
 
     Each tick the model predicts how much the probe should rise from the heat it got
     (``expected_rise_c``, from a conservative, low heating rate); the probe's own change is
-    compared with the model's whole prediction (losses included). The shortfall, never
-    more than the expected rise, adds up; a probe that follows, or does better, pays it
-    back; anything left is forgotten over BUDGET_FORGET_S, so slow model error cannot add
-    up to a trip. A cold top-up drops the reading while little heat is due: it costs
-    little. A stuck, lifted or dead probe, or a dead element, shows nothing for the heat:
-    the whole expected rise adds up.
+    compared with the model's whole prediction (losses included). While the reading is
+    departing from the model faster than the bath can change (the observer's correction
+    is at its limit), the shortfall, never more than the expected rise, adds up; a probe
+    that follows, or does better, pays it back; anything left is forgotten over
+    BUDGET_FORGET_S. Slow model error (stones still soaking up heat) never departs that
+    fast, so it costs nothing; a cold top-up departs only while the reading falls, when
+    little heat is due. A stuck, lifted or dead probe, or a dead element, shows nothing
+    for the heat: the whole expected rise adds up.
     """
 
     def __init__(self) -> None:
@@ -435,7 +449,7 @@ class EnergyBudget:
         self._predicted_c = 0.0
 
     def step(self, dt_s: float, *, reading_c: float | None, predicted_change_c: float,
-             expected_rise_c: float) -> float:
+             expected_rise_c: float, departing: bool = True) -> float:
         """Account one tick; return the unconfirmed heat (degC)."""
         if dt_s <= 0:
             return self.unconfirmed_c
@@ -452,7 +466,7 @@ class EnergyBudget:
         predicted = alpha * self._predicted_c
         self._predicted_c -= predicted
         rise = max(0.0, expected_rise_c)
-        shortfall = _clamp(predicted - observed, -rise, rise)
+        shortfall = _clamp(predicted - observed, -rise, rise if departing else 0.0)
         forget = self.unconfirmed_c * dt_s / BUDGET_FORGET_S
         self.unconfirmed_c = max(0.0, self.unconfirmed_c + shortfall - forget)
         return self.unconfirmed_c

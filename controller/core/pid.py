@@ -46,8 +46,14 @@ class PID:
         self._rate_c_per_s = 0.0
         self.p = self.i = self.d = 0.0
 
-    def update(self, measured_c: float, setpoint_c: float, now_s: float) -> float:
-        """Return the duty for this step."""
+    def update(self, measured_c: float, setpoint_c: float, now_s: float, *, feedforward: float = 0.0,
+               integrate: bool = True) -> float:
+        """Return the duty for this step.
+
+        ``feedforward``: the duty the bath model says holds the setpoint, added to the output;
+        ``integrate=False`` holds the integral where it is (the heater is blocked, or the
+        setpoint just moved: neither is an error the integral should learn).
+        """
         g = self.gains
         error = setpoint_c - measured_c
         dt = 0.0
@@ -61,10 +67,11 @@ class PID:
 
         self.p = g.kp * error
         self.d = -g.kd * self._rate_c_per_s
-        unclamped = self.p + self.integral + self.d
+        unclamped = feedforward + self.p + self.integral + self.d
         pushing_up = error > 0 and unclamped >= 1.0
         pushing_down = error < 0 and unclamped <= 0.0
-        if dt > 0 and abs(error) <= self.integral_band_c and not (pushing_up or pushing_down):
-            self.integral = min(1.0, max(0.0, self.integral + g.ki * error * dt))
+        if integrate and dt > 0 and abs(error) <= self.integral_band_c and not (pushing_up or pushing_down):
+            # The integral corrects the feed-forward: it may not take more than the whole range.
+            self.integral = min(1.0 - feedforward, max(-feedforward, self.integral + g.ki * error * dt))
         self.i = self.integral
-        return min(1.0, max(0.0, self.p + self.integral + self.d))
+        return min(1.0, max(0.0, feedforward + self.p + self.integral + self.d))
