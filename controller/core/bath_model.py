@@ -59,11 +59,17 @@ HOLD_WINDOW_S = 900.0       # ... from the heater's average duty over this long
 HOLD_MIN_EXCESS_C = 5.0     # ... when the bath is at least this much warmer than the room
 HOLD_WEIGHT = 0.5           # each hold window moves the loss rate this far toward what it measured
 HOLD_STEP_FACTOR = 2.0      # ... and by at most this factor (a lid opened for a while is not the bath)
+JOINT_MAX_SHARE = 0.8       # the first hold re-solves the heating rate unless losses ate more than this
+                            # share of it during the warm-up (then the two cannot be told apart)
 
 # Observer.
 CORRECTION_S = 30.0         # the probe pulls the estimate toward itself with this time constant ...
 BIAS_RATE_OF_HEAT = 0.5     # ... at most at this share of the heater's full-power rate ...
-BIAS_SHIFT_C = 0.3          # ... and no faster than this much per probe delay (dead time + lag)
+BIAS_SHIFT_C = 0.3          # ... and no faster than this much per probe delay (dead time + lag),
+LID_OFF_LOSS_FACTOR = 6.0   # ... plus, downward, the bath's losses with the lid off (up to 6 x lid on)
+DRIFT_S = 300.0             # a steady correction becomes a heat flow the model missed (a lid off, a
+                            # draught) with this time constant; the next hold window moves it into k
+CONFIRM_RISE_C = 0.5        # a reading that fell away is believed again once it rises this much with heat
 
 # Energy budget.
 BUDGET_FORGET_S = 1200.0    # unconfirmed heat is forgotten with this time constant (model error must not add up)
@@ -181,6 +187,8 @@ class Learner:
         self.model = model
         self._ramp: _Ramp | None = None
         self._hold: tuple[float, float, float, float] | None = None  # (since_s, water_c, on_s, sum water*s)
+        # The last warm-up's fit: (probe slope degC/s, water above the room there, the model before it)
+        self._ramp_seen: tuple[float, float, tuple[float, float, float] | None] | None = None
 
     def observe(self, now_s: float, reading_c: float | None, water_c: float, heater_on: bool,
                 setpoint_c: float, dt_s: float) -> BathModel | None:
@@ -231,6 +239,7 @@ class Learner:
         self.model = replace(m, heat_rate_c_per_s=rate, dead_time_s=dead_s, lag_s=lag_s).bounded()
         ramp.fits += 1
         ramp.slope_c_per_s = slope
+        self._ramp_seen = (slope, water_c - m.room_c, ramp.prior)
         return self.model
 
     @property
@@ -258,6 +267,19 @@ class Learner:
         duty = on_s / span_s
         drift = (water_c - start_c) / span_s
         excess = water_s / span_s - m.room_c
+        if self._ramp_seen is not None:
+            # The first hold after a warm-up: its slope was r - k * ramp_excess, and holding takes
+            # r * duty = k * excess: both unknowns at once, so a lid left off cannot hide in r.
+            slope, ramp_excess, prior = self._ramp_seen
+            self._ramp_seen = None
+            share = (duty * ramp_excess - drift * ramp_excess / max(m.heat_rate_c_per_s, 1e-9)) / excess
+            if 0.0 <= share < JOINT_MAX_SHARE:
+                rate = slope / (1.0 - share)
+                if prior is not None:
+                    rate = prior[0] + LATER_RAMP_WEIGHT * (rate - prior[0])
+                k = (rate * duty - drift) / excess
+                self.model = replace(m, heat_rate_c_per_s=rate, loss_per_s=k, holds=m.holds + 1).bounded()
+                return self.model
         measured = (m.heat_rate_c_per_s * duty - drift) / excess
         k = m.loss_per_s + HOLD_WEIGHT * (measured - m.loss_per_s)
         k = _clamp(k, m.loss_per_s / HOLD_STEP_FACTOR, m.loss_per_s * HOLD_STEP_FACTOR)
@@ -353,9 +375,14 @@ class Observer:
     """The model run alongside the bath: the water and probe predicted from the relay, corrected by the probe.
 
     The correction is an offset (``bias_c``) added to the model's water and probe, moved
-    toward the reading with time constant CORRECTION_S but never faster than
-    :attr:`max_bias_rate_c_per_s`: a water bath cannot change faster than its heater and
-    its probe allow, a stuck or lifted probe can. One tick is O(1) (the dead time is a
+    toward the reading with time constant CORRECTION_S but never faster than the bath can
+    change by itself (:attr:`max_bias_rate_c_per_s` up, :attr:`max_fall_rate_c_per_s` down).
+
+    A reading that falls away faster than that is *suspect* (cold water poured in, or a
+    probe stuck, lifted or dead: the heat cannot tell them apart yet). The estimate follows
+    it, so control heats a bath that really went cold; but :attr:`guard_water_c` keeps the
+    water as the heat delivered since says it is, until the reading rises CONFIRM_RISE_C
+    with heat: a probe in the water has confirmed it. One tick is O(1) (the dead time is a
     delay line of one entry per tick).
     """
 
@@ -363,6 +390,11 @@ class Observer:
         self.bias_c = 0.0
         self.predicted_change_c = 0.0  # the model's probe change in the last step (no correction)
         self.departing = False         # the last reading fell away from the model faster than allowed
+        self.suspect = False           # a reading fell away and has not risen with heat since
+        self.suspect_s = 0.0           # ... for this long
+        self._anchor_c = 0.0           # the bias before the reading fell away
+        self._low_c = 0.0              # the lowest reading since
+        self.drift_c_per_s = 0.0       # heat flow the model misses (negative: more losses), degC/s
         self.rebase(model, reading_c)
 
     @property
@@ -371,20 +403,46 @@ class Observer:
         return self._water_c + self.bias_c
 
     @property
+    def loss_per_s(self) -> float:
+        """The loss rate as the bath behaves now: the model's, with the missed heat flow in it."""
+        m = self.model
+        return max(0.0, m.loss_per_s - self.drift_c_per_s / max(1.0, self.water_c - m.room_c))
+
+    def hold_duty(self, setpoint_c: float) -> float:
+        """Share of full power that holds ``setpoint_c`` as the bath behaves now."""
+        m = self.model
+        return self.loss_per_s * max(0.0, setpoint_c - m.room_c) / m.heat_rate_c_per_s
+
+    @property
+    def guard_water_c(self) -> float:
+        """The water as the heat delivered says it is: the estimate without a suspect reading's fall."""
+        return self._water_c + max(self.bias_c, self._anchor_c)
+
+    @property
     def probe_c(self) -> float:
         """What the probe should read now."""
         return self._probe_c + self.bias_c
 
     @property
     def max_bias_rate_c_per_s(self) -> float:
+        """How fast the reading may pull the estimate up (degC/s): what model error explains."""
         m = self.model
         return min(BIAS_RATE_OF_HEAT * m.heat_rate_c_per_s, BIAS_SHIFT_C / m.delay_s)
+
+    @property
+    def max_fall_rate_c_per_s(self) -> float:
+        """How fast the reading may pull the estimate down (degC/s): model error, and the lid
+        taken off (the fastest a bath cools by itself). Faster is a probe leaving the water."""
+        m = self.model
+        return self.max_bias_rate_c_per_s + LID_OFF_LOSS_FACTOR * m.loss_per_s * max(0.0, self.water_c - m.room_c)
 
     def rebase(self, model: BathModel, reading_c: float, *, slope_c_per_s: float = 0.0,
                water_c: float | None = None) -> None:
         """Start from ``reading_c`` with ``model``: the probe reads it, the water leads it by the
         ramp ``slope_c_per_s`` over the delay (0: settled), unless ``water_c`` says where it is."""
         self.model = model
+        self.suspect, self.suspect_s, self._anchor_c = False, 0.0, self.bias_c
+        self.drift_c_per_s = 0.0
         ahead_c = slope_c_per_s * model.delay_s
         self._water_c = (reading_c + ahead_c if water_c is None else water_c) - self.bias_c
         self._probe_c = reading_c - self.bias_c
@@ -401,7 +459,8 @@ class Observer:
         """Advance the model by ``dt_s`` with the heater on for ``heater_on_s`` of it."""
         m = self.model
         u = heater_on_s / dt_s if dt_s > 0 else 0.0
-        self._water_c += (m.heat_rate_c_per_s * u - m.loss_per_s * (self.water_c - m.room_c)) * dt_s
+        self._water_c += (m.heat_rate_c_per_s * u - m.loss_per_s * (self.water_c - m.room_c)
+                          + self.drift_c_per_s) * dt_s
         self._delay.append(self._water_c)
         delayed = self._delay.popleft()
         before = self._probe_c
@@ -412,15 +471,30 @@ class Observer:
         """Move the estimate toward a valid reading, at a bounded rate."""
         self.departing = False
         if reading_c is not None and dt_s > 0:
-            limit = self.max_bias_rate_c_per_s * dt_s
+            up = self.max_bias_rate_c_per_s * dt_s
+            down = self.max_fall_rate_c_per_s * dt_s
             pull = (reading_c - self.probe_c) * dt_s / (CORRECTION_S + dt_s)
-            # Below the model faster than the bath can cool past it: not the water (yet).
-            self.departing = pull < -limit
-            self.bias_c += _clamp(pull, -limit, limit)
+            # Below the model faster than the bath can cool by itself: not the water (yet).
+            self.departing = pull < -down
+            step = _clamp(pull, -down, up)
+            self.bias_c += step
+            if not self.departing and not self.suspect:
+                # A correction that keeps going one way is heat the model misses: learn it as a flow.
+                self.drift_c_per_s += step / DRIFT_S
+            if self.departing and not self.suspect:
+                self.suspect, self.suspect_s, self._low_c = True, 0.0, reading_c
+            if self.suspect:
+                self.suspect_s += dt_s
+                self._low_c = min(self._low_c, reading_c)
+                if not self.departing and reading_c - self._low_c >= CONFIRM_RISE_C:
+                    self.suspect = False  # it rose with the heat: a probe in the water
+        if not self.suspect:
+            self._anchor_c = self.bias_c
 
     def add_heat(self, rise_c: float) -> None:
         """Count ``rise_c`` of heat the probe never confirmed as real (it went into the water)."""
         self.bias_c += rise_c
+        self._anchor_c += rise_c
 
 
 # -- the energy budget -----------------------------------------------------------------------------

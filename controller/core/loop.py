@@ -278,7 +278,8 @@ class Controller:
             # A bad reading has no temperature to act on: the interlock holds the relay off this
             # tick (and from the first tick until a valid reading); the PID keeps its state.
             self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c,
-                                water_c=obs.water_c if obs is not None else None,
+                                water_c=obs.guard_water_c if obs is not None else None,
+                                estimate_c=obs.water_c if obs is not None else None,
                                 unconfirmed_c=self.budget.unconfirmed_c)
             if self.interlock.latched and self.budget.unconfirmed_c > 0 and obs is not None:
                 # Heat the probe never showed is taken as real: it went into the water.
@@ -302,11 +303,11 @@ class Controller:
         obs.correct(dt, reading_c)
         m = self.bath
         # Heat that should show at the probe by now: the model's rise plus the losses it made up for.
-        rise = max(0.0, obs.predicted_change_c + m.loss_per_s * max(0.0, obs.probe_c - m.room_c) * dt)
+        rise = max(0.0, obs.predicted_change_c + obs.loss_per_s * max(0.0, obs.probe_c - m.room_c) * dt)
         share = BUDGET_RATE_SHARE if self._fitted else bm.HEAT_RATE_MIN_C_PER_S / m.heat_rate_c_per_s
         if not self.interlock.latched:
             self.budget.step(dt, reading_c=reading_c, predicted_change_c=obs.predicted_change_c,
-                             expected_rise_c=rise * share, departing=obs.departing)
+                             expected_rise_c=rise * share, departing=obs.suspect)
         model = self.learner.observe(now, reading_c, obs.water_c, heater_on_s > 0, self.setpoint_c, dt)
         if model is None:
             return
@@ -315,6 +316,8 @@ class Controller:
             obs.rebase(model, reading_c, slope_c_per_s=self.learner.ramp_slope_c_per_s)
             self._fitted = True
         else:
+            if model.loss_per_s != m.loss_per_s:
+                obs.drift_c_per_s = 0.0  # the hold window measured the losses: the flow is in k now
             obs.model = model
         self.bath = model
         self.interlock.model = model
@@ -338,7 +341,9 @@ class Controller:
 
     def _feedforward(self) -> float:
         """The duty the model says holds the setpoint (0 with gains set on purpose: they were tuned without)."""
-        return min(1.0, self.bath.hold_duty(self.setpoint_c)) if self._model_gains else 0.0
+        if not self._model_gains or self.observer is None:
+            return 0.0
+        return min(1.0, self.observer.hold_duty(self.setpoint_c))
 
     def bath_summary(self) -> dict[str, Any]:
         """What was learned, in a therapist's words and in numbers (for the status and `check`)."""
@@ -380,7 +385,7 @@ class Controller:
             self.setpoint_c = setpoint_c
             self._setpoint_moved_s = now
             if setpoint_c < old:
-                self.interlock.setpoint_lowered(now)
+                self.interlock.setpoint_lowered(now, setpoint_c)
             self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(), kind=ev.EventKind.SETPOINT,
                                message=f"setpoint {old:.1f} -> {setpoint_c:.1f} degC", setpoint_c=setpoint_c,
                                temperature_c=self.interlock.primary.fresh_c(now), source=source)

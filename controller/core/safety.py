@@ -195,7 +195,8 @@ class Interlock:
         self.faults_total: dict[FaultKind, int] = {}
         self.blocked_reason: str | None = None  # why the relay is held off this tick
         self.model = BathModel()                 # the bath as learned (the controller keeps it current)
-        self.water_c: float | None = None        # the estimated water this tick (None: no estimate yet)
+        self.water_c: float | None = None        # the water as the heat says, this tick (None: no estimate yet)
+        self.estimate_c: float | None = None     # the estimate following the reading
         # rule state
         self._relay_off = HeldFor(STUCK_PERIOD_S, since_s=start_s)  # relay commanded off
         self._history: deque[tuple[float, float]] = deque()    # (t, hottest valid C)
@@ -207,11 +208,13 @@ class Interlock:
     # -- public -------------------------------------------------------------------------
     def tick(self, now_s: float, primary: Reading | None, secondary: Reading | None,
              duty: float, setpoint_c: float, *, water_c: float | None = None,
-             unconfirmed_c: float = 0.0) -> bool:
+             estimate_c: float | None = None, unconfirmed_c: float = 0.0) -> bool:
         """Evaluate every rule, then drive the relay. Return whether it is on.
 
-        ``water_c``: the bath model's estimate of the water (None: no estimate yet);
-        ``unconfirmed_c``: the energy budget's heat the probe has not confirmed (degC of water).
+        ``water_c``: the water as the bath model says the heat left it (a suspect fall of the
+        reading not believed), for the rules; ``estimate_c``: the model's estimate following
+        the reading, for an acknowledge (None: no estimate yet); ``unconfirmed_c``: the energy
+        budget's heat the probe has not confirmed (degC of water).
         """
         bad = self.primary.see(primary)
         if self.has_safety_probe:
@@ -219,6 +222,7 @@ class Interlock:
         if bad:
             self.sensor_errors += 1
         self.water_c = water_c
+        self.estimate_c = estimate_c
         temp_c = self.primary.fresh_c(now_s)
         probe_c = self._hottest_c(now_s)
         hottest_c = self._judged_c(now_s)  # the hotter of the probe(s) and the estimated water
@@ -270,8 +274,8 @@ class Interlock:
                 raise AckRefused(f"the probes still disagree ({temp_c:.1f} and {second_c:.1f} degC): "
                                  "put both in the water first")
             hottest_c = max(temp_c, second_c)
-        if self.water_c is not None:
-            hottest_c = max(hottest_c, self.water_c)  # the estimated water must have cooled too
+        if self.estimate_c is not None:
+            hottest_c = max(hottest_c, self.estimate_c)  # the estimated water must have cooled too
         if hottest_c >= setpoint_c:
             raise AckRefused(f"the water ({hottest_c:.1f} degC) must cool below the set "
                              f"temperature ({setpoint_c:.1f} degC) first")
@@ -299,9 +303,13 @@ class Interlock:
         (t0, c0), (t1, c1) = self._history[0], self._history[-1]
         return (c1 - c0) / (t1 - t0) if t1 - t0 >= min_span_s else None
 
-    def setpoint_lowered(self, now_s: float) -> None:
-        """A lower setpoint starts a cool-down: over-target is judged from its lowest point."""
+    def setpoint_lowered(self, now_s: float, setpoint_c: float) -> None:
+        """A lower setpoint starts a cool-down: over-target is judged from its lowest point; and the
+        guard applies at once, not at the next tick."""
         self._cooling_low_c = self._judged_c(now_s)
+        if self._cooling_low_c is not None and self._cooling_low_c >= setpoint_c + GUARD_ABOVE_C:
+            self.relay.off(now_s)
+            self.proportioner.interrupt(now_s)
 
     # -- rules ------------------------------------------------------------------------
     def _judged_c(self, now_s: float) -> float | None:

@@ -47,8 +47,8 @@ FAULTS = {
     "dead element": ("warm-up", "dead-element"),
     "probe lifted at warm-up": ("warm-up", "lifted"),
     "probe lifted at hold": ("hold", "lifted"),
-    "probe stuck at 45.0": ("hold", "stuck-45"),
-    "probe stuck at 0.0": ("hold", "stuck-0"),
+    "probe stuck at 45.0": ("hold", "stuck=45"),
+    "probe stuck at 0.0": ("hold", "stuck=0"),
     "probe frozen at hold": ("hold", "freeze"),
     "relay welded": ("hold", "stuck-relay"),
 }
@@ -186,7 +186,8 @@ def run_fault(bath: FleetBath, fault: str, *, seed: int = 1) -> dict:
     else:
         at_s = times.hold_from_s
     watch.peak_after_s = at_s
-    injection = Injection(kind, at_s, math.inf)
+    kind, _, value = kind.partition("=")
+    injection = Injection(kind, at_s, math.inf, float(value or 0.0))
     sim = _simulation(bath, injections=[injection], on_step=watch, seed=seed)
     try:
         sim.run(at_s + FAULT_OBSERVE_S)

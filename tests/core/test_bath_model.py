@@ -65,12 +65,27 @@ def test_holding_learns_the_loss_rate_from_the_average_duty():
     assert 1.5e-4 < learner.model.loss_per_s <= 3e-4
 
 
-def test_the_observer_does_not_follow_a_reading_that_jumps_away_from_the_water():
+def test_a_reading_that_falls_away_faster_than_the_bath_can_cool_is_suspect():
     model = BathModel(warmups=1)
     obs = Observer(model, 52.0)
     for _ in range(10):
         obs.step(1.0, 0.0, 45.0)
-    assert obs.water_c > 52.0 - 10 * obs.max_bias_rate_c_per_s - 0.1
+    assert obs.suspect
+    assert obs.water_c > 52.0 - 10 * obs.max_fall_rate_c_per_s - 0.1   # followed at a bounded rate
+    assert obs.guard_water_c == pytest.approx(52.0, abs=0.1)           # the guard keeps the water as it was
+
+
+def test_a_suspect_reading_is_believed_again_once_it_rises_with_heat():
+    model = BathModel(warmups=1)
+    obs = Observer(model, 52.0)
+    for _ in range(10):
+        obs.step(1.0, 0.0, 45.0)
+    reading = 45.0
+    for _ in range(600):
+        reading += 0.01
+        obs.step(1.0, 1.0, reading)
+    assert not obs.suspect
+    assert obs.guard_water_c == pytest.approx(obs.water_c)
 
 
 def test_the_observer_predicts_the_water_ahead_of_a_lagging_probe():

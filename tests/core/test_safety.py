@@ -198,11 +198,12 @@ def first_fault(sim):
     return next(r for r in sim.trace if r.fault)
 
 
-def test_dead_element_trips_the_heating_watch_within_180_s_of_heating():
-    with closed_loop([Injection("dead-element", 0.0, float("inf"))], 400) as sim:
+def test_dead_element_trips_the_energy_budget_within_6_min_on_a_bath_not_learned_yet():
+    # Nothing learned: the budget expects only the weakest heater's rise (0.24 degC/min).
+    with closed_loop([Injection("dead-element", 0.0, float("inf"))], 600) as sim:
         fault = first_fault(sim)
         assert fault.fault == FaultKind.HEATING
-        assert 180 <= fault.t_s <= 182
+        assert fault.t_s <= 360
         assert not sim.relay_pin_on()
         assert sim.pin.changes[-1] == (sim.t0 + fault.t_s, False)
 
@@ -241,16 +242,22 @@ def test_stones_returned_cold_do_not_trip():
         assert not any(r.fault for r in sim.trace)
 
 
+def cooling(from_c, to_c, seconds):
+    """Readings of water cooling by itself from ``from_c`` to ``to_c`` over ``seconds`` (a bath
+    cannot cool faster: a reading that falls faster is not believed at once)."""
+    return [from_c + (to_c - from_c) * (i + 1) / seconds for i in range(seconds)]
+
+
 def test_every_trip_and_acknowledge_is_an_event(make_controller, clock, tree):
     controller = make_controller(setpoint_c=54.0)
     heat_up(controller, clock, tree, temp=54.5)
     run_ticks(controller, clock, tree, [58.0])
-    run_ticks(controller, clock, tree, [50.0] * 3)
+    run_ticks(controller, clock, tree, cooling(58.0, 50.0, 600))
     controller.acknowledge_fault(source="test")
     kinds = [(e.kind, e.fault) for e in controller.events.since(0)]
     assert ("fault", FaultKind.OVERTEMP) in kinds and ("ack", FaultKind.OVERTEMP) in kinds
     trip = next(e for e in controller.events.since(0) if e.kind == "fault")
-    assert trip.monotonic_s == clock.monotonic() - 3 and trip.wall_time_s > 1e9
+    assert trip.monotonic_s == clock.monotonic() - 600 and trip.wall_time_s > 1e9
 
 
 def test_a_latched_fault_survives_a_restart_and_refuses_to_clear_while_too_hot(
@@ -269,7 +276,7 @@ def test_a_latched_fault_survives_a_restart_and_refuses_to_clear_while_too_hot(
     with pytest.raises(Exception, match="must cool below"):
         second.acknowledge_fault()
     assert second.status().fault == FaultKind.OVERTEMP
-    run_ticks(second, clock, tree, [50.0] * 3)
+    run_ticks(second, clock, tree, cooling(54.5, 50.0, 600))
     second.acknowledge_fault()
     statuses = run_ticks(second, clock, tree, [50.0] * 3)
     assert statuses[-1].fault is None and statuses[-1].relay_on
@@ -328,7 +335,7 @@ def test_a_laggy_bath_overshooting_after_full_power_is_not_called_a_stuck_relay(
     with Simulation(make_plant=lambda: StoneBath(PLANTS["laggy"])) as sim:
         sim.controller.set_duty_override(BangBang())
         sim.run(3600)
-        assert max(r.probe_c for r in sim.trace) > 53.5           # it did overshoot past the guard
+        assert max(r.probe_c for r in sim.trace) > 53.0           # it did overshoot past the guard
         assert not any(e.kind == "fault" for e in sim.controller.events.since(0))
 
 
