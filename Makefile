@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev,mqtt,plot]'
+	$(PY) -m pip install --quiet -e '.[test,dev,mqtt,plot,bench]'
 	touch $@
 
 # Debian packages the tests drive for real: Chromium (dashboard), Mosquitto (MQTT),

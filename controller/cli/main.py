@@ -1,8 +1,10 @@
-"""The ``stonewarmer`` command.
+"""The ``stonewarmer`` command: the top layer, which nothing else imports.
 
-Each feature module registers its own subcommands (``register(subparsers)``)
-and handles them; this file only assembles them. A user mistake is one line on
-stderr and exit status 2, never a traceback.
+Each command family is one module here (``register(subparsers)`` adds its
+subcommands, ``cmd_*`` handle them) calling the runtime modules with typed
+arguments. The runtime modules raise their own exceptions; :data:`USER_ERRORS`
+lists those that mean "the user can fix this", and :func:`main` turns them, in
+one place, into one line on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,47 +14,48 @@ import importlib
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from controller import __version__
-from controller.core import config as cfgmod
+from controller.cli.options import UserError
 
 #: Modules that add subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
-    "controller.cli.run",     # run, simulate, relay-off
-    "controller.service.doctor",       # check
-    "controller.tuning.autotune",     # autotune
-    "controller.qa.bench",        # bench
-    "controller.integrations.mqtt",         # mqtt-clear
-    "controller.service.installer",    # install, uninstall
-    "controller.qa.soak",         # soak
-    "controller.cli.web",                 # set-password, token, bench-web
+    "controller.cli.run",      # run, simulate, relay-off
+    "controller.cli.service",  # check, install, uninstall
+    "controller.cli.tuning",   # autotune
+    "controller.cli.qa",       # bench, soak, bench-web
+    "controller.cli.mqtt",     # mqtt-clear
+    "controller.cli.web",      # set-password, token
+)
+
+#: The runtime modules' exceptions that are a user's mistake ("module:Class"). Named, not
+#: imported: `python3 -m controller install` runs with the standard library alone, and an
+#: exception of a class whose module was never imported cannot have been raised.
+USER_ERRORS = (
+    "controller.cli.options:UserError",
+    "controller.core.config:ConfigError",
+    "controller.core.state:StateError",
+    "controller.core.loop:CommandError",
+    "controller.service.installer:InstallError",
+    "controller.integrations.mqtt.client:MqttError",
+    "controller.qa.bench:BenchError",
+    "controller.tuning.hardware:ClaimError",
+    "web.credentials:CredentialError",
 )
 
 EXIT_USAGE = 2
 PIN_HOLDING_COMMANDS = ("run", "relay-off")  # they leave the relay pin driven off when they exit
 
 
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, exit status 2."""
-
-
-def add_config_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE",
-                        help=f"config file (default: {cfgmod.DEFAULT_PATH}, or the built-in "
-                             "defaults when simulating and it does not exist)")
-
-
-def load_config(args: argparse.Namespace, *, simulate: bool = False) -> cfgmod.Config:
-    """The config named by ``--config``; the defaults when simulating without one."""
-    path = getattr(args, "config", None)
-    if path is None:
-        if simulate and not cfgmod.DEFAULT_PATH.exists():
-            return cfgmod.Config()
-        path = cfgmod.DEFAULT_PATH
-    try:
-        return cfgmod.load(path)
-    except cfgmod.ConfigError as exc:
-        raise UserError(str(exc)) from None
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of :data:`USER_ERRORS`."""
+    for name in USER_ERRORS:
+        module_name, _, class_name = name.partition(":")
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, getattr(module, class_name)):
+            return True
+    return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         parser.epilog = (f"Some commands need packages that are not installed ({', '.join(sorted(missing))}): "
                          "install stonewarmer first (make venv, or stonewarmer install).")
         plain_error = parser.error
-        parser.error = lambda message: plain_error(f"{message}\n{parser.epilog}")
+
+        def error(message: str) -> NoReturn:
+            plain_error(f"{message}\n{parser.epilog}")
+
+        parser.error = error  # type: ignore[method-assign]  # the epilog also under a usage error
     return parser
 
 
@@ -92,13 +99,15 @@ def main(argv: list[str] | None = None, *, hold_pins: bool = False) -> int:
     args = parser.parse_args(argv)
     try:
         code = int(args.handler(args) or 0)
-    except UserError as exc:
-        print(f"stonewarmer {args.command}: {exc}", file=sys.stderr)
-        code = EXIT_USAGE
     except KeyboardInterrupt:
         code = 130
     except BrokenPipeError:
         code = 0
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        print(f"stonewarmer {args.command}: {exc}", file=sys.stderr)
+        code = EXIT_USAGE
     if hold_pins and args.command in PIN_HOLDING_COMMANDS:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -110,3 +119,6 @@ def main(argv: list[str] | None = None, *, hold_pins: bool = False) -> int:
 def console() -> None:
     """The ``stonewarmer`` console script and ``python -m controller``."""
     sys.exit(main(hold_pins=True))
+
+
+__all__ = ["EXIT_USAGE", "USER_ERRORS", "UserError", "build_parser", "console", "is_user_error", "main"]

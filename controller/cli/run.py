@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import math
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from controller.cli.main import UserError, add_config_arg, load_config
+from controller.cli.options import (
+    UserError,
+    add_config_arg,
+    add_state_dir_arg,
+    dumps_json,
+    load_config,
+    parsed,
+    state_dir,
+)
 from controller.core import config as cfgmod
+
+if TYPE_CHECKING:
+    from controller.sim.simulation import Injection
+
+PlantFactory = Callable[[], Any]  # makes a fresh simulated bath
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="drive a simulated stone bath on mock pins instead of the hardware")
     p.add_argument("--plant", default="reference", metavar="SPEC",
                    help="with --simulate: a built-in bath name or module:Class (default: reference)")
-    p.add_argument("--state-dir", metavar="DIR", help="override [state] dir")
+    add_state_dir_arg(p)
     p.add_argument("--host", help="override [web] host")
     p.add_argument("--port", type=int, help="override [web] port")
     p.add_argument("--speed", type=float, default=1.0,
@@ -49,20 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("relay-off", help="drive the relay pin to its off level and exit")
     add_config_arg(p)
     p.add_argument("--simulate", action="store_true", help="the simulated relay of `run --simulate`")
-    p.add_argument("--state-dir", metavar="DIR", help="override [state] dir")
+    add_state_dir_arg(p)
     p.set_defaults(handler=cmd_relay_off)
 
 
 def _with_overrides(cfg: cfgmod.Config, args: argparse.Namespace) -> cfgmod.Config:
-    try:
-        if getattr(args, "state_dir", None):
-            cfg = cfgmod.replace(cfg, "state", dir=str(Path(args.state_dir).resolve()))
-        if getattr(args, "host", None):
-            cfg = cfgmod.replace(cfg, "web", host=args.host)
-        if getattr(args, "port", None) is not None:
-            cfg = cfgmod.replace(cfg, "web", port=args.port)
-    except cfgmod.ConfigError as exc:
-        raise UserError(str(exc)) from None
+    if args.host:
+        cfg = cfgmod.replace(cfg, "web", host=args.host)
+    if args.port is not None:
+        cfg = cfgmod.replace(cfg, "web", port=args.port)
     return cfg
 
 
@@ -83,22 +92,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return serve(cfg, simulate=args.simulate, plant=args.plant, speed=args.speed, injections=injections)
 
 
-def _parse_injections(texts: list[str]):
+def _parse_injections(texts: list[str]) -> list[Injection]:
     from controller.sim.simulation import parse_injection
 
-    try:
-        return [parse_injection(text) for text in texts]
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    return [parsed(parse_injection, text) for text in texts]
 
 
-def _check_plant(spec: str):
+def _check_plant(spec: str) -> PlantFactory:
     from controller.sim.plant import load_plant
 
-    try:
-        return load_plant(spec)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    return parsed(load_plant, spec)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -106,10 +109,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     cfg = load_config(args, simulate=True)
     injections = _parse_injections(args.inject)
-    try:
-        duration_s = parse_duration(args.duration)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    duration_s = parsed(parse_duration, args.duration)
     if not 0 < duration_s <= 30 * 24 * 3600:
         raise UserError(f"--duration {args.duration}: must be more than 0 and at most 30 days")
     if args.setpoint is not None:
@@ -131,16 +131,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.trace:
         _write_trace(Path(args.trace), sim.trace)
     if args.json:
-        print(json.dumps(summary.to_dict(), default=_json_default))
+        print(dumps_json(summary.to_dict()))
     else:
         print(format_summary(summary))
     return 0
-
-
-def _json_default(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    raise TypeError(repr(value))
 
 
 TRACE_HEADER = ("t_s", "probe_c", "setpoint_c", "duty", "relay", "mode", "fault")
@@ -187,20 +181,23 @@ def relay_settings(path: Path | None) -> tuple[cfgmod.RelayConfig, str | None]:
     ``relay-off`` runs after every stop, including one caused by a bad config:
     it must still find the pin. Returns the settings and a warning, if any.
     """
+    defaults = cfgmod.RelayConfig()
+    if path is None:
+        return defaults, None
     try:
-        return (cfgmod.load(path).relay if path else cfgmod.Config().relay), None
+        return cfgmod.load(path).relay, None
     except cfgmod.ConfigError as exc:
         warning = str(exc)
     try:
         raw = tomllib.loads(path.read_text()).get("relay", {})
-        pin = raw.get("pin", cfgmod.RelayConfig.pin)
-        active_high = raw.get("active_high", cfgmod.RelayConfig.active_high)
-        if isinstance(pin, int) and not isinstance(pin, bool) and 0 <= pin <= 27 \
+        pin = raw.get("pin", defaults.pin)
+        active_high = raw.get("active_high", defaults.active_high)
+        if isinstance(pin, int) and not isinstance(pin, bool) and pin in cfgmod.GPIO_PINS \
                 and isinstance(active_high, bool):
             return cfgmod.RelayConfig(pin=pin, active_high=active_high), warning
     except (OSError, tomllib.TOMLDecodeError, AttributeError):
         pass
-    return cfgmod.RelayConfig(), warning + "; using the default relay pin GPIO17, active high"
+    return defaults, warning + f"; using the default relay pin GPIO{defaults.pin}, active high"
 
 
 def cmd_relay_off(args: argparse.Namespace) -> int:
@@ -209,14 +206,14 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
     if warning:
         print(f"stonewarmer relay-off: warning: {warning}", file=sys.stderr)
     if args.simulate:
+        from controller.qa.processes import relay_pin_name
         from controller.service.supervisor import SIM_PIN_DIR
         from controller.sim.simpins import write_pin_file
 
-        state_dir = Path(args.state_dir) if args.state_dir else Path(load_config(args, simulate=True).state.dir)
-        pin_dir = state_dir / SIM_PIN_DIR
+        pin_dir = state_dir(args) / SIM_PIN_DIR
         pin_dir.mkdir(parents=True, exist_ok=True)
-        write_pin_file(pin_dir, f"GPIO{relay.pin}", not relay.active_high)
-        print(f"simulated relay GPIO{relay.pin} off")
+        write_pin_file(pin_dir, relay_pin_name(relay), not relay.active_high)
+        print(f"simulated relay {relay_pin_name(relay)} off")
         return 0
     from gpiozero import DigitalOutputDevice
 

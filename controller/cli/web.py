@@ -1,4 +1,4 @@
-"""Dashboard subcommands: ``set-password``, ``token`` and ``bench-web``.
+"""Dashboard subcommands: ``set-password`` and ``token``.
 
 There is no default password: until ``set-password`` has run, the dashboard
 refuses every change and says how to set one. Both write
@@ -10,36 +10,30 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from pathlib import Path
 
-from controller.cli.main import UserError, add_config_arg, load_config
+from controller.cli.options import UserError, add_config_arg, add_state_dir_arg, state_dir
 from web.credentials import CredentialError, CredentialStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("set-password", help="set the dashboard password (needed for any change)")
     add_config_arg(p)
-    p.add_argument("--state-dir", metavar="DIR", help="override [state] dir")
+    add_state_dir_arg(p)
     p.add_argument("--stdin", action="store_true", help="read the password from the first line of stdin")
     p.set_defaults(handler=cmd_set_password)
 
     p = sub.add_parser("token", help="create, list or revoke API tokens for scripts")
     add_config_arg(p)
-    p.add_argument("--state-dir", metavar="DIR", help="override [state] dir")
+    add_state_dir_arg(p)
     p.add_argument("--name", default="default", help="the token's name (default: default); "
                                                      "creating a name again replaces its token")
     p.add_argument("--list", action="store_true", help="list token names instead")
     p.add_argument("--revoke", metavar="NAME", help="remove the token called NAME")
     p.set_defaults(handler=cmd_token)
 
-    from controller.qa.webbench import register as register_bench
-
-    register_bench(sub)
-
 
 def _store(args: argparse.Namespace) -> CredentialStore:
-    state_dir = Path(args.state_dir) if args.state_dir else Path(load_config(args, simulate=True).state.dir)
-    return CredentialStore(state_dir)
+    return CredentialStore(state_dir(args))
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:
@@ -52,7 +46,7 @@ def cmd_set_password(args: argparse.Namespace) -> int:
             raise UserError("the two passwords differ; nothing changed")
     try:
         store.set_password(password)
-    except CredentialError as exc:
+    except CredentialError as exc:  # the one message that adds to the store's own
         raise UserError(f"{exc}; nothing changed") from None
     except OSError as exc:
         raise UserError(f"cannot write {store.path}: {exc.strerror or exc}") from None
@@ -73,8 +67,6 @@ def cmd_token(args: argparse.Namespace) -> int:
             print(f"token {args.revoke!r} revoked")
             return 0
         token = store.create_token(args.name)
-    except CredentialError as exc:
-        raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"cannot write {store.path}: {exc.strerror or exc}") from None
     print(token)

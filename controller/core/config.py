@@ -30,6 +30,9 @@ RELAY_KINDS = {"mechanical": (60.0, 10.0), "ssr": (10.0, 1.0)}
 
 DEFAULT_PATH = Path("/etc/stonewarmer/stonewarmer.toml")
 
+#: The BCM GPIO numbers of the Raspberry Pi's 40-pin header (GPIO0-GPIO27).
+GPIO_PINS = range(28)
+
 
 class ConfigError(ValueError):
     """A config value or file that is refused; the message says what is allowed."""
@@ -96,7 +99,7 @@ class WebConfig:
 
 @dataclass(frozen=True, slots=True)
 class MqttConfig:
-    """MQTT bridge and Home Assistant discovery (controller/integrations/mqtt.py; docs/integrations.md)."""
+    """MQTT bridge and Home Assistant discovery (controller/integrations/mqtt/; docs/integrations.md)."""
 
     enabled: bool = False
     host: str = "localhost"
@@ -127,7 +130,7 @@ class Config:
 # Allowed ranges, (low, high) inclusive, with the unit named in messages.
 _RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("probe", "read_timeout_s"): (0.5, 10.0, "s"),
-    ("relay", "pin"): (0, 27, "(BCM GPIO number)"),
+    ("relay", "pin"): (GPIO_PINS[0], GPIO_PINS[-1], "(BCM GPIO number)"),
     ("relay", "window_s"): (0.0, 600.0, "s (0 = the kind's default)"),
     ("relay", "min_switch_s"): (0.0, 120.0, "s (0 = the kind's default)"),
     ("control", "setpoint_c"): (20.0, ABSOLUTE_MAX_SETPOINT_C, "degC"),

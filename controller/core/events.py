@@ -27,6 +27,8 @@ class EventKind(StrEnum):
     SETPOINT = "setpoint"  # the setpoint changed
     START = "start"        # the controller started
     READY = "ready"        # the stones are at temperature
+    OFF = "off"            # a person (or a schedule) switched the warmer off: heater held off
+    ON = "on"              # ... and on again
     NOTICE = "notice"      # anything else worth keeping (a state problem, new gains)
 
 

@@ -8,8 +8,9 @@ One :meth:`Controller.tick`:
 4. the interlock evaluates every safety rule and drives the relay;
 5. an immutable :class:`~controller.core.status.Status` is published.
 
-The command interface (:meth:`set_setpoint`, :meth:`acknowledge_fault`) is
-thread-safe and validates everything: it is what the web, the CLI and MQTT use.
+The command interface (:meth:`set_setpoint`, :meth:`acknowledge_fault`,
+:meth:`switch_off`, :meth:`switch_on`) is thread-safe and validates everything: it is
+what the web, the CLI and MQTT use.
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ class Controller:
 
         saved, fault = self._restore()
         self.setpoint_c: float = saved.get("setpoint_c", cfg.control.setpoint_c)
+        # Switched off by a person: the PID proposes nothing, so the interlock holds the relay
+        # off while every rule keeps watching. Kept across restarts and power cuts.
+        self.switched_off: bool = saved.get("switched_off", False)
         gains = saved.get("gains") or {}
         self.bath: bm.BathModel = saved.get("bath", bm.BathModel())
         self.learner = bm.Learner(self.bath)
@@ -165,6 +169,12 @@ class Controller:
                 restored["bath"] = bm.BathModel.from_dict(data["bath"])
             except ValueError as exc:
                 problems.append(f"saved {exc}; learning the bath afresh")
+        switched_off = data.get("switched_off", False)
+        if isinstance(switched_off, bool):
+            restored["switched_off"] = switched_off
+        else:  # unreadable: the safe side is off
+            restored["switched_off"] = True
+            problems.append(f"saved switched_off {switched_off!r} is not true/false; staying off")
         fault = self._restore_fault(data.get("fault"))
         if problems:
             self.state_problem = f"{self.store.path}: " + "; ".join(problems)
@@ -188,6 +198,7 @@ class Controller:
         latched = self.interlock.latched
         return {
             "setpoint_c": self.setpoint_c,
+            "switched_off": self.switched_off,
             "gains": None if self._model_gains else
             {"kp": self.pid.gains.kp, "ki": self.pid.gains.ki, "kd": self.pid.gains.kd},
             "bath": self.bath.to_dict(),
@@ -262,8 +273,9 @@ class Controller:
             reading_c = primary.celsius if primary is not None else None  # only a valid reading has a value
             self._learn(now, dt, heater_on_s, reading_c)
             obs = self.observer
-            if self.interlock.latched or (primary is None and self.interlock.primary.fresh_c(now) is None):
-                # Faulted, or the last valid reading went stale: start afresh later.
+            if self.interlock.latched or self.switched_off or \
+                    (primary is None and self.interlock.primary.fresh_c(now) is None):
+                # Faulted, switched off, or the last valid reading went stale: start afresh later.
                 self.pid.reset()
                 self._duty = 0.0
             elif reading_c is not None and obs is not None:
@@ -409,6 +421,33 @@ class Controller:
         self._save_pending()
         return fault
 
+    def switch_off(self, *, source: str = "api") -> bool:
+        """Hold the heater off (readings, rules, history and alarms go on). Returns whether
+        anything changed: switching off a warmer that is off records nothing."""
+        return self._switch(off=True, source=source)
+
+    def switch_on(self, *, source: str = "api") -> bool:
+        """Heat to the setpoint again after :meth:`switch_off`. Returns whether anything changed."""
+        return self._switch(off=False, source=source)
+
+    def _switch(self, *, off: bool, source: str) -> bool:
+        with self._lock:
+            if self.switched_off == off:
+                return False
+            now = self.clock.monotonic()
+            self.switched_off = off
+            self.pid.reset()  # nothing carried over from before the switch
+            self._in_band_since_s = None
+            self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(),
+                               kind=ev.EventKind.OFF if off else ev.EventKind.ON, source=source,
+                               message="switched off: heater held off" if off else
+                               f"switched on, setpoint {self.setpoint_c:.1f} degC",
+                               setpoint_c=self.setpoint_c, temperature_c=self.interlock.primary.fresh_c(now))
+            self._persist()
+            self._status = self._snapshot(now)
+        self._save_pending()
+        return True
+
     def set_duty_override(self, source: Callable[[float, float, float], float] | None) -> None:
         """Let ``source(now_s, temp_c, setpoint_c) -> duty`` propose the duty instead of the PID.
 
@@ -455,6 +494,8 @@ class Controller:
         if self.interlock.latched:
             self._in_band_since_s = None
             return Mode.FAULT
+        if self.switched_off:
+            return Mode.OFF
         if temp_c is None:
             self._in_band_since_s = None
             return Mode.STARTING

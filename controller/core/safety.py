@@ -69,13 +69,6 @@ class FaultKind(StrEnum):
 
 SEVERITY = tuple(FaultKind)  # most severe first
 
-# alias for modules not yet converted
-STUCK_RELAY = FaultKind.STUCK_RELAY
-PROBE_DISAGREE = FaultKind.PROBE_DISAGREE
-SENSOR = FaultKind.SENSOR
-HEATING = FaultKind.HEATING
-STATE = FaultKind.STATE
-
 #: What each fault means for the therapist, and what to do.
 ADVICE = {
     FaultKind.STUCK_RELAY: "The heater will not switch off (relay stuck on). UNPLUG THE HEATER NOW and "

@@ -24,11 +24,8 @@ class Mode(StrEnum):
     READY = "ready"        # inside +/-1 degC for READY_HOLD_S: the stones are at temperature
     COOLING = "cooling"    # above the setpoint band (e.g. after lowering it), heater off
     FAULT = "fault"        # a latched fault: heater off until acknowledged
+    OFF = "off"            # switched off by a person: heater held off, readings and rules go on
 
-
-# alias for modules not yet converted
-MODE_FAULT = Mode.FAULT
-MODE_READY = Mode.READY
 
 
 @dataclass(frozen=True, slots=True)

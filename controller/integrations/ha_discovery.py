@@ -19,7 +19,7 @@ from typing import Any
 
 from controller import __version__
 from controller.core.config import MqttConfig
-from controller.core.status import MODE_FAULT, MODE_READY, Status
+from controller.core.status import Mode, Status
 
 MACHINE_ID_FILE = Path("/etc/machine-id")
 PAYLOAD_ONLINE = "online"
@@ -84,7 +84,7 @@ class Topics:
 
 def action(status: Status) -> str:
     """Home Assistant's hvac_action: what the heater is doing right now."""
-    if status.mode == MODE_FAULT:
+    if status.mode == Mode.FAULT:
         return "off"
     return "heating" if status.relay_on else "idle"
 
@@ -106,7 +106,7 @@ def state_payload(status: Status) -> dict[str, Any]:
         "relay_on": status.relay_on,
         "action": action(status),
         "mode": status.mode,
-        "ready": status.mode == MODE_READY,
+        "ready": status.mode == Mode.READY,
         "ready_in_min": ready_in_min,
         "fault": status.fault,
         "fault_message": status.fault_message,

@@ -9,12 +9,11 @@ own PID, so the only difference is the control law.
 * :class:`TextbookPID` is simple-pid with Ziegler-Nichols gains from the relay
   experiment (Kp = 0.6 Ku, Ti = Pu / 2, Td = Pu / 8) and no anti-windup: the
   integral is not limited, only the duty it proposes is cut to 0..1 (a heater
-  cannot do more than full power). That is the PID of many tutorials.
+  cannot do more than full power). That is the PID of many tutorials. simple-pid
+  is the optional ``bench`` extra (``controller.qa.bench.require_baselines``).
 """
 
 from __future__ import annotations
-
-from simple_pid import PID as SimplePID
 
 from controller.core.pid import Gains
 
@@ -40,6 +39,8 @@ class TextbookPID:
     """simple-pid with the given gains, no anti-windup; time from the caller (s)."""
 
     def __init__(self, gains: Gains) -> None:
+        from simple_pid import PID as SimplePID  # the `bench` extra: imported only where it is used
+
         self.gains = gains
         self._now_s = 0.0
         # output_limits=(None, None): simple-pid then leaves its integral unclamped (no anti-windup)
@@ -51,4 +52,7 @@ class TextbookPID:
         dt = 1.0 if self._last_s is None else max(1e-3, now_s - self._last_s)
         self._last_s = self._now_s = now_s
         self.pid.setpoint = setpoint_c
-        return min(1.0, max(0.0, self.pid(temp_c, dt=dt)))
+        output = self.pid(temp_c, dt=dt)
+        if output is None:  # simple-pid skips a call within its sample_time; there is none here
+            return 0.0
+        return min(1.0, max(0.0, output))

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.core import config as cfgmod
-from controller.core import safety
+from controller.core.safety import FaultKind
 from controller.core.state import STATE_FILE, StateStore
 from controller.qa.processes import command, free_port, relay_pin, stop, wait_until
+from controller.qa.simulated import sim_clock, stone_bath
 from controller.sim.simulation import Injection, Simulation
 
 PHASES = {"warm-up": 300.0, "hold": 2400.0}
@@ -78,20 +79,20 @@ def _drift_second_probe(sim: Simulation, t_inj: float) -> None:
 
 def _stones_returned(sim: Simulation, t_inj: float) -> None:
     if sim.t_s == t_inj:
-        sim.plant.return_stones(2.0, 35.0)
+        stone_bath(sim).return_stones(2.0, 35.0)
     if sim.t_s == t_inj + 1200:
-        sim.plant.return_stones(2.5, 33.0)
+        stone_bath(sim).return_stones(2.5, 33.0)
 
 
 def _lid_open(sim: Simulation, t_inj: float) -> None:
-    if hasattr(sim.plant, "set_lid"):
-        sim.plant.set_lid(t_inj <= sim.t_s < t_inj + 90)
+    stone_bath(sim).set_lid(t_inj <= sim.t_s < t_inj + 90)
 
 
 def _wall_clock_jumps(sim: Simulation, t_inj: float) -> None:
-    steps = {0: 3600.0, 60: -7200.0, 120: 0.5, 121: -0.25, 600: 3600.0}  # +-1 h, NTP slews and steps
+    # +-1 h, NTP slews and steps, by seconds after the injection
+    steps: dict[float, float] = {0: 3600.0, 60: -7200.0, 120: 0.5, 121: -0.25, 600: 3600.0}
     if sim.t_s - t_inj in steps:
-        sim.clock.wall_offset_s += steps[sim.t_s - t_inj]
+        sim_clock(sim).wall_offset_s += steps[sim.t_s - t_inj]
 
 
 class _FullDisk(StateStore):
@@ -110,29 +111,29 @@ def _state_dir_full(sim: Simulation, t_inj: float) -> None:
 #: The matrix. Promises: a bad read turns the relay off in the tick it arrives; a hung read
 #: counts as bad after read_timeout_s (3 s); the other rules after their own periods.
 CASES: tuple[Case, ...] = (
-    Case("probe unplugged", (safety.SENSOR,), 1.0, (("unplug", math.inf),)),
-    Case("CRC failures", (safety.SENSOR,), 1.0, (("crc", math.inf),)),
+    Case("probe unplugged", (FaultKind.SENSOR,), 1.0, (("unplug", math.inf),)),
+    Case("CRC failures", (FaultKind.SENSOR,), 1.0, (("crc", math.inf),)),
     Case("one CRC failure", (), 1.0, (("crc", 1.0),), note="off for one tick, no latch"),
-    Case("empty reads", (safety.SENSOR,), 1.0, (("empty", math.inf),)),
+    Case("empty reads", (FaultKind.SENSOR,), 1.0, (("empty", math.inf),)),
     Case("85.0 power-on value once", (), 1.0, (("reset85", 1.0),)),
-    Case("85.0 power-on value repeatedly", (safety.SENSOR,), 1.0, (("reset85", math.inf),)),
-    Case("all-zero scratchpad", (safety.SENSOR,), 1.0, (("zero", math.inf),)),
+    Case("85.0 power-on value repeatedly", (FaultKind.SENSOR,), 1.0, (("reset85", math.inf),)),
+    Case("all-zero scratchpad", (FaultKind.SENSOR,), 1.0, (("zero", math.inf),)),
     Case("jump", (), 1.0, (("jump", 1.0),), note="one implausible reading: off for one tick"),
-    Case("frozen value", (safety.SENSOR, safety.HEATING), 1200.0, (("freeze", math.inf),),
+    Case("frozen value", (FaultKind.SENSOR, FaultKind.HEATING), 1200.0, (("freeze", math.inf),),
          note="150 s of full-power heat without a change; at hold ~16 min of 15 % duty"),
-    Case("1-Wire read never returns", (safety.SENSOR,), 4.0, (("hang", math.inf),)),
-    Case("second probe drifting", (safety.PROBE_DISAGREE,), 100.0, setup=_drift_second_probe,
+    Case("1-Wire read never returns", (FaultKind.SENSOR,), 4.0, (("hang", math.inf),)),
+    Case("second probe drifting", (FaultKind.PROBE_DISAGREE,), 100.0, setup=_drift_second_probe,
          second_probe=True, note="> 3 degC apart after 60 s, then 30 s more"),
-    Case("relay welded on", (safety.STUCK_RELAY,), 180.0, (("stuck-relay", math.inf),), alarm_only=True,
+    Case("relay welded on", (FaultKind.STUCK_RELAY,), 180.0, (("stuck-relay", math.inf),), alarm_only=True,
          note="the pin goes off but the element stays on: the alarm says unplug it"),
-    Case("element dead", (safety.HEATING,), math.inf, (("dead-element", math.inf),),
+    Case("element dead", (FaultKind.HEATING,), math.inf, (("dead-element", math.inf),),
          note="safe (the bath cools); reported by the heating watch once 5 degC below target"),
-    Case("probe lifted out of the water", (safety.HEATING, safety.SENSOR), 60.0, (("lifted", math.inf),)),
+    Case("probe lifted out of the water", (FaultKind.HEATING, FaultKind.SENSOR), 60.0, (("lifted", math.inf),)),
     Case("stones returned cold", (), math.inf, setup=_stones_returned, phases=("hold",),
          note="a disturbance, not a fault"),
     Case("lid open 90 s", (), math.inf, setup=_lid_open, phases=("hold",)),
     Case("wall clock jumps +-1 h and NTP steps", (), math.inf, setup=_wall_clock_jumps),
-    Case("state dir full, then CRC failures", (safety.SENSOR,), 31.0, setup=_state_dir_full,
+    Case("state dir full, then CRC failures", (FaultKind.SENSOR,), 31.0, setup=_state_dir_full,
          note="latches in memory, reports the disk"),
 )
 
@@ -163,7 +164,8 @@ def run_case(case: Case, phase: str, *, observe_s: float = OBSERVE_S, seed: int 
     t_inj = injection_time_s(phase, second_probe=case.second_probe, seed=seed)
     cfg = _config(case.second_probe)
     injections = [Injection(kind, t_inj, dur) for kind, dur in case.injections]
-    hook = (lambda sim, _row: case.setup(sim, t_inj)) if case.setup else None
+    setup = case.setup
+    hook = (lambda sim, _row: setup(sim, t_inj)) if setup else None
     sim = Simulation(cfg, injections=injections, seed=seed, on_step=hook)
     try:
         sim.run(t_inj + observe_s)
@@ -315,7 +317,7 @@ def _corrupt_state(tmp: Path) -> Result:
         fault = (_status(url) or {}).get("fault")
     finally:
         stop(proc, timeout_s=PROCESS_TIMEOUT_S)
-    why = [w for w, b in (("heater came on", ever_on), (f"reported {fault}", fault != safety.STATE)) if b]
+    why = [w for w, b in (("heater came on", ever_on), (f"reported {fault}", fault != FaultKind.STATE)) if b]
     return _result("state file corrupt", 0.0, 0.0, fault, why, "heater off until acknowledged")
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from controller.core import config as cfgmod
 from controller.service.supervisor import SIM_PIN_DIR
 from controller.sim.simpins import read_pin_file
 
@@ -26,9 +27,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def relay_pin(state_dir: Path) -> bool | None:
-    """The simulated relay pin of the warmer whose state dir is ``state_dir`` (None: never claimed)."""
-    return read_pin_file(Path(state_dir) / SIM_PIN_DIR, "GPIO17")
+def relay_pin_name(relay: cfgmod.RelayConfig) -> str:
+    """The name gpiozero's mock pins (and the simulated pin files) give the relay's pin: ``GPIO17``."""
+    return f"GPIO{relay.pin}"
+
+
+def relay_pin(state_dir: Path, *, relay: cfgmod.RelayConfig | None = None) -> bool | None:
+    """The simulated relay pin of the warmer whose state dir is ``state_dir`` (None: never claimed).
+
+    ``relay``: the warmer's relay settings (default: the built-in config's).
+    """
+    return read_pin_file(Path(state_dir) / SIM_PIN_DIR, relay_pin_name(relay or cfgmod.RelayConfig()))
 
 
 def wait_until(predicate, *, timeout_s: float = 20.0, what: str = "condition") -> None:

@@ -17,19 +17,18 @@ steady web traffic. It checks, every tick or at the end:
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
 import random
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from controller.cli.main import add_config_arg, load_config
 from controller.core import config as cfgmod
+from controller.qa.simulated import stone_bath
 from controller.service.sd_notify import Notifier
 from controller.service.supervisor import Supervisor
 from controller.sim.simulation import Injection, Simulation
@@ -112,7 +111,8 @@ class _WatchdogCounter:
         self.sock.close()
 
 
-def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1, progress=None) -> SoakReport:
+def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1,
+             progress: Callable[[str], None] | None = None) -> SoakReport:
     from web import attach
     from web.credentials import CredentialStore
 
@@ -127,6 +127,9 @@ def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1, progress=None) 
         sim = Simulation(cfg, workdir=tmp_path, seed=seed, keep_trace=False)
         CredentialStore(cfg.state.dir).set_password(PASSWORD)
         web = attach(sim.controller, sim.cfg)
+        history = web.history
+        if history is None:
+            raise RuntimeError("the dashboard has no history recorder: the soak checks its database")
         client = web.app.test_client()
         counter = _WatchdogCounter(tmp_path)
         supervisor = Supervisor(Notifier(counter.path))
@@ -134,21 +137,21 @@ def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1, progress=None) 
         cutoff_c = sim.cfg.control.cutoff_c
         c = sim.cfg.control
 
-        def request(method: str, url: str, expect: int = 200, **kwargs) -> dict | None:
+        def request(method: str, url: str, expect: int = 200, **kwargs: Any) -> dict[str, Any]:
             report.web_requests += 1
             answer = client.open(url, method=method, **kwargs)
             if answer.status_code != expect:
                 report.web_errors += 1
-            return answer.get_json(silent=True)
+            return answer.get_json(silent=True) or {}
 
         csrf = request("GET", "/api/session")["csrf_token"]
         csrf = request("POST", "/api/session", json={"password": PASSWORD},
                        headers={"X-CSRF-Token": csrf})["csrf_token"]
 
         # What happens when: (time, action, argument), sorted.
-        plan: list[tuple[float, str, object]] = []
+        plan: list[tuple[float, str, Any]] = []
 
-        def schedule(action: str, low_min: float, high_min: float, make_arg) -> None:
+        def schedule(action: str, low_min: float, high_min: float, make_arg: Callable[[], Any]) -> None:
             t = rng.uniform(low_min, high_min) * 60
             while t < duration_s:
                 plan.append((t, action, make_arg()))
@@ -177,17 +180,17 @@ def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1, progress=None) 
                 if action == "setpoint":
                     request("POST", "/api/setpoint", json={"setpoint_c": arg}, headers={"X-CSRF-Token": csrf})
                 elif action == "stones":
-                    sim_.plant.return_stones(*arg)
+                    stone_bath(sim_).return_stones(*arg)
                 elif action == "lid":
-                    sim_.plant.set_lid(True)
+                    stone_bath(sim_).set_lid(True)
                     lid_closes_at = t + arg
                 else:
                     sim_.injections.append(Injection(arg, t + 1, 1.0))
             if lid_closes_at is not None and t >= lid_closes_at:
-                sim_.plant.set_lid(False)
+                stone_bath(sim_).set_lid(False)
                 lid_closes_at = None
             if t % FLUSH_EVERY_S == 0:
-                web.history.flush()
+                history.flush()
                 counter.drain()
             if t % 10 == 0:
                 request("GET", "/api/status")
@@ -206,18 +209,18 @@ def run_soak(cfg: cfgmod.Config, *, hours: float, seed: int = 1, progress=None) 
         sim.on_step = every_tick
         try:
             sim.run(duration_s)
-            web.history.flush()
+            history.flush()
             counter.drain()
             report.rss_end_mb = rss_mb()
             report.false_trips = [f"{e.fault} at {e.monotonic_s - sim.t0:.0f} s: {e.message}"
                                   for e in sim.controller.events.since(0) if e.kind == "fault"]
             report.watchdog_pings = counter.pings
-            report.db_rows = web.history.store.counts()
+            report.db_rows = history.store.counts()
             report.db_bytes = sum(p.stat().st_size for p in Path(cfg.state.dir).glob("history.sqlite*"))
             from web.history import RAW_KEEP_S
             report.db_row_limit = int(RAW_KEEP_S) + int(FLUSH_EVERY_S) + 1
         finally:
-            web.history.stop()
+            history.stop()
             counter.close()
             sim.close()
     report.wall_s = time.perf_counter() - started
@@ -239,25 +242,3 @@ def format_report(r: SoakReport) -> str:
     problems = r.problems()
     lines.append("  result: " + ("ok" if not problems else "FAIL: " + "; ".join(problems)))
     return "\n".join(lines)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("soak", help="days of simulated operation with disturbances and web traffic")
-    add_config_arg(p)
-    p.add_argument("--hours", type=float, default=72.0, help="simulated hours (default 72)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the random disturbances")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.set_defaults(handler=cmd_soak)
-
-
-def cmd_soak(args: argparse.Namespace) -> int:
-    from controller.cli.main import UserError
-
-    if not 0 < args.hours <= 24 * 30:
-        raise UserError(f"--hours {args.hours:g} is not allowed: must be more than 0 and at most 720")
-    logging.disable(logging.WARNING)  # injected glitches log by design; the report says it all
-    cfg = load_config(args, simulate=True)
-    report = run_soak(cfg, hours=args.hours, seed=args.seed,
-                      progress=None if args.json else lambda text: print(text, flush=True))
-    print(json.dumps(report.to_dict()) if args.json else format_report(report))
-    return 0 if not report.problems() else 1

@@ -12,7 +12,6 @@ A measurement, not a test: it prints figures (the README quotes them).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -24,22 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-
-from controller.cli.main import UserError
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench-web", help="measure /api/status latency under load and the control tick's lateness")
-    p.add_argument("--clients", type=int, default=50, help="concurrent /api/status clients (default 50)")
-    p.add_argument("--interval", type=float, default=1.0,
-                   help="seconds between one client's requests; 0 = back to back (default 1)")
-    p.add_argument("--streams", type=int, default=20, help="open live-update streams (default 20)")
-    p.add_argument("--duration", type=float, default=30.0, help="seconds of load (default 30)")
-    p.add_argument("--speed", type=float, default=10.0,
-                   help="simulation speed: ticks per real second (default 10)")
-    p.add_argument("--threads", type=int, default=32, help="waitress threads (default 32)")
-    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    p.set_defaults(handler=cmd_bench_web)
+from typing import Any
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -71,25 +55,26 @@ class TickLateness:
             self.expected_s = now + self.period_s
 
 
-def cmd_bench_web(args: argparse.Namespace) -> int:
+def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: float, speed: float,
+                  threads: int) -> dict[str, Any]:
+    """Serve a simulated warmer under load for ``duration_s`` (s); return the figures.
+
+    ``speed``: simulated seconds per real second. Raises
+    :class:`~controller.core.config.ConfigError` for settings the dashboard refuses and
+    :class:`~controller.qa.bench.BenchError` when the load generator fails.
+    """
     from controller.core import config as cfgmod
     from controller.core.loop import TICK_S, run_forever
+    from controller.qa.bench import BenchError
     from controller.service.supervisor import build
     from web import attach
 
     # Back-to-back load keeps waitress's queue non-empty; its per-request warning would drown the figures.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    if args.streams + 2 > args.threads:
-        raise UserError(f"--streams {args.streams} needs --threads of at least {args.streams + 2}")
-    if not 1 <= args.clients <= 500 or args.duration <= 0 or args.interval < 0:
-        raise UserError("--clients must be 1-500, --duration > 0 and --interval >= 0")
     with tempfile.TemporaryDirectory(prefix="stonewarmer-bench-") as state_dir:
-        try:
-            cfg = cfgmod.replace(cfgmod.Config(), "state", dir=state_dir)
-            cfg = cfgmod.replace(cfg, "web", threads=args.threads, max_streams=args.streams)
-        except cfgmod.ConfigError as exc:
-            raise UserError(str(exc)) from None
-        runtime = build(cfg, simulate=True, speed=args.speed)
+        cfg = cfgmod.replace(cfgmod.Config(), "state", dir=state_dir)
+        cfg = cfgmod.replace(cfg, "web", threads=threads, max_streams=streams)
+        runtime = build(cfg, simulate=True, speed=speed)
         controller = runtime.controller
         lateness = TickLateness(controller.clock, TICK_S)
         stop = threading.Event()
@@ -103,13 +88,15 @@ def cmd_bench_web(args: argparse.Namespace) -> int:
         web = attach(controller, runtime.cfg)
         control.start()
         web.start("127.0.0.1", 0)
+        if web.server is None:
+            raise RuntimeError("the dashboard did not start its server")
         port = web.server.effective_port
         try:
             lateness.recording = True
             load = subprocess.run(
-                [sys.executable, "-m", "controller.qa.webbench", "127.0.0.1", str(port), str(args.clients),
-                 str(args.interval), str(args.streams), str(args.duration)],
-                capture_output=True, text=True, timeout=args.duration + 60)
+                [sys.executable, "-m", "controller.qa.webbench", "127.0.0.1", str(port), str(clients),
+                 str(interval_s), str(streams), str(duration_s)],
+                capture_output=True, text=True, timeout=duration_s + 60)
             lateness.recording = False
         finally:
             stop.set()
@@ -117,23 +104,19 @@ def cmd_bench_web(args: argparse.Namespace) -> int:
             controller.close()
             web.stop()
     if load.returncode != 0:
-        raise UserError(f"the load generator failed: {load.stderr.strip()[-500:]}")
-    figures = json.loads(load.stdout)
-    late_ms = [s / args.speed * 1000 for s in lateness.late_s]  # controller seconds -> real ms
+        raise BenchError(f"the load generator failed: {load.stderr.strip()[-500:]}")
+    figures: dict[str, Any] = json.loads(load.stdout)
+    late_ms = [s / speed * 1000 for s in lateness.late_s]  # controller seconds -> real ms
     figures.update({
-        "clients": args.clients, "interval_s": args.interval, "streams_wanted": args.streams,
-        "duration_s": args.duration, "threads": args.threads, "speed": args.speed, "ticks": len(late_ms),
+        "clients": clients, "interval_s": interval_s, "streams_wanted": streams,
+        "duration_s": duration_s, "threads": threads, "speed": speed, "ticks": len(late_ms),
         "tick_late_p50_ms": percentile(late_ms, 50), "tick_late_p99_ms": percentile(late_ms, 99),
         "tick_late_max_ms": max(late_ms) if late_ms else math.nan,
     })
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        print(format_figures(figures))
-    return 0
+    return figures
 
 
-def format_figures(f: dict) -> str:
+def format_figures(f: dict[str, Any]) -> str:
     return "\n".join([
         f"/api/status with {f['clients']} clients (every {f['interval_s']:g} s; 0 = back to back), "
         f"{f['streams_open']}/{f['streams_wanted']} streams open, {f['duration_s']:g} s, "
@@ -204,8 +187,10 @@ async def _stream_client(host: str, port: int, deadline: float, result: dict) ->
     writer.close()
 
 
-async def _load(host: str, port: int, clients: int, interval_s: float, streams: int, duration_s: float) -> dict:
-    result = {"latencies": [], "errors": 0, "streams_open": 0, "stream_refused": 0, "stream_messages": 0}
+async def _load(host: str, port: int, clients: int, interval_s: float, streams: int,
+                duration_s: float) -> dict[str, Any]:
+    result: dict[str, Any] = {"latencies": [], "errors": 0, "streams_open": 0, "stream_refused": 0,
+                              "stream_messages": 0}
     loop = asyncio.get_running_loop()
     stream_tasks = [asyncio.create_task(_stream_client(host, port, loop.time() + duration_s + 2, result))
                     for _ in range(streams)]

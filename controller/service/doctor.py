@@ -10,7 +10,6 @@ looked up under DIR; the probe and state dirs are the config's, as given.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import subprocess
@@ -19,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.cli.main import add_config_arg
 from controller.core import config as cfgmod
 from controller.service.installer import BOOT_CONFIGS, UNIT_NAME, USER, boot_lines_missing
 
@@ -115,7 +113,7 @@ def one_wire_gpio(boot_text: str | None) -> int:
 def one_wire_findings(system: System, cfg: cfgmod.Config) -> list[Finding]:
     out = []
     boot, text = _boot_config(system)
-    if boot is None:
+    if text is None:
         out.append(Finding("warn", "no Raspberry Pi boot config found (" + " or ".join(map(str, BOOT_CONFIGS)) + ")",
                            "on a Raspberry Pi, mount the boot partition; elsewhere enable 1-Wire your own way"))
     elif "dtoverlay=w1-gpio" in boot_lines_missing(text):
@@ -187,7 +185,7 @@ def relay_findings(cfg: cfgmod.Config, *, one_wire_pin: int = ONE_WIRE_DEFAULT_G
 def strict_gpiod_findings(system: System) -> list[Finding]:
     boot, text = _boot_config(system)
     out = []
-    if boot is not None and "dtparam=strict_gpiod" in boot_lines_missing(text):
+    if text is not None and "dtparam=strict_gpiod" in boot_lines_missing(text):
         out.append(Finding("error", f"{boot} lacks dtparam=strict_gpiod: if stonewarmer is killed and "
                                     "relay-off cannot run, the kernel keeps the heater's pin driven ON",
                            "sudo stonewarmer install --configure-boot, then sudo reboot"))
@@ -326,25 +324,3 @@ def diagnose(system: System, config_path: Path) -> list[tuple[str, list[Finding]
         ("Dashboard", password_findings(cfg)),
         ("Service", service_findings(system)),
     ]
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="the doctor: probes, relay, boot config, clock, state, password, service")
-    add_config_arg(p)
-    p.add_argument("--root", metavar="DIR", default="/",
-                   help="inspect the system image at DIR (boot config, kernel parameters, service)")
-    p.set_defaults(handler=cmd_check)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    system = System(root=Path(args.root).resolve())
-    config_path = Path(args.config) if args.config else system.path(cfgmod.DEFAULT_PATH)
-    sections = diagnose(system, config_path)
-    for title, findings in sections:
-        print(f"{title}:")
-        for finding in findings:
-            print(f"  {finding}".replace("\n", "\n  "))
-    errors = sum(f.level == "error" for _, findings in sections for f in findings)
-    warnings = sum(f.level == "warn" for _, findings in sections for f in findings)
-    print(f"{errors} problem(s), {warnings} warning(s)")
-    return 1 if errors else 0

@@ -7,12 +7,12 @@ nothing; running again changes nothing that is already right (idempotent).
 go under DIR, and systemctl/useradd get their own root options.
 
 Only the standard library is used here, so ``sudo python3 -m controller
-install`` works from a fresh checkout, before anything is installed.
+install`` works from a fresh checkout, before anything is installed. The
+command line is :mod:`controller.cli.service`.
 """
 
 from __future__ import annotations
 
-import argparse
 import filecmp
 import os
 import shutil
@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.cli.main import UserError
 from controller.core import config as cfgmod
+from controller.core.atomic import atomic_write
 
 USER = "stonewarmer"
 GPIO_GROUP = "gpio"
@@ -41,6 +41,10 @@ BOOT_CONFIGS = (Path("/boot/firmware/config.txt"), Path("/boot/config.txt"))
 BOOT_LINES = ("dtoverlay=w1-gpio", "dtparam=strict_gpiod")
 
 Runner = Callable[[list[str]], subprocess.CompletedProcess]
+
+
+class InstallError(Exception):
+    """A step failed, or the install cannot start; the message names the step and why."""
 
 
 def run_command(argv: list[str]) -> subprocess.CompletedProcess:
@@ -110,16 +114,13 @@ def _append_boot_lines(path: Path, missing: list[str]) -> None:
     text = path.read_text()
     # [all]: earlier conditional sections ([pi4], [cm5] ...) must not swallow our lines.
     addition = "\n# Added by stonewarmer install: 1-Wire probe, GPIOs released as inputs\n[all]\n"
-    path.write_text(text + ("" if text.endswith("\n") or not text else "\n") + addition + "\n".join(missing) + "\n")
+    atomic_write(path, text + ("" if text.endswith("\n") or not text else "\n") + addition + "\n".join(missing) + "\n",
+                 mode=path.stat().st_mode & 0o7777)
 
 
 def _copy(source: Path, target: Path, *, mode: int = 0o644) -> Callable[[], None]:
     def apply() -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.new")
-        shutil.copyfile(source, tmp)
-        tmp.chmod(mode)
-        os.replace(tmp, target)
+        atomic_write(target, source.read_bytes(), mode=mode)
     return apply
 
 
@@ -236,13 +237,13 @@ def execute(steps: list[Step], host: Host, *, dry_run: bool, out=print) -> None:
             result = host.run(step.command)
             if result.returncode != 0:
                 detail = (result.stderr or result.stdout or "").strip().splitlines()[-3:]
-                raise UserError(f"{step.what}: `{' '.join(step.command)}` failed (exit {result.returncode})"
+                raise InstallError(f"{step.what}: `{' '.join(step.command)}` failed (exit {result.returncode})"
                                 + (": " + " / ".join(detail) if detail else ""))
         if step.apply:
             try:
                 step.apply()
             except OSError as exc:
-                raise UserError(f"{step.what}: {exc}") from None
+                raise InstallError(f"{step.what}: {exc}") from None
     for step in steps:
         for note in step.notes:
             if not step.done:
@@ -253,53 +254,3 @@ def default_source() -> Path | None:
     """The checkout this code runs from, if it is one (not an installed copy)."""
     here = Path(__file__).resolve().parents[2]  # controller/service/installer.py -> the checkout
     return here if (here / "pyproject.toml").is_file() and (here / "config" / UNIT_NAME).is_file() else None
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("install", help="install, enable and start the service (Raspberry Pi OS); idempotent")
-    _common(p)
-    p.add_argument("--source", metavar="DIR",
-                   help="the stonewarmer checkout to install (default: the one this command runs from)")
-    p.add_argument("--configure-boot", action="store_true",
-                   help="add dtoverlay=w1-gpio and dtparam=strict_gpiod to the boot config (then reboot)")
-    p.set_defaults(handler=cmd_install)
-
-    p = sub.add_parser("uninstall", help="stop and remove the service (keeps config and state unless --purge)")
-    _common(p)
-    p.add_argument("--purge", action="store_true", help="also remove the config, the state and the system user")
-    p.set_defaults(handler=cmd_uninstall)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dry-run", action="store_true", help="print every action; change nothing")
-    p.add_argument("--root", metavar="DIR", default="/",
-                   help="work on the system image at DIR instead of this system (default: /)")
-
-
-def _host(args: argparse.Namespace) -> Host:
-    root = Path(args.root).resolve()
-    if not root.is_dir():
-        raise UserError(f"--root {args.root}: no such directory")
-    if not args.dry_run and os.geteuid() != 0:
-        raise UserError(f"must run as root: sudo stonewarmer {args.command} (or --dry-run to see what it would do)")
-    return Host(root=root)
-
-
-def cmd_install(args: argparse.Namespace) -> int:
-    host = _host(args)
-    source = Path(args.source).resolve() if args.source else default_source()
-    if source is None or not (source / "config" / UNIT_NAME).is_file():
-        raise UserError("cannot find the stonewarmer checkout to install: pass --source DIR "
-                        "(the directory holding pyproject.toml and config/)")
-    print(f"stonewarmer install{' (dry run: nothing is changed)' if args.dry_run else ''}, root {host.root}")
-    execute(install_plan(host, source, configure_boot=args.configure_boot), host, dry_run=args.dry_run)
-    if host.is_live and not args.dry_run:
-        print("Dashboard: http://<this Pi's name>.local:8080/ (`stonewarmer check` tells what is missing)")
-    return 0
-
-
-def cmd_uninstall(args: argparse.Namespace) -> int:
-    host = _host(args)
-    print(f"stonewarmer uninstall{' (dry run: nothing is changed)' if args.dry_run else ''}, root {host.root}")
-    execute(uninstall_plan(host, purge=args.purge), host, dry_run=args.dry_run)
-    return 0

@@ -18,6 +18,8 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
+from controller.core.atomic import atomic_write
+
 DS18B20_FAMILY = "28"
 RESOLUTION_C = 0.0625  # 12 bit
 
@@ -86,10 +88,7 @@ class FakeW1Tree:
             with open(path, "w") as f:
                 f.write(text)
             return
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        atomic_write(path, text, durable=False)  # a fake: atomic for its readers, no fsync per tick
 
     def write(self, sensor_id: str, celsius: float) -> None:
         self.write_text(sensor_id, w1_slave_text(celsius))

@@ -10,11 +10,11 @@ as a real pin is (``stonewarmer relay-off`` after a SIGKILL, tests of systemd).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory, MockPin, PinState
 
+from controller.core.atomic import atomic_write
 from controller.core.interfaces import Clock
 
 
@@ -56,9 +56,7 @@ class ClockedMockFactory(MockFactory):
 
 def write_pin_file(mirror_dir: Path, name: str, level: bool) -> None:
     """Atomically record a pin level as ``mirror_dir/name`` ("1" or "0")."""
-    tmp = mirror_dir / f".{name}.tmp"
-    tmp.write_text("1" if level else "0")
-    os.replace(tmp, mirror_dir / name)
+    atomic_write(mirror_dir / name, "1" if level else "0", mode=0o644, durable=False)
 
 
 def read_pin_file(mirror_dir: Path, name: str) -> bool | None:

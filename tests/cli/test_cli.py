@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
+import importlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,6 +14,7 @@ import sys
 import pytest
 
 from controller.cli import main as cli
+from controller.cli.options import dumps_json, load_config, state_dir
 from controller.sim.fake_w1 import FakeW1Tree
 from controller.sim.simpins import read_pin_file
 from tests.helpers import REPO
@@ -123,3 +127,43 @@ def test_check_lists_probes_with_readings_and_warns_about_risky_pins(tmp_path, c
     out = capsys.readouterr().out
     assert "28-0000075a1f2b" in out and "51.50 degC" in out and "12-bit" in out
     assert "GPIO5 is pulled up while the Pi boots" in out
+
+
+@pytest.mark.parametrize("name", cli.USER_ERRORS)
+def test_every_declared_domain_error_is_one_line_and_exit_2(name, monkeypatch, capsys):
+    module_name, _, class_name = name.partition(":")
+    error = getattr(importlib.import_module(module_name), class_name)
+
+    def handler(args):
+        raise error("what was wrong; what is allowed")
+
+    monkeypatch.setattr("controller.cli.run.cmd_simulate", handler)
+    assert cli.main(["simulate"]) == 2
+    assert capsys.readouterr().err == "stonewarmer simulate: what was wrong; what is allowed\n"
+
+
+def test_an_undeclared_exception_is_a_bug_and_is_not_hidden(monkeypatch):
+    def handler(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("controller.cli.run.cmd_simulate", handler)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["simulate"])
+
+
+def test_a_relative_state_dir_is_resolved_against_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(config=None, state_dir="here/state")
+    assert state_dir(args) == tmp_path / "here" / "state"
+    assert load_config(args, simulate=True).state.dir == str(tmp_path / "here" / "state")
+
+
+def test_a_command_given_a_relative_state_dir_writes_under_the_working_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["token", "--state-dir", "rel", "--name", "script"]) == 0
+    assert (tmp_path / "rel" / "web-auth.json").is_file()
+
+
+def test_non_finite_numbers_become_null_in_json_output():
+    assert json.loads(dumps_json({"a": math.nan, "b": [math.inf, 1.5], "c": (-math.inf,)})) == \
+        {"a": None, "b": [None, 1.5], "c": [None]}

@@ -94,3 +94,64 @@ def test_a_slow_state_save_never_holds_up_the_control_tick(make_controller, cloc
     controller.store.release.set()
     setter.join(10)
     assert controller.store.load()["setpoint_c"] == 50.0
+
+
+# -- off and on ---------------------------------------------------------------------------------
+def test_switched_off_the_relay_opens_and_stays_open_while_the_bath_is_cold(make_controller, clock, tree, pins):
+    controller = make_controller()
+    assert run_ticks(controller, clock, tree, [30.0] * 15)[-1].relay_on       # cold bath: heating
+    assert controller.switch_off(source="test") is True
+    statuses = run_ticks(controller, clock, tree, [30.0] * 600)
+    pin = pins.pin(17)
+    off_at_s = clock.monotonic() - 600
+    assert not any(level for t, level in pin.changes if t >= off_at_s)       # never on again while off
+    assert not pin.state
+    assert {s.mode for s in statuses} == {"off"} and all(s.ready_in_s is None for s in statuses)
+    assert controller.events.since(0)[-1].kind == "off"
+
+
+def test_switched_on_again_it_heats_to_the_setpoint(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [30.0] * 5)
+    controller.switch_off()
+    run_ticks(controller, clock, tree, [30.0] * 60)
+    assert controller.switch_on(source="test") is True
+    statuses = run_ticks(controller, clock, tree, [30.0] * 15)
+    assert statuses[-1].relay_on and statuses[-1].mode == "warming"
+    assert [e.kind for e in controller.events.since(0)][-2:] == ["off", "on"]
+
+
+def test_switching_off_twice_records_one_event(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [30.0])
+    before = len(controller.events)
+    assert controller.switch_off() is True and controller.switch_off() is False
+    assert len(controller.events) == before + 1
+
+
+def test_a_warmer_switched_off_stays_off_after_a_restart(make_controller, clock, tree, tmp_path, pins):
+    first = make_controller(state_dir=tmp_path / "kept")
+    run_ticks(first, clock, tree, [30.0] * 3)
+    first.switch_off()
+    first.close()
+    again = make_controller(state_dir=tmp_path / "kept")
+    statuses = run_ticks(again, clock, tree, [30.0] * 30)
+    assert {s.mode for s in statuses} == {"off"} and not any(s.relay_on for s in statuses)
+
+
+def test_an_unreadable_saved_off_switch_stays_off_and_is_reported(make_controller, clock, tree, tmp_path):
+    from controller.core.state import StateStore
+
+    StateStore(tmp_path / "kept").save({"setpoint_c": 50.0, "switched_off": "maybe"})
+    controller = make_controller(state_dir=tmp_path / "kept")
+    assert controller.switched_off is True
+    assert "switched_off" in (controller.state_problem or "")
+
+
+def test_the_interlock_still_trips_while_switched_off(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [50.0] * 5)
+    controller.switch_off()
+    rising = [50.0 + 0.25 * i for i in range(1, 41)]              # to 60 degC: e.g. a welded relay
+    statuses = run_ticks(controller, clock, tree, rising)
+    assert statuses[-1].fault == "overtemp" and statuses[-1].mode == "fault"

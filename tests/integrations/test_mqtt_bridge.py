@@ -9,11 +9,14 @@ import threading
 
 import pytest
 
-from controller.cli.main import UserError, main
+from controller.cli.main import main
 from controller.core import config as cfgmod
 from controller.core.clock import MonotonicClock, SimClock
 from controller.core.loop import run_forever
 from controller.integrations import mqtt
+from controller.integrations.mqtt.bridge import Bridge
+from controller.integrations.mqtt.client import MqttError
+from controller.integrations.mqtt.records import Broker, Record, load_records, save_record
 from controller.sim.simulation import Simulation, parse_injection
 from tests.mqtt_broker import Mosquitto, Subscriber, free_port, need_binary, publish, retained, wait_until
 
@@ -29,7 +32,7 @@ def make_cfg(tmp_path, broker, **mqtt_keys) -> cfgmod.Config:
 
 def publish_once(sim) -> None:
     """Connect a bridge (which publishes discovery and status, retained), then stop it."""
-    bridge = mqtt.Bridge(sim.controller, sim.cfg)
+    bridge = Bridge(sim.controller, sim.cfg)
     bridge.start()
     assert bridge.connected.wait(10), "bridge did not connect"
     bridge.stop()
@@ -39,7 +42,7 @@ def warmer(tmp_path, broker):
     """A simulated warmer (stepped by the test) with its bridge connected."""
     sim = Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim")
     sim.run(3)
-    bridge = mqtt.Bridge(sim.controller, sim.cfg)
+    bridge = Bridge(sim.controller, sim.cfg)
     bridge.start()
     assert bridge.connected.wait(10), "bridge did not connect"
     yield sim, bridge
@@ -99,7 +102,7 @@ def test_status_is_published_when_it_changes(warmer, broker, results):
 def test_unchanged_status_is_repeated_only_when_the_interval_is_up(tmp_path, broker, results):
     with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim") as sim:
         clock = SimClock(start_s=0.0)
-        bridge = mqtt.Bridge(sim.controller, sim.cfg, clock=clock)
+        bridge = Bridge(sim.controller, sim.cfg, clock=clock)
         assert bridge.schedule.interval_s == 30.0
         try:
             # Connected without start(): no publishing thread, the test calls publish_state() itself.
@@ -168,7 +171,7 @@ def test_retained_command_is_refused_so_it_cannot_replay_on_reconnect(warmer, br
     # Retained before the bridge subscribes: a fresh connection gets it with the retain flag.
     bridge.stop()
     publish(broker, f"{ROOT}/set/setpoint", "45", retain=True)
-    again = mqtt.Bridge(sim.controller, sim.cfg)
+    again = Bridge(sim.controller, sim.cfg)
     after = results.count()
     again.start()
     try:
@@ -204,7 +207,7 @@ def test_acknowledge_clears_a_latched_fault(tmp_path, broker, results):
     # The probe file is empty for 20 s (the kernel gave up): a sensor fault latches.
     with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim",
                      injections=[parse_injection("empty@5:20")]) as sim:
-        bridge = mqtt.Bridge(sim.controller, sim.cfg)
+        bridge = Bridge(sim.controller, sim.cfg)
         bridge.start()
         try:
             assert bridge.connected.wait(10)
@@ -231,7 +234,7 @@ def test_disabling_mqtt_clears_discovery_and_the_warmers_retained_topics(tmp_pat
             assert runtime.bridge.connected.wait(10)
             wait_until(lambda: len(retained(broker, "homeassistant/#")) == 6, what="discovery")
             runtime.stop()
-            assert mqtt.load_records(sim.cfg.state.dir)[0].node == NODE
+            assert load_records(sim.cfg.state.dir)[0].node == NODE
 
             disabled = cfgmod.replace(sim.cfg, "mqtt", enabled=False)
             runtime = mqtt.attach(sim.controller, disabled)
@@ -243,7 +246,7 @@ def test_disabling_mqtt_clears_discovery_and_the_warmers_retained_topics(tmp_pat
             sim.close()
         assert retained(broker, "homeassistant/#") == {}
         assert retained(broker, "stonewarmer/#") == {}
-        assert mqtt.load_records(sim.cfg.state.dir) == []
+        assert load_records(sim.cfg.state.dir) == []
 
 
 def test_without_a_record_disabled_mqtt_does_nothing(tmp_path):
@@ -260,11 +263,11 @@ def test_without_a_record_disabled_mqtt_does_nothing(tmp_path):
 def test_renaming_a_warmer_removes_the_old_names_entities(tmp_path, broker):
     with Simulation(make_cfg(tmp_path, broker, name="old-name"), workdir=tmp_path / "sim") as sim:
         try:
-            first = mqtt.Bridge(sim.controller, sim.cfg)
+            first = Bridge(sim.controller, sim.cfg)
             first.start()
             assert first.connected.wait(10)
             first.stop()
-            renamed = mqtt.Bridge(sim.controller, cfgmod.replace(sim.cfg, "mqtt", name="room-7"))
+            renamed = Bridge(sim.controller, cfgmod.replace(sim.cfg, "mqtt", name="room-7"))
             renamed.start()
             assert renamed.connected.wait(10)
             renamed.stop()
@@ -285,13 +288,13 @@ def test_clearing_waits_for_the_broker_and_keeps_the_record_until_confirmed(tmp_
                 clearer.start()
                 wait_until(lambda: "cannot connect" in caplog.text, what="a refused attempt in the log")
             assert not clearer.done.is_set()
-            assert len(mqtt.load_records(sim.cfg.state.dir)) == 1  # kept until the broker confirms
+            assert len(load_records(sim.cfg.state.dir)) == 1  # kept until the broker confirms
             broker.start()
             assert clearer.done.wait(10), "clearing did not finish once the broker was back"
             clearer.stop()
         finally:
             sim.close()
-        assert mqtt.load_records(sim.cfg.state.dir) == []
+        assert load_records(sim.cfg.state.dir) == []
 
 
 def test_mqtt_clear_command_clears_and_reports(tmp_path, broker, capsys):
@@ -309,10 +312,10 @@ def test_mqtt_clear_command_clears_and_reports(tmp_path, broker, capsys):
 
 def test_mqtt_clear_command_keeps_the_record_when_the_broker_is_down(tmp_path, broker, capsys):
     state_dir = tmp_path / "state"
-    mqtt.save_record(state_dir, mqtt.Record(mqtt.Broker("127.0.0.1", free_port()), NODE, ("a/b",)))
+    save_record(state_dir, Record(Broker("127.0.0.1", free_port()), NODE, ("a/b",)))
     assert main(["mqtt-clear", "--state-dir", str(state_dir), "--timeout", "2"]) == 1
     assert "cannot connect to mqtt://127.0.0.1:" in capsys.readouterr().err
-    assert len(mqtt.load_records(state_dir)) == 1
+    assert len(load_records(state_dir)) == 1
 
 
 # -- credentials -----------------------------------------------------------------------------------
@@ -329,7 +332,7 @@ def test_username_and_password_file_authenticate(tmp_path):
         password_file.write_text("s3cret\n")
         cfg = make_cfg(tmp_path, secured, username="warmer", password_file=str(password_file))
         with Simulation(cfg, workdir=tmp_path / "sim") as sim:
-            bridge = mqtt.Bridge(sim.controller, sim.cfg)
+            bridge = Bridge(sim.controller, sim.cfg)
             bridge.start()
             try:
                 assert bridge.connected.wait(10), "did not authenticate"
@@ -352,7 +355,7 @@ def test_wrong_password_is_logged_and_control_carries_on(tmp_path, caplog):
         password_file.write_text("wrong\n")
         with Simulation(make_cfg(tmp_path, secured, username="warmer", password_file=str(password_file)),
                          workdir=tmp_path / "sim") as sim:
-            bridge = mqtt.Bridge(sim.controller, sim.cfg)
+            bridge = Bridge(sim.controller, sim.cfg)
             with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
                 bridge.start()
                 try:
@@ -370,7 +373,7 @@ def test_wrong_password_is_logged_and_control_carries_on(tmp_path, caplog):
 
 def test_unreadable_password_file_stops_start_up_with_its_name(tmp_path, broker):
     cfg = make_cfg(tmp_path, broker, username="warmer", password_file=str(tmp_path / "missing"))
-    with Simulation(cfg, workdir=tmp_path / "sim") as sim, pytest.raises(UserError) as exc:
+    with Simulation(cfg, workdir=tmp_path / "sim") as sim, pytest.raises(MqttError) as exc:
         mqtt.attach(sim.controller, sim.cfg)
     missing = tmp_path / "missing"
     assert str(exc.value) == f"[mqtt] password_file = '{missing}': cannot read (No such file or directory)"
@@ -383,7 +386,7 @@ def test_broker_restart_during_a_session_misses_no_control_tick(tmp_path, broker
     with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim", clock=MonotonicClock()) as sim:
         ticks: list[tuple[int, float]] = []
         sim.controller.add_listener(lambda s: ticks.append((s.tick, s.monotonic_s)))
-        bridge = mqtt.Bridge(sim.controller, sim.cfg)
+        bridge = Bridge(sim.controller, sim.cfg)
         stop = threading.Event()
         loop = threading.Thread(target=run_forever, args=(sim.controller, stop),
                                 kwargs={"period_s": period_s, "before_tick": sim.sync}, daemon=True)
@@ -446,7 +449,7 @@ def tls_broker(tmp_path):
 def test_tls_with_the_brokers_ca_connects(tmp_path, tls_broker):
     broker, ca_file = tls_broker
     with Simulation(make_cfg(tmp_path, broker, tls=True, ca_file=str(ca_file)), workdir=tmp_path / "sim") as sim:
-        bridge = mqtt.Bridge(sim.controller, sim.cfg)
+        bridge = Bridge(sim.controller, sim.cfg)
         bridge.start()
         try:
             assert bridge.connected.wait(10), "no TLS connection"
@@ -459,7 +462,7 @@ def test_tls_with_the_brokers_ca_connects(tmp_path, tls_broker):
 def test_tls_refuses_a_broker_certificate_it_cannot_verify(tmp_path, tls_broker, caplog):
     broker, _ = tls_broker  # signed by a CA the system does not trust
     with Simulation(make_cfg(tmp_path, broker, tls=True), workdir=tmp_path / "sim") as sim:
-        bridge = mqtt.Bridge(sim.controller, sim.cfg)
+        bridge = Bridge(sim.controller, sim.cfg)
         with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
             bridge.start()
             try:
@@ -474,7 +477,7 @@ def test_missing_ca_file_stops_start_up_with_its_name(tmp_path, broker):
     cfg = make_cfg(tmp_path, broker, tls=True, ca_file=str(tmp_path / "nope.pem"))
     with Simulation(cfg, workdir=tmp_path / "sim") as sim:
         try:
-            with pytest.raises(UserError) as exc:
+            with pytest.raises(MqttError) as exc:
                 mqtt.attach(sim.controller, sim.cfg)
         finally:
             sim.close()

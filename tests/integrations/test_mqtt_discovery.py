@@ -11,7 +11,7 @@ import pytest
 from controller.core import config as cfgmod
 from controller.core.loop import CommandError
 from controller.integrations import ha_discovery as ha
-from controller.integrations.mqtt import ChangeOrInterval, parse_setpoint
+from controller.integrations.mqtt.bridge import ChangeOrInterval, parse_setpoint
 from controller.sim.simulation import Simulation
 from tests.helpers import REPO
 

@@ -11,7 +11,7 @@ import pytest
 from controller.cli.main import main
 from controller.core import config as cfgmod
 from controller.core.pid import Gains
-from controller.qa import bench
+from controller.qa import bench, bench_plot, scenarios, software
 from controller.qa.baselines import BangBang, TextbookPID
 from controller.sim.simulation import TraceRow
 
@@ -74,8 +74,8 @@ def test_textbook_pid_has_no_anti_windup():
 def test_baselines_run_through_the_interlock_whose_guard_clips_them():
     # ZN gains without anti-windup overshoot; the guard (setpoint + 1 degC) holds the heater off.
     zn = Gains(kp=0.38, ki=0.0025, kd=14.0)
-    scenario = bench.Scenario("short", "warm-up", 45 * 60.0)
-    r = bench.run_one(cfgmod.Config(), "reference", scenario, "zn-pid", zn, 1080.0)
+    scenario = scenarios.Scenario("short", "warm-up", 45 * 60.0)
+    r = scenarios.run_one(cfgmod.Config(), "reference", scenario, "zn-pid", zn, 1080.0)
     assert r["guard_s"] > 60
     assert r["peak_probe_c"] < 52.0 + 1.0 + 1.0  # clipped near the guard, not a runaway
 
@@ -85,10 +85,10 @@ def _row(t_s: float, probe_c: float, setpoint_c: float = 52.0) -> TraceRow:
 
 
 def test_event_figures_time_the_return_to_the_band_and_the_settling():
-    event = bench.Event(100.0, "stones", (2.0, 35.0))
-    scenario = bench.Scenario("s", "s", 1000.0, (event,))
+    event = scenarios.Event(100.0, "stones", (2.0, 35.0))
+    scenario = scenarios.Scenario("s", "s", 1000.0, (event,))
     temps = [52.0] * 100 + [51.0] * 50 + [51.8] * 50 + [52.2] * 100 + [52.4] * 10 + [52.0] * 690
-    figures = bench._event_figures([_row(float(t), c) for t, c in enumerate(temps)], scenario)
+    figures = scenarios._event_figures([_row(float(t), c) for t, c in enumerate(temps)], scenario)
     assert figures == [{"at_s": 100.0, "event": "2 kg stones at 35 degC", "kind": "stones",
                         "back_in_band_s": 50.0, "settled_s": 210.0,
                         "peak_above_c": pytest.approx(0.4), "dip_below_c": pytest.approx(1.0)}]
@@ -108,17 +108,24 @@ def test_plot_draws_every_controller_when_matplotlib_is_installed(tmp_path):
               "scenarios": [{"name": "warmup-hold"}],
               "runs": [{"plant": "reference", "scenario": "warmup-hold", "controller": c, "trace": trace}
                        for c in bench.CONTROLLERS]}
-    bench.plot(report, str(tmp_path / "b.png"))
+    bench_plot.plot(report, str(tmp_path / "b.png"))
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_tick_timing_excludes_the_probe_read_but_ticks_on_real_readings():
-    figures = bench.measure_tick_us(cfgmod.Config(), ticks=50)
+    figures = software.measure_tick_us(cfgmod.Config(), ticks=50)
     assert figures["tick_samples"] == 50
     assert 0 < figures["tick_median_us"] <= figures["tick_p99_us"]
 
 
 def test_sim_speed_runs_the_simulation_it_times():
-    figures = bench.measure_sim_speed(cfgmod.Config(), 120.0)
+    figures = software.measure_sim_speed(cfgmod.Config(), 120.0)
     assert figures["sim_seconds"] == 120.0 and figures["sim_wall_s"] > 0
     assert figures["sim_seconds_per_wall_second"] == pytest.approx(120.0 / figures["sim_wall_s"])
+
+
+def test_bench_without_simple_pid_says_to_install_the_bench_extra(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "simple_pid", None)  # import fails as if not installed
+    assert main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "install the bench extra" in err and "'.[bench]'" in err

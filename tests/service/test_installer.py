@@ -174,7 +174,7 @@ def test_a_failing_command_stops_the_install_with_its_message(root):
         return subprocess.CompletedProcess(argv, 9, "", "useradd: cannot lock /etc/passwd; try again later.")
 
     host = Host(root=root, run=failing)
-    with pytest.raises(installer.UserError, match=r"useradd .* failed \(exit 9\): useradd: cannot lock"):
+    with pytest.raises(installer.InstallError, match=r"useradd .* failed \(exit 9\): useradd: cannot lock"):
         execute(install_plan(host, SOURCE, configure_boot=False), host, dry_run=False, out=lambda _: None)
     assert not (root / "etc/systemd/system/stonewarmer.service").exists()  # stopped at the first failure
 

@@ -12,7 +12,7 @@ from controller.core import config as cfgmod
 from controller.core.safety import GUARD_ABOVE_C
 from controller.sim.plant import PLANTS, FirstOrderDeadTime, StoneBath
 from controller.sim.simulation import Simulation, parse_injection
-from controller.tuning import autotune
+from controller.tuning import autotune, experiment
 
 
 def fopdt_config() -> cfgmod.Config:
@@ -44,7 +44,7 @@ def test_relay_experiment_measures_ku_pu_and_dead_time_of_a_fopdt_plant_within_1
         assert m.ku == pytest.approx(ku, rel=0.10)
         assert m.pu_s == pytest.approx(pu_s, rel=0.10)
         assert m.dead_time_s == pytest.approx(90.0, rel=0.10)
-        assert m.cycles >= autotune.CYCLES_NEEDED
+        assert m.cycles >= experiment.CYCLES_NEEDED
         # the interlock never had to step in: every peak stayed below the guard
         assert max(r.probe_c for r in sim.trace) < 55.0 + GUARD_ABOVE_C
         assert [p for i, p in enumerate(phases) if p and p != phases[i - 1]] == ["noise", "approach", "relay", "done"]
@@ -70,7 +70,7 @@ def test_interlock_trip_aborts_the_experiment_with_the_heater_off():
         try:
             with pytest.raises(autotune.AutotuneError) as err:
                 autotune.run(sim.controller, step=sim.step)
-            assert err.value.phase == autotune.PHASE_FAILED
+            assert err.value.phase == experiment.Phase.FAILED
             assert "sensor" in str(err.value)
             stopped_s = sim.t_s
             sim.run(600)  # nothing switches the heater back on afterwards
@@ -78,7 +78,7 @@ def test_interlock_trip_aborts_the_experiment_with_the_heater_off():
             assert (True in [on for _, on in levels]), "the experiment heated before the trip"
             last_t, last_on = levels[-1]
             assert not last_on and 600 <= last_t <= stopped_s
-            assert sim.controller.status().detail["autotune"]["phase"] == autotune.PHASE_FAILED
+            assert sim.controller.status().detail["autotune"]["phase"] == experiment.Phase.FAILED
         finally:
             sim.close()
 
@@ -91,7 +91,7 @@ def test_cancel_stops_the_experiment_and_switches_the_heater_off():
             with pytest.raises(autotune.AutotuneError) as err:
                 autotune.run(sim.controller, step=sim.step, cancel=cancel,
                              report=lambda p: assert_heating.append(p["phase"]))
-            assert err.value.phase == autotune.PHASE_CANCELLED
+            assert err.value.phase == experiment.Phase.CANCELLED
             cancelled_s = sim.t_s
             assert sim.relay_pin_on(), "cancelled while heating"
             sim.run(900)
@@ -99,7 +99,7 @@ def test_cancel_stops_the_experiment_and_switches_the_heater_off():
             # off within the relay's minimum on-time, and it stays off
             assert not last_on
             assert cancelled_s <= last_t <= cancelled_s + sim.cfg.relay.effective_min_switch_s + 1
-            assert sim.controller.status().detail["autotune"]["phase"] == autotune.PHASE_CANCELLED
+            assert sim.controller.status().detail["autotune"]["phase"] == experiment.Phase.CANCELLED
             assert "approach" in assert_heating
         finally:
             sim.close()

@@ -19,6 +19,7 @@
     cooling: ["Cooling", () => "The water is hotter than set, so the heater is off. " +
       "Check a stone on your wrist before use."],
     fault: ["FAULT", (s) => s.fault_message || "The heater is off because of a fault."],
+    off: ["Off", () => "Switched off: the heater stays off. The temperature is still watched."],
   };
 
   const $ = (id) => document.getElementById(id);
