@@ -109,7 +109,8 @@ def test_the_enums_keep_the_words_of_the_api():
     assert [m.value for m in Mode] == ["starting", "warming", "holding", "ready", "cooling", "fault", "off"]
     assert [k.value for k in FaultKind] == ["stuck_relay", "overtemp", "over_target", "probe_disagree",
                                             "sensor", "heating", "state"]
-    assert [k.value for k in EventKind] == ["fault", "ack", "setpoint", "start", "ready", "notice", "off", "on"]
+    assert [k.value for k in EventKind] == ["fault", "ack", "setpoint", "start", "ready", "off", "on",
+                                            "notice"]
     assert ReadingKind.VALID == "valid" and ReadingKind.OUT_OF_RANGE == "out_of_range"
 
 
