@@ -38,6 +38,7 @@ MIN = 60.0
 EVERYDAY = ((0, "stones"), (15, "lid-open"), (20, "lid-closed"), (35, "cold-top-up"), (50, "hot-top-up"),
             (65, "setpoint-down"), (85, "setpoint-up"))
 EVERYDAY_END_MIN = 115
+MAX_BATHS = 10000
 SAFE_ABOVE_C = 1.5       # under a single fault the true water stays below setpoint + this
 WELDED_ALARM_S = 180.0   # ... except a welded relay: alarmed within this long
 FAULT_OBSERVE_S = 2400.0
