@@ -50,9 +50,14 @@ DETECT_SAMPLES = 3          # ... on this many readings in a row
 FIT_MIN_RISE_C = 1.5        # fit only once the probe has risen this much ...
 FIT_MIN_AFTER_DETECT_S = 45.0  # ... and this long after it started rising
 FIT_EVERY_S = 15.0          # refit this often during a warm-up (each fit is O(1), the split a few us)
-DELAY_FIT_SPANS = 4.0       # the delay is fitted until the ramp has run this many times its first delay:
-                            # later the losses and the stones bend it, and a line through it points too late
+FIT_SPANS = 4.0             # a warm-up is fitted until it has run this many times the probe's first delay
+FIT_WINDOW_MIN_S = 180.0    # ... and at least this long after the probe started rising: later the losses
+                            # and the stones bend it (the first hold sorts those out), and an element
+                            # that stops heating must not be learned as a weak one
 RAMP_MAX_S = 3 * 3600.0     # a longer warm-up keeps its first 3 h of samples
+LATE_FIT_S = 300.0          # a long warm-up is fitted again over its last 5 min ...
+LATE_MIN_RISE_C = 8.0       # ... once the water is this much warmer than at the first fit: the slope has
+                            # bent by the losses alone, which gives the loss rate (a lid left off, a weak heater)
 LATER_RAMP_WEIGHT = 0.5     # a later warm-up moves the learned heating rate this far toward its own fit
 HOLD_BAND_C = 0.5           # the loss rate is learned while the estimated water is this close to the setpoint ...
 HOLD_WINDOW_S = 900.0       # ... from the heater's average duty over this long
@@ -63,7 +68,7 @@ JOINT_MAX_SHARE = 0.8       # the first hold re-solves the heating rate unless l
                             # share of it during the warm-up (then the two cannot be told apart)
 
 # Observer.
-CORRECTION_S = 30.0         # the probe pulls the estimate toward itself with this time constant ...
+CORRECTION_S = 20.0         # the probe pulls the estimate toward itself with this time constant ...
 BIAS_RATE_OF_HEAT = 0.5     # ... at most at this share of the heater's full-power rate ...
 BIAS_SHIFT_C = 0.3          # ... and no faster than this much per probe delay (dead time + lag),
 LID_OFF_LOSS_FACTOR = 6.0   # ... plus, downward, the bath's losses with the lid off (up to 6 x lid on)
@@ -220,14 +225,14 @@ class Learner:
         ramp.add(now_s, reading_c)
         if ramp.detect_s is None or now_s - ramp.last_fit_s < FIT_EVERY_S:
             return None
+        if now_s - ramp.detect_s > max(FIT_WINDOW_MIN_S, FIT_SPANS * (ramp.detect_s - ramp.start_s) + 60.0):
+            return self._late_fit(now_s, ramp)
         fit = ramp.fit(now_s)
         if fit is None:
             return None
         slope, delay_s = fit
         m = self.model
-        if ramp.delays is None or now_s - ramp.detect_s <= DELAY_FIT_SPANS * (ramp.detect_s - ramp.start_s) + 60.0:
-            ramp.delays = _split_delay(delay_s, ramp.detect_s - ramp.start_s, slope)
-        dead_s, lag_s = ramp.delays
+        dead_s, lag_s = _split_delay(delay_s, ramp.detect_s - ramp.start_s, slope)
         water_c = ramp.mean_c + slope * delay_s
         rate = slope + m.loss_per_s * (water_c - m.room_c)
         if m.learned and ramp.fits == 1:
@@ -239,7 +244,29 @@ class Learner:
         self.model = replace(m, heat_rate_c_per_s=rate, dead_time_s=dead_s, lag_s=lag_s).bounded()
         ramp.fits += 1
         ramp.slope_c_per_s = slope
+        ramp.early = (slope, water_c - m.room_c)
         self._ramp_seen = (slope, water_c - m.room_c, ramp.prior)
+        return self.model
+
+    def _late_fit(self, now_s: float, ramp: _Ramp) -> BathModel | None:
+        """The loss rate from how much a long full-power warm-up has bent since its first fits."""
+        if ramp.early is None or ramp.late_done:
+            return None
+        ramp.last_fit_s = now_s
+        late = ramp.fit_since(now_s - LATE_FIT_S)
+        if late is None:
+            return None
+        slope, mean_c = late
+        early_slope, early_excess = ramp.early
+        m = self.model
+        late_excess = mean_c + slope * m.delay_s - m.room_c
+        if late_excess - early_excess < LATE_MIN_RISE_C or slope >= early_slope:
+            return None
+        ramp.late_done = True
+        k = (early_slope - slope) / (late_excess - early_excess)
+        rate = early_slope + k * early_excess
+        self.model = replace(m, heat_rate_c_per_s=rate, loss_per_s=k).bounded()
+        self._ramp_seen = None  # the losses are known: the first hold refines k alone
         return self.model
 
     @property
@@ -302,7 +329,8 @@ class _Ramp:
         self.mean_c = start_c
         self.slope_c_per_s = 0.0
         self.prior: tuple[float, float, float] | None = None
-        self.delays: tuple[float, float] | None = None  # (dead time, lag) once fitted
+        self.early: tuple[float, float] | None = None  # (probe slope, water above the room) of the last early fit
+        self.late_done = False
 
     def add(self, t_s: float, reading_c: float) -> None:
         rel = t_s - self.start_s
@@ -315,6 +343,19 @@ class _Ramp:
         self.times.append(rel)
         self._sums.append((st + rel, sy + reading_c, stt + rel * rel, sty + rel * reading_c))
         self._last_c = reading_c
+
+    def fit_since(self, from_s: float) -> tuple[float, float] | None:
+        """(probe slope degC/s, mean reading) over the samples since ``from_s``."""
+        i = bisect.bisect_left(self.times, from_s - self.start_s)
+        n = len(self.times) - i
+        if n < 10:
+            return None
+        a, b = self._sums[i], self._sums[-1]
+        st, sy, stt, sty = (b[j] - a[j] for j in range(4))
+        var = stt - st * st / n
+        if var <= 0:
+            return None
+        return (sty - st * sy / n) / var, sy / n
 
     def fit(self, now_s: float) -> tuple[float, float] | None:
         """(probe slope degC/s, delay s) from the second half of the ramp since the probe started rising."""
@@ -408,6 +449,13 @@ class Observer:
         m = self.model
         return max(0.0, m.loss_per_s - self.drift_c_per_s / max(1.0, self.water_c - m.room_c))
 
+    def take_model(self, model: BathModel) -> None:
+        """Use ``model`` from now on, keeping the losses as the bath behaves now: what the missed
+        heat flow held that the new loss rate now explains leaves the flow."""
+        excess = max(1.0, self.water_c - model.room_c)
+        self.drift_c_per_s += (model.loss_per_s - self.model.loss_per_s) * excess
+        self.model = model
+
     def hold_duty(self, setpoint_c: float) -> float:
         """Share of full power that holds ``setpoint_c`` as the bath behaves now."""
         m = self.model
@@ -425,9 +473,15 @@ class Observer:
 
     @property
     def max_bias_rate_c_per_s(self) -> float:
-        """How fast the reading may pull the estimate up (degC/s): what model error explains."""
+        """How fast model error may move the estimate (degC/s), either way."""
         m = self.model
         return min(BIAS_RATE_OF_HEAT * m.heat_rate_c_per_s, BIAS_SHIFT_C / m.delay_s)
+
+    @property
+    def max_rise_rate_c_per_s(self) -> float:
+        """How fast the reading may pull the estimate up (degC/s): model error plus full power
+        (a lid put back on, hot water poured in). Up is the safe side: the heater holds back."""
+        return self.max_bias_rate_c_per_s + self.model.heat_rate_c_per_s
 
     @property
     def max_fall_rate_c_per_s(self) -> float:
@@ -469,9 +523,10 @@ class Observer:
 
     def correct(self, dt_s: float, reading_c: float | None) -> None:
         """Move the estimate toward a valid reading, at a bounded rate."""
+        m = self.model
         self.departing = False
         if reading_c is not None and dt_s > 0:
-            up = self.max_bias_rate_c_per_s * dt_s
+            up = self.max_rise_rate_c_per_s * dt_s
             down = self.max_fall_rate_c_per_s * dt_s
             pull = (reading_c - self.probe_c) * dt_s / (CORRECTION_S + dt_s)
             # Below the model faster than the bath can cool by itself: not the water (yet).
@@ -479,8 +534,10 @@ class Observer:
             step = _clamp(pull, -down, up)
             self.bias_c += step
             if not self.departing and not self.suspect:
-                # A correction that keeps going one way is heat the model misses: learn it as a flow.
-                self.drift_c_per_s += step / DRIFT_S
+                # A correction that keeps going one way is heat the model misses: learn it as a flow,
+                # no larger than the lid taking off (a dead element must not be learned away).
+                limit_c_per_s = LID_OFF_LOSS_FACTOR * m.loss_per_s * max(1.0, self.water_c - m.room_c)
+                self.drift_c_per_s = _clamp(self.drift_c_per_s + step / DRIFT_S, -limit_c_per_s, limit_c_per_s)
             if self.departing and not self.suspect:
                 self.suspect, self.suspect_s, self._low_c = True, 0.0, reading_c
             if self.suspect:

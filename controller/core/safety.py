@@ -20,13 +20,14 @@ acknowledge becomes an event; the latch is persisted by the controller.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from controller.core import events as ev
-from controller.core.bath_model import BathModel
+from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
 from controller.core.probe import DESCRIPTIONS, Reading, ReadingKind
 from controller.core.relay import Relay, TimeProportioner
 
@@ -37,11 +38,21 @@ BUDGET_SAFE_ABOVE_C = 1.5   # ... so that it stays below setpoint + this, allowi
 BUDGET_OBSERVER_C = 0.3     # ... what the observer may follow a wrong probe (bath_model.BIAS_SHIFT_C)
 BUDGET_PULSE_SHARE = 0.5    # ... and half the rise of one minimum relay pulse (the hold's own ripple)
 BUDGET_MIN_C = 0.4          # a budget below this would trip on the DS18B20's noise
+# Heating watch: with the relay on, the reading must rise this much ...
+HEATING_MIN_DUTY = 0.8
+HEATING_BELOW_C = 3.0       # watched this far below the setpoint: closer, a lid taken off may hold it
+HEATING_RISE_C = 1.0
+HEATING_RATE_SHARE = 0.5    # ... within the probe's delay plus the time half the learned heating rate
+                            # (net of the losses) takes for it (the weakest heater's rate before learning)
+HEATING_MAX_S = 1800.0      # a bath that needs longer than this for it is at its limit: not watched
+HEATING_FALL_C = 0.15       # a reading falling this much in one tick (more than noise, more than any
+                            # bath cools by itself) is cold water poured in: the watch starts afresh
 STUCK_ABOVE_C = 1.0
 STUCK_PERIOD_S = 120.0
 STUCK_RATE_SHARE = 0.33     # a welded element heats at full power: the rise must be >= 1/3 of it
 STUCK_RISE_MIN_C = 0.5      # ... and at least this over the period (noise)
-STUCK_STILL_RISING = 0.35   # ... and >= 35 % of it in the last ~50 s (a steady rise: ~45 %)
+STUCK_STILL_RISING = 0.35   # ... and >= 35 % of it in each half of the period (a steady rise: ~45-50 %;
+                            # hot water poured in rises in one step)
 STUCK_AVERAGE_S = 10.0      # temperatures in the rule are 10 s means
 STUCK_RECENT_S = 30.0       # ... and still rising over the last 30 s at 1/3 of full power: hot
                             # water poured in a minute ago has stopped rising by then
@@ -192,6 +203,8 @@ class Interlock:
         self.estimate_c: float | None = None     # the estimate following the reading
         # rule state
         self._relay_off = HeldFor(STUCK_PERIOD_S, since_s=start_s)  # relay commanded off
+        self._heat_watch: tuple[float, float] | None = None  # (relay-on seconds, lowest reading) since armed
+        self._last_tick_s: float | None = None
         self._history: deque[tuple[float, float]] = deque()    # (t, hottest valid C)
         self._over_target = HeldFor(OVER_TARGET_S)
         self._disagree = HeldFor(DISAGREE_S)
@@ -231,6 +244,8 @@ class Interlock:
                            f"{self.cutoff_c:.1f} degC", now_s)
             self._check_over_target(now_s, hottest_c, setpoint_c)
             self._check_stuck(now_s, probe_c, setpoint_c)
+        if temp_c is not None:
+            self._check_heating(now_s, temp_c, duty, setpoint_c)
         self._check_budget(now_s, unconfirmed_c)
         self._check_disagree(now_s)
 
@@ -248,6 +263,7 @@ class Interlock:
             want = self.proportioner.want_on(now_s, duty, self.relay.is_on)
             self.relay.drive(want, now_s)
         self._relay_off.update(not self.relay.is_on, now_s)
+        self._last_tick_s = now_s
         return self.relay.is_on
 
     def acknowledge(self, now_s: float, setpoint_c: float, *, source: str = "controller") -> Fault:
@@ -343,6 +359,37 @@ class Interlock:
         pulse_c = self.model.heat_rate_c_per_s * self.proportioner.min_switch_s
         return max(BUDGET_MIN_C, BUDGET_SAFE_ABOVE_C - BUDGET_OBSERVER_C - BUDGET_PULSE_SHARE * pulse_c)
 
+    def heating_period_s(self, water_c: float) -> float:
+        """Relay-on seconds in which a probe in water at ``water_c`` must rise HEATING_RISE_C (inf: not watched)."""
+        m = self.model
+        rate = HEATING_RATE_SHARE * m.heat_rate_c_per_s if m.learned else HEAT_RATE_MIN_C_PER_S
+        rate -= m.loss_per_s * max(0.0, water_c - m.room_c)
+        period_s = m.delay_s + HEATING_RISE_C / rate if rate > 0 else math.inf
+        return period_s if period_s <= HEATING_MAX_S else math.inf
+
+    def _check_heating(self, now_s: float, temp_c: float, duty: float, setpoint_c: float) -> None:
+        """Heating watch: more than HEATING_BELOW_C below the setpoint, with the relay on and a duty of at
+        least HEATING_MIN_DUTY, the reading must rise HEATING_RISE_C within :meth:`heating_period_s` of
+        relay-on time (a dead element) or the watch latches.
+        Re-armed by a rise, by a sudden fall (cold water poured in), and whenever the duty drops; a
+        slow fall (what the water does with no heat) keeps counting from its lowest point."""
+        if duty < HEATING_MIN_DUTY or self.latched or temp_c > setpoint_c - HEATING_BELOW_C:
+            self._heat_watch = None
+            return
+        on_s, low_c = self._heat_watch or (0.0, temp_c)
+        if low_c - temp_c >= HEATING_FALL_C or temp_c - low_c >= HEATING_RISE_C:
+            self._heat_watch = (0.0, temp_c)  # (re)arm: poured-in water, or it rose as it should
+            return
+        low_c = min(low_c, temp_c)
+        if self.relay.is_on:
+            on_s += now_s - self._last_tick_s if self._last_tick_s is not None else 0.0
+        self._heat_watch = (on_s, low_c)
+        period_s = self.heating_period_s(temp_c if self.water_c is None else self.water_c)
+        if on_s >= period_s:
+            self._trip(FaultKind.HEATING, f"the water rose only {temp_c - low_c:.1f} degC in {on_s:.0f} s of heating "
+                       f"(this bath should rise {HEATING_RISE_C:g} degC in {period_s:.0f} s): is the heater heating "
+                       "and the probe in the water?", now_s)
+
     def _check_budget(self, now_s: float, unconfirmed_c: float) -> None:
         """Energy budget: heat the probe did not confirm reaching :attr:`budget_c` latches a HEATING
         fault (a probe stuck, lifted or dead, or an element that does not heat)."""
@@ -368,8 +415,9 @@ class Interlock:
         m = self.model
         rate = STUCK_RATE_SHARE * (m.heat_rate_c_per_s - m.loss_per_s * max(0.0, temp_c - m.room_c))
         recent_c = self._mean_c(now_s - STUCK_RECENT_S - STUCK_AVERAGE_S, now_s - STUCK_RECENT_S)
-        if (end_c - start_c > max(STUCK_RISE_MIN_C, rate * STUCK_PERIOD_S)
-                and end_c - mid_c >= STUCK_STILL_RISING * (end_c - start_c)
+        rise_c = end_c - start_c
+        if (rise_c > max(STUCK_RISE_MIN_C, rate * STUCK_PERIOD_S)
+                and min(end_c - mid_c, mid_c - start_c) >= STUCK_STILL_RISING * rise_c  # both halves: no step
                 and end_c - recent_c >= rate * STUCK_RECENT_S):
             self._trip(FaultKind.STUCK_RELAY, f"water rose {end_c - start_c:.1f} degC in {now_s - start_t:.0f} s "
                        f"with the heater switched off (now {temp_c:.1f} degC)", now_s)
@@ -433,6 +481,7 @@ class Interlock:
         self._on_latch_change()
 
     def _reset_rules(self) -> None:
+        self._heat_watch = None
         self._over_target.reset()
         self._disagree.reset()
         self._cooling_low_c = None
