@@ -50,7 +50,7 @@ DETECT_SAMPLES = 3          # ... on this many readings in a row
 FIT_MIN_RISE_C = 1.5        # fit only once the probe has risen this much ...
 FIT_MIN_AFTER_DETECT_S = 45.0  # ... and this long after it started rising
 FIT_EVERY_S = 15.0          # refit this often during a warm-up (each fit is O(1), the split a few us)
-FIT_SPANS = 4.0             # a warm-up is fitted until it has run this many times the probe's first delay
+FIT_SPANS = 3.0             # a warm-up is fitted until this many times the first fit's probe delay
 FIT_WINDOW_MIN_S = 180.0    # ... and at least this long after the probe started rising: later the losses
                             # and the stones bend it (the first hold sorts those out), and an element
                             # that stops heating must not be learned as a weak one
@@ -225,15 +225,20 @@ class Learner:
         ramp.add(now_s, reading_c)
         if ramp.detect_s is None or now_s - ramp.last_fit_s < FIT_EVERY_S:
             return None
-        if now_s - ramp.detect_s > max(FIT_WINDOW_MIN_S, FIT_SPANS * (ramp.detect_s - ramp.start_s) + 60.0):
+        if ramp.first_delay_s is not None and now_s - ramp.detect_s > max(FIT_WINDOW_MIN_S,
+                                                                          FIT_SPANS * ramp.first_delay_s):
             return self._late_fit(now_s, ramp)
         fit = ramp.fit(now_s)
         if fit is None:
             return None
         slope, delay_s = fit
         m = self.model
-        dead_s, lag_s = _split_delay(delay_s, ramp.detect_s - ramp.start_s, slope)
-        water_c = ramp.mean_c + slope * delay_s
+        # The longest delay any fit of this warm-up saw: the losses bending the ramp only shorten it.
+        ramp.delay_s = max(ramp.delay_s, delay_s)
+        dead_s, lag_s = _split_delay(ramp.delay_s, ramp.detect_s - ramp.start_s, slope)
+        if ramp.first_delay_s is None:
+            ramp.first_delay_s = dead_s + lag_s
+        water_c = ramp.mean_c + slope * ramp.delay_s
         rate = slope + m.loss_per_s * (water_c - m.room_c)
         if m.learned and ramp.fits == 1:
             # A later warm-up (more water, more stones): move toward it, not onto it.
@@ -330,6 +335,8 @@ class _Ramp:
         self.slope_c_per_s = 0.0
         self.prior: tuple[float, float, float] | None = None
         self.early: tuple[float, float] | None = None  # (probe slope, water above the room) of the last early fit
+        self.first_delay_s: float | None = None
+        self.delay_s = 0.0
         self.late_done = False
 
     def add(self, t_s: float, reading_c: float) -> None:
@@ -488,7 +495,8 @@ class Observer:
         """How fast the reading may pull the estimate down (degC/s): model error, and the lid
         taken off (the fastest a bath cools by itself). Faster is a probe leaving the water."""
         m = self.model
-        return self.max_bias_rate_c_per_s + LID_OFF_LOSS_FACTOR * m.loss_per_s * max(0.0, self.water_c - m.room_c)
+        loss = max(m.loss_per_s, self.loss_per_s)  # as learned, or as the bath behaves now if lossier
+        return self.max_bias_rate_c_per_s + LID_OFF_LOSS_FACTOR * loss * max(0.0, self.water_c - m.room_c)
 
     def rebase(self, model: BathModel, reading_c: float, *, slope_c_per_s: float = 0.0,
                water_c: float | None = None) -> None:
@@ -535,8 +543,8 @@ class Observer:
             self.bias_c += step
             if not self.departing and not self.suspect:
                 # A correction that keeps going one way is heat the model misses: learn it as a flow,
-                # no larger than the lid taking off (a dead element must not be learned away).
-                limit_c_per_s = LID_OFF_LOSS_FACTOR * m.loss_per_s * max(1.0, self.water_c - m.room_c)
+                # no larger than the losses of the lossiest bath (a dead element is the heating watch's).
+                limit_c_per_s = LOSS_MAX_PER_S * max(1.0, self.water_c - m.room_c)
                 self.drift_c_per_s = _clamp(self.drift_c_per_s + step / DRIFT_S, -limit_c_per_s, limit_c_per_s)
             if self.departing and not self.suspect:
                 self.suspect, self.suspect_s, self._low_c = True, 0.0, reading_c

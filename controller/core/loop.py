@@ -264,7 +264,9 @@ class Controller:
             heater_on_s = dt if self.interlock.relay.is_on else 0.0  # the relay as it was since the last tick
             if self.observer is not None:
                 self.observer.predict(dt, heater_on_s)
-            expected_c = self.observer.predicted_change_c if self.observer is not None else 0.0
+            # How much the probe should have moved: the model's prediction, scaled down to the weakest
+            # heater's until this bath's heating rate is known (a frozen probe is judged on it).
+            expected_c = 0.0 if self.observer is None else self.observer.predicted_change_c * self._rate_share
             primary = (self._classifiers[0].classify(primary_raw, expected_c)
                        if primary_raw else None)
             secondary = (self._classifiers[1].classify(secondary_raw, expected_c)
@@ -317,10 +319,9 @@ class Controller:
         m = self.bath
         # Heat that should show at the probe by now: the model's rise plus the losses it made up for.
         rise = max(0.0, obs.predicted_change_c + obs.loss_per_s * max(0.0, obs.probe_c - m.room_c) * dt)
-        share = BUDGET_RATE_SHARE if self._fitted else bm.HEAT_RATE_MIN_C_PER_S / m.heat_rate_c_per_s
         if not self.interlock.latched:
             self.budget.step(dt, reading_c=reading_c, predicted_change_c=obs.predicted_change_c,
-                             expected_rise_c=rise * share, departing=obs.suspect)
+                             expected_rise_c=rise * BUDGET_RATE_SHARE * self._rate_share, departing=obs.suspect)
         model = self.learner.observe(now, reading_c, obs.water_c, heater_on_s > 0, self.setpoint_c, dt)
         if model is None:
             return
@@ -336,6 +337,11 @@ class Controller:
             self._apply_model_gains()
         if counted:
             self._persist()
+
+    @property
+    def _rate_share(self) -> float:
+        """1 once this bath's heating rate is known; before, the weakest heater's share of the model's."""
+        return 1.0 if self._fitted else bm.HEAT_RATE_MIN_C_PER_S / self.bath.heat_rate_c_per_s
 
     @property
     def _closed_loop_s(self) -> float:

@@ -44,6 +44,7 @@ HEATING_BELOW_C = 3.0       # watched this far below the setpoint: closer, a lid
 HEATING_RISE_C = 1.0
 HEATING_RATE_SHARE = 0.5    # ... within the probe's delay plus the time half the learned heating rate
                             # (net of the losses) takes for it (the weakest heater's rate before learning)
+HEATING_DELAY_MARGIN = 1.5  # ... the probe's delay counted this many times (learned from one warm-up)
 HEATING_MAX_S = 1800.0      # a bath that needs longer than this for it is at its limit: not watched
 HEATING_FALL_C = 0.15       # a reading falling this much in one tick (more than noise, more than any
                             # bath cools by itself) is cold water poured in: the watch starts afresh
@@ -364,7 +365,7 @@ class Interlock:
         m = self.model
         rate = HEATING_RATE_SHARE * m.heat_rate_c_per_s if m.learned else HEAT_RATE_MIN_C_PER_S
         rate -= m.loss_per_s * max(0.0, water_c - m.room_c)
-        period_s = m.delay_s + HEATING_RISE_C / rate if rate > 0 else math.inf
+        period_s = HEATING_DELAY_MARGIN * m.delay_s + HEATING_RISE_C / rate if rate > 0 else math.inf
         return period_s if period_s <= HEATING_MAX_S else math.inf
 
     def _check_heating(self, now_s: float, temp_c: float, duty: float, setpoint_c: float) -> None:

@@ -166,6 +166,8 @@
     $("reason").textContent = l.ok ? words(reason(s)) : `Last known state: ${badge}, at ${hhmm(s.wall_time_s)}.`;
     $("eta").textContent = l.ok && s.mode !== "ready" && s.ready_in_s !== null && s.ready_in_s > 0
       ? `Ready in ${duration(s.ready_in_s)} (around ${hhmm(Date.now() / 1000 + s.ready_in_s)})` : "";
+    // What the warmer learned about its bath, in words; a heater too weak for it says so first.
+    $("bath").textContent = l.ok && s.bath ? (s.bath.too_weak || s.bath.summary || "") : "";
     document.title = (l.ok ? `${s.mode === "fault" ? "FAULT" : fmt(s.temperature_c)} · ${badge}` : "Not live") + " · Stone warmer";
     renderAlarm(s, l.ok);
     renderSetpoint();
