@@ -74,7 +74,9 @@ BIAS_SHIFT_C = 0.3          # ... and no faster than this much per probe delay (
 LID_OFF_LOSS_FACTOR = 6.0   # ... plus, downward, the bath's losses with the lid off (up to 6 x lid on)
 DRIFT_S = 300.0             # a steady correction becomes a heat flow the model missed (a lid off, a
                             # draught) with this time constant; the next hold window moves it into k
-CONFIRM_RISE_C = 0.5        # a reading that fell away is believed again once it rises this much with heat
+WATER_FIRST_SHARE = 0.3     # while suspect, the guard adds this share of the heat delivered since: the water
+                            # takes it before the stones do (stones are up to 40 % of a bath's capacity)
+CONFIRM_RISE_C = 0.3        # a reading that fell away is believed again once it rises this much with heat
 
 # Energy budget.
 BUDGET_FORGET_S = 1200.0    # unconfirmed heat is forgotten with this time constant (model error must not add up)
@@ -91,7 +93,7 @@ class BathModel:
     lag_s: float = 15.0               # the probe's own time constant
     room_c: float = 21.0
     warmups: int = 0                  # full-power warm-ups learned (0: the default)
-    holds: int = 0                    # hold windows learned
+    loss_fits: int = 0                # times the losses were measured (a long warm-up, a hold)
 
     @property
     def learned(self) -> bool:
@@ -270,7 +272,7 @@ class Learner:
         ramp.late_done = True
         k = (early_slope - slope) / (late_excess - early_excess)
         rate = early_slope + k * early_excess
-        self.model = replace(m, heat_rate_c_per_s=rate, loss_per_s=k).bounded()
+        self.model = replace(m, heat_rate_c_per_s=rate, loss_per_s=k, loss_fits=m.loss_fits + 1).bounded()
         self._ramp_seen = None  # the losses are known: the first hold refines k alone
         return self.model
 
@@ -310,12 +312,12 @@ class Learner:
                 if prior is not None:
                     rate = prior[0] + LATER_RAMP_WEIGHT * (rate - prior[0])
                 k = (rate * duty - drift) / excess
-                self.model = replace(m, heat_rate_c_per_s=rate, loss_per_s=k, holds=m.holds + 1).bounded()
+                self.model = replace(m, heat_rate_c_per_s=rate, loss_per_s=k, loss_fits=m.loss_fits + 1).bounded()
                 return self.model
         measured = (m.heat_rate_c_per_s * duty - drift) / excess
         k = m.loss_per_s + HOLD_WEIGHT * (measured - m.loss_per_s)
         k = _clamp(k, m.loss_per_s / HOLD_STEP_FACTOR, m.loss_per_s * HOLD_STEP_FACTOR)
-        self.model = replace(m, loss_per_s=k, holds=m.holds + 1).bounded()
+        self.model = replace(m, loss_per_s=k, loss_fits=m.loss_fits + 1).bounded()
         return self.model
 
 
@@ -442,6 +444,7 @@ class Observer:
         self.suspect_s = 0.0           # ... for this long
         self._anchor_c = 0.0           # the bias before the reading fell away
         self._low_c = 0.0              # the lowest reading since
+        self._suspect_heat_c = 0.0     # the heat delivered since (degC of the whole bath)
         self.drift_c_per_s = 0.0       # heat flow the model misses (negative: more losses), degC/s
         self.rebase(model, reading_c)
 
@@ -471,7 +474,7 @@ class Observer:
     @property
     def guard_water_c(self) -> float:
         """The water as the heat delivered says it is: the estimate without a suspect reading's fall."""
-        return self._water_c + max(self.bias_c, self._anchor_c)
+        return self._water_c + max(self.bias_c, self._anchor_c) + WATER_FIRST_SHARE * self._suspect_heat_c
 
     @property
     def probe_c(self) -> float:
@@ -503,7 +506,7 @@ class Observer:
         """Start from ``reading_c`` with ``model``: the probe reads it, the water leads it by the
         ramp ``slope_c_per_s`` over the delay (0: settled), unless ``water_c`` says where it is."""
         self.model = model
-        self.suspect, self.suspect_s, self._anchor_c = False, 0.0, self.bias_c
+        self.suspect, self.suspect_s, self._anchor_c, self._suspect_heat_c = False, 0.0, self.bias_c, 0.0
         self.drift_c_per_s = 0.0
         ahead_c = slope_c_per_s * model.delay_s
         self._water_c = (reading_c + ahead_c if water_c is None else water_c) - self.bias_c
@@ -523,6 +526,8 @@ class Observer:
         u = heater_on_s / dt_s if dt_s > 0 else 0.0
         self._water_c += (m.heat_rate_c_per_s * u - m.loss_per_s * (self.water_c - m.room_c)
                           + self.drift_c_per_s) * dt_s
+        if self.suspect:
+            self._suspect_heat_c += m.heat_rate_c_per_s * u * dt_s
         self._delay.append(self._water_c)
         delayed = self._delay.popleft()
         before = self._probe_c
@@ -547,12 +552,12 @@ class Observer:
                 limit_c_per_s = LOSS_MAX_PER_S * max(1.0, self.water_c - m.room_c)
                 self.drift_c_per_s = _clamp(self.drift_c_per_s + step / DRIFT_S, -limit_c_per_s, limit_c_per_s)
             if self.departing and not self.suspect:
-                self.suspect, self.suspect_s, self._low_c = True, 0.0, reading_c
+                self.suspect, self.suspect_s, self._low_c, self._suspect_heat_c = True, 0.0, reading_c, 0.0
             if self.suspect:
                 self.suspect_s += dt_s
                 self._low_c = min(self._low_c, reading_c)
                 if not self.departing and reading_c - self._low_c >= CONFIRM_RISE_C:
-                    self.suspect = False  # it rose with the heat: a probe in the water
+                    self.suspect, self._suspect_heat_c = False, 0.0  # it rose with the heat: a probe in the water
         if not self.suspect:
             self._anchor_c = self.bias_c
 

@@ -295,7 +295,8 @@ class Controller:
             self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c,
                                 water_c=obs.guard_water_c if obs is not None else None,
                                 estimate_c=obs.water_c if obs is not None else None,
-                                unconfirmed_c=self.budget.unconfirmed_c)
+                                unconfirmed_c=self.budget.unconfirmed_c,
+                                suspect_s=obs.suspect_s if obs is not None and obs.suspect else 0.0)
             if self.interlock.latched and self.budget.unconfirmed_c > 0 and obs is not None:
                 # Heat the probe never showed is taken as real: it went into the water.
                 obs.add_heat(self.budget.unconfirmed_c)
@@ -325,10 +326,10 @@ class Controller:
         model = self.learner.observe(now, reading_c, obs.water_c, heater_on_s > 0, self.setpoint_c, dt)
         if model is None:
             return
-        counted = (model.warmups, model.holds) != (m.warmups, m.holds)
+        counted = (model.warmups, model.loss_fits) != (m.warmups, m.loss_fits)
         if model.heat_rate_c_per_s != m.heat_rate_c_per_s and reading_c is not None and heater_on_s > 0:
             obs.rebase(model, reading_c, slope_c_per_s=self.learner.ramp_slope_c_per_s)
-            self._fitted = True
+            self._fitted = self.interlock.rate_known = True
         else:
             obs.take_model(model)
         self.bath = model

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from controller.core import events as ev
-from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
+from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, LID_OFF_LOSS_FACTOR, BathModel
 from controller.core.probe import DESCRIPTIONS, Reading, ReadingKind
 from controller.core.relay import Relay, TimeProportioner
 
@@ -38,6 +38,8 @@ BUDGET_SAFE_ABOVE_C = 1.5   # ... so that it stays below setpoint + this, allowi
 BUDGET_OBSERVER_C = 0.3     # ... what the observer may follow a wrong probe (bath_model.BIAS_SHIFT_C)
 BUDGET_PULSE_SHARE = 0.5    # ... and half the rise of one minimum relay pulse (the hold's own ripple)
 BUDGET_MIN_C = 0.4          # a budget below this would trip on the DS18B20's noise
+SUSPECT_MAX_S = 900.0       # a reading that fell away and has not risen with heat for this long is not
+                            # in the water (cold water poured in shows the heat within minutes)
 # Heating watch: with the relay on, the reading must rise this much ...
 HEATING_MIN_DUTY = 0.8
 HEATING_BELOW_C = 3.0       # watched this far below the setpoint: closer, a lid taken off may hold it
@@ -200,6 +202,7 @@ class Interlock:
         self.faults_total: dict[FaultKind, int] = {}
         self.blocked_reason: str | None = None  # why the relay is held off this tick
         self.model = BathModel()                 # the bath as learned (the controller keeps it current)
+        self.rate_known = False                  # its heating rate fitted from this warm-up already
         self.water_c: float | None = None        # the water as the heat says, this tick (None: no estimate yet)
         self.estimate_c: float | None = None     # the estimate following the reading
         # rule state
@@ -215,13 +218,14 @@ class Interlock:
     # -- public -------------------------------------------------------------------------
     def tick(self, now_s: float, primary: Reading | None, secondary: Reading | None,
              duty: float, setpoint_c: float, *, water_c: float | None = None,
-             estimate_c: float | None = None, unconfirmed_c: float = 0.0) -> bool:
+             estimate_c: float | None = None, unconfirmed_c: float = 0.0, suspect_s: float = 0.0) -> bool:
         """Evaluate every rule, then drive the relay. Return whether it is on.
 
         ``water_c``: the water as the bath model says the heat left it (a suspect fall of the
         reading not believed), for the rules; ``estimate_c``: the model's estimate following
         the reading, for an acknowledge (None: no estimate yet); ``unconfirmed_c``: the energy
-        budget's heat the probe has not confirmed (degC of water).
+        budget's heat the probe has not confirmed (degC of water); ``suspect_s``: how long the reading
+        has been suspect (fell away, not risen with heat since).
         """
         bad = self.primary.see(primary)
         if self.has_safety_probe:
@@ -248,6 +252,9 @@ class Interlock:
         if temp_c is not None:
             self._check_heating(now_s, temp_c, duty, setpoint_c)
         self._check_budget(now_s, unconfirmed_c)
+        if suspect_s >= SUSPECT_MAX_S:
+            self._trip(FaultKind.SENSOR, f"the probe reading fell away {suspect_s / 60:.0f} min ago and has not "
+                       "risen with the heat since: is the probe in the water?", now_s)
         self._check_disagree(now_s)
 
         reason = self._block_reason(bad, temp_c, hottest_c, setpoint_c)
@@ -363,8 +370,11 @@ class Interlock:
     def heating_period_s(self, water_c: float) -> float:
         """Relay-on seconds in which a probe in water at ``water_c`` must rise HEATING_RISE_C (inf: not watched)."""
         m = self.model
-        rate = HEATING_RATE_SHARE * m.heat_rate_c_per_s if m.learned else HEAT_RATE_MIN_C_PER_S
-        rate -= m.loss_per_s * max(0.0, water_c - m.room_c)
+        known = m.learned or self.rate_known
+        rate = HEATING_RATE_SHARE * m.heat_rate_c_per_s if known else HEAT_RATE_MIN_C_PER_S
+        # Losses not measured yet: as if the lid were off (a weak heater near its limit is not dead).
+        losses = m.loss_per_s * (1.0 if m.loss_fits or not known else LID_OFF_LOSS_FACTOR)
+        rate -= losses * max(0.0, water_c - m.room_c)
         period_s = HEATING_DELAY_MARGIN * m.delay_s + HEATING_RISE_C / rate if rate > 0 else math.inf
         return period_s if period_s <= HEATING_MAX_S else math.inf
 

@@ -61,7 +61,7 @@ def test_holding_learns_the_loss_rate_from_the_average_duty():
     # 30 degC above the room at 30 % duty: k = 0.03 * 0.3 / 30 = 3e-4
     for t in range(int(3 * 900) + 3):
         learner.observe(float(t), 50.0, 50.0, t % 10 < 3, 50.0, 1.0)
-    assert learner.model.holds >= 2
+    assert learner.model.loss_fits >= 2
     assert 1.5e-4 < learner.model.loss_per_s <= 3e-4
 
 
