@@ -74,6 +74,7 @@ BIAS_SHIFT_C = 0.3          # ... and no faster than this much per probe delay (
 LID_OFF_LOSS_FACTOR = 6.0   # ... plus, downward, the bath's losses with the lid off (up to 6 x lid on)
 DRIFT_S = 300.0             # a steady correction becomes a heat flow the model missed (a lid off, a
                             # draught) with this time constant; the next hold window moves it into k
+DRIFT_UP_S = 60.0           # ... and a correction upward (the lid back on) five times as fast: the safe side
 WATER_FIRST_SHARE = 0.3     # while suspect, the guard adds this share of the heat delivered since: the water
                             # takes it before the stones do (stones are up to 40 % of a bath's capacity)
 CONFIRM_RISE_C = 0.3        # a reading that fell away is believed again once it rises this much with heat
@@ -547,10 +548,13 @@ class Observer:
             step = _clamp(pull, -down, up)
             self.bias_c += step
             if not self.departing and not self.suspect:
-                # A correction that keeps going one way is heat the model misses: learn it as a flow,
-                # no larger than the losses of the lossiest bath (a dead element is the heating watch's).
-                limit_c_per_s = LOSS_MAX_PER_S * max(1.0, self.water_c - m.room_c)
-                self.drift_c_per_s = _clamp(self.drift_c_per_s + step / DRIFT_S, -limit_c_per_s, limit_c_per_s)
+                # A correction that keeps going one way is heat the model misses: learn it as a flow, no
+                # larger than the lid taking off once the losses were measured (the lossiest bath's before):
+                # a dead element must not be learned away.
+                loss = (LID_OFF_LOSS_FACTOR - 1.0) * m.loss_per_s if m.loss_fits else LOSS_MAX_PER_S
+                limit_c_per_s = loss * max(1.0, self.water_c - m.room_c)
+                drift_s = DRIFT_UP_S if step > 0 else DRIFT_S  # warmer than thought: heat less, soon
+                self.drift_c_per_s = _clamp(self.drift_c_per_s + step / drift_s, -limit_c_per_s, limit_c_per_s)
             if self.departing and not self.suspect:
                 self.suspect, self.suspect_s, self._low_c, self._suspect_heat_c = True, 0.0, reading_c, 0.0
             if self.suspect:

@@ -42,7 +42,7 @@ SUSPECT_MAX_S = 900.0       # a reading that fell away and has not risen with he
                             # in the water (cold water poured in shows the heat within minutes)
 # Heating watch: with the relay on, the reading must rise this much ...
 HEATING_MIN_DUTY = 0.8
-HEATING_BELOW_C = 3.0       # watched this far below the setpoint: closer, a lid taken off may hold it
+HEATING_BELOW_C = 5.0       # watched this far below the setpoint: closer, a lid taken off may hold it
 HEATING_RISE_C = 1.0
 HEATING_RATE_SHARE = 0.5    # ... within the probe's delay plus the time half the learned heating rate
                             # (net of the losses) takes for it (the weakest heater's rate before learning)

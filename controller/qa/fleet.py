@@ -154,7 +154,7 @@ def run_everyday(bath: FleetBath, *, seed: int = 1) -> dict:
         ons = sim.controller.interlock.relay.switch_ons
     finally:
         sim.close()
-    pulse_c = bath.heat_rate_c_per_s * sim.cfg.relay.effective_min_switch_s
+    pulse_c = bath.pulse_rise_c(sim.cfg.relay.effective_min_switch_s)
     true_rate = bath.heat_rate_c_per_s
     at_warm = watch.learned_at_warm or learned
     return {

@@ -52,6 +52,12 @@ class FleetBath:
         """The true full-power heating rate (no losses)."""
         return self.params.power_w / self.heat_capacity_j_per_k
 
+    def pulse_rise_c(self, pulse_s: float) -> float:
+        """How much one heater pulse of ``pulse_s`` raises the water (and pot) before the stones take
+        their share: what a relay's minimum pulse does to the water the hold band is judged on."""
+        p = self.params
+        return p.power_w * pulse_s / (p.water_kg * WATER_J_PER_KG_K + p.pot_j_per_k)
+
     @property
     def loss_w_per_k(self) -> float:
         p = self.params
