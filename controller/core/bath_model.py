@@ -547,14 +547,17 @@ class Observer:
             self.departing = pull < -down
             step = _clamp(pull, -down, up)
             self.bias_c += step
-            if not self.departing and not self.suspect:
+            if -down < pull < up and not self.suspect:
                 # A correction that keeps going one way is heat the model misses: learn it as a flow, no
                 # larger than the lid taking off once the losses were measured (the lossiest bath's before):
                 # a dead element must not be learned away.
+                # Never a heat source of its own: at most it cancels the losses (a step, hot water poured
+                # in, saturates the correction and teaches nothing).
+                excess = max(1.0, self.water_c - m.room_c)
                 loss = (LID_OFF_LOSS_FACTOR - 1.0) * m.loss_per_s if m.loss_fits else LOSS_MAX_PER_S
-                limit_c_per_s = loss * max(1.0, self.water_c - m.room_c)
                 drift_s = DRIFT_UP_S if step > 0 else DRIFT_S  # warmer than thought: heat less, soon
-                self.drift_c_per_s = _clamp(self.drift_c_per_s + step / drift_s, -limit_c_per_s, limit_c_per_s)
+                self.drift_c_per_s = _clamp(self.drift_c_per_s + step / drift_s, -loss * excess,
+                                            m.loss_per_s * excess)
             if self.departing and not self.suspect:
                 self.suspect, self.suspect_s, self._low_c, self._suspect_heat_c = True, 0.0, reading_c, 0.0
             if self.suspect:
