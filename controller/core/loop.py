@@ -366,8 +366,11 @@ class Controller:
     def bath_summary(self) -> dict[str, Any]:
         """What was learned, in a therapist's words and in numbers (for the status and `check`)."""
         m = self.bath
+        limited = self.interlock.heater_at_limit(self.clock.monotonic())
         return {"summary": m.describe(power_w=self.cfg.heater.power_w),
-                "too_weak": m.too_weak_message(self.setpoint_c),
+                "too_weak": m.too_weak_message(self.setpoint_c) or (
+                    "the heater works but cannot warm this bath to the set temperature now: is the lid off?"
+                    if limited else None),
                 "learned": m.learned, "heat_rate_c_per_min": round(m.heat_rate_c_per_s * 60.0, 2),
                 "probe_delay_s": round(m.delay_s), "max_water_c": round(m.max_water_c, 1),
                 "water_c": round(self.observer.water_c, 2) if self.observer is not None else None,

@@ -48,6 +48,10 @@ HEATING_RATE_SHARE = 0.5    # ... within the probe's delay plus the time half th
                             # (net of the losses) takes for it (the weakest heater's rate before learning)
 HEATING_DELAY_MARGIN = 1.5  # ... the probe's delay counted this many times (learned from one warm-up)
 HEATING_MAX_S = 1800.0      # a bath that needs longer than this for it is at its limit: not watched
+HEATER_CHECK_DELAYS = 1.5   # before the watch latches, the heater is held off this many probe delays
+HEATER_CHECK_SLOPE_S = 60.0 # ... plus this long, and the probe's slope over this long compared with before:
+HEATER_CHECK_SHARE = 0.3    # ... if it fell by this share of the heating rate, the element heats and the
+HEATER_QUIET_S = 1800.0     # ... bath is at its limit (a lid off): said plainly, not watched for this long
 HEATING_FALL_C = 0.15       # a reading falling this much in one tick (more than noise, more than any
                             # bath cools by itself) is cold water poured in: the watch starts afresh
 STUCK_ABOVE_C = 1.0
@@ -209,6 +213,9 @@ class Interlock:
         self._relay_off = HeldFor(STUCK_PERIOD_S, since_s=start_s)  # relay commanded off
         self._heat_watch: tuple[float, float] | None = None  # (relay-on seconds, lowest reading) since armed
         self._last_tick_s: float | None = None
+        self._heater_check: tuple[float, float] | None = None  # (since_s, probe slope before, degC/s)
+        self._watch_quiet_until_s = -math.inf
+
         self._history: deque[tuple[float, float]] = deque()    # (t, hottest valid C)
         self._over_target = HeldFor(OVER_TARGET_S)
         self._disagree = HeldFor(DISAGREE_S)
@@ -384,7 +391,11 @@ class Interlock:
         relay-on time (a dead element) or the watch latches.
         Re-armed by a rise, by a sudden fall (cold water poured in), and whenever the duty drops; a
         slow fall (what the water does with no heat) keeps counting from its lowest point."""
-        if duty < HEATING_MIN_DUTY or self.latched or temp_c > setpoint_c - HEATING_BELOW_C:
+        if self._heater_check is not None:
+            self._finish_heater_check(now_s, temp_c)
+            return
+        if (duty < HEATING_MIN_DUTY or self.latched or temp_c > setpoint_c - HEATING_BELOW_C
+                or now_s < self._watch_quiet_until_s):
             self._heat_watch = None
             return
         on_s, low_c = self._heat_watch or (0.0, temp_c)
@@ -397,9 +408,37 @@ class Interlock:
         self._heat_watch = (on_s, low_c)
         period_s = self.heating_period_s(temp_c if self.water_c is None else self.water_c)
         if on_s >= period_s:
-            self._trip(FaultKind.HEATING, f"the water rose only {temp_c - low_c:.1f} degC in {on_s:.0f} s of heating "
-                       f"(this bath should rise {HEATING_RISE_C:g} degC in {period_s:.0f} s): is the heater heating "
-                       "and the probe in the water?", now_s)
+            # A dead element, or a working one at its limit (the lid off)? Hold it off and see.
+            self._heater_check = (now_s, self._slope_c_per_s(now_s))
+            self._heat_watch = None
+
+    def heater_at_limit(self, now_s: float) -> bool:
+        """Whether the last heater check, within HEATER_QUIET_S, found a working element at its limit."""
+        return now_s < self._watch_quiet_until_s
+
+    def _slope_c_per_s(self, now_s: float) -> float:
+        """The probe's slope over the last HEATER_CHECK_SLOPE_S of kept readings (10 s means)."""
+        early = self._mean_c(now_s - HEATER_CHECK_SLOPE_S, now_s - HEATER_CHECK_SLOPE_S + STUCK_AVERAGE_S)
+        late = self._mean_c(now_s - STUCK_AVERAGE_S, now_s)
+        return (late - early) / (HEATER_CHECK_SLOPE_S - STUCK_AVERAGE_S)
+
+    def _finish_heater_check(self, now_s: float, temp_c: float) -> None:
+        """At the end of a heater check: latch a dead element, or say the heater is at its limit."""
+        since_s, before = self._heater_check
+        m = self.model
+        if now_s - since_s < HEATER_CHECK_DELAYS * m.delay_s + HEATER_CHECK_SLOPE_S:
+            return
+        self._heater_check = None
+        after = self._slope_c_per_s(now_s)
+        if before - after >= HEATER_CHECK_SHARE * m.heat_rate_c_per_s:
+            self._watch_quiet_until_s = now_s + HEATER_QUIET_S
+            self.events.record(monotonic_s=now_s, wall_time_s=self.wall(), kind=ev.EventKind.NOTICE,
+                               source="interlock", temperature_c=temp_c,
+                               message=f"the heater works but cannot warm the water at {temp_c:.1f} degC: "
+                               "is the lid off? Close it, or use less water or a stronger heater")
+            return
+        self._trip(FaultKind.HEATING, f"the water did not warm at full power, and cooled as fast with the heater "
+                   f"off ({before * 60:+.2f} and {after * 60:+.2f} degC/min): the element is not heating", now_s)
 
     def _check_budget(self, now_s: float, unconfirmed_c: float) -> None:
         """Energy budget: heat the probe did not confirm reaching :attr:`budget_c` latches a HEATING
@@ -473,6 +512,8 @@ class Interlock:
             return "no fresh reading"
         if hottest_c >= setpoint_c + GUARD_ABOVE_C:
             return f"guard: at or above setpoint + {GUARD_ABOVE_C:g} degC"
+        if self._heater_check is not None:
+            return "heater check: held off to see whether the element heats"
         return None
 
     def _trip(self, kind: FaultKind, message: str, now_s: float) -> None:
@@ -493,6 +534,7 @@ class Interlock:
 
     def _reset_rules(self) -> None:
         self._heat_watch = None
+        self._heater_check = None
         self._over_target.reset()
         self._disagree.reset()
         self._cooling_low_c = None
