@@ -55,9 +55,10 @@ FIT_WINDOW_MIN_S = 180.0    # ... and at least this long after the probe started
                             # and the stones bend it (the first hold sorts those out), and an element
                             # that stops heating must not be learned as a weak one
 RAMP_MAX_S = 3 * 3600.0     # a longer warm-up keeps its first 3 h of samples
-LATE_FIT_S = 300.0          # a long warm-up is fitted again over its last 5 min ...
-LATE_MIN_RISE_C = 8.0       # ... once the water is this much warmer than at the first fit: the slope has
-                            # bent by the losses alone, which gives the loss rate (a lid left off, a weak heater)
+STONES_SETTLE_S = 900.0     # a long warm-up is fitted over 5 min once the stones have caught up (15 min;
+LATE_FIT_S = 300.0          # ~5 of their time constants) and again over its last 5 min ...
+LATE_MIN_RISE_C = 8.0       # ... once the water is this much warmer: the slope has bent by the losses
+                            # alone, which gives the loss rate (a lid left off, a weak heater)
 LATER_RAMP_WEIGHT = 0.5     # a later warm-up moves the learned heating rate this far toward its own fit
 HOLD_BAND_C = 0.5           # the loss rate is learned while the estimated water is this close to the setpoint ...
 HOLD_WINDOW_S = 900.0       # ... from the heater's average duty over this long
@@ -195,6 +196,7 @@ class Learner:
         self.model = model
         self._ramp: _Ramp | None = None
         self._hold: tuple[float, float, float, float] | None = None  # (since_s, water_c, on_s, sum water*s)
+        self._ramp_end_s = -math.inf
         # The last warm-up's fit: (probe slope degC/s, water above the room there, the model before it)
         self._ramp_seen: tuple[float, float, tuple[float, float, float] | None] | None = None
 
@@ -210,6 +212,8 @@ class Learner:
         ramp = self._ramp
         if not heater_on:
             self._ramp = None
+            if ramp is not None:
+                self._ramp_end_s = now_s
             if ramp is not None and ramp.fits:
                 self.model = replace(self.model, warmups=self.model.warmups + 1)
                 return self.model
@@ -252,22 +256,25 @@ class Learner:
         self.model = replace(m, heat_rate_c_per_s=rate, dead_time_s=dead_s, lag_s=lag_s).bounded()
         ramp.fits += 1
         ramp.slope_c_per_s = slope
-        ramp.early = (slope, water_c - m.room_c)
         self._ramp_seen = (slope, water_c - m.room_c, ramp.prior)
         return self.model
 
     def _late_fit(self, now_s: float, ramp: _Ramp) -> BathModel | None:
-        """The loss rate from how much a long full-power warm-up has bent since its first fits."""
-        if ramp.early is None or ramp.late_done:
+        """The loss rate from how much a long full-power warm-up has bent between two fits made after
+        the stones caught up with the water (before, the stones bend it too)."""
+        if ramp.late_done or now_s - ramp.start_s < STONES_SETTLE_S + LATE_FIT_S:
             return None
         ramp.last_fit_s = now_s
         late = ramp.fit_since(now_s - LATE_FIT_S)
         if late is None:
             return None
         slope, mean_c = late
-        early_slope, early_excess = ramp.early
         m = self.model
         late_excess = mean_c + slope * m.delay_s - m.room_c
+        if ramp.mid is None:
+            ramp.mid = (slope, late_excess)
+            return None
+        early_slope, early_excess = ramp.mid
         if late_excess - early_excess < LATE_MIN_RISE_C or slope >= early_slope:
             return None
         ramp.late_done = True
@@ -285,7 +292,8 @@ class Learner:
     def _observe_hold(self, now_s: float, water_c: float, heater_on: bool, setpoint_c: float,
                       dt_s: float) -> BathModel | None:
         m = self.model
-        if not m.learned or abs(water_c - setpoint_c) > HOLD_BAND_C or water_c - m.room_c < HOLD_MIN_EXCESS_C:
+        if (not m.learned or abs(water_c - setpoint_c) > HOLD_BAND_C or water_c - m.room_c < HOLD_MIN_EXCESS_C
+                or now_s - self._ramp_end_s < STONES_SETTLE_S):  # the stones still soak up heat: not the losses
             self._hold = None
             return None
         if self._hold is None:
@@ -337,7 +345,7 @@ class _Ramp:
         self.mean_c = start_c
         self.slope_c_per_s = 0.0
         self.prior: tuple[float, float, float] | None = None
-        self.early: tuple[float, float] | None = None  # (probe slope, water above the room) of the last early fit
+        self.mid: tuple[float, float] | None = None  # (probe slope, water above the room) once the stones caught up
         self.first_delay_s: float | None = None
         self.delay_s = 0.0
         self.late_done = False

@@ -45,6 +45,8 @@ CLOSED_LOOP_S = 60.0    # the estimated water closes on the setpoint with this t
 CLOSED_LOOP_DELAYS = 1.0  # ... or this many probe delays, if longer: corrections arrive through the probe
 INTEGRAL_TIMES = 8.0    # integral time = this many closed-loop times: it corrects the model's hold duty, slowly
 INTEGRAL_BAND_SHARE = 0.2  # ... and only within this share of the proportional band: not on the way there
+INTEGRAL_MAX_DUTY = 0.15   # ... and never more than this much duty either way: it corrects the model, it does
+                           # not hold an open lid (that would overshoot when the lid goes back on)
 SETPOINT_SETTLE_TIMES = 3.0  # no integration for this many closed-loop times after a setpoint change
 BUDGET_RATE_SHARE = 0.5  # the budget expects the probe to show half the learned heating: cold stones just
                          # put back soak up to ~40 % of it first (the guard does not rely on the budget)
@@ -285,11 +287,15 @@ class Controller:
                 if self._duty_override is not None:
                     self._duty = min(1.0, max(0.0, self._duty_override(now, reading_c, self.setpoint_c)))
                 else:
-                    # The PID controls the estimated water, ahead of the probe's dead time and lag.
+                    # The PID controls the estimated water, ahead of the probe's dead time and lag; its
+                    # integral sees the estimate moved by what the probe says it is off (its mean ends on
+                    # the setpoint whatever the model's bias, and the probe's lag winds nothing up).
                     settling = now - self._setpoint_moved_s < SETPOINT_SETTLE_TIMES * self._closed_loop_s
                     guarded = (self.interlock.blocked_reason or "").startswith("guard")
                     self._duty = self.pid.update(obs.water_c, self.setpoint_c, now, feedforward=self._feedforward(),
-                                                 integrate=not (settling or guarded))
+                                                 integrate=not (settling or guarded or obs.suspect),
+                                                 integral_c=reading_c
+                                                 if self._model_gains else None)
             # A bad reading has no temperature to act on: the interlock holds the relay off this
             # tick (and from the first tick until a valid reading); the PID keeps its state.
             self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c,
@@ -356,12 +362,15 @@ class Controller:
         kp = 1.0 / band_c
         self.pid.gains = Gains(kp=kp, ki=kp / (INTEGRAL_TIMES * self._closed_loop_s), kd=0.0)
         self.pid.integral_band_c = INTEGRAL_BAND_SHARE * band_c
+        self.pid.integral_max = INTEGRAL_MAX_DUTY
 
     def _feedforward(self) -> float:
-        """The duty the model says holds the setpoint (0 with gains set on purpose: they were tuned without)."""
-        if not self._model_gains or self.observer is None:
+        """The duty the learned model says holds the setpoint (0 with gains set on purpose: they were tuned
+        without). From the learned losses, not the missed-heat flow of the moment: what an open lid takes
+        extra is left to the proportional term, so nothing stored overshoots when the lid goes back on."""
+        if not self._model_gains:
             return 0.0
-        return min(1.0, self.observer.hold_duty(self.setpoint_c))
+        return min(1.0, self.bath.hold_duty(self.setpoint_c))
 
     def bath_summary(self) -> dict[str, Any]:
         """What was learned, in a therapist's words and in numbers (for the status and `check`)."""
@@ -480,7 +489,8 @@ class Controller:
         with self._lock:
             self._model_gains = False
             self.pid.gains = gains
-            self.pid.integral_band_c = PID(gains).integral_band_c
+            default = PID(gains)
+            self.pid.integral_band_c, self.pid.integral_max = default.integral_band_c, default.integral_max
             self.pid.reset()
             self.events.record(monotonic_s=self.clock.monotonic(), wall_time_s=self.clock.wall(),
                                kind=ev.EventKind.NOTICE, source=source,
