@@ -60,7 +60,8 @@ LATE_FIT_S = 300.0          # ~5 of their time constants) and again over its las
 LATE_MIN_RISE_C = 8.0       # ... once the water is this much warmer: the slope has bent by the losses
                             # alone, which gives the loss rate (a lid left off, a weak heater)
 LATER_RAMP_WEIGHT = 0.5     # a later warm-up moves the learned heating rate this far toward its own fit
-HOLD_BAND_C = 0.5           # the loss rate is learned while the estimated water is this close to the setpoint ...
+HOLD_BAND_C = 1.0           # the loss rate is learned while the estimated water stays this close to where it
+                            # was (a hold, or full power at the heater's limit) ...
 HOLD_WINDOW_S = 900.0       # ... from the heater's average duty over this long
 HOLD_MIN_EXCESS_C = 5.0     # ... when the bath is at least this much warmer than the room
 HOLD_WEIGHT = 0.5           # each hold window moves the loss rate this far toward what it measured
@@ -204,7 +205,7 @@ class Learner:
                 setpoint_c: float, dt_s: float) -> BathModel | None:
         """Learn from one tick; return the new model when it changed."""
         learned = self._observe_ramp(now_s, reading_c, heater_on, setpoint_c)
-        held = self._observe_hold(now_s, water_c, heater_on, setpoint_c, dt_s)
+        held = self._observe_hold(now_s, water_c, heater_on, dt_s)
         return held or learned
 
     def _observe_ramp(self, now_s: float, reading_c: float | None, heater_on: bool,
@@ -289,11 +290,12 @@ class Learner:
         """The probe's slope in the warm-up being learned (0 when none)."""
         return self._ramp.slope_c_per_s if self._ramp is not None else 0.0
 
-    def _observe_hold(self, now_s: float, water_c: float, heater_on: bool, setpoint_c: float,
+    def _observe_hold(self, now_s: float, water_c: float, heater_on: bool,
                       dt_s: float) -> BathModel | None:
         m = self.model
-        if (not m.learned or abs(water_c - setpoint_c) > HOLD_BAND_C or water_c - m.room_c < HOLD_MIN_EXCESS_C
-                or now_s - self._ramp_end_s < STONES_SETTLE_S):  # the stones still soak up heat: not the losses
+        if (not m.learned or water_c - m.room_c < HOLD_MIN_EXCESS_C
+                or now_s - self._ramp_end_s < STONES_SETTLE_S  # the stones still soak up heat: not the losses
+                or (self._hold is not None and abs(water_c - self._hold[1]) > HOLD_BAND_C)):  # not steady
             self._hold = None
             return None
         if self._hold is None:

@@ -366,10 +366,13 @@ class Controller:
 
     def _feedforward(self) -> float:
         """The duty the learned model says holds the setpoint (0 with gains set on purpose: they were tuned
-        without). From the learned losses, not the missed-heat flow of the moment: what an open lid takes
-        extra is left to the proportional term, so nothing stored overshoots when the lid goes back on."""
+        without). From the learned losses once they were measured, not the missed-heat flow of the moment:
+        what an open lid takes extra is left to the proportional term, so nothing stored overshoots when
+        the lid goes back on."""
         if not self._model_gains:
             return 0.0
+        if not self.bath.loss_fits and self.observer is not None:
+            return min(1.0, self.observer.hold_duty(self.setpoint_c))  # nothing measured yet: what it does now
         return min(1.0, self.bath.hold_duty(self.setpoint_c))
 
     def bath_summary(self) -> dict[str, Any]:
