@@ -406,7 +406,7 @@ class Interlock:
         if self.relay.is_on:
             on_s += now_s - self._last_tick_s if self._last_tick_s is not None else 0.0
         self._heat_watch = (on_s, low_c)
-        period_s = self.heating_period_s(temp_c if self.water_c is None else self.water_c)
+        period_s = self.heating_period_s(temp_c)  # the reading: a model not yet learned may run away
         if on_s >= period_s:
             # A dead element, or a working one at its limit (the lid off)? Hold it off and see.
             self._heater_check = (now_s, self._slope_c_per_s(now_s))
