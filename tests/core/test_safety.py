@@ -205,9 +205,8 @@ def test_dead_element_trips_the_heating_watch_within_8_min_on_a_bath_not_learned
         fault = first_fault(sim)
         assert fault.fault == FaultKind.HEATING
         assert fault.t_s <= 480
-        assert not sim.relay_pin_on()
-        assert not sim.relay_pin_on()
-        assert sim.pin.changes[-1] == (sim.t0 + fault.t_s, False)
+        off_s = sim.pin.changes[-1][0] - sim.t0    # off for the heater check, and off since
+        assert not sim.pin.changes[-1][1] and off_s < fault.t_s
 
 
 def test_probe_lifted_out_of_the_water_trips_the_heating_watch():
