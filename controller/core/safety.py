@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from controller.core import events as ev
-from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, LID_OFF_LOSS_FACTOR, BathModel
+from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
 from controller.core.probe import DESCRIPTIONS, Reading, ReadingKind
 from controller.core.relay import Relay, TimeProportioner
 
@@ -379,9 +379,9 @@ class Interlock:
         m = self.model
         known = m.learned or self.rate_known
         rate = HEATING_RATE_SHARE * m.heat_rate_c_per_s if known else HEAT_RATE_MIN_C_PER_S
-        # Losses not measured yet: as if the lid were off (a weak heater near its limit is not dead).
-        losses = m.loss_per_s * (1.0 if m.loss_fits or not known else LID_OFF_LOSS_FACTOR)
-        rate -= losses * max(0.0, water_c - m.room_c)
+        # A heater at its limit (the lid off, losses not measured yet) is told from a dead one by the
+        # heater check before anything latches.
+        rate -= m.loss_per_s * max(0.0, water_c - m.room_c)
         period_s = HEATING_DELAY_MARGIN * m.delay_s + HEATING_RISE_C / rate if rate > 0 else math.inf
         return period_s if period_s <= HEATING_MAX_S else math.inf
 
