@@ -112,9 +112,11 @@ class BathModel:
         """The warmest this heater can hold the bath: full power balances the losses."""
         return self.room_c + self.heat_rate_c_per_s / self.loss_per_s
 
-    def hold_duty(self, setpoint_c: float) -> float:
-        """Share of full power that holds ``setpoint_c`` (0..1, more than 1: too weak)."""
-        return self.loss_per_s * max(0.0, setpoint_c - self.room_c) / self.heat_rate_c_per_s
+    def hold_duty(self, setpoint_c: float, *, loss_per_s: float | None = None) -> float:
+        """Share of full power that holds ``setpoint_c`` (0..1, more than 1: too weak); with
+        ``loss_per_s`` (1/s) instead of the learned loss rate."""
+        loss = self.loss_per_s if loss_per_s is None else loss_per_s
+        return loss * max(0.0, setpoint_c - self.room_c) / self.heat_rate_c_per_s
 
     def full_power_s(self, from_c: float, to_c: float) -> float:
         """Seconds at full power from ``from_c`` to ``to_c`` (water), inf when it cannot get there."""
@@ -479,8 +481,7 @@ class Observer:
 
     def hold_duty(self, setpoint_c: float) -> float:
         """Share of full power that holds ``setpoint_c`` as the bath behaves now."""
-        m = self.model
-        return self.loss_per_s * max(0.0, setpoint_c - m.room_c) / m.heat_rate_c_per_s
+        return self.model.hold_duty(setpoint_c, loss_per_s=self.loss_per_s)
 
     @property
     def guard_water_c(self) -> float:
