@@ -452,6 +452,7 @@ class Observer:
     def __init__(self, model: BathModel, reading_c: float) -> None:
         self.bias_c = 0.0
         self.predicted_change_c = 0.0  # the model's probe change in the last step (no correction)
+        self.predicted_water_change_c = 0.0  # ... and the water's
         self.departing = False         # the last reading fell away from the model faster than allowed
         self.suspect = False           # a reading fell away and has not risen with heat since
         self.suspect_s = 0.0           # ... for this long
@@ -536,6 +537,7 @@ class Observer:
         """Advance the model by ``dt_s`` with the heater on for ``heater_on_s`` of it."""
         m = self.model
         u = heater_on_s / dt_s if dt_s > 0 else 0.0
+        water_before = self._water_c
         self._water_c += (m.heat_rate_c_per_s * u - m.loss_per_s * (self.water_c - m.room_c)
                           + self.drift_c_per_s) * dt_s
         if self.suspect:
@@ -545,6 +547,7 @@ class Observer:
         before = self._probe_c
         self._probe_c += (delayed - self._probe_c) * dt_s / (m.lag_s + dt_s)
         self.predicted_change_c = self._probe_c - before
+        self.predicted_water_change_c = self._water_c - water_before
 
     def correct(self, dt_s: float, reading_c: float | None) -> None:
         """Move the estimate toward a valid reading, at a bounded rate."""

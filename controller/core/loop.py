@@ -266,9 +266,10 @@ class Controller:
             heater_on_s = dt if self.interlock.relay.is_on else 0.0  # the relay as it was since the last tick
             if self.observer is not None:
                 self.observer.predict(dt, heater_on_s)
-            # How much the probe should have moved: the model's prediction, scaled down to the weakest
-            # heater's until this bath's heating rate is known (a frozen probe is judged on it).
-            expected_c = 0.0 if self.observer is None else self.observer.predicted_change_c * self._rate_share
+            # How much the water should have moved (each heater pulse stirs it, even at a steady hold): the
+            # model's prediction, scaled down to the weakest heater's until this bath's heating rate is
+            # known. A probe whose raw value does not change through that is frozen.
+            expected_c = 0.0 if self.observer is None else self.observer.predicted_water_change_c * self._rate_share
             primary = (self._classifiers[0].classify(primary_raw, expected_c)
                        if primary_raw else None)
             secondary = (self._classifiers[1].classify(secondary_raw, expected_c)

@@ -41,8 +41,8 @@ VALID_MIN_C = 0.0     # below: out of range (a bath of ice water is no stone bat
 VALID_MAX_C = 100.0   # above: out of range (boiling water is not plausible here)
 JUMP_C = 5.0          # a change larger than this ...
 JUMP_WINDOW_S = 2.0   # ... within this time is not physical for a water bath
-# Frozen: an identical raw value while the bath model expected the probe to move this
-# much in all (degC, up and down added): 24 steps of 1/16 degC a probe in the water shows.
+# Frozen: an identical raw value while the bath model expected the water to move this
+# much in all (degC, up and down added): 24 steps of 1/16 degC; the probe in it shows them.
 # Weighed by the model, not by the duty: a probe frozen while the bath cools (at or above
 # the setpoint) is caught too. At full power on the reference bath: ~50 s.
 FROZEN_EXPECTED_C = 1.5

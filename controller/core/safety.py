@@ -56,8 +56,8 @@ HEATING_FALL_C = 0.15       # a reading falling this much in one tick (more than
                             # bath cools by itself) is cold water poured in: the watch starts afresh
 STUCK_ABOVE_C = 1.0
 STUCK_PERIOD_S = 120.0
-STUCK_RATE_SHARE = 0.33     # a welded element heats at full power: the rise must be >= 1/3 of it
-STUCK_RISE_MIN_C = 0.5      # ... and at least this over the period (noise)
+STUCK_RATE_SHARE = 0.25     # a welded element heats at full power: the rise must be >= 1/4 of it
+STUCK_RISE_MIN_C = 0.25     # ... and at least this over the period (10 s means: ~10 sigma of the noise)
 STUCK_STILL_RISING = 0.35   # ... and >= 35 % of it in each half of the period (a steady rise: ~45-50 %;
                             # hot water poured in rises in one step)
 STUCK_AVERAGE_S = 10.0      # temperatures in the rule are 10 s means

@@ -196,13 +196,16 @@ def run_fault(bath: FleetBath, fault: str, *, seed: int = 1) -> dict:
         before = [e for e in faults if e.monotonic_s - sim.t0 < at_s]
         after = [e for e in faults if e.monotonic_s - sim.t0 >= at_s]
         setpoint_c = sim.controller.setpoint_c
+        # A welded relay: the alarm is timed from when the interlock first wanted the heater off (the pin)
+        offs = [t - sim.t0 for t, level in sim.pin.changes if not level and t - sim.t0 >= at_s]
     finally:
         sim.close()
     first = after[0] if after else None
     trip_s = first.monotonic_s - sim.t0 - at_s if first else None
     peak = watch.peak_water_c
     if kind == "stuck-relay":
-        safe = trip_s is not None and trip_s <= WELDED_ALARM_S
+        wanted_off_s = offs[0] if offs else at_s
+        safe = first is not None and first.monotonic_s - sim.t0 - wanted_off_s <= WELDED_ALARM_S
     else:
         safe = peak <= setpoint_c + SAFE_ABOVE_C
     return {"bath": bath.index, "label": bath.label(), "fault": fault, "at_s": at_s,
