@@ -143,8 +143,9 @@ def test_guard_keeps_the_relay_off_above_setpoint_plus_1_without_latching(make_c
 def test_over_target_for_60_s_latches(make_controller, clock, tree, pins):
     controller = make_controller(setpoint_c=50.0)
     run_ticks(controller, clock, tree, [50.0] * 5)
-    # Something else heats the bath slowly (< 1 degC per 120 s, so not "stuck relay").
-    temps = [50.0 + 0.008 * i for i in range(400)] + [53.2] * 61
+    # Something else heats the bath slowly: 0.48 degC per 120 s, under a quarter of what the (default)
+    # heater does at full power, so not a "stuck relay".
+    temps = [50.0 + 0.004 * i for i in range(800)] + [53.2] * 61
     statuses = run_ticks(controller, clock, tree, temps)
     first_over = next(i for i, t in enumerate(temps) if round(t * 16) / 16 > 53.0)  # as the probe quantises
     faults = [i for i, s in enumerate(statuses) if s.fault]
@@ -170,8 +171,8 @@ def test_rising_again_during_a_cool_down_is_an_over_target(make_controller, cloc
     controller = make_controller(setpoint_c=54.0)
     run_ticks(controller, clock, tree, [54.0] * 5)
     controller.set_setpoint(45.0)
-    # Rises slowly (0.84 degC per 120 s: not fast enough for the stuck-relay rule).
-    temps = [54.0 - 0.01 * i for i in range(200)] + [52.0 + 0.007 * i for i in range(700)]
+    # Rises slowly (0.48 degC per 120 s: not fast enough for the stuck-relay rule).
+    temps = [54.0 - 0.01 * i for i in range(200)] + [52.0 + 0.004 * i for i in range(1200)]
     statuses = run_ticks(controller, clock, tree, temps)
     assert any(s.fault == FaultKind.OVER_TARGET for s in statuses)
 
