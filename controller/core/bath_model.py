@@ -31,6 +31,7 @@ import bisect
 import math
 from collections import deque
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 WATER_J_PER_KG_K = 4186.0
 
@@ -136,7 +137,7 @@ class BathModel:
                        lag_s=_clamp(self.lag_s, LAG_MIN_S, LAG_MAX_S),
                        room_c=_clamp(self.room_c, ROOM_MIN_C, ROOM_MAX_C))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
     @classmethod
@@ -144,7 +145,7 @@ class BathModel:
         """A saved model; raise ValueError naming what is wrong (the caller falls back to the default)."""
         if not isinstance(data, dict):
             raise ValueError(f"bath model {data!r} is not a table")
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in data:
                 raise ValueError(f"bath model has no {f.name}")
@@ -382,7 +383,7 @@ class _Ramp:
     def fit(self, now_s: float) -> tuple[float, float] | None:
         """(probe slope degC/s, delay s) from the second half of the ramp since the probe started rising."""
         self.last_fit_s = now_s
-        if (now_s - self.detect_s < FIT_MIN_AFTER_DETECT_S or not self.times
+        if (self.detect_s is None or now_s - self.detect_s < FIT_MIN_AFTER_DETECT_S or not self.times
                 or self._last_c - self.start_c < FIT_MIN_RISE_C):
             return None
         half = (self.times[0] + self.times[-1]) / 2.0
@@ -450,6 +451,9 @@ class Observer:
     """
 
     def __init__(self, model: BathModel, reading_c: float) -> None:
+        self.model = model
+        self._water_c = self._probe_c = reading_c
+        self._delay: deque[float] = deque()
         self.bias_c = 0.0
         self.predicted_change_c = 0.0  # the model's probe change in the last step (no correction)
         self.predicted_water_change_c = 0.0  # ... and the water's

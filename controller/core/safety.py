@@ -246,7 +246,7 @@ class Interlock:
         hottest_c = self._judged_c(now_s)  # the hotter of the probe(s) and the estimated water
 
         self._check_sensors(now_s)
-        if hottest_c is not None:
+        if hottest_c is not None and probe_c is not None:
             if not self._seen_temp and hottest_c > setpoint_c + GUARD_ABOVE_C:
                 self._cooling_low_c = hottest_c  # started hot: a cool-down, not an over-target
             self._seen_temp = True
@@ -392,7 +392,7 @@ class Interlock:
         Re-armed by a rise, by a sudden fall (cold water poured in), and whenever the duty drops; a
         slow fall (what the water does with no heat) keeps counting from its lowest point."""
         if self._heater_check is not None:
-            self._finish_heater_check(now_s, temp_c)
+            self._finish_heater_check(now_s, temp_c, self._heater_check)
             return
         if (duty < HEATING_MIN_DUTY or self.latched or temp_c > setpoint_c - HEATING_BELOW_C
                 or now_s < self._watch_quiet_until_s):
@@ -422,9 +422,9 @@ class Interlock:
         late = self._mean_c(now_s - STUCK_AVERAGE_S, now_s)
         return (late - early) / (HEATER_CHECK_SLOPE_S - STUCK_AVERAGE_S)
 
-    def _finish_heater_check(self, now_s: float, temp_c: float) -> None:
+    def _finish_heater_check(self, now_s: float, temp_c: float, check: tuple[float, float]) -> None:
         """At the end of a heater check: latch a dead element, or say the heater is at its limit."""
-        since_s, before = self._heater_check
+        since_s, before = check
         m = self.model
         if now_s - since_s < HEATER_CHECK_DELAYS * m.delay_s + HEATER_CHECK_SLOPE_S:
             return

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from controller.core import config as cfgmod
+from controller.qa.simulated import stone_bath
 from controller.sim.fleet import FleetBath, draw
 from controller.sim.plant import StoneBath
 from controller.sim.simulation import Injection, Simulation
@@ -82,7 +83,7 @@ def _config(bath: FleetBath) -> cfgmod.Config:
 def _simulation(bath: FleetBath, *, injections=(), on_step=None, seed: int) -> Simulation:
     sim = Simulation(_config(bath), make_plant=partial(StoneBath, bath.params), injections=list(injections),
                      seed=seed, on_step=on_step, keep_trace=False)
-    sim.plant.set_lid(bath.lid_off)
+    stone_bath(sim).set_lid(bath.lid_off)
     return sim
 
 
@@ -102,7 +103,7 @@ class _Watch:
         self.setpoint_up_s: float | None = None
 
     def __call__(self, sim: Simulation, row) -> None:
-        t, water, sp = row.t_s, sim.plant.water_c, row.setpoint_c
+        t, water, sp = row.t_s, stone_bath(sim).water_c, row.setpoint_c
         if self.warm_s is None and water >= sp - WARM_BAND_C:
             self.warm_s = t
             self.learned_at_warm = sim.controller.bath.to_dict()
@@ -115,7 +116,7 @@ class _Watch:
 
 
 def _everyday(sim: Simulation, at_s: float, what: str, watch: _Watch) -> None:
-    plant, sp = sim.plant, sim.controller.setpoint_c
+    plant, sp = stone_bath(sim), sim.controller.setpoint_c
     if what == "stones":
         plant.return_stones(0.4 * plant.stones_kg, 35.0)
     elif what == "lid-open" and not watch.bath.lid_off:
