@@ -62,7 +62,8 @@ LATE_MIN_RISE_C = 8.0       # ... once the water is this much warmer: the slope 
                             # alone, which gives the loss rate (a lid left off, a weak heater)
 LATER_RAMP_WEIGHT = 0.5     # a later warm-up moves the learned heating rate this far toward its own fit
 HOLD_BAND_C = 1.0           # the loss rate is learned while the estimated water stays this close to where it
-                            # was (a hold, or full power at the heater's limit) ...
+HOLD_SETPOINT_C = 0.5       # was, within this of the setpoint (a hold) or at this share of full power (the
+HOLD_FULL_DUTY = 0.95       # heater at its limit) ...
 HOLD_WINDOW_S = 900.0       # ... from the heater's average duty over this long
 HOLD_MIN_EXCESS_C = 5.0     # ... when the bath is at least this much warmer than the room
 HOLD_WEIGHT = 0.5           # each hold window moves the loss rate this far toward what it measured
@@ -208,7 +209,7 @@ class Learner:
                 setpoint_c: float, dt_s: float) -> BathModel | None:
         """Learn from one tick; return the new model when it changed."""
         learned = self._observe_ramp(now_s, reading_c, heater_on, setpoint_c)
-        held = self._observe_hold(now_s, water_c, heater_on, dt_s)
+        held = self._observe_hold(now_s, water_c, heater_on, setpoint_c, dt_s)
         return held or learned
 
     def _observe_ramp(self, now_s: float, reading_c: float | None, heater_on: bool,
@@ -288,16 +289,20 @@ class Learner:
         self._ramp_seen = None  # the losses are known: the first hold refines k alone
         return self.model
 
+    def stones_settling(self, now_s: float) -> bool:
+        """Whether a warm-up ended less than STONES_SETTLE_S ago: the stones still soak up heat."""
+        return now_s - self._ramp_end_s < STONES_SETTLE_S
+
     @property
     def ramp_slope_c_per_s(self) -> float:
         """The probe's slope in the warm-up being learned (0 when none)."""
         return self._ramp.slope_c_per_s if self._ramp is not None else 0.0
 
-    def _observe_hold(self, now_s: float, water_c: float, heater_on: bool,
+    def _observe_hold(self, now_s: float, water_c: float, heater_on: bool, setpoint_c: float,
                       dt_s: float) -> BathModel | None:
         m = self.model
         if (not m.learned or water_c - m.room_c < HOLD_MIN_EXCESS_C
-                or now_s - self._ramp_end_s < STONES_SETTLE_S  # the stones still soak up heat: not the losses
+                or self.stones_settling(now_s)  # the stones still soak up heat: not the losses
                 or (self._hold is not None and abs(water_c - self._hold[1]) > HOLD_BAND_C)):  # not steady
             self._hold = None
             return None
@@ -315,6 +320,8 @@ class Learner:
         duty = on_s / span_s
         drift = (water_c - start_c) / span_s
         excess = water_s / span_s - m.room_c
+        if abs(water_s / span_s - setpoint_c) > HOLD_SETPOINT_C and duty < HOLD_FULL_DUTY:
+            return None  # neither holding the setpoint nor at full power: the control is still at work
         if self._ramp_seen is not None:
             # The first hold after a warm-up: its slope was r - k * ramp_excess, and holding takes
             # r * duty = k * excess: both unknowns at once, so a lid left off cannot hide in r.

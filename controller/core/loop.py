@@ -294,7 +294,8 @@ class Controller:
                     settling = now - self._setpoint_moved_s < SETPOINT_SETTLE_TIMES * self._closed_loop_s
                     guarded = (self.interlock.blocked_reason or "").startswith("guard")
                     self._duty = self.pid.update(obs.water_c, self.setpoint_c, now, feedforward=self._feedforward(),
-                                                 integrate=not (settling or guarded or obs.suspect),
+                                                 integrate=not (settling or guarded or obs.suspect
+                                                                or self.learner.stones_settling(now)),
                                                  integral_c=reading_c
                                                  if self._model_gains else None)
             # A bad reading has no temperature to act on: the interlock holds the relay off this
