@@ -1,5 +1,6 @@
 # stonewarmer: `make run` (simulated warmer + dashboard) and `make test`.
 # Both create .venv and install what they need; nothing is installed by hand.
+# Another Python: `make test PYTHON=python3.13 VENV=.venv-3.13` (CI runs both: .ci/run).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -11,10 +12,11 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# The service's dependencies at the versions a Pi gets (config/constraints.txt).
+$(STAMP): pyproject.toml config/constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev,mqtt,plot,bench]'
+	$(PY) -m pip install --quiet -c config/constraints.txt -e '.[test,dev,mqtt,notify,plot,bench]'
 	touch $@
 
 # Debian packages the tests drive for real: Chromium (dashboard), Mosquitto (MQTT),
@@ -39,4 +41,4 @@ bench: venv
 	$(VENV)/bin/stonewarmer bench
 
 clean:
-	rm -rf $(VENV) .state .pytest_cache .ruff_cache .hypothesis artifacts
+	rm -rf $(VENV) .venv-* .state .pytest_cache .ruff_cache .hypothesis artifacts

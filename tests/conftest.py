@@ -18,7 +18,7 @@ from controller.core.state import StateStore
 from controller.sim.fake_w1 import FakeW1Tree
 from controller.sim.simpins import ClockedMockFactory
 from controller.sim.simulation import Simulation
-from tests.helpers import PROBE_ID, SAFETY_ID, AuthActions
+from tests.helpers import PROBE_ID, SAFETY_ID, AuthActions, token_client
 
 
 @pytest.fixture
@@ -132,6 +132,13 @@ def signed_in(auth) -> AuthActions:
     answer = auth.login()
     assert answer.status_code == 200, answer.get_json()
     return auth
+
+
+@pytest.fixture
+def reader(app):
+    """A test client whose every request carries an API token: it may read the history, the events,
+    /metrics and the API description, which need a sign-in by default."""
+    return token_client(app)
 
 
 @pytest.fixture

@@ -70,3 +70,13 @@ class AuthActions:
     def headers(self) -> dict[str, str]:
         """The header a signed-in change must carry."""
         return {"X-CSRF-Token": self.csrf}
+
+
+def token_client(app):
+    """A test client of ``app`` that sends an API token with every request (it may read everything)."""
+    from web.context import EXTENSION
+
+    token = app.extensions[EXTENSION].credentials.create_token("reader")
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client

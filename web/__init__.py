@@ -15,12 +15,12 @@ from typing import Any
 
 from flask import Flask
 from waitress import wasyncore
-from waitress.server import create_server
 
 from controller.core.config import Config
 from controller.core.loop import Controller
 from web.app import create_app
 from web.context import EXTENSION
+from web.guard import create_guarded_server
 from web.history import HistoryRecorder
 
 __all__ = ["WebRuntime", "attach", "create_app"]
@@ -31,10 +31,11 @@ STOP_WAIT_S = 1.0  # for the worker threads, then for the server loop, when stop
 
 # waitress's defaults let a few idle sockets shut the dashboard out: 100 connections at most
 # (100 half-open ones and nobody else gets in), idle ones dropped only after 120 s, and bodies
-# up to 1 GiB read (to disk) before the app can refuse them.
+# up to 1 GiB read (to disk) before the app can refuse them. web/guard.py adds what waitress
+# has no setting for: connections per client address, and the time to send one request.
 CONNECTION_LIMIT = 400         # open connections; well under select()'s 1024 descriptors
-CHANNEL_TIMEOUT_S = 30         # a connection with no complete request is dropped after this ...
-CLEANUP_INTERVAL_S = 10        # ... checked this often
+CHANNEL_TIMEOUT_S = 30         # an idle connection is dropped after this ...
+CLEANUP_INTERVAL_S = 2         # ... checked this often (as is the guard's request time)
 #: waitress refuses larger bodies unread; up to it the app answers its own JSON 413 beyond 4096 bytes.
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 
@@ -51,10 +52,11 @@ class WebRuntime:
         self._thread: threading.Thread | None = None
 
     def start(self, host: str, port: int) -> None:
-        self.server = create_server(self.app, host=host, port=port, threads=self.cfg.web.threads,
-                                    ident="stonewarmer", connection_limit=CONNECTION_LIMIT,
-                                    channel_timeout=CHANNEL_TIMEOUT_S, cleanup_interval=CLEANUP_INTERVAL_S,
-                                    max_request_body_size=MAX_REQUEST_BODY_BYTES)
+        self.server = create_guarded_server(self.app, host=host, port=port, threads=self.cfg.web.threads,
+                                            ident="stonewarmer", connection_limit=CONNECTION_LIMIT,
+                                            channel_timeout=CHANNEL_TIMEOUT_S, cleanup_interval=CLEANUP_INTERVAL_S,
+                                            max_request_body_size=MAX_REQUEST_BODY_BYTES,
+                                            per_client=self.cfg.web.connections_per_client)
         shown = "localhost" if host in ("0.0.0.0", "::", "") else host
         self.url = f"http://{shown}:{self.server.effective_port}/"
         if self.history is not None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from controller.core.loop import CommandError
-from web.auth import change_required, view_required
+from web.auth import change_required, read_required, view_required
 from web.context import ctx
 from web.errors import ApiError, finite_number, json_body, number_arg
 from web.openapi import spec
@@ -35,7 +35,7 @@ def status_payload(controller, status=None) -> dict[str, Any]:
 @bp.get("/api/status")
 @view_required
 def get_status():
-    return jsonify(status_payload(ctx().controller))
+    return Response(ctx().status_json.body(), mimetype="application/json")  # web/snapshot.py
 
 
 @bp.post("/api/setpoint")
@@ -66,7 +66,7 @@ def acknowledge_fault(*, source: str):
 
 
 @bp.get("/api/events")
-@view_required
+@read_required("open_events")
 def get_events():
     c = ctx()
     limit = int(number_arg("limit", default=EVENTS_DEFAULT, low=1, high=EVENTS_MAX, integer=True))
@@ -78,5 +78,6 @@ def get_events():
 
 
 @bp.get("/api/openapi.json")
+@read_required("open_api_doc")
 def openapi():
     return jsonify(spec())

@@ -17,9 +17,11 @@ if TYPE_CHECKING:  # the blueprints import ctx() from here: their types are for 
 
     from controller.core.config import Config
     from controller.core.loop import Controller
-    from web.auth import SignInLimiter
     from web.credentials import CredentialStore
     from web.history import HistoryRecorder
+    from web.sessions import SessionStore
+    from web.signin_limit import SignInLimiter
+    from web.snapshot import StatusJson
     from web.stream import StatusFeed, StreamSlots
 
 #: Key under ``app.extensions``.
@@ -31,11 +33,13 @@ class WebContext:
     controller: Controller
     cfg: Config
     credentials: CredentialStore
-    limiter: SignInLimiter
+    limiter: SignInLimiter           # how many passwords may be tried
+    sessions: SessionStore           # the signed-in browsers
     feed: StatusFeed                 # wakes the live-update streams after each tick
     streams: StreamSlots             # live-update streams open, and the limit
     history: HistoryRecorder | None  # None when the database is unusable
     metrics_registry: CollectorRegistry  # this app's own Prometheus registry
+    status_json: StatusJson          # GET /api/status's body, serialised once per status
     history_problem: str | None = None  # why there is no history, in words
     heartbeat_s: float = 15.0    # idle live-update streams send a ping this often (real seconds)
     stream_max_s: float = 300.0  # a stream ends after this long; the browser reconnects by itself

@@ -2,9 +2,12 @@
 
 There is no default password (CraftBeerPi's ``cbpi/123`` is the example not to
 follow; docs/field-notes.md, "Web"). Until ``stonewarmer set-password`` has stored one,
-every change is refused. The password is kept as an scrypt hash (slow on
-purpose: a stolen file cannot be tried fast). API tokens are 256 random bits,
-so a plain SHA-256 of them is enough; they are shown once, when created.
+every change is refused. The password is kept as an argon2id hash (slow and
+memory-hard on purpose: a stolen file cannot be tried fast); a file from before
+holds an scrypt hash, which is replaced by an argon2id one at the next sign-in.
+The most common passwords are refused (``common-passwords.txt``, shipped with
+the package). API tokens are 256 random bits, so a plain SHA-256 of them is
+enough; they are shown once, when created.
 
 The file is written atomically by :class:`controller.core.state.StateStore` and is
 readable by its owner only. It is read again whenever it changes, so a new
@@ -13,14 +16,19 @@ password or token works without restarting the service.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
 import secrets
 import threading
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from controller.core.state import StateError, StateStore
 
@@ -28,9 +36,18 @@ AUTH_FILE = "web-auth.json"
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 256
 TOKEN_PREFIX = "sw_"
-# scrypt cost: 16 MiB and ~0.1 s per check on a Raspberry Pi 4 (n * r * 128 bytes).
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+# argon2id at OWASP's first recommended setting: 19 MiB, 2 passes, 1 lane (docs/field-notes.md,
+# "More facts: heater range, systemd, strict_gpiod, notifications, passwords, web, Home Assistant").
+# A Pi Zero 2 W has 512 MB shared with the GPU and the OS; the web checks at most
+# web.signin_limit.MAX_CONCURRENT_CHECKS (2) passwords at once, so sign-ins never hold more than
+# 38 MiB (scrypt at OWASP's N=2^17 would be 128 MiB each), and one check takes ~0.07 s on a 2-core
+# x86 VM (a few tenths of a second on the Pi Zero's Cortex-A53): slow for a guesser, unnoticed by
+# the therapist.
+ARGON2_TIME_COST, ARGON2_MEMORY_KIB, ARGON2_LANES = 2, 19 * 1024, 1
 HOW_TO_SET = "on the warmer's Raspberry Pi, run: sudo stonewarmer set-password"
+
+_HASHER = PasswordHasher(time_cost=ARGON2_TIME_COST, memory_cost=ARGON2_MEMORY_KIB,
+                         parallelism=ARGON2_LANES, type=Type.ID)
 
 
 class CredentialError(ValueError):
@@ -45,20 +62,43 @@ class _AuthFile(StateStore):
         self.path = self.dir / AUTH_FILE
 
 
-def hash_password(password: str, *, salt: bytes | None = None) -> dict[str, Any]:
-    salt = salt or os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
-    return {"scheme": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P,
-            "salt": salt.hex(), "hash": digest.hex()}
+def hash_password(password: str) -> dict[str, Any]:
+    """The stored record of ``password``: an argon2id hash (its parameters and salt inside)."""
+    return {"scheme": "argon2id", "hash": _HASHER.hash(password), "generation": secrets.token_hex(8)}
 
 
 def verify_password(password: str, record: dict[str, Any]) -> bool:
+    """Whether ``password`` matches ``record`` (argon2id, or the scrypt of older files)."""
     try:
-        digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(record["salt"]),
-                                n=int(record["n"]), r=int(record["r"]), p=int(record["p"]))
-        return hmac.compare_digest(digest.hex(), record["hash"])
-    except (KeyError, TypeError, ValueError):
+        if record.get("scheme") == "scrypt":
+            digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(record["salt"]),
+                                    n=int(record["n"]), r=int(record["r"]), p=int(record["p"]))
+            return hmac.compare_digest(digest.hex(), record["hash"])
+        return bool(_HASHER.verify(record["hash"], password))
+    except (KeyError, TypeError, ValueError, VerificationError, InvalidHashError):
         return False
+
+
+def needs_rehash(record: dict[str, Any]) -> bool:
+    """True for an scrypt record, or an argon2 one with other parameters than today's."""
+    if record.get("scheme") != "argon2id":
+        return True
+    try:
+        return _HASHER.check_needs_rehash(record["hash"])
+    except (KeyError, InvalidHashError):
+        return True
+
+
+def _generation(record: dict[str, Any]) -> str:
+    # Older records have no generation of their own: derived from their salt, as it was then.
+    return str(record.get("generation") or hashlib.sha256(str(record.get("salt", "")).encode()).hexdigest()[:16])
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The passwords refused for being among the most used (lower case), from the shipped list."""
+    text = resources.files("web").joinpath("common-passwords.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 def _token_hash(token: str) -> str:
@@ -71,6 +111,9 @@ def check_new_password(password: str) -> None:
                               f"characters, got {len(password)}")
     if password.strip() != password:
         raise CredentialError("the password must not start or end with a space")
+    if password.lower() in common_passwords() or len(set(password)) < 3:
+        raise CredentialError("the password is one of the most commonly used ones, which are tried first: "
+                              "choose another (a few unrelated words are easy to remember)")
 
 
 class CredentialStore:
@@ -112,14 +155,31 @@ class CredentialStore:
 
     def password_generation(self) -> str:
         """Changes whenever the password is set again: older sessions stop working."""
-        record = self._data().get("password") or {}
-        return hashlib.sha256(str(record.get("salt", "")).encode()).hexdigest()[:16]
+        return _generation(self._data().get("password") or {})
 
     def check_password(self, password: str) -> bool:
+        """Whether ``password`` is the dashboard's; a right one in an old hash is hashed again."""
         record = self._data().get("password")
         if not record or not isinstance(password, str) or len(password) > MAX_PASSWORD_CHARS:
             return False
-        return verify_password(password, record)
+        if not verify_password(password, record):
+            return False
+        if needs_rehash(record):
+            self._rehash(password, record)
+        return True
+
+    def _rehash(self, password: str, old: dict[str, Any]) -> None:
+        """Store ``password`` with today's hash, keeping its generation (sessions stay signed in)."""
+        new = {**hash_password(password), "generation": _generation(old)}
+
+        def change(d: dict[str, Any]) -> None:
+            if d.get("password") == old:  # not if the password was set again meanwhile
+                d["password"] = new
+
+        try:
+            self._update(change)
+        except OSError:
+            pass  # the old hash still works; the next sign-in tries again
 
     def check_token(self, token: str) -> str | None:
         """The name of the API token ``token``, or None if it is not one."""

@@ -10,7 +10,13 @@ Kept: raw 1 s readings for 48 h, 1-minute aggregates for 90 days, the last
 stays bounded (SQLite reuses the freed pages).
 
 Times are wall-clock Unix seconds: history is for people reading a chart, and
-must line up across restarts (control timing never reads it).
+must line up across restarts (control timing never reads it). The wall clock can
+step back: a Pi without a battery clock boots with the time it saved last, and a
+simulation run faster than real time writes times in the future. Two timelines
+would then interleave (a zig-zag chart), so the history is cut at the step: the
+newest timeline is the one the warmer lives in now, and the readings recorded
+before the step at or after its time are deleted (``clock_runs``). Events are
+kept, in the order they were recorded.
 """
 
 from __future__ import annotations
@@ -89,18 +95,39 @@ def event_row(event) -> tuple:
     return tuple(getattr(event, c) for c in _EVENT_COLUMNS)
 
 
+def clock_runs(rows: Iterable[tuple], last_s: float | None = None) -> Iterator[tuple[float | None, list[tuple]]]:
+    """Split readings (in the order they were recorded, time first) where the wall clock stepped back.
+
+    Yields ``(cut_s, rows)``: ``cut_s`` is ``None`` for rows that go on from ``last_s`` (the latest
+    time before them), else the time the clock stepped back to: every earlier reading at or after it
+    belongs to the abandoned timeline.
+    """
+    run: list[tuple] = []
+    cut_s: float | None = None
+    previous_s = last_s
+    for row in rows:
+        if previous_s is not None and row[0] < previous_s:
+            if run:
+                yield cut_s, run
+            run, cut_s = [], row[0]
+        run.append(row)
+        previous_s = row[0]
+    if run:
+        yield cut_s, run
+
+
 class _Span:
-    """Watches rows go by to learn the first and last time in a batch."""
+    """Watches rows go by to learn the earliest time in a batch and the time of its last row."""
 
     def __init__(self) -> None:
         self.first: float | None = None
-        self.last: float | None = None
+        self.last: float | None = None  # the last row's: the clock's "now" after any step back
 
     def watch(self, rows: Iterable[tuple]) -> Iterator[tuple]:
         for row in rows:
             t = row[0]
             self.first = t if self.first is None else min(self.first, t)
-            self.last = t if self.last is None else max(self.last, t)
+            self.last = t
             yield row
 
 
@@ -128,8 +155,11 @@ class HistoryStore:
             cur.execute("BEGIN IMMEDIATE")
             try:
                 span = _Span()
-                cur.executemany(f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) VALUES (?,?,?,?,?,?,?)",
-                                span.watch(readings))
+                for cut_s, run in clock_runs(readings, self._last_s(cur)):
+                    if cut_s is not None:
+                        self._cut(cur, cut_s)
+                    cur.executemany(f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) VALUES (?,?,?,?,?,?,?)",
+                                    span.watch(run))
                 cur.executemany(f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES (?,?,?,?,?,?,?)",
                                 events)
                 if span.first is not None and span.last is not None:
@@ -140,6 +170,21 @@ class HistoryStore:
                 if self._conn.in_transaction:
                     cur.execute("ROLLBACK")
                 raise
+
+    @staticmethod
+    def _last_s(cur: sqlite3.Cursor) -> float | None:
+        return cur.execute("SELECT MAX(t_s) FROM readings").fetchone()[0]
+
+    def _cut(self, cur: sqlite3.Cursor, cut_s: float) -> None:
+        """The clock stepped back to ``cut_s``: drop the abandoned timeline's readings from there on."""
+        log.warning("history: the clock stepped back; readings from %.0f on are replaced", cut_s)
+        cur.execute("DELETE FROM readings WHERE t_s >= ?", (cut_s,))
+        cur.execute("DELETE FROM minutes WHERE t_s >= ?", (math.floor(cut_s / 60.0) * 60.0,))
+
+    def last_s(self) -> float | None:
+        """The time of the latest stored reading (None: none yet)."""
+        with self._lock:
+            return self._last_s(self._conn.cursor())
 
     def _aggregate(self, cur: sqlite3.Cursor, from_s: float) -> None:
         # Recompute every minute the batch touched (idempotent: a minute split over two batches is right).
@@ -276,10 +321,14 @@ class HistoryRecorder:
         """Stored rows, plus (raw resolution) those not written yet: the chart is never 10 s behind."""
         rows = self.store.readings(since_s=since_s, until_s=until_s, resolution=resolution, limit=limit)
         if resolution == "1s":
-            last_s = rows[-1][0] if rows else -math.inf
+            last_s = self.store.last_s()
             with self._lock:
-                extra = [r[:6] for r in self._readings if since_s <= r[0] <= until_s and r[0] > last_s]
-            rows = (rows + extra)[:limit]
+                pending = list(self._readings)
+            for cut_s, run in clock_runs(pending, last_s):  # cut as the next batch will be
+                if cut_s is not None:
+                    rows = [r for r in rows if r[0] < cut_s]
+                rows += [r[:6] for r in run if since_s <= r[0] <= until_s]
+            rows = rows[:limit]
         return rows
 
     def events(self, *, limit: int) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify
 
-from web.auth import view_required
+from web.auth import read_required
 from web.context import ctx
 from web.errors import ApiError, choice_arg, number_arg
 from web.history import COLUMNS, MAX_POINTS, MINUTE_KEEP_S
@@ -45,7 +45,7 @@ def _query():
 
 
 @bp.get("/api/history")
-@view_required
+@read_required("open_history")
 def get_history():
     since_s, until_s, resolution, rows = _query()
     columns = COLUMNS[resolution]
@@ -57,7 +57,7 @@ def get_history():
 
 
 @bp.get("/api/history.csv")
-@view_required
+@read_required("open_history")
 def get_history_csv():
     _since_s, _until_s, resolution, rows = _query()
     out = io.StringIO()

@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from controller.core.loop import Controller
 from controller.core.safety import FaultKind
 from controller.core.status import Mode
-from web.auth import view_required
+from web.auth import read_required
 from web.context import ctx
 from web.stream import StreamSlots
 
@@ -75,7 +75,7 @@ def registry_for(controller: Controller, streams: StreamSlots) -> CollectorRegis
 
 
 @bp.get("/metrics")
-@view_required
+@read_required("open_metrics")
 def metrics():
     c = ctx()
     registry = c.metrics_registry

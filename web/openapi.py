@@ -21,7 +21,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     words = {400: "The body is not a JSON object", 401: "Not signed in, or a wrong API token",
-             403: "No CSRF token, or no password set yet", 409: "The warmer refuses now (the error says why)",
+             403: "No CSRF token, or no password set yet", 404: "No such session or token",
+             409: "The warmer refuses now (the error says why)",
              413: "The body is too large", 415: "The body is not JSON", 422: "A field or argument is not allowed",
              429: "Too many wrong passwords: wait (Retry-After)", 503: "Not available now"}
     return {str(c): _json(_ERROR, words[c]) for c in codes}
@@ -92,6 +93,37 @@ _SESSION = {
 }
 
 _CHANGE_SECURITY: list[dict[str, list[str]]] = [{"session": [], "csrf": []}, {"token": []}]
+_READ_SECURITY: list[dict[str, list[str]]] = [{"session": []}, {"token": []}]
+
+_SESSION_INFO = {
+    "type": "object", "required": ["id", "created_wall_s", "last_seen_wall_s", "client", "current"],
+    "properties": {
+        "id": {"type": "string", "description": "names the session here; cannot sign anyone in"},
+        "created_wall_s": {"type": "number"}, "last_seen_wall_s": {"type": "number"},
+        "client": {"type": "string", "description": "the address it signed in from"},
+        "user_agent": {"type": "string"}, "current": {"type": "boolean", "description": "this browser's own"},
+    },
+}
+_TOKEN_INFO = {"type": "object", "required": ["name"],
+               "properties": {"name": {"type": "string"}, "created_wall_s": {"type": ["number", "null"]}}}
+
+
+def _list_op(summary: str, key: str, item: dict[str, Any]) -> dict[str, Any]:
+    """``GET`` of a list of the owner's things (sessions, tokens): a sign-in or a token."""
+    return {"get": {"summary": summary, "security": _READ_SECURITY, "responses": {
+        "200": _json({"type": "object", "properties": {key: {"type": "array", "items": item}}}, key.title()),
+        **_errors(401)}}}
+
+
+def _delete_op(summary: str, param: str, description: str, answer_key: str, *more_codes: int) -> dict[str, Any]:
+    """``DELETE`` of one of them by the path parameter ``param``: a change."""
+    return {"delete": {
+        "summary": summary, "security": _CHANGE_SECURITY,
+        "parameters": [{"name": param, "in": "path", "required": True, "schema": {"type": "string"},
+                        "description": description}],
+        "responses": {"200": _json({"type": "object", "properties": {answer_key: {"type": "string"}}},
+                                   answer_key.title()),
+                      **_errors(401, 403, 404, *more_codes)}}}
 
 
 def _sse_message(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -118,8 +150,11 @@ def spec() -> dict[str, Any]:
             "title": "stonewarmer",
             "version": __version__,
             "description": "A hot-stone warmer's status, history and commands. Temperatures in degC, "
-                           "times in seconds. Viewing is open on the LAN unless [web] open_viewing = false; "
-                           "changes need a signed-in session with its CSRF token, or an API token.",
+                           "times in seconds. The live status is open on the LAN unless [web] open_viewing = "
+                           "false; the history, the events, /metrics and this document need a sign-in or an API "
+                           "token unless [web] open_history, open_events, open_metrics, open_api_doc = true; "
+                           "changes need a signed-in session with its CSRF token, or an API token. A Host header "
+                           "that is not the warmer's own name or address gets 421.",
         },
         "components": {
             "securitySchemes": {
@@ -162,6 +197,7 @@ def spec() -> dict[str, Any]:
                     **_errors(401, 403, 409, 415, 422)}}},
             "/api/events": {"get": {
                 "summary": "Recent events (faults, acknowledges, setpoint changes), newest first",
+                "security": _READ_SECURITY,
                 "parameters": [{"name": "limit", "in": "query",
                                 "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}],
                 "responses": {"200": _json({"type": "object", "properties": {"events": {
@@ -169,6 +205,7 @@ def spec() -> dict[str, Any]:
                     **_errors(401, 422)}}},
             "/api/history": {"get": {
                 "summary": "Temperature, setpoint and duty over time, one array per column",
+                "security": _READ_SECURITY,
                 "parameters": _range_params(),
                 "responses": {"200": _json({"type": "object", "properties": {
                     "since_s": {"type": "number"}, "until_s": {"type": "number"},
@@ -181,6 +218,7 @@ def spec() -> dict[str, Any]:
                     **_errors(401, 422, 503)}}},
             "/api/history.csv": {"get": {
                 "summary": "The same as /api/history, as CSV with a time_utc column",
+                "security": _READ_SECURITY,
                 "parameters": _range_params(),
                 "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
                               **_errors(401, 422, 503)}}},
@@ -199,18 +237,27 @@ def spec() -> dict[str, Any]:
                              "properties": {"password": {"type": "string"}}}}}},
                          "responses": {"200": _json({"$ref": "#/components/schemas/Session"}, "Signed in"),
                                        **_errors(400, 401, 403, 413, 415, 422, 429)}},
-                "delete": {"summary": "Sign out", "security": [{"csrf": []}],
+                "delete": {"summary": "Sign out: the session ends on the warmer too", "security": [{"csrf": []}],
                            "responses": {"200": _json({"$ref": "#/components/schemas/Session"}, "Signed out"),
                                          **_errors(403)}},
             },
-            "/api/openapi.json": {"get": {"summary": "This document",
-                                          "responses": {"200": {"description": "OpenAPI 3"}}}},
+            "/api/openapi.json": {"get": {"summary": "This document", "security": _READ_SECURITY,
+                                          "responses": {"200": {"description": "OpenAPI 3"}, **_errors(401)}}},
+            "/api/sessions": _list_op("The signed-in browsers, most recently seen first", "sessions",
+                                      _SESSION_INFO),
+            "/api/sessions/{session_id}": _delete_op("End a session: that browser must sign in again", "session_id",
+                                                     "an id from GET /api/sessions", "ended"),
+            "/api/tokens": _list_op("The API tokens' names (a token itself is shown only once, on the Pi)", "tokens",
+                                    _TOKEN_INFO),
+            "/api/tokens/{name}": _delete_op("Revoke an API token", "name", "a name from GET /api/tokens", "revoked",
+                                             503),
             "/healthz": {"get": {
                 "summary": "200 while the control loop ticks on time, else 503",
                 "responses": {"200": _json({"type": "object"}, "Ticking on time"),
                               "503": _json({"type": "object"}, "The control loop is late or not running")}}},
             "/metrics": {"get": {
                 "summary": "Prometheus metrics (stonewarmer_temperature_celsius, ...)",
+                "security": _READ_SECURITY,
                 "responses": {"200": {"description": "Prometheus text format",
                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
                               **_errors(401)}}},

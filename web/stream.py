@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response
 
 from web.api import status_payload
-from web.auth import view_required
+from web.auth import may_read, view_required
 from web.context import ctx
 from web.errors import ApiError
 
@@ -88,8 +88,11 @@ def sse(kind: str, data) -> str:
 
 
 def messages(controller, feed: StatusFeed, *, heartbeat_s: float, stream_max_s: float,
-             min_interval_s: float = MIN_INTERVAL_S, now=time.monotonic) -> Iterator[str]:
-    """The text of one stream, until the feed closes or ``stream_max_s`` (real seconds) pass."""
+             min_interval_s: float = MIN_INTERVAL_S, with_events: bool = True, now=time.monotonic) -> Iterator[str]:
+    """The text of one stream, until the feed closes or ``stream_max_s`` (real seconds) pass.
+
+    ``with_events`` False: status messages only (a viewer who may not read ``/api/events``).
+    """
     yield f"retry: {RETRY_MS}\n\n"
     known = controller.events.since(0)
     last_event_id = known[-1].id if known else 0
@@ -105,7 +108,8 @@ def messages(controller, feed: StatusFeed, *, heartbeat_s: float, stream_max_s: 
             out.append(sse("status", status_payload(controller, status)))
             sent_tick, last_status_s = status.tick, t
         for event in controller.events.since(last_event_id):
-            out.append(sse("event", event.to_dict()))
+            if with_events:
+                out.append(sse("event", event.to_dict()))
             last_event_id = event.id
         if not out and t - last_write_s >= heartbeat_s:
             out.append(sse("ping", {"tick_age_s": controller.clock.monotonic() - status.monotonic_s}))
@@ -136,7 +140,7 @@ def stream():
 
     try:
         response = Response(messages(c.controller, c.feed, heartbeat_s=c.heartbeat_s,
-                                     stream_max_s=c.stream_max_s),
+                                     stream_max_s=c.stream_max_s, with_events=may_read("open_events")),
                             mimetype="text/event-stream",
                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         response.call_on_close(release)

@@ -45,7 +45,7 @@ USER_ERRORS = (
 )
 
 EXIT_USAGE = 2
-PIN_HOLDING_COMMANDS = ("run", "relay-off")  # they leave the relay pin driven off when they exit
+PIN_HOLDING_COMMANDS = ("run", "relay-off", "autotune")  # they leave the relay pin driven off when they exit
 
 
 def is_user_error(exc: BaseException) -> bool:
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, *, hold_pins: bool = False) -> int:
     """Run one subcommand; return its exit status.
 
-    ``hold_pins`` (the installed command): after ``run`` and ``relay-off`` leave the
+    ``hold_pins`` (the installed command): after ``run``, ``relay-off`` and ``autotune`` leave the
     process at once, so gpiozero's exit handler cannot turn the relay pin, driven
     off, into a floating input.
     """

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=10.0,
                    help="simulation speed: ticks per real second (default 10)")
     p.add_argument("--threads", type=int, default=32, help="waitress threads (default 32)")
+    p.add_argument("--throughput", type=float, default=3.0, metavar="S",
+                   help="then compare /api/status with a bare Flask + waitress endpoint of the same JSON: "
+                        "wrk, 50 connections, five runs of S seconds each (default 3; 0 = skip; needs wrk)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(handler=cmd_bench_web)
 
@@ -131,9 +134,10 @@ def cmd_bench_web(args: argparse.Namespace) -> int:
 
     if args.streams + 2 > args.threads:
         raise UserError(f"--streams {args.streams} needs --threads of at least {args.streams + 2}")
-    if not 1 <= args.clients <= 500 or args.duration <= 0 or args.interval < 0:
-        raise UserError("--clients must be 1-500, --duration > 0 and --interval >= 0")
+    if not 1 <= args.clients <= 500 or args.duration <= 0 or args.interval < 0 or args.throughput < 0:
+        raise UserError("--clients must be 1-500, --duration > 0, --interval >= 0 and --throughput >= 0")
     figures = run_web_bench(clients=args.clients, interval_s=args.interval, streams=args.streams,
-                            duration_s=args.duration, speed=args.speed, threads=args.threads)
+                            duration_s=args.duration, speed=args.speed, threads=args.threads,
+                            throughput_s=args.throughput)
     print(dumps_json(figures) if args.json else format_figures(figures))
     return 0

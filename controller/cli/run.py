@@ -9,6 +9,7 @@ import math
 import sys
 import time
 import tomllib
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,6 @@ from controller.cli.options import (
     dumps_json,
     load_config,
     parsed,
-    state_dir,
 )
 from controller.core import config as cfgmod
 
@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.0,
                    help="with --simulate: run the bath this many times faster than real time")
     p.add_argument("--inject", action="append", default=[], metavar="KIND@S[:DUR]",
-                   help="with --simulate: inject a fault S simulated seconds after start (repeatable)")
+                   help="with --simulate: inject a fault S simulated seconds after start (repeatable); "
+                        "stall@S blocks the control loop itself, for systemd's watchdog")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("simulate", help="simulate hours of operation as fast as possible")
@@ -92,7 +93,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.simulate:
         _check_plant(args.plant)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return serve(cfg, simulate=args.simulate, plant=args.plant, speed=args.speed, injections=injections)
+    from controller.tuning.job import commands  # autotune as a job of the service
+
+    return serve(cfg, simulate=args.simulate, plant=args.plant, speed=args.speed, injections=injections,
+                 commands=commands)
 
 
 def _parse_injections(texts: list[str]) -> list[Injection]:
@@ -118,6 +122,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if action.kind == "setpoint" and not c.min_setpoint_c <= action.value_c <= c.max_setpoint_c:
             raise UserError(f"--at {text}: setpoint {action.value_c:g} is not allowed: must be between "
                             f"{c.min_setpoint_c:g} and {c.max_setpoint_c:g} degC")
+    if any(i.kind == "stall" for i in injections):
+        raise UserError("--inject stall only applies to `run --simulate`: it blocks the real-time control loop")
     duration_s = parsed(parse_duration, args.duration)
     if not 0 < duration_s <= 30 * 24 * 3600:
         raise UserError(f"--duration {args.duration}: must be more than 0 and at most 30 days")
@@ -187,34 +193,38 @@ def format_summary(s) -> str:
     return "\n".join(lines)
 
 
-def relay_settings(path: Path | None) -> tuple[cfgmod.RelayConfig, str | None]:
-    """The relay pin and polarity, even from a config that is otherwise broken.
+def relay_settings(path: Path | None) -> tuple[cfgmod.RelayConfig, Path, str | None]:
+    """The relay pin and polarity, and the state dir, even from a config that is otherwise broken.
 
-    ``relay-off`` runs after every stop, including one caused by a bad config:
-    it must still find the pin. Returns the settings and a warning, if any.
+    ``relay-off`` runs after every stop, including one caused by a bad config: it
+    must still find the pin (and, with ``--simulate``, the simulated pin's file under
+    the state dir). Returns the settings and a warning, if any.
     """
-    defaults = cfgmod.RelayConfig()
+    defaults, default_dir = cfgmod.RelayConfig(), Path(cfgmod.StateConfig().dir)
     if path is None:
-        return defaults, None
+        return defaults, default_dir, None
     try:
-        return cfgmod.load(path).relay, None
+        cfg = cfgmod.load(path)
+        return cfg.relay, Path(cfg.state.dir), None
     except cfgmod.ConfigError as exc:
         warning = str(exc)
     try:
-        raw = tomllib.loads(path.read_text()).get("relay", {})
-        pin = raw.get("pin", defaults.pin)
-        active_high = raw.get("active_high", defaults.active_high)
+        raw = tomllib.loads(path.read_text())
+        relay, state = raw.get("relay", {}), raw.get("state", {})
+        directory = state.get("dir") if isinstance(state.get("dir"), str) and state.get("dir") else default_dir
+        pin = relay.get("pin", defaults.pin)
+        active_high = relay.get("active_high", defaults.active_high)
         if isinstance(pin, int) and not isinstance(pin, bool) and pin in cfgmod.GPIO_PINS \
                 and isinstance(active_high, bool):
-            return cfgmod.RelayConfig(pin=pin, active_high=active_high), warning
+            return cfgmod.RelayConfig(pin=pin, active_high=active_high), Path(directory), warning
     except (OSError, tomllib.TOMLDecodeError, AttributeError):
         pass
-    return defaults, warning + f"; using the default relay pin GPIO{defaults.pin}, active high"
+    return defaults, default_dir, warning + f"; using the default relay pin GPIO{defaults.pin}, active high"
 
 
 def cmd_relay_off(args: argparse.Namespace) -> int:
     path = Path(args.config) if args.config else (cfgmod.DEFAULT_PATH if cfgmod.DEFAULT_PATH.exists() else None)
-    relay, warning = relay_settings(path)
+    relay, config_state_dir, warning = relay_settings(path)
     if warning:
         print(f"stonewarmer relay-off: warning: {warning}", file=sys.stderr)
     if args.simulate:
@@ -222,17 +232,37 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
         from controller.service.supervisor import SIM_PIN_DIR
         from controller.sim.simpins import write_pin_file
 
-        pin_dir = state_dir(args) / SIM_PIN_DIR
+        pin_dir = (Path(args.state_dir) if args.state_dir else config_state_dir).resolve() / SIM_PIN_DIR
         pin_dir.mkdir(parents=True, exist_ok=True)
         write_pin_file(pin_dir, relay_pin_name(relay), not relay.active_high)
         print(f"simulated relay {relay_pin_name(relay)} off")
         return 0
-    from gpiozero import DigitalOutputDevice
-
     # initial_value=False drives the pin to the relay's off level at once. Not closed, and
     # the command exits without gpiozero's exit handler (cli.console): a closed pin floats,
     # while a line left driven stays off (or returns to its pull-down with strict_gpiod).
-    device = DigitalOutputDevice(relay.pin, active_high=relay.active_high, initial_value=False)
+    device = claim_relay_off(relay)
     device.off()
     print(f"relay GPIO{relay.pin} off ({'active high' if relay.active_high else 'active low'})")
     return 0
+
+
+def claim_relay_off(relay: cfgmod.RelayConfig):
+    """The relay's pin, claimed and driven to its off level; a :class:`UserError` (one line) if it cannot be.
+
+    Off a Pi, or on a Pi without Debian's python3-lgpio, gpiozero cannot load its pin
+    factory: say so, and what to do, instead of a traceback in the journal.
+    """
+    with warnings.catch_warnings(record=True) as fallbacks:  # gpiozero warns per factory it skips
+        warnings.simplefilter("always")
+        try:
+            from gpiozero import DigitalOutputDevice
+
+            return DigitalOutputDevice(relay.pin, active_high=relay.active_high, initial_value=False)
+        except ImportError as exc:  # gpiozero's BadPinFactory is one too
+            reason = f"the Python module {exc.name} is missing" if exc.name else str(exc)
+        except Exception as exc:  # noqa: BLE001 - gpiozero's, lgpio's and the kernel's errors alike
+            reason = str(exc) or type(exc).__name__
+    if fallbacks:
+        reason += f" ({fallbacks[0].message})"
+    raise UserError(f"cannot drive the relay pin GPIO{relay.pin}: {reason}. On a Raspberry Pi: "
+                    "sudo apt install python3-lgpio; off a Pi, the simulated relay is relay-off --simulate")

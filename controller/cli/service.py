@@ -12,8 +12,17 @@ from pathlib import Path
 
 from controller.cli.options import UserError, add_config_arg
 from controller.core import config as cfgmod
-from controller.service.doctor import System, diagnose
-from controller.service.installer import UNIT_NAME, Host, default_source, execute, install_plan, uninstall_plan
+from controller.service import upgrade
+from controller.service.doctor import System, config_findings, diagnose
+from controller.service.installer import (
+    Host,
+    check_hostname,
+    current_hostname,
+    execute,
+    install_plan,
+    running_from,
+    uninstall_plan,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,12 +30,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_arg(p)
     p.add_argument("--root", metavar="DIR", default="/",
                    help="inspect the system image at DIR (boot config, kernel parameters, service)")
+    p.add_argument("--config-only", action="store_true",
+                   help="only check that the config loads, with what it needs installed (the installer runs this "
+                        "with a new version before switching to it)")
     p.set_defaults(handler=cmd_check)
 
     p = sub.add_parser("install", help="install, enable and start the service (Raspberry Pi OS); idempotent")
     _common(p)
     p.add_argument("--source", metavar="DIR",
-                   help="the stonewarmer checkout to install (default: the one this command runs from)")
+                   help="the stonewarmer checkout to install (default: the working directory if it is one, "
+                        "else the checkout this command runs from, else the one the last install used)")
+    p.add_argument("--with", dest="extras", metavar="EXTRA,...",
+                   help="optional parts to install into the service's venv, e.g. mqtt (default: those installed "
+                        "before; '' for none)")
+    p.add_argument("--hostname", metavar="NAME",
+                   help="name this Pi (NAME.local on the network): one name per warmer, e.g. stonewarmer-room1")
     p.add_argument("--configure-boot", action="store_true",
                    help="add dtoverlay=w1-gpio and dtparam=strict_gpiod to the boot config (then reboot)")
     p.set_defaults(handler=cmd_install)
@@ -40,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     system = System(root=Path(args.root).resolve())
     config_path = Path(args.config) if args.config else system.path(cfgmod.DEFAULT_PATH)
-    sections = diagnose(system, config_path)
+    sections = [("Config", config_findings(config_path))] if args.config_only else diagnose(system, config_path)
     for title, findings in sections:
         print(f"{title}:")
         for finding in findings:
@@ -68,14 +86,22 @@ def _host(args: argparse.Namespace) -> Host:
 
 def cmd_install(args: argparse.Namespace) -> int:
     host = _host(args)
-    source = Path(args.source).resolve() if args.source else default_source()
-    if source is None or not (source / "config" / UNIT_NAME).is_file():
-        raise UserError("cannot find the stonewarmer checkout to install: pass --source DIR "
-                        "(the directory holding pyproject.toml and config/)")
+    current = upgrade.installed(host)
+    source, why = upgrade.find_checkout(given=Path(args.source).resolve() if args.source else None,
+                                        cwd=Path.cwd(), running_from=running_from(),
+                                        remembered=current.source if current else None)
+    if args.extras is not None:
+        extras = upgrade.parse_extras(args.extras, source)
+    else:
+        extras = current.extras if current else ()
+    hostname = check_hostname(args.hostname) if args.hostname is not None else None
     print(f"stonewarmer install{' (dry run: nothing is changed)' if args.dry_run else ''}, root {host.root}")
-    execute(install_plan(host, source, configure_boot=args.configure_boot), host, dry_run=args.dry_run)
+    print(f"checkout {source} ({why})")
+    execute(install_plan(host, source, configure_boot=args.configure_boot, extras=extras, hostname=hostname),
+            host, dry_run=args.dry_run)
     if host.is_live and not args.dry_run:
-        print("Dashboard: http://<this Pi's name>.local:8080/ (`stonewarmer check` tells what is missing)")
+        name = current_hostname(host) or "<this Pi's name>"
+        print(f"Dashboard: http://{name}.local:8080/ (`sudo stonewarmer check` tells what is missing)")
     return 0
 
 

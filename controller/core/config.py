@@ -93,8 +93,18 @@ class WebConfig:
     host: str = "0.0.0.0"
     port: int = 8080
     threads: int = 16
-    open_viewing: bool = True  # False: even viewing needs a sign-in
+    open_viewing: bool = True  # False: even the live status needs a sign-in
+    # With open_viewing, what else anyone on the network may read without signing in.
+    open_history: bool = False   # /api/history, /api/history.csv
+    open_events: bool = False    # /api/events (who changed what)
+    open_metrics: bool = False   # /metrics
+    open_api_doc: bool = False   # /api/openapi.json
     max_streams: int = 8       # live-update streams open at once; each holds a thread
+    # Host names the dashboard answers to besides IP literals, localhost, this host's name and
+    # <name>.local; any other Host header gets 421 (DNS rebinding: docs/field-notes.md, "More facts: ...").
+    allowed_hosts: tuple[str, ...] = ()
+    session_idle_h: float = 12.0  # a browser not seen for this long must sign in again
+    connections_per_client: int = 24  # open connections one client address may hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +124,21 @@ class MqttConfig:
     discovery_prefix: str = "homeassistant"
     publish_interval_s: float = 30.0
     keepalive_s: int = 30
+    dashboard_url: str = ""    # Home Assistant's "Visit" link; empty: built from [web]
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """Notifications on the phone (controller/integrations/notify/; docs/integrations.md). Off without a URL."""
+
+    ntfy_url: str = ""          # the ntfy server and topic, e.g. "https://ntfy.sh/room-1-x7k2"
+    ntfy_token_file: str = ""   # a file whose first line is an ntfy access token (never the token itself)
+    apprise_urls: tuple[str, ...] = ()  # other services through Apprise (the notify extra)
+    dashboard_url: str = ""     # what a tap on a notification opens; empty: as [mqtt] dashboard_url
+    burst: int = 5              # notifications sent at once before the rate limit holds them back ...
+    interval_s: float = 60.0    # ... then at most one per this, the held ones merged into it
+    queue_size: int = 50        # notifications waiting to be sent; when full the oldest non-fault one goes
+    timeout_s: float = 10.0     # for one attempt to send
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +150,7 @@ class Config:
     state: StateConfig = StateConfig()
     web: WebConfig = WebConfig()
     mqtt: MqttConfig = MqttConfig()
+    notify: NotifyConfig = NotifyConfig()
 
 
 # Allowed ranges, (low, high) inclusive, with the unit named in messages.
@@ -144,20 +170,44 @@ _RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("web", "port"): (1, 65535, ""),
     ("web", "threads"): (2, 64, "threads"),
     ("web", "max_streams"): (1, 62, "streams"),
+    ("web", "session_idle_h"): (0.1, 720.0, "h"),
+    ("web", "connections_per_client"): (4, 400, "connections"),
     ("mqtt", "port"): (1, 65535, ""),
     ("mqtt", "publish_interval_s"): (1.0, 3600.0, "s"),
     ("mqtt", "keepalive_s"): (5, 600, "s"),
+    ("notify", "burst"): (1, 30, "notifications"),
+    ("notify", "interval_s"): (10.0, 3600.0, "s"),
+    ("notify", "queue_size"): (10, 1000, "notifications"),
+    ("notify", "timeout_s"): (1.0, 60.0, "s"),
+}
+# Lists of strings: the most entries allowed (each entry is checked against _PATTERNS).
+_LIST_LENGTHS: dict[tuple[str, str], int] = {
+    ("notify", "apprise_urls"): 5,
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("relay", "kind"): tuple(RELAY_KINDS),
 }
 # Strings with a required shape: (regular expression, what is allowed).
 _TOPIC_LEVELS = r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_NAME = rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*"
 _PATTERNS: dict[tuple[str, str], tuple[str, str]] = {
     ("mqtt", "name"): (r"([A-Za-z0-9_-]{1,64})?", 'letters, digits, "-" and "_" (at most 64), or "" for automatic'),
     ("mqtt", "base_topic"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
     ("mqtt", "discovery_prefix"): (_TOPIC_LEVELS, 'topic levels of letters, digits, "-" and "_" separated by "/"'),
     ("mqtt", "host"): (r"[A-Za-z0-9.:_-]+", "a host name or IP address"),
+    ("web", "allowed_hosts"): (_HOST_NAME, 'host names of letters, digits, "-" and "." (e.g. "warmer.lan"), '
+                                           "without a port"),
+    ("mqtt", "dashboard_url"): (r"(https?://[^\s/?#]+(/\S*)?)?",
+                                'an http:// or https:// address, or "" to build it from [web]'),
+    ("notify", "ntfy_url"): (r"(https?://[^\s/?#]+/[^\s?#]*[^\s?#/])?",
+                             'an http:// or https:// address ending in the topic, e.g. '
+                             '"https://ntfy.sh/your-topic", or "" for none'),
+    ("notify", "dashboard_url"): (r"(https?://[^\s/?#]+(/\S*)?)?",
+                                  'an http:// or https:// address, or "" for the one of [mqtt] dashboard_url'),
+    ("notify", "apprise_urls"): (r"[A-Za-z][A-Za-z0-9+.-]*://\S{1,1000}",
+                                 'an Apprise URL such as "tgram://bottoken/chatid" (no spaces, at most 1000 '
+                                 'characters)'),
 }
 
 
@@ -184,6 +234,13 @@ def _check_value(section: str, key: str, value: Any, default: Any) -> Any:
                     f"{where} = {value!r} is not allowed: must be between {low:g} and {high:g} {unit}".rstrip()
                 )
         return value
+    if expected is tuple:  # a list of strings, each checked like a string key
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} = {value!r} is not allowed: must be a list of strings, e.g. [\"a\", \"b\"]")
+        most = _LIST_LENGTHS.get((section, key))
+        if most is not None and len(value) > most:
+            raise ConfigError(f"{where} = {value!r} is not allowed: must be a list of at most {most} strings")
+        return tuple(_check_value(section, key, item, "") for item in value)
     if not isinstance(value, str):
         raise ConfigError(f"{where} = {value!r} is not allowed: must be a string in quotes")
     if (section, key) in _CHOICES and value not in _CHOICES[(section, key)]:
@@ -225,6 +282,10 @@ def _check_relations(cfg: Config) -> None:
             f"[web] max_streams = {w.max_streams} is not allowed: must be at most "
             f"threads - 2 = {w.threads - 2} (two threads stay free for the page and the API)"
         )
+    for key in ("open_history", "open_events", "open_metrics", "open_api_doc"):
+        if getattr(w, key) and not w.open_viewing:
+            raise ConfigError(f"[web] {key} = true is not allowed with open_viewing = false: "
+                              "set open_viewing = true too, or remove the key")
     if cfg.probe.safety_id and cfg.probe.safety_id == cfg.probe.id:
         raise ConfigError(
             f"[probe] safety_id = {cfg.probe.safety_id!r} is not allowed: must differ from [probe] id"
@@ -235,6 +296,10 @@ def _check_relations(cfg: Config) -> None:
                           "set [mqtt] username too")
     if m.ca_file and not m.tls:
         raise ConfigError(f"[mqtt] ca_file = {m.ca_file!r} is not allowed with tls = false: set tls = true")
+    n = cfg.notify
+    if n.ntfy_token_file and not n.ntfy_url:
+        raise ConfigError(f"[notify] ntfy_token_file = {n.ntfy_token_file!r} is not allowed without an "
+                          "ntfy_url: set [notify] ntfy_url too")
 
 
 def from_dict(data: dict[str, Any]) -> Config:

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0            # control period
 READY_BAND_C = 1.0      # "ready" = within +/- this of the setpoint ...
 READY_HOLD_S = 300.0    # ... for this long: the stones lag the water
+SAVE_RETRY_MIN_S = 1.0   # a failed state save is retried after this long ...
+SAVE_RETRY_MAX_S = 60.0  # ... doubling up to this: a latch must reach the disk, the SD card must not be hammered
 # Gains from the bath model (the PID controls the estimated water, ahead of the probe):
 CLOSED_LOOP_S = 60.0    # the estimated water closes on the setpoint with this time constant ...
 CLOSED_LOOP_DELAYS = 1.0  # ... or this many probe delays, if longer: corrections arrive through the probe
@@ -75,11 +77,14 @@ class Controller:
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._pending_state: dict[str, Any] | None = None
+        self._save_retry_at_s: float | None = None  # after a failed save: no retry from the tick before this
+        self._save_retry_s = SAVE_RETRY_MIN_S
         self._classifiers = (pr.ReadingClassifier(), pr.ReadingClassifier())
         self._tick = 0
         self._duty = 0.0
         self._last_reading: pr.Reading | None = None
         self._in_band_since_s: float | None = None
+        self._warming_since_s: float | None = None  # for the time-to-ready estimate
         self._ready_announced = False
         self._listeners: list[Callable[[Status], None]] = []
         self.detail: dict[str, Any] = {}  # extra status, e.g. autotune progress
@@ -222,11 +227,17 @@ class Controller:
 
         ``wait=False`` (the control tick): if another thread is saving right now, leave
         the state queued for the next tick rather than wait for that thread's fsyncs.
+        A failed save stays queued (unless a newer state replaced it) and is reported
+        while unsaved; the tick retries it after a backoff of 1, 2, 4 ... up to 60 s, so a
+        latched fault reaches the disk once the disk takes it.
         """
         if not self._save_lock.acquire(blocking=wait):
             return
         try:  # one writer at a time, always the newest state
             with self._lock:
+                if not wait and self._save_retry_at_s is not None \
+                        and self.clock.monotonic() < self._save_retry_at_s:
+                    return  # backing off after a failed save
                 data, self._pending_state = self._pending_state, None
             if data is None:
                 return
@@ -234,9 +245,17 @@ class Controller:
                 self.store.save(data)
             except OSError as exc:
                 with self._lock:
+                    if self._pending_state is None:  # nothing newer queued meanwhile: retry this one
+                        self._pending_state = data
+                    self._save_retry_at_s = self.clock.monotonic() + self._save_retry_s
+                    self._save_retry_s = min(2 * self._save_retry_s, SAVE_RETRY_MAX_S)
                     self._report_unsaved(exc)
             else:
                 with self._lock:
+                    if self._save_retry_at_s is not None:
+                        log.info("state saved to %s after an earlier failure", self.store.path)
+                    self._save_retry_at_s = None
+                    self._save_retry_s = SAVE_RETRY_MIN_S
                     self.detail.pop("state_problem", None)
         finally:
             self._save_lock.release()
@@ -417,6 +436,8 @@ class Controller:
         with self._lock:
             now = self.clock.monotonic()
             old = self.setpoint_c
+            if setpoint_c == old:  # nothing changes: no event, no save (a client repeating itself floods no log)
+                return setpoint_c
             self.setpoint_c = setpoint_c
             self._setpoint_moved_s = now
             if setpoint_c < old:
@@ -544,8 +565,12 @@ class Controller:
             return 0.0
         if mode == Mode.HOLDING and self._in_band_since_s is not None:
             return max(0.0, READY_HOLD_S - (now - self._in_band_since_s))
-        rate = self.interlock.rate_c_per_s() if mode == Mode.WARMING else None
-        if rate is None or rate <= 0 or temp_c is None:
+        if mode != Mode.WARMING or temp_c is None:
+            self._warming_since_s = None  # the rate counts from when warming (re)starts, not a fault's flat line
+            return None
+        self._warming_since_s = now if self._warming_since_s is None else self._warming_since_s
+        rate = self.interlock.warming_rate_c_per_s(now, since_s=self._warming_since_s)
+        if rate is None:
             return None
         return (self.setpoint_c - READY_BAND_C - temp_c) / rate + READY_HOLD_S
 
@@ -578,30 +603,3 @@ class Controller:
             detail=dict(self.detail),
             bath=self.bath_summary(),
         )
-
-
-def run_forever(controller: Controller, stop: threading.Event, *, period_s: float = TICK_S,
-                before_tick: Callable[[float], None] | None = None,
-                after_tick: Callable[[Status], None] | None = None) -> None:
-    """Tick on a fixed schedule until ``stop`` is set.
-
-    ``before_tick(dt_s)`` runs first each time (the simulated bath advances by
-    the time since the last tick); ``after_tick(status)`` runs once the tick
-    completed (reading checked, interlock evaluated, relay written): the place
-    for a watchdog ping. A late tick is not made up twice.
-    """
-    clock = controller.clock
-    last_s = next_s = clock.monotonic()
-    while not stop.is_set():
-        now = clock.monotonic()
-        if before_tick is not None:
-            before_tick(now - last_s)
-        last_s = now
-        status = controller.tick()
-        if after_tick is not None:
-            after_tick(status)
-        next_s += period_s
-        if next_s < now:  # fell behind (suspend, debugger): resynchronise
-            next_s = now + period_s
-        if clock.sleep_until(next_s, stop):
-            break

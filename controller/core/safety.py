@@ -319,13 +319,25 @@ class Interlock:
     def reading_age_s(self, now_s: float) -> float | None:
         return self.primary.age_s(now_s) if self.primary.last else None
 
-    def rate_c_per_s(self, *, min_span_s: float = 30.0) -> float | None:
-        """How fast the bath changes over the readings the rules keep (the last 120 s), degC/s;
-        None over less than ``min_span_s``. For the time-to-ready estimate."""
-        if len(self._history) < 2:
+    def warming_rate_c_per_s(self, now_s: float, *, since_s: float, half_s: float = 45.0) -> float | None:
+        """How fast the bath warms, degC/s, over the last ``2 * half_s`` s since ``since_s`` (when warming
+        began), for the time-to-ready estimate. None until the rates of the two halves agree within 25 %:
+        while the element warms up the rate still climbs, and a rate from before the heater came on (a
+        fault, Off) would promise hours."""
+        start_s = max(since_s, now_s - 2 * half_s)
+        earlier = self._rate_c_per_s(start_s, now_s - half_s, min_span_s=half_s * 2 / 3)
+        later = self._rate_c_per_s(now_s - half_s, now_s, min_span_s=half_s * 2 / 3)
+        if earlier is None or later is None or earlier <= 0 or abs(later - earlier) > 0.25 * earlier:
             return None
-        (t0, c0), (t1, c1) = self._history[0], self._history[-1]
-        return (c1 - c0) / (t1 - t0) if t1 - t0 >= min_span_s else None
+        return self._rate_c_per_s(start_s, now_s, min_span_s=half_s)
+
+    def _rate_c_per_s(self, from_s: float, to_s: float, *, min_span_s: float) -> float | None:
+        """The change over the kept readings between ``from_s`` and ``to_s``; None over less than ``min_span_s``."""
+        kept = [(t, c) for t, c in self._history if from_s <= t <= to_s]
+        if len(kept) < 2 or kept[-1][0] - kept[0][0] < min_span_s:
+            return None
+        (t0, c0), (t1, c1) = kept[0], kept[-1]
+        return (c1 - c0) / (t1 - t0)
 
     def setpoint_lowered(self, now_s: float, setpoint_c: float) -> None:
         """A lower setpoint starts a cool-down: over-target is judged from its lowest point; and the

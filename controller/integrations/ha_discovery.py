@@ -18,13 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from controller import __version__
-from controller.core.config import MqttConfig
+from controller.core.config import Config, MqttConfig
+from controller.core.safety import FaultKind
 from controller.core.status import Mode, Status
 
 MACHINE_ID_FILE = Path("/etc/machine-id")
 PAYLOAD_ONLINE = "online"
 PAYLOAD_OFFLINE = "offline"
 ACK_PAYLOAD = "acknowledge"  # what the Home Assistant button sends (any payload acknowledges)
+HVAC_HEAT = "heat"  # Home Assistant's climate modes, as it publishes them on the mode command topic
+HVAC_OFF = "off"
+HVAC_MODES = (HVAC_HEAT, HVAC_OFF)
+#: The event types of the "Last command" event entity: every answer on the result topic is one.
+RESULT_ACCEPTED = "accepted"
+RESULT_REFUSED = "refused"
+NO_FAULT = "none"  # the Fault sensor's state while no fault is latched
+ALL_ADDRESSES = ("0.0.0.0", "::", "")  # [web] host values that listen on every interface
 
 
 def node_id(cfg: MqttConfig, *, hostname: str | None = None, machine_id: str | None = None) -> str:
@@ -71,6 +80,10 @@ class Topics:
         return f"{self.root}/set/setpoint"
 
     @property
+    def set_mode(self) -> str:
+        return f"{self.root}/set/mode"
+
+    @property
     def acknowledge(self) -> str:
         return f"{self.root}/set/acknowledge"
 
@@ -84,9 +97,19 @@ class Topics:
 
 def action(status: Status) -> str:
     """Home Assistant's hvac_action: what the heater is doing right now."""
-    if status.mode == Mode.FAULT:
+    if status.mode in (Mode.FAULT, Mode.OFF):
         return "off"
     return "heating" if status.relay_on else "idle"
+
+
+def hvac_mode(status: Status) -> str:
+    """Home Assistant's hvac_mode: ``off`` while a person has switched the warmer off, else ``heat``.
+
+    A latched fault is not "off": the person's choice still stands (the warmer heats again
+    once the fault is acknowledged), so HA shows ``heat`` with the action ``off`` and the
+    Fault sensor says why.
+    """
+    return HVAC_OFF if status.mode == Mode.OFF else HVAC_HEAT
 
 
 def state_payload(status: Status) -> dict[str, Any]:
@@ -104,7 +127,9 @@ def state_payload(status: Status) -> dict[str, Any]:
         "max_setpoint_c": status.max_setpoint_c,
         "duty": round(status.duty, 2),
         "relay_on": status.relay_on,
+        "relay_switches": status.relay_switches,
         "action": action(status),
+        "hvac_mode": hvac_mode(status),
         "mode": status.mode,
         "ready": status.mode == Mode.READY,
         "ready_in_min": ready_in_min,
@@ -114,99 +139,119 @@ def state_payload(status: Status) -> dict[str, Any]:
     }
 
 
-def device_block(node: str) -> dict[str, Any]:
+def result_payload(command: str, payload: str, *, error: str | None = None, **result: Any) -> dict[str, Any]:
+    """The answer to one command, as published on ``<root>/result``.
+
+    ``event_type`` makes it an event of the "Last command" entity (Home Assistant's MQTT event
+    takes it from the JSON; the other keys become the event's attributes).
+    """
+    if error is not None:
+        return {"event_type": RESULT_REFUSED, "command": command, "payload": payload, "ok": False,
+                "error": error, **result}
+    return {"event_type": RESULT_ACCEPTED, "command": command, "payload": payload, "ok": True, **result}
+
+
+def dashboard_url(cfg: Config, *, hostname: str | None = None) -> str:
+    """Where a browser finds this warmer's dashboard: ``[mqtt] dashboard_url``, else from ``[web]``.
+
+    A dashboard that listens on every address is reached by the Pi's mDNS name,
+    ``<host name>.local`` (avahi, on by default on Raspberry Pi OS); one bound to a
+    single address by that address.
+    """
+    if cfg.mqtt.dashboard_url:
+        return cfg.mqtt.dashboard_url
+    host = cfg.web.host
+    if host in ALL_ADDRESSES:
+        name = (hostname if hostname is not None else socket.gethostname()).split(".")[0]
+        host = f"{name or 'localhost'}.local"
+    elif ":" in host:  # an IPv6 address goes in brackets
+        host = f"[{host}]"
+    return f"http://{host}:{cfg.web.port}/"
+
+
+def device_block(node: str, *, configuration_url: str) -> dict[str, Any]:
     return {
         "identifiers": [f"stonewarmer_{node}"],
         "name": f"Stone warmer {node}",
         "manufacturer": "stonewarmer",
         "model": "Raspberry Pi hot-stone warmer",
         "sw_version": __version__,
+        "configuration_url": configuration_url,  # HA's "Visit" link
     }
 
 
-def discovery_payloads(topics: Topics, *, min_setpoint_c: float, max_setpoint_c: float) -> dict[str, dict[str, Any]]:
+def discovery_payloads(topics: Topics, *, min_setpoint_c: float, max_setpoint_c: float,
+                       configuration_url: str) -> dict[str, dict[str, Any]]:
     """Discovery topic -> config payload for every entity of one warmer.
 
     The climate entity's ``min_temp``/``max_temp`` come from ``[control]``:
     Home Assistant's own climate default ``max_temp`` is 35 degC, below any
     stone-warming setpoint. The warmer still validates every command itself.
+    ``configuration_url`` is the dashboard (:func:`dashboard_url`).
+
+    What each entity is and why: docs/field-notes.md, "Home Assistant".
     """
     node = topics.node
     common = {
         "availability_topic": topics.availability,
         "payload_available": PAYLOAD_ONLINE,
         "payload_not_available": PAYLOAD_OFFLINE,
-        "device": device_block(node),
-        "origin": {"name": "stonewarmer", "sw_version": __version__},
+        "device": device_block(node, configuration_url=configuration_url),
+        # The project has no web home of its own: the warmer's dashboard is where its user gets help.
+        "origin": {"name": "stonewarmer", "sw_version": __version__, "support_url": configuration_url},
     }
 
-    def entity(object_id: str, **config: Any) -> dict[str, Any]:
-        return {"unique_id": f"stonewarmer_{node}_{object_id}", **config, **common}
+    found: dict[str, dict[str, Any]] = {}
 
-    return {
-        topics.discovery("climate", "water"): entity(
-            "water",
-            name=None,  # the entity takes the device's name
-            modes=["heat", "off"],
-            mode_state_topic=topics.state,
-            mode_state_template="{{ 'off' if value_json.mode == 'fault' else 'heat' }}",
-            action_topic=topics.state,
-            action_template="{{ value_json.action }}",
-            current_temperature_topic=topics.state,
-            current_temperature_template="{{ value_json.temperature_c }}",
-            temperature_command_topic=topics.set_setpoint,
-            temperature_state_topic=topics.state,
-            temperature_state_template="{{ value_json.setpoint_c }}",
-            json_attributes_topic=topics.state,
-            min_temp=min_setpoint_c,
-            max_temp=max_setpoint_c,
-            temp_step=0.5,
-            precision=0.1,
-            temperature_unit="C",
-            optimistic=False,
-        ),
-        topics.discovery("sensor", "temperature"): entity(
-            "temperature",
-            name="Water temperature",
-            state_topic=topics.state,
-            value_template="{{ value_json.temperature_c }}",
-            device_class="temperature",
-            unit_of_measurement="°C",
-            state_class="measurement",
-            suggested_display_precision=1,
-        ),
-        topics.discovery("sensor", "duty"): entity(
-            "duty",
-            name="Heater duty",
-            state_topic=topics.state,
-            value_template="{{ (value_json.duty * 100) | round(0) }}",
-            unit_of_measurement="%",
-            state_class="measurement",
-            icon="mdi:radiator",
-        ),
-        topics.discovery("sensor", "fault"): entity(
-            "fault",
-            name="Fault",
-            state_topic=topics.state,
-            value_template="{{ value_json.fault or 'none' }}",
-            json_attributes_topic=topics.state,
-            json_attributes_template="{{ {'message': value_json.fault_message} | tojson }}",
-            icon="mdi:alert-circle-outline",
-        ),
-        topics.discovery("binary_sensor", "ready"): entity(
-            "ready",
-            name="Stones ready",
-            state_topic=topics.state,
-            value_template="{{ 'ON' if value_json.ready else 'OFF' }}",
-            payload_on="ON",
-            payload_off="OFF",
-            icon="mdi:check-circle-outline",
-        ),
-        topics.discovery("button", "acknowledge"): entity(
-            "acknowledge",
-            name="Acknowledge fault",
-            command_topic=topics.acknowledge,
-            payload_press=ACK_PAYLOAD,
-            icon="mdi:restart-alert",
-        ),
-    }
+    def add(component: str, object_id: str, **config: Any) -> None:
+        found[topics.discovery(component, object_id)] = {"unique_id": f"stonewarmer_{node}_{object_id}",
+                                                         **config, **common}
+
+    def from_state(component: str, object_id: str, name: str, value_template: str, **config: Any) -> None:
+        """An entity whose state is one value of the status message."""
+        add(component, object_id, name=name, state_topic=topics.state, value_template=value_template, **config)
+
+    add("climate", "water",
+        name=None,  # the entity takes the device's name
+        modes=list(HVAC_MODES),
+        mode_command_topic=topics.set_mode,
+        mode_state_topic=topics.state,
+        mode_state_template="{{ value_json.hvac_mode }}",
+        action_topic=topics.state,
+        action_template="{{ value_json.action }}",
+        current_temperature_topic=topics.state,
+        current_temperature_template="{{ value_json.temperature_c }}",
+        temperature_command_topic=topics.set_setpoint,
+        temperature_state_topic=topics.state,
+        temperature_state_template="{{ value_json.setpoint_c }}",
+        # Only what no other entity shows and what changes slowly: the recorder stores every change.
+        json_attributes_topic=topics.state,
+        json_attributes_template="{{ {'warmer_mode': value_json.mode} | tojson }}",
+        min_temp=min_setpoint_c, max_temp=max_setpoint_c, temp_step=0.5, precision=0.1, temperature_unit="C",
+        optimistic=False)
+    from_state("sensor", "temperature", "Water temperature", "{{ value_json.temperature_c }}",
+               device_class="temperature", unit_of_measurement="°C", state_class="measurement",
+               suggested_display_precision=1)
+    # null (HA's unknown) while off, faulted or cooling: there is no estimate then.
+    from_state("sensor", "ready_in", "Time to ready", "{{ value_json.ready_in_min }}",
+               device_class="duration", unit_of_measurement="min", icon="mdi:timer-sand")
+    from_state("sensor", "fault", "Fault", f"{{{{ value_json.fault or '{NO_FAULT}' }}}}",
+               device_class="enum", options=[NO_FAULT, *FaultKind], icon="mdi:alert-circle-outline",
+               json_attributes_topic=topics.state,
+               json_attributes_template="{{ {'message': value_json.fault_message} | tojson }}")
+    # device_class heat: on = the stones are hot; HA draws a flame, else a thermometer (no fixed icon).
+    from_state("binary_sensor", "ready", "Stones ready", "{{ 'ON' if value_json.ready else 'OFF' }}",
+               payload_on="ON", payload_off="OFF", device_class="heat")
+    add("button", "acknowledge", name="Acknowledge fault", command_topic=topics.acknowledge,
+        payload_press=ACK_PAYLOAD, icon="mdi:restart-alert")
+    add("event", "last_command", name="Last command", state_topic=topics.result,
+        event_types=[RESULT_ACCEPTED, RESULT_REFUSED], icon="mdi:message-reply-text-outline")
+    from_state("sensor", "duty", "Heater duty", "{{ (value_json.duty * 100) | round(0) }}",
+               unit_of_measurement="%", state_class="measurement", entity_category="diagnostic",
+               icon="mdi:radiator")
+    # Counted since the service started: total_increasing tells HA a restart is a reset, not a drop.
+    for object_id, name, icon in (("sensor_errors", "Probe errors", "mdi:thermometer-alert"),
+                                  ("relay_switches", "Relay switch-ons", "mdi:electric-switch")):
+        from_state("sensor", object_id, name, f"{{{{ value_json.{object_id} }}}}",
+                   state_class="total_increasing", entity_category="diagnostic", icon=icon)
+    return found

@@ -5,9 +5,14 @@ Runs the simulated warmer and its web server in this process, exactly as
 process (asyncio, so the load does not compete for this process's GIL):
 ``--clients`` clients each GET ``/api/status`` every ``--interval`` s (0: as
 fast as they can) while ``--streams`` live-update streams stay open. Meanwhile
-every control tick's start is compared with its schedule.
+every control tick's start is compared with its schedule. Then, with
+``throughput_s`` > 0, wrk measures ``/api/status`` against a bare Flask + waitress
+endpoint serving the same JSON (controller/qa/web_throughput.py).
 
-A measurement, not a test: it prints figures (the README quotes them).
+All the load comes from 127.0.0.1, so the bench lifts ``[web] connections_per_client``
+to its maximum: the per-address cap is not what it measures.
+
+A measurement, not a test: it prints figures (docs/dashboard-api.md quotes them).
 """
 
 from __future__ import annotations
@@ -56,15 +61,17 @@ class TickLateness:
 
 
 def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: float, speed: float,
-                  threads: int) -> dict[str, Any]:
+                  threads: int, throughput_s: float = 0.0) -> dict[str, Any]:
     """Serve a simulated warmer under load for ``duration_s`` (s); return the figures.
 
-    ``speed``: simulated seconds per real second. Raises
+    ``speed``: simulated seconds per real second. ``throughput_s`` > 0: then each wrk run of
+    the side-by-side throughput comparison lasts this long (s; figures under ``throughput``). Raises
     :class:`~controller.core.config.ConfigError` for settings the dashboard refuses and
     :class:`~controller.qa.bench.BenchError` when the load generator fails.
     """
     from controller.core import config as cfgmod
-    from controller.core.loop import TICK_S, run_forever
+    from controller.core.loop import TICK_S
+    from controller.core.schedule import run_forever
     from controller.qa.bench import BenchError
     from controller.service.supervisor import build
     from web import attach
@@ -73,7 +80,7 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="stonewarmer-bench-") as state_dir:
         cfg = cfgmod.replace(cfgmod.Config(), "state", dir=state_dir)
-        cfg = cfgmod.replace(cfg, "web", threads=threads, max_streams=streams)
+        cfg = cfgmod.replace(cfg, "web", threads=threads, max_streams=streams, connections_per_client=400)
         runtime = build(cfg, simulate=True, speed=speed)
         controller = runtime.controller
         lateness = TickLateness(controller.clock, TICK_S)
@@ -98,6 +105,7 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
                  str(interval_s), str(streams), str(duration_s)],
                 capture_output=True, text=True, timeout=duration_s + 60)
             lateness.recording = False
+            throughput = _compare(port, web.app, threads=threads, run_s=throughput_s) if throughput_s > 0 else None
         finally:
             stop.set()
             control.join(timeout=5)
@@ -108,6 +116,7 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
     figures: dict[str, Any] = json.loads(load.stdout)
     late_ms = [s / speed * 1000 for s in lateness.late_s]  # controller seconds -> real ms
     figures.update({
+        "throughput": throughput,
         "clients": clients, "interval_s": interval_s, "streams_wanted": streams,
         "duration_s": duration_s, "threads": threads, "speed": speed, "ticks": len(late_ms),
         "tick_late_p50_ms": percentile(late_ms, 50), "tick_late_p99_ms": percentile(late_ms, 99),
@@ -116,7 +125,26 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
     return figures
 
 
+def _compare(port: int, app: Any, *, threads: int, run_s: float) -> dict[str, Any]:
+    """The throughput comparison against this server's /api/status (wrk; web_throughput.py)."""
+    import urllib.request
+
+    from controller.qa.bench import BenchError
+    from controller.qa.web_throughput import WrkError, compare
+
+    url = f"http://127.0.0.1:{port}/api/status"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        body = answer.read()  # the bare endpoint serves the same bytes
+    try:
+        return compare(url, body, ours_app=app, threads=threads, duration_s=run_s)
+    except WrkError as exc:
+        raise BenchError(str(exc)) from None
+
+
 def format_figures(f: dict[str, Any]) -> str:
+    from controller.qa.web_throughput import format_comparison
+
+    throughput = [format_comparison(f["throughput"])] if f.get("throughput") else []
     return "\n".join([
         f"/api/status with {f['clients']} clients (every {f['interval_s']:g} s; 0 = back to back), "
         f"{f['streams_open']}/{f['streams_wanted']} streams open, {f['duration_s']:g} s, "
@@ -128,6 +156,7 @@ def format_figures(f: dict[str, Any]) -> str:
         f"control tick start vs schedule ({f['ticks']} ticks at {f['speed']:g} ticks/s): "
         f"p50 {f['tick_late_p50_ms']:.1f} ms, p99 {f['tick_late_p99_ms']:.1f} ms, "
         f"max {f['tick_late_max_ms']:.1f} ms late",
+        *throughput,
     ])
 
 

@@ -2,24 +2,35 @@
 
 Sections, in the order a fresh Pi needs them: config, 1-Wire overlay, probes
 (readings and resolution), relay pin and polarity, strict_gpiod, GPIO library,
-clock, state dir, dashboard password, the service. Every finding that is not
-"ok" says what to do. ``--root DIR`` inspects a system image (or a fake tree in
+clock, state dir, dashboard password, the network name, the service and the
+hardware watchdog (the last ones in :mod:`controller.service.host_checks`).
+Every finding that is not "ok" says what to do. ``--root DIR`` inspects a system image (or a fake tree in
 tests): the boot config, kernel module parameters and the service's unit are
 looked up under DIR; the probe and state dirs are the config's, as given.
 """
 
 from __future__ import annotations
 
-import ctypes
+import importlib.util
 import os
-import subprocess
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.core import config as cfgmod
-from controller.service.installer import BOOT_CONFIGS, UNIT_NAME, USER, boot_lines_missing
+from controller.service.host_checks import (
+    clock_findings,
+    network_name_findings,
+    service_findings,
+    watchdog_findings,
+)
+from controller.service.installer import (
+    BOOT_CONFIGS,
+    STATE_DIR,
+    UNIT_PATH,
+    USER,
+    boot_lines_missing,
+)
+from controller.service.system_view import Finding, System
 
 # GPIO 0-8 are pulled up at power-on (docs/field-notes.md, "GPIO and relays"): an active-high
 # relay driver on one of them switches the heater on while the Pi boots.
@@ -28,54 +39,6 @@ ONE_WIRE_DEFAULT_GPIO = 4
 #: Module parameters that keep a released GPIO output driven (Pi 4: bcm2835, Pi 5: rp1).
 PERSIST_PARAMS = ("/sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs",
                   "/sys/module/pinctrl_rp1/parameters/persist_gpio_outputs")
-TIME_ERROR = 5  # adjtimex(2): the kernel clock is not synchronised
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    level: str   # "ok", "warn", "error"
-    what: str
-    todo: str = ""
-
-    def __str__(self) -> str:
-        mark = {"ok": "ok  ", "warn": "WARN", "error": "FAIL"}[self.level]
-        return f"[{mark}] {self.what}" + (f"\n       -> {self.todo}" if self.todo else "")
-
-
-def _run(argv: list[str]) -> subprocess.CompletedProcess | None:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
-def kernel_clock_state() -> int | None:
-    """adjtimex(2) in read-only mode: TIME_ERROR (5) when unsynchronised; None if unavailable."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        buf = ctypes.create_string_buffer(512)  # struct timex, zeroed: modes = 0 reads only
-        state = libc.adjtimex(buf)
-    except (OSError, AttributeError):
-        return None
-    return None if state < 0 else state
-
-
-@dataclass
-class System:
-    """Where the doctor looks: ``root`` ("/" or an image), and how it asks the OS."""
-
-    root: Path = Path("/")
-    run: Callable[[list[str]], subprocess.CompletedProcess | None] = _run
-    clock_state: Callable[[], int | None] = kernel_clock_state
-    import_lgpio: Callable[[], object] = field(default=lambda: __import__("lgpio"))
-    systemd_running: Callable[[], bool] = field(default=lambda: Path("/run/systemd/system").is_dir())
-
-    @property
-    def is_live(self) -> bool:
-        return self.root == Path("/")
-
-    def path(self, path: str | Path) -> Path:
-        return self.root / Path(path).relative_to("/")
 
 
 # -- config ------------------------------------------------------------------------------------
@@ -84,10 +47,20 @@ def load_config(path: Path) -> tuple[cfgmod.Config, list[Finding]]:
         return cfgmod.Config(), [Finding("error", f"no config at {path}; checking with the defaults",
                                          "sudo stonewarmer install (copies the example config there)")]
     try:
-        return cfgmod.load(path), [Finding("ok", f"config {path}")]
+        cfg = cfgmod.load(path)
     except cfgmod.ConfigError as exc:
         return cfgmod.Config(), [Finding("error", f"config refused: {exc}; checking with the defaults",
                                          f"fix {path}; the service will not start until it loads")]
+    out = [Finding("ok", f"config {path}")]
+    if cfg.mqtt.enabled and importlib.util.find_spec("paho") is None:
+        out.append(Finding("error", "[mqtt] is enabled but paho-mqtt is not installed: the service will not start",
+                           "sudo stonewarmer install --with mqtt (installs it into the service's venv)"))
+    return cfg, out
+
+
+def config_findings(path: Path) -> list[Finding]:
+    """``stonewarmer check --config-only``: the config loads, and what it needs is installed."""
+    return load_config(path)[1]
 
 
 # -- 1-Wire and probes -------------------------------------------------------------------------
@@ -149,10 +122,13 @@ def probe_findings(cfg: cfgmod.Config) -> list[Finding]:
             found.append(Finding("error", f"probe 28-{sensor_id} ({role}): {read.kind}",
                                  "check the probe's cable and connector"))
         elif bits is not None and bits < 11:
+            device = f"{cfg.probe.w1_dir}/28-{sensor_id}"
             # DS18B20: 9 bit = 0.5 degC steps (docs/field-notes.md, "DS18B20"): too coarse to hold +/-0.5 degC.
+            # The resolution register is reloaded from the EEPROM at power-on: save it there too.
             found.append(Finding("warn", f"probe 28-{sensor_id} ({role}): {read.celsius:.2f} degC, {bits}-bit "
                                          f"({0.5 / 2 ** (bits - 9):g} degC steps)",
-                                 f"set 12-bit: echo 12 | sudo tee {cfg.probe.w1_dir}/28-{sensor_id}/resolution"))
+                                 f"set 12-bit and save it in the probe's EEPROM, or it is back after a power cut: "
+                                 f"echo 12 | sudo tee {device}/resolution && echo save | sudo tee {device}/eeprom_cmd"))
         else:
             found.append(Finding("ok", f"probe 28-{sensor_id} ({role}): {read.celsius:.2f} degC, "
                                        f"{bits or '?'}-bit"))
@@ -164,7 +140,8 @@ def probe_findings(cfg: cfgmod.Config) -> list[Finding]:
 
 
 # -- relay and GPIO ----------------------------------------------------------------------------
-def relay_findings(cfg: cfgmod.Config, *, one_wire_pin: int = ONE_WIRE_DEFAULT_GPIO) -> list[Finding]:
+def relay_findings(cfg: cfgmod.Config, *, one_wire_pin: int = ONE_WIRE_DEFAULT_GPIO,
+                   strict_gpiod: bool = False) -> list[Finding]:
     r = cfg.relay
     out = [Finding("ok", f"relay on GPIO{r.pin}, {'active high' if r.active_high else 'active low'}, "
                          f"{r.kind}: window {r.effective_window_s:g} s, min on/off {r.effective_min_switch_s:g} s")]
@@ -176,6 +153,12 @@ def relay_findings(cfg: cfgmod.Config, *, one_wire_pin: int = ONE_WIRE_DEFAULT_G
         out.append(Finding("warn", "active-low relay module: it clicks on briefly when the pin is claimed "
                                    "(lgpio drives a new output low first)",
                            "prefer an active-high driver (or an SSR) on the default GPIO17"))
+    if not r.active_high and strict_gpiod:
+        # docs/field-notes.md, "More facts": strict_gpiod returns a released line to an input, pulled down.
+        out.append(Finding("warn", "active-low relay module with dtparam=strict_gpiod: a pin released by a dying "
+                                   "process becomes an input that the Pi pulls down, which is this module's ON "
+                                   "level (until ExecStopPost=stonewarmer relay-off drives it off)",
+                           "use an active-high driver or an SSR; or a module that pulls its input up itself"))
     if r.pin == one_wire_pin:
         out.append(Finding("error", f"the relay is on GPIO{r.pin}, the 1-Wire bus pin",
                            "use another pin for the relay, e.g. GPIO17"))
@@ -191,48 +174,66 @@ def strict_gpiod_findings(system: System) -> list[Finding]:
                            "sudo stonewarmer install --configure-boot, then sudo reboot"))
     elif boot is not None:
         out.append(Finding("ok", f"dtparam=strict_gpiod in {boot}: a released GPIO returns to an input"))
+    values = {}
     for param in PERSIST_PARAMS:
         try:
-            value = system.path(param).read_text().strip()
+            values[param] = system.path(param).read_text().strip()
         except OSError:
             continue
-        if value.upper() in ("Y", "1"):
+        if values[param].upper() in ("Y", "1"):
             out.append(Finding("warn", f"the running kernel still keeps released GPIO outputs driven ({param} = Y)",
                                "reboot so that dtparam=strict_gpiod takes effect"))
+    if boot is not None and not values:
+        out.append(Finding("warn", "the running kernel has no persist_gpio_outputs parameter "
+                                   f"({' or '.join(PERSIST_PARAMS)}): dtparam=strict_gpiod does nothing, and a "
+                                   "dying process may leave the heater's pin driven on",
+                           "update the kernel: sudo apt update && sudo apt full-upgrade, then sudo reboot"))
     return out
 
 
 def gpio_library_findings(system: System) -> list[Finding]:
     try:
         system.import_lgpio()
-    except ImportError:
-        return [Finding("warn", "the lgpio GPIO library is not importable by this Python",
-                        "sudo apt install python3-lgpio (the service's venv uses the system's packages)")]
+    except ImportError as exc:
+        if "No module named" in str(exc):
+            return [Finding("error", "the lgpio GPIO library is not installed: the service cannot drive the relay",
+                            "sudo apt install python3-lgpio (the service's venv uses the system's packages)")]
+        return [Finding("error", f"the lgpio GPIO library does not load: {exc}",
+                        "sudo apt install --reinstall python3-lgpio")]
     return [Finding("ok", "lgpio GPIO library present")]
 
 
-# -- clock, state, password, service ------------------------------------------------------------
-def clock_findings(system: System) -> list[Finding]:
-    synced = None
-    result = system.run(["timedatectl", "show", "--property=NTPSynchronized", "--value"])
-    if result is not None and result.returncode == 0 and result.stdout.strip() in ("yes", "no"):
-        synced = result.stdout.strip() == "yes"
-    elif system.is_live:
-        state = system.clock_state()
-        synced = None if state is None else state != TIME_ERROR
-    if synced:
-        return [Finding("ok", "clock synchronised (NTP)")]
-    what = "clock not synchronised" if synced is False else "cannot tell whether the clock is synchronised"
-    return [Finding("warn", f"{what}: the Pi has no battery clock, so event and history times may be wrong "
-                            "(heater timing does not depend on it)",
-                    "connect the Pi to a network with internet access for NTP "
-                    "(check: timedatectl timesync-status)")]
+# -- state, password -------------------------------------------------------------------------------
+def _unit_settings(system: System, key: str) -> list[str]:
+    """The values of ``key=`` in the installed unit and its drop-ins (``systemctl edit``)."""
+    unit = system.path(UNIT_PATH)
+    files = [unit, *sorted(unit.with_name(unit.name + ".d").glob("*.conf"))]
+    values = []
+    for path in files:
+        try:
+            lines = path.read_text().splitlines()
+        except OSError:
+            continue
+        values += [line.split("=", 1)[1].strip() for line in lines if line.strip().startswith(f"{key}=")]
+    return values
 
 
-def state_findings(cfg: cfgmod.Config) -> list[Finding]:
+def writable_by_service(system: System, state_dir: Path) -> bool:
+    """Under ProtectSystem=strict only StateDirectory= and ReadWritePaths= are writable."""
+    allowed = [STATE_DIR] + [Path(p.lstrip("-")) for v in _unit_settings(system, "ReadWritePaths") for p in v.split()]
+    return any(state_dir == a or a in state_dir.parents for a in allowed)
+
+
+def state_findings(cfg: cfgmod.Config, system: System | None = None) -> list[Finding]:
     from controller.core.state import StateError, StateStore
 
     state_dir = Path(cfg.state.dir)
+    if system is not None and system.path(UNIT_PATH).is_file() and not writable_by_service(system, state_dir):
+        return [Finding("error", f"[state] dir = {state_dir} is outside the service's StateDirectory {STATE_DIR}: "
+                                 "under ProtectSystem=strict the service cannot write there, so it cannot keep the "
+                                 "setpoint and latched faults (it latches a state fault)",
+                        f"use the default ({STATE_DIR}), or let it write there: sudo systemctl edit stonewarmer, "
+                        f"add [Service] ReadWritePaths={state_dir}, then sudo systemctl restart stonewarmer")]
     if not state_dir.is_dir():
         return [Finding("warn", f"state dir {state_dir} does not exist yet",
                         "the service creates it at start (StateDirectory=); for a manual run: "
@@ -291,53 +292,19 @@ def password_findings(cfg: cfgmod.Config) -> list[Finding]:
     return [Finding("ok", "dashboard password set")]
 
 
-def service_findings(system: System) -> list[Finding]:
-    if system.is_live and not system.systemd_running():
-        return [Finding("warn", "systemd is not running here (a container?): the service cannot be checked",
-                        "on the Pi: sudo stonewarmer install")]
-    root = [] if system.is_live else [f"--root={system.root}"]
-    enabled = system.run(["systemctl", *root, "is-enabled", UNIT_NAME])
-    if enabled is None:
-        return [Finding("warn", "systemctl not found: the service cannot be checked", "")]
-    state = enabled.stdout.strip()
-    if enabled.returncode != 0 and state in ("", "not-found"):
-        return [Finding("error", f"{UNIT_NAME} is not installed", "sudo stonewarmer install")]
-    out = []
-    if state != "enabled":
-        out.append(Finding("error", f"{UNIT_NAME} is {state or 'not enabled'}: it will not start at boot",
-                           f"sudo systemctl enable --now {UNIT_NAME}"))
-    if not system.is_live:
-        return out or [Finding("ok", f"{UNIT_NAME} enabled")]
-    shown = system.run(["systemctl", "show", UNIT_NAME, "--property=ActiveState,SubState,Result,NRestarts,StatusText"])
-    props = dict(line.split("=", 1) for line in (shown.stdout if shown else "").splitlines() if "=" in line)
-    active, status = props.get("ActiveState", "unknown"), props.get("StatusText", "")
-    logs = f"journalctl -u {UNIT_NAME} -b"
-    if active == "active":
-        out.append(Finding("ok", f"{UNIT_NAME} running: {status}"))
-    elif active == "activating":
-        out.append(Finding("warn", f"{UNIT_NAME} starting: {status or props.get('SubState', '')}",
-                           "it is ready once the probe gives a valid reading: see the probe findings above"))
-    else:
-        out.append(Finding("error", f"{UNIT_NAME} is {active} (result: {props.get('Result', '?')})",
-                           f"see why: {logs}; then sudo systemctl restart {UNIT_NAME}"))
-    restarts = int(props.get("NRestarts", "0") or 0)
-    if restarts:
-        out.append(Finding("warn", f"{UNIT_NAME} restarted {restarts} times since it was started",
-                           f"see why: {logs} (a watchdog abort prints every thread's stack there)"))
-    return out
-
-
 def diagnose(system: System, config_path: Path) -> list[tuple[str, list[Finding]]]:
     cfg, config = load_config(config_path)
     _, boot_text = _boot_config(system)
+    strict = boot_text is not None and "dtparam=strict_gpiod" not in boot_lines_missing(boot_text)
     return [
         ("Config", config),
         ("1-Wire", one_wire_findings(system, cfg)),
         ("Probes", probe_findings(cfg)),
-        ("Relay", relay_findings(cfg, one_wire_pin=one_wire_gpio(boot_text))
+        ("Relay", relay_findings(cfg, one_wire_pin=one_wire_gpio(boot_text), strict_gpiod=strict)
          + strict_gpiod_findings(system) + gpio_library_findings(system)),
         ("Clock", clock_findings(system)),
-        ("State", state_findings(cfg)),
+        ("State", state_findings(cfg, system)),
         ("Dashboard", password_findings(cfg)),
-        ("Service", service_findings(system)),
+        ("Network", network_name_findings(system, port=cfg.web.port)),
+        ("Service", service_findings(system) + watchdog_findings(system)),
     ]

@@ -1,10 +1,13 @@
 """``stonewarmer install`` / ``uninstall``: set the warmer up as a service on Raspberry Pi OS.
 
-Every action is a :class:`Step`: what it does, the command it runs (if any),
-and whether it is already in place. ``--dry-run`` prints the plan and changes
-nothing; running again changes nothing that is already right (idempotent).
-``--root DIR`` works on a system image (or a temporary tree in tests): files
-go under DIR, and systemctl/useradd get their own root options.
+Every action is a :class:`~controller.service.steps.Step`: what it does, the
+command it runs (if any), whether it is already in place, how to undo it.
+``--dry-run`` prints the plan and changes nothing; running again changes nothing
+that is already right (idempotent: the second plan is all "ok"). ``--root DIR``
+works on a system image (or a temporary tree in tests): files go under DIR, and
+systemctl/useradd get their own root options. How a new version replaces the
+running one (built beside it, config checked, stop, switch, start, READY, back on
+failure) is :mod:`controller.service.upgrade`.
 
 Only the standard library is used here, so ``sudo python3 -m controller
 install`` works from a fresh checkout, before anything is installed. The
@@ -13,23 +16,21 @@ command line is :mod:`controller.cli.service`.
 
 from __future__ import annotations
 
-import filecmp
 import os
+import re
 import shutil
-import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.core import config as cfgmod
 from controller.core.atomic import atomic_write
+from controller.service import upgrade
+from controller.service.steps import Host, InstallError, Step, execute, run_command
+from controller.service.upgrade import PREFIX, UNIT_NAME, VENV
 
 USER = "stonewarmer"
 GPIO_GROUP = "gpio"
-PREFIX = Path("/opt/stonewarmer")
-VENV = PREFIX / "venv"
 LINK = Path("/usr/local/bin/stonewarmer")
-UNIT_NAME = "stonewarmer.service"
 UNIT_PATH = Path("/etc/systemd/system") / UNIT_NAME
 WANTS_LINK = Path("/etc/systemd/system/multi-user.target.wants") / UNIT_NAME
 CONFIG_PATH = cfgmod.DEFAULT_PATH
@@ -39,61 +40,33 @@ BOOT_CONFIGS = (Path("/boot/firmware/config.txt"), Path("/boot/config.txt"))
 #: 1-Wire on GPIO4 for the DS18B20; released GPIOs return to inputs (a dead process
 #: cannot leave the heater on: docs/field-notes.md "GPIO and relays").
 BOOT_LINES = ("dtoverlay=w1-gpio", "dtparam=strict_gpiod")
+#: systemd reads the drop-ins of every system.conf.d/ in the order of their names and the last
+#: setting wins; Raspberry Pi OS ships its own RuntimeWatchdogSec in /usr/lib/systemd/system.conf.d/,
+#: which overrides /etc/systemd/system.conf (docs/field-notes.md, "More facts": systemd ordering).
+#: "zz-" sorts after it.
+WATCHDOG_DROPIN = Path("/etc/systemd/system.conf.d/zz-stonewarmer-watchdog.conf")
+WATCHDOG_S = 15  # the most the Raspberry Pi's watchdog timer accepts
+WATCHDOG_CONF = f"""\
+# Written by `stonewarmer install`: the SoC's hardware watchdog reboots a Pi whose systemd hangs.
+# After a reboot every GPIO is an input: the heater is off until stonewarmer has a valid reading.
+# Named zz-... so that it is read after every other drop-in (the last setting wins).
+[Manager]
+RuntimeWatchdogSec={WATCHDOG_S}s
+RebootWatchdogSec=2min
+"""
+#: Host names that several Pis share out of the box or by following the guide: on one network the
+#: second one becomes <name>-2.local (avahi), and which warmer answers the plain name is luck.
+SHARED_HOSTNAMES = ("raspberrypi", "stonewarmer")
+HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
-Runner = Callable[[list[str]], subprocess.CompletedProcess]
-
-
-class InstallError(Exception):
-    """A step failed, or the install cannot start; the message names the step and why."""
-
-
-def run_command(argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True)
-
-
-@dataclass
-class Host:
-    """The system being set up: ``root`` ("/" or an image) and how commands are run."""
-
-    root: Path = Path("/")
-    run: Runner = run_command
-
-    @property
-    def is_live(self) -> bool:
-        """The running system (systemctl can start things), not an image."""
-        return self.root == Path("/")
-
-    def path(self, path: Path) -> Path:
-        return self.root / path.relative_to("/")
-
-    def _names(self, table: str) -> set[str]:
-        try:
-            lines = self.path(Path("/etc") / table).read_text().splitlines()
-        except FileNotFoundError:
-            return set()
-        return {line.split(":", 1)[0] for line in lines if line and not line.startswith("#")}
-
-    def has_user(self, name: str) -> bool:
-        return name in self._names("passwd")
-
-    def has_group(self, name: str) -> bool:
-        return name in self._names("group")
-
-    def boot_config(self) -> Path | None:
-        """The boot config.txt in use (a path on the running system), or None."""
-        return next((p for p in BOOT_CONFIGS if self.path(p).is_file()), None)
-
-    def systemctl(self, *args: str) -> list[str]:
-        return ["systemctl", *([] if self.is_live else [f"--root={self.root}"]), *args]
+__all__ = ["BOOT_CONFIGS", "BOOT_LINES", "CONFIG_PATH", "LINK", "PREFIX", "UNIT_NAME", "UNIT_PATH", "USER", "VENV",
+           "WATCHDOG_DROPIN", "Host", "InstallError", "Step", "execute", "install_plan", "run_command",
+           "uninstall_plan"]
 
 
-@dataclass
-class Step:
-    what: str
-    command: list[str] | None = None
-    apply: Callable[[], None] | None = None
-    done: bool = False             # already in place: shown, not run
-    notes: list[str] = field(default_factory=list)
+def boot_config(host: Host) -> Path | None:
+    """The boot config.txt in use (a path on the running system), or None."""
+    return next((p for p in BOOT_CONFIGS if host.path(p).is_file()), None)
 
 
 def boot_lines_missing(text: str) -> list[str]:
@@ -118,13 +91,13 @@ def _append_boot_lines(path: Path, missing: list[str]) -> None:
                  mode=path.stat().st_mode & 0o7777)
 
 
-def _copy(source: Path, target: Path, *, mode: int = 0o644) -> Callable[[], None]:
-    def apply() -> None:
-        atomic_write(target, source.read_bytes(), mode=mode)
-    return apply
+def _copy(source: Path, target: Path) -> Callable[[], None]:
+    return lambda: _write(target, source.read_bytes())
 
 
-def install_plan(host: Host, source: Path, *, configure_boot: bool) -> list[Step]:
+def install_plan(host: Host, source: Path, *, configure_boot: bool, extras: tuple[str, ...] = (),
+                 hostname: str | None = None) -> list[Step]:
+    """Every step of ``stonewarmer install`` from the checkout ``source``, in order."""
     steps: list[Step] = []
     if not host.has_group(GPIO_GROUP):
         steps.append(Step(f"create the group {GPIO_GROUP} (Raspberry Pi OS has it: it owns /dev/gpiochip*)",
@@ -133,38 +106,119 @@ def install_plan(host: Host, source: Path, *, configure_boot: bool) -> list[Step
                       ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", str(STATE_DIR),
                        "--shell", "/usr/sbin/nologin", *_prefix(host), USER],
                       done=host.has_user(USER)))
-    venv_python = host.path(VENV / "bin" / "python")
-    steps.append(Step(f"virtual environment {VENV} using the system's lgpio (--system-site-packages)",
-                      ["python3", "-m", "venv", "--system-site-packages",
-                       str(host.path(VENV))],
-                      done=venv_python.exists()))
-    steps.append(Step(f"install or upgrade stonewarmer from {source} into {VENV}",
-                      [str(host.path(VENV / "bin" / "pip")), "install", "--quiet", "--upgrade", str(source)]))
+    config = host.path(CONFIG_PATH)
+    steps.append(Step(f"config {CONFIG_PATH} (copied only if absent; yours is never overwritten)",
+                      apply=_copy(source / "config" / "stonewarmer.toml", config), done=config.exists()))
+    build, venv = upgrade.build_steps(host, source, extras, config=CONFIG_PATH)
+    steps += build
     link = host.path(LINK)
     target = VENV / "bin" / "stonewarmer"
     steps.append(Step(f"command {LINK} -> {target}", apply=lambda: _symlink(link, target),
                       done=link.is_symlink() and Path(os.readlink(link)) == target))
-    config = host.path(CONFIG_PATH)
-    steps.append(Step(f"config {CONFIG_PATH} (copied only if absent; yours is never overwritten)",
-                      apply=_copy(source / "config" / "stonewarmer.toml", config), done=config.exists()))
-    unit = host.path(UNIT_PATH)
-    unit_source = source / "config" / UNIT_NAME
-    unit_current = unit.exists() and filecmp.cmp(unit, unit_source, shallow=False)
-    steps.append(Step(f"service unit {UNIT_PATH}", apply=_copy(unit_source, unit), done=unit_current))
-    if host.is_live:
-        steps.append(Step("reload systemd's unit files", host.systemctl("daemon-reload"), done=unit_current))
-    steps.append(Step(f"enable {UNIT_NAME} at boot", host.systemctl("enable", UNIT_NAME),
-                      done=host.path(WANTS_LINK).is_symlink()))
-    if host.is_live:
-        # --no-block: the unit is "activating" until the probe gives a valid reading.
-        steps.append(Step(f"start {UNIT_NAME} (restart: runs the version just installed)",
-                          host.systemctl("restart", "--no-block", UNIT_NAME)))
+    steps += watchdog_steps(host) + hostname_steps(host, hostname)
+    steps += service_steps(host, source, venv)
     steps += boot_steps(host, configure_boot=configure_boot)
     return steps
 
 
+def service_steps(host: Host, source: Path, venv: Path) -> list[Step]:
+    """Put ``venv`` and the unit in place. With a running systemd: stop the service first
+    (heater off), start it after and wait for READY, and on a failure undo it all, starting
+    the previous version again."""
+    unit, unit_source = host.path(UNIT_PATH), source / "config" / UNIT_NAME
+    old_unit = unit.read_bytes() if unit.exists() else None
+    unit_current = old_unit == unit_source.read_bytes()
+    switch, cleanup = upgrade.switch_steps(host, venv)
+    changing = bool(switch) or not unit_current
+    state = host.unit_state(UNIT_NAME)
+    services = host.manages_services
+    steps = []
+    if services and changing and state in ("active", "activating", "reloading"):
+        steps.append(Step(f"stop {UNIT_NAME} (its ExecStopPost drives the relay off: heater off)",
+                          host.systemctl("stop", UNIT_NAME),
+                          undo=[Step(f"start {UNIT_NAME} again", host.systemctl("start", UNIT_NAME))]))
+    steps += switch
+    reload = Step("reload systemd's unit files", host.systemctl("daemon-reload"))
+    restore = ([Step(f"put the previous {UNIT_PATH} back", apply=lambda: _write(unit, old_unit))]
+               + ([reload] if services else [])) if old_unit is not None else []
+    steps.append(Step(f"service unit {UNIT_PATH}", apply=_copy(unit_source, unit), done=unit_current, undo=restore))
+    if services:
+        steps.append(Step(reload.what, reload.command, done=unit_current))
+    steps.append(Step(f"enable {UNIT_NAME} at boot", host.systemctl("enable", UNIT_NAME),
+                      done=host.path(WANTS_LINK).is_symlink()))
+    if services:
+        running = state == "active" and not changing
+        steps.append(Step(f"start {UNIT_NAME} and wait for READY=1 (systemctl start returns when it reports ready)",
+                          host.systemctl("start", UNIT_NAME), done=running,
+                          undo=[Step(f"stop {UNIT_NAME}", host.systemctl("stop", UNIT_NAME))]))
+        steps.append(Step(f"{UNIT_NAME} is running", host.systemctl("is-active", UNIT_NAME), done=running))
+    return steps + cleanup
+
+
+def watchdog_steps(host: Host) -> list[Step]:
+    dropin = host.path(WATCHDOG_DROPIN)
+    current = dropin.is_file() and dropin.read_text() == WATCHDOG_CONF
+    steps = [Step(f"hardware watchdog: {WATCHDOG_DROPIN} (RuntimeWatchdogSec={WATCHDOG_S}s: a hung Pi reboots)",
+                  apply=lambda: _write(dropin, WATCHDOG_CONF), done=current)]
+    if host.manages_services:
+        steps.append(Step("let systemd read it now", host.systemctl("daemon-reexec"), done=current))
+    return steps
+
+
+def current_hostname(host: Host) -> str:
+    try:
+        return host.path(Path("/etc/hostname")).read_text().strip()
+    except OSError:
+        return ""
+
+
+def check_hostname(name: str) -> str:
+    if not HOSTNAME.fullmatch(name):
+        raise InstallError(f"--hostname {name}: use 1-63 lowercase letters, digits and '-' (not first or last), "
+                           "e.g. stonewarmer-room1")
+    if name in SHARED_HOSTNAMES:
+        raise InstallError(f"--hostname {name}: every Pi set up by the guide or out of the box has that name; "
+                           "choose one for this warmer alone, e.g. stonewarmer-room1")
+    return name
+
+
+def hostname_advice(name: str) -> str | None:
+    """What to do when ``name`` is one that other Pis on the network probably have too."""
+    if name not in SHARED_HOSTNAMES:
+        return None
+    return (f"this Pi is called {name!r}, like every other Pi set up the same way: with a second warmer on the "
+            f"network one of them becomes {name}-2.local (mDNS). Give each warmer a name of its own: "
+            "sudo stonewarmer install --hostname stonewarmer-<room>")
+
+
+def hostname_steps(host: Host, name: str | None) -> list[Step]:
+    """Name this Pi (``--hostname``): /etc/hostname, the 127.0.1.1 line of /etc/hosts, and the
+    running system's name (hostnamectl; avahi announces it as NAME.local)."""
+    current = current_hostname(host)
+    if name is None:
+        advice = hostname_advice(current)
+        return [Step(f"host name {current!r}" + (f": {advice}" if advice else ""), done=True)] if current else []
+    if name == current:
+        return [Step(f"host name {name} ({name}.local on the network)", done=True)]
+    hosts = host.path(Path("/etc/hosts"))
+
+    def apply() -> None:
+        _write(host.path(Path("/etc/hostname")), name + "\n")
+        lines = hosts.read_text().splitlines() if hosts.exists() else []
+        kept = [line for line in lines if not line.startswith("127.0.1.1")]
+        _write(hosts, "\n".join([*kept, f"127.0.1.1\t{name}"]) + "\n")
+
+    steps = [Step(f"host name {name} (was {current or 'unset'}): /etc/hostname and /etc/hosts", apply=apply)]
+    if host.manages_services:
+        steps.append(Step(f"apply it now; avahi announces {name}.local", ["hostnamectl", "set-hostname", name],
+                          notes=[f"The dashboard is now at http://{name}.local:8080/"]))
+        steps.append(Step("restart avahi so that it takes the new name", host.systemctl("try-restart",
+                                                                                        "avahi-daemon.service")))
+    return steps
+
+
 def boot_steps(host: Host, *, configure_boot: bool) -> list[Step]:
-    boot = host.boot_config()
+    boot = boot_config(host)
     if boot is None:
         where = " or ".join(str(p) for p in BOOT_CONFIGS)
         return [Step(f"boot config: none found ({where}); not a Raspberry Pi? add {', '.join(BOOT_LINES)} "
@@ -193,6 +247,9 @@ def uninstall_plan(host: Host, *, purge: bool) -> list[Step]:
         steps.append(Step("reload systemd's unit files", host.systemctl("daemon-reload"), done=not unit.exists()))
     link = host.path(LINK)
     steps.append(Step(f"remove {LINK}", apply=link.unlink, done=not link.is_symlink()))
+    dropin = host.path(WATCHDOG_DROPIN)
+    steps.append(Step(f"remove {WATCHDOG_DROPIN} (the hardware watchdog is off after the next boot)",
+                      apply=dropin.unlink, done=not dropin.exists()))
     prefix = host.path(PREFIX)
     steps.append(Step(f"remove {PREFIX}", apply=lambda: shutil.rmtree(prefix), done=not prefix.exists()))
     config_dir, state_dir = host.path(CONFIG_PATH.parent), host.path(STATE_DIR)
@@ -222,35 +279,11 @@ def _symlink(link: Path, target: Path) -> None:
     link.symlink_to(target)
 
 
-def execute(steps: list[Step], host: Host, *, dry_run: bool, out=print) -> None:
-    """Print every step; run those not already done, unless ``dry_run``."""
-    for step in steps:
-        mark = "ok   " if step.done else ("would" if dry_run else "do   ")
-        out(f"[{mark}] {step.what}")
-        if step.done:
-            continue
-        if step.command:
-            out(f"        $ {' '.join(step.command)}")
-        if dry_run:
-            continue
-        if step.command:
-            result = host.run(step.command)
-            if result.returncode != 0:
-                detail = (result.stderr or result.stdout or "").strip().splitlines()[-3:]
-                raise InstallError(f"{step.what}: `{' '.join(step.command)}` failed (exit {result.returncode})"
-                                + (": " + " / ".join(detail) if detail else ""))
-        if step.apply:
-            try:
-                step.apply()
-            except OSError as exc:
-                raise InstallError(f"{step.what}: {exc}") from None
-    for step in steps:
-        for note in step.notes:
-            if not step.done:
-                out(note)
+def _write(target: Path, data: str | bytes) -> None:
+    """Files the installer places are readable by all (the service user reads them)."""
+    atomic_write(target, data, mode=0o644)
 
 
-def default_source() -> Path | None:
-    """The checkout this code runs from, if it is one (not an installed copy)."""
-    here = Path(__file__).resolve().parents[2]  # controller/service/installer.py -> the checkout
-    return here if (here / "pyproject.toml").is_file() and (here / "config" / UNIT_NAME).is_file() else None
+def running_from() -> Path:
+    """The directory this code runs from: a checkout (``python3 -m controller``) or site-packages."""
+    return Path(__file__).resolve().parents[2]  # controller/service/installer.py -> the checkout

@@ -9,8 +9,12 @@ and systemd's ``ExecStopPost=stonewarmer relay-off`` covers what Python cannot
 Under systemd (``Type=notify``, config/stonewarmer.service) the control loop
 itself reports to the service manager after every completed tick
 (:class:`Supervisor`): ``WATCHDOG=1``, so a stalled loop is killed within
-``WatchdogSec=``; ``READY=1`` once, when the first valid reading is in and the
-dashboard listens; ``STATUS=`` with the temperature and mode.
+``WatchdogSec=``; ``READY=1`` once, after the first completed tick with the
+dashboard listening, whatever the probe says (a warmer waiting for its probe is
+up: heater off, the dashboard showing why; holding READY back would hold the
+boot's ``multi-user.target`` and ``systemctl restart`` with it); ``STATUS=``
+with the temperature and mode, or the probe's state while there is no valid
+reading.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -28,9 +32,12 @@ from typing import TYPE_CHECKING
 
 from controller.core import config as cfgmod
 from controller.core.clock import MonotonicClock, ScaledClock
-from controller.core.loop import Controller, run_forever
+from controller.core.loop import Controller
 from controller.core.probe import ThreadedProbeSource, W1Probe
+from controller.core.schedule import run_forever
+from controller.core.state import StateStore
 from controller.core.status import Status
+from controller.service.control import Commands, ControlServer, socket_path
 from controller.service.sd_notify import Notifier
 
 if TYPE_CHECKING:  # the simulator is imported only when simulating
@@ -39,10 +46,6 @@ if TYPE_CHECKING:  # the simulator is imported only when simulating
 log = logging.getLogger("stonewarmer")
 
 SIM_PIN_DIR = "sim-gpio"  # under the state dir: the simulated relay pin, readable by relay-off
-#: Until READY, each completed tick asks systemd for this much more start-up time, so a
-#: warmer waiting for its probe stays up (dashboard showing why) while a hung start is
-#: still killed: TimeoutStartSec= only has to cover the time to the first tick.
-EXTEND_START_S = 10.0
 #: How long shutdown waits for the control thread to finish its tick (s). Together with
 #: the 0.5 s signal poll this keeps ``run`` well inside the 5 s stop budget.
 JOIN_S = 2.0
@@ -62,8 +65,11 @@ class Runtime:
 
 
 def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed: float = 1.0,
-          injections: Iterable[Injection] = ()) -> Runtime:
-    """Build the controller on real hardware, or on the simulated bath."""
+          injections: Iterable[Injection] = (), store: StateStore | None = None) -> Runtime:
+    """Build the controller on real hardware, or on the simulated bath.
+
+    ``store``: where the hardware controller keeps its state (default: ``[state] dir``).
+    """
     if simulate:
         from controller.sim.plant import load_plant
         from controller.sim.simulation import Simulation
@@ -84,20 +90,23 @@ def build(cfg: cfgmod.Config, *, simulate: bool, plant: str = "reference", speed
     if cfg.probe.safety_id:
         secondary = ThreadedProbeSource(W1Probe(w1_dir=cfg.probe.w1_dir, sensor_id=cfg.probe.safety_id),
                                         clock=clock, timeout_s=cfg.probe.read_timeout_s)
-    controller = Controller(cfg, clock=clock, primary=primary, secondary=secondary)
+    controller = Controller(cfg, clock=clock, primary=primary, secondary=secondary, store=store)
     return Runtime(cfg, controller)
 
 
 def status_line(status: Status) -> str:
-    """One line for ``systemctl status``: temperature and mode (degC)."""
+    """One line for ``systemctl status``: temperature and mode (degC), or what the probe says."""
     if status.fault:
-        temp = "no reading" if status.temperature_c is None else f"{status.temperature_c:.1f} degC"
-        return f"FAULT {status.fault}: heater off until acknowledged ({temp})"
-    if status.temperature_c is None:
-        return f"starting: heater off, waiting for a valid reading (probe: {status.reading_kind})"
-    heater = "on" if status.relay_on else "off"
-    return (f"{status.temperature_c:.1f} degC, {status.mode}, setpoint {status.setpoint_c:.1f} degC, "
-            f"heater {heater}")
+        temp = f"probe: {status.reading_kind}" if status.temperature_c is None else f"{status.temperature_c:.1f} degC"
+        line = f"FAULT {status.fault}: heater off until acknowledged ({temp})"
+    elif status.temperature_c is None:
+        line = f"no valid reading (probe: {status.reading_kind}): heater off until there is one"
+    else:
+        heater = "on" if status.relay_on else "off"
+        line = (f"{status.temperature_c:.1f} degC, {status.mode}, setpoint {status.setpoint_c:.1f} degC, "
+                f"heater {heater}")
+    problem = status.detail.get("state_problem")
+    return f"{line}; NOT SAVED: {problem}" if problem else line
 
 
 class Supervisor:
@@ -117,11 +126,8 @@ class Supervisor:
 
     def after_tick(self, status: Status) -> None:
         fields: dict[str, object] = {}
-        if not self.ready_sent:
-            if status.temperature_c is not None and self.web_listening.is_set():
-                fields["READY"] = 1
-            else:
-                fields["EXTEND_TIMEOUT_USEC"] = int(EXTEND_START_S * 1e6)
+        if not self.ready_sent and self.web_listening.is_set():
+            fields["READY"] = 1
         fields["WATCHDOG"] = 1
         line = status_line(status)
         if line != self._last_line:
@@ -133,8 +139,12 @@ class Supervisor:
 
 def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference", speed: float = 1.0,
           injections: Iterable[Injection] = (), host: str | None = None, port: int | None = None,
-          notifier: Notifier | None = None) -> int:
-    """Run until SIGTERM/SIGINT (exit status 0) or a control-loop failure (1)."""
+          notifier: Notifier | None = None, commands: Callable[[Controller], Commands] | None = None) -> int:
+    """Run until SIGTERM/SIGINT (exit status 0) or a control-loop failure (1).
+
+    ``commands(controller)``: what the local control socket (``control.sock`` in the state
+    dir) offers, e.g. autotune as a job of the service; without it there is no socket.
+    """
     try:  # a watchdog abort (WatchdogSignal=SIGABRT) then logs every thread's stack to the journal
         faulthandler.enable(file=sys.stderr, all_threads=True)
     except (AttributeError, ValueError, OSError):
@@ -154,6 +164,9 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
     controller = runtime.controller
     supervisor = Supervisor(notifier)
     failure: list[BaseException] = []
+    thread: threading.Thread | None = None
+    # What to stop on the way out, in this order: each part goes in front as it is started.
+    parts: list[tuple[str, Callable[[], None]]] = [("systemd notifier", notifier.close)]
 
     def control_thread() -> None:
         try:
@@ -166,14 +179,32 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
             finally:
                 stop.set()
 
-    from web import attach
-
-    web = attach(controller, runtime.cfg)
-    from controller.integrations import mqtt  # [mqtt]: status, commands, Home Assistant discovery
-
-    bridge = mqtt.attach(controller, runtime.cfg)
-    thread = threading.Thread(target=control_thread, name="control", daemon=True)
+    # From here on the relay pin is claimed: whatever fails (a bad MQTT password or CA
+    # file, a port in use), the finally below drives it off and stops what was started.
     try:
+        from web import attach
+
+        web = attach(controller, runtime.cfg)
+        parts.insert(0, ("web server and history", web.stop))
+        from controller.integrations import mqtt  # [mqtt]: status, commands, Home Assistant discovery
+
+        bridge = mqtt.attach(controller, runtime.cfg)
+        parts.insert(0, ("MQTT", bridge.stop))
+        from controller.integrations import notify  # [notify]: the phone, from a worker thread of its own
+
+        notes = notify.attach(controller, runtime.cfg)
+        notes.start()
+        parts.insert(0, ("phone notifications", notes.stop))
+        if commands is not None:
+            # In the config's state dir, where the CLI looks (a simulation may keep its own state deeper).
+            control = ControlServer(socket_path(cfg.state.dir), commands(controller))
+            try:
+                control.start()
+            except OSError as exc:  # the warmer runs on without it
+                log.error("cannot open the control socket %s: %s", control.path, exc.strerror or exc)
+            else:
+                parts.insert(0, ("control socket", control.stop))
+        thread = threading.Thread(target=control_thread, name="control", daemon=True)
         thread.start()
         host = host or runtime.cfg.web.host
         port = port or runtime.cfg.web.port
@@ -195,8 +226,7 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
         _shutdown(controller, thread, failure)
         # The heater is off by now. A part that fails to stop cleanly is logged, not allowed
         # to skip the others or to turn a clean stop into a failure.
-        for name, part_stop in (("MQTT", bridge.stop), ("web server and history", web.stop),
-                                ("systemd notifier", notifier.close)):
+        for name, part_stop in parts:
             try:
                 part_stop()
             except Exception:  # noqa: BLE001 - shutting down: report and go on
@@ -204,10 +234,11 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
     return 1 if failure else 0
 
 
-def _shutdown(controller: Controller, thread: threading.Thread, failure: list[BaseException]) -> None:
-    """Heater off and pin released, even when the control thread is stuck."""
-    thread.join(timeout=JOIN_S)
-    if thread.is_alive():
+def _shutdown(controller: Controller, thread: threading.Thread | None, failure: list[BaseException]) -> None:
+    """Heater off and pin left driven off, even when the control thread is stuck (or never started)."""
+    if thread is not None:
+        thread.join(timeout=JOIN_S)
+    if thread is not None and thread.is_alive():
         # A tick that never returns may hold the controller's lock: drive the pin
         # directly rather than wait for it, and report the hang.
         log.error("control loop did not finish its tick within %.0f s; heater off anyway", JOIN_S)

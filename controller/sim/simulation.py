@@ -10,9 +10,11 @@ happens at set times (:data:`ACTIONS`).
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,8 @@ from controller.core.status import Mode
 from controller.sim.fake_w1 import ZERO_TEXT, FakeW1Tree, w1_slave_text
 from controller.sim.plant import PlantFactory, StoneBath, full_power_time_s
 from controller.sim.simpins import ClockedMockFactory
+
+log = logging.getLogger(__name__)
 
 PRIMARY_ID = "0000075a1f2b"
 SECONDARY_ID = "0000075a9c3d"
@@ -51,6 +55,7 @@ INJECTIONS = {
     "dead-element": math.inf,  # the heater never heats
     "lifted": math.inf,        # probe out of the water: it cools toward the room
     "hang": math.inf,          # the 1-Wire read never returns (as the Pi's threaded reader sees it)
+    "stall": math.inf,         # the control loop itself blocks (a deadlock): only the watchdog sees it
     "stuck": math.inf,         # stuck=C: the probe reads C from then on (a believable value, or 0.0)
 }
 #: What a person does at ``SECONDS:ACTION``: acknowledge the fault, or set the temperature.
@@ -176,6 +181,7 @@ class Simulation:
                  clock: Clock | None = None, mirror_dir: str | Path | None = None, atomic_files: bool = False,
                  keep_trace: bool = True, actions: Sequence[Action] = ()) -> None:
         self._tmp = None
+        self._unstall = threading.Event()  # set by close(): a stalled loop may end
         if workdir is None:
             # tmpfs where there is one: the simulator rewrites the probe file every tick
             shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
@@ -238,7 +244,19 @@ class Simulation:
         return self.relay_pin_on()
 
     def sync(self, dt_s: float) -> None:
-        """Advance the bath by ``dt_s`` with the heater as it is, and write the probe files."""
+        """Advance the bath by ``dt_s`` with the heater as it is, and write the probe files.
+
+        The ``stall`` injection blocks here, on the control thread of ``run --simulate``
+        (a real clock), for its duration: no tick, no watchdog ping, the pin as it was.
+        """
+        stall = next((i for i in self.injections if i.kind == "stall" and i.active(self.t_s)), None)
+        if stall is not None:
+            log.error("injected stall: the control loop blocks now (%.0f s after start)", self.t_s)
+            until_s = self.t0 + stall.at_s + stall.duration_s
+            if math.isinf(until_s):
+                self._unstall.wait()
+            else:
+                self.clock.sleep_until(until_s, self._unstall)
         self.plant.advance(dt_s, self.heater_on())
         self._write_probes(self.t_s)
 
@@ -282,6 +300,7 @@ class Simulation:
 
     def close(self) -> None:
         """Heater off, pin released, probe files removed (a work dir of its own)."""
+        self._unstall.set()
         self.controller.close()
         if self._tmp:
             self._tmp.cleanup()

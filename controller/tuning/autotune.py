@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from controller.core import config as cfgmod
 from controller.core.loop import Controller
 from controller.core.safety import GUARD_ABOVE_C
+from controller.core.status import Status
 from controller.tuning.experiment import GUARD_MARGIN_C, Phase, RelayExperiment
 from controller.tuning.rules import DEFAULT_RULE, Result, gains_from
 
@@ -41,6 +42,61 @@ class AutotuneError(Exception):
         self.phase = phase
 
 
+class Session:
+    """One relay experiment on ``controller``, fed one published status per completed tick.
+
+    Creating it hands the duty to the experiment (``Controller.set_duty_override``);
+    :meth:`observe` does the bookkeeping of one tick and returns the :class:`Result`
+    once enough cycles agree, or raises :class:`AutotuneError`. Quick enough for the
+    control thread (the service's job calls it from a tick listener). Whoever ends the
+    session hands the duty back (:func:`run` switches the heater off; the job: the PID).
+    """
+
+    def __init__(self, controller: Controller, *, rule: str = DEFAULT_RULE, max_s: float = MAX_EXPERIMENT_S,
+                 report: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.controller = controller
+        self.rule = rule
+        self.max_s = max_s
+        self.report = report
+        self.experiment = RelayExperiment(target_c=controller.setpoint_c, limit_c=limit_c(controller))
+        self.start_s = controller.clock.monotonic()
+        self._last_key: tuple[Any, ...] | None = None
+        controller.set_duty_override(self.experiment)
+
+    def observe(self, status: Status) -> Result | None:
+        """Account for one completed tick; the result when done. Raises :class:`AutotuneError`."""
+        experiment, controller = self.experiment, self.controller
+        experiment.observe(status.monotonic_s, status.temperature_c, status.relay_on)
+        if status.fault:
+            raise AutotuneError(f"the safety interlock tripped ({status.fault}: "
+                                f"{status.fault_message}); the heater is off", phase=Phase.FAILED)
+        progress = experiment.progress(status.monotonic_s, status.temperature_c)
+        controller.set_detail(autotune=progress)
+        key = (progress["phase"], progress["cycle"], len(experiment.cycles))
+        if self.report is not None and key != self._last_key:
+            self.report({**progress, "temperature_c": status.temperature_c})
+        self._last_key = key
+        cycles = experiment.consistent()
+        if cycles is None:
+            elapsed = status.monotonic_s - self.start_s
+            if (len(experiment.cycles) > CYCLES_MAX or experiment.recentres > RECENTRES_MAX
+                    or elapsed > self.max_s):
+                raise AutotuneError(
+                    f"no steady oscillation after {elapsed / 60:.0f} min and {len(experiment.cycles)} "
+                    f"cycles (periods {[round(x.period_s) for x in experiment.cycles[-4:]]} s): "
+                    "is the lid on and the probe in the water?", phase=Phase.FAILED)
+            return None
+        measurement = experiment.measure(cycles)
+        controller.set_detail(autotune={**experiment.progress(status.monotonic_s, None),
+                                        "phase": Phase.DONE, "eta_s": 0})
+        return Result(measurement, self.rule, gains_from(measurement, self.rule),
+                      controller.clock.monotonic() - self.start_s)
+
+    def failed(self, exc: AutotuneError) -> None:
+        """Show how it ended (``detail.autotune``)."""
+        self.controller.set_detail(autotune={"phase": exc.phase, "message": str(exc)})
+
+
 def run(controller: Controller, *, step: Callable[[], object], cancel: threading.Event | None = None,
         report: Callable[[dict[str, Any]], None] | None = None, rule: str = DEFAULT_RULE,
         max_s: float = MAX_EXPERIMENT_S) -> Result:
@@ -53,44 +109,17 @@ def run(controller: Controller, *, step: Callable[[], object], cancel: threading
     interlock trip and when no consistent oscillation appears within ``max_s``;
     the heater is then being switched off (duty 0 through the interlock).
     """
-    experiment = RelayExperiment(target_c=controller.setpoint_c, limit_c=limit_c(controller))
-    start_s = controller.clock.monotonic()
-    last_key = None
-    controller.set_duty_override(experiment)
+    session = Session(controller, rule=rule, max_s=max_s, report=report)
     try:
         while True:
             if cancel is not None and cancel.is_set():
                 raise AutotuneError("cancelled", phase=Phase.CANCELLED)
             step()
-            status = controller.status()
-            experiment.observe(status.monotonic_s, status.temperature_c, status.relay_on)
-            if status.fault:
-                raise AutotuneError(f"the safety interlock tripped ({status.fault}: "
-                                    f"{status.fault_message}); the heater is off", phase=Phase.FAILED)
-            progress = experiment.progress(status.monotonic_s, status.temperature_c)
-            controller.set_detail(autotune=progress)
-            key = (progress["phase"], progress["cycle"], len(experiment.cycles))
-            if report is not None and key != last_key:
-                report({**progress, "temperature_c": status.temperature_c})
-            last_key = key
-            cycles = experiment.consistent()
-            if cycles is not None:
-                break
-            elapsed = status.monotonic_s - start_s
-            if (len(experiment.cycles) > CYCLES_MAX or experiment.recentres > RECENTRES_MAX
-                    or elapsed > max_s):
-                raise AutotuneError(
-                    f"no steady oscillation after {elapsed / 60:.0f} min and {len(experiment.cycles)} "
-                    f"cycles (periods {[round(x.period_s) for x in experiment.cycles[-4:]]} s): "
-                    "is the lid on and the probe in the water?", phase=Phase.FAILED)
-        measurement = experiment.measure(cycles)
-        result = Result(measurement, rule, gains_from(measurement, rule),
-                        controller.clock.monotonic() - start_s)
-        controller.set_detail(autotune={**experiment.progress(status.monotonic_s, None),
-                                        "phase": Phase.DONE, "eta_s": 0})
-        return result
+            result = session.observe(controller.status())
+            if result is not None:
+                return result
     except AutotuneError as exc:
-        controller.set_detail(autotune={"phase": exc.phase, "message": str(exc)})
+        session.failed(exc)
         raise
     except KeyboardInterrupt:
         controller.set_detail(autotune={"phase": Phase.CANCELLED, "message": "cancelled (Ctrl-C)"})

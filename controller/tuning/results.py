@@ -7,6 +7,7 @@ from pathlib import Path
 
 from controller.core.atomic import atomic_write
 from controller.core.loop import Controller
+from controller.tuning.hardware import give_to_dir_owner
 from controller.tuning.rules import Result
 
 AUTOTUNE_FILE = "autotune.json"  # in the state dir, next to state.json
@@ -17,4 +18,5 @@ def apply(controller: Controller, result: Result) -> Path:
     controller.set_gains(result.gains, source="autotune")
     path = Path(controller.store.dir) / AUTOTUNE_FILE
     atomic_write(path, json.dumps(result.to_dict(), indent=2), mode=0o600)
+    give_to_dir_owner(path)  # the service reads it, not root
     return path

@@ -7,6 +7,7 @@ one on the same state dir (a cold bath: the plant starts at room temperature).
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -179,6 +180,64 @@ def test_a_state_save_during_a_password_save_does_not_break_it(tmp_path, monkeyp
     monkeypatch.setattr(os, "replace", real_replace)
     assert CredentialStore(tmp_path).check_password("my warm stones")
     assert StateStore(tmp_path).load()["setpoint_c"] == 50.0
+
+
+# -- a save that fails -------------------------------------------------------------------------
+class FlakyStore(StateStore):
+    """A state store whose disk refuses the first ``failures`` saves (EIO), counting each attempt."""
+
+    def __init__(self, directory, *, failures: int) -> None:
+        super().__init__(directory)
+        self.failures = failures
+        self.attempts: list[float] = []
+        self.clock = None
+
+    def save(self, data) -> None:
+        self.attempts.append(self.clock.monotonic())
+        if self.failures > 0:
+            self.failures -= 1
+            raise OSError(errno.EIO, "Input/output error")
+        super().save(data)
+
+
+def flaky(sim, tmp_path, *, failures: int) -> FlakyStore:
+    store = FlakyStore(tmp_path / "state", failures=failures)
+    store.clock = sim.controller.clock
+    sim.controller.store = store
+    return store
+
+
+def test_a_trip_whose_save_fails_once_is_retried_reported_meanwhile_and_survives_a_power_cut(tmp_path):
+    before = warmer(tmp_path, injections=["unplug@20"])
+    store = flaky(before, tmp_path, failures=1)
+    while before.controller.status().fault is None:
+        before.step()
+    assert store.attempts and store.failures == 0, "the trip's save was attempted and refused"
+    assert not (tmp_path / "state" / STATE_FILE).exists()  # the trip is in memory only
+    before.step()
+    assert before.controller.status().detail["state_problem"] == (
+        f"cannot save state to {store.path}: Input/output error")  # shown while unsaved
+    before.run(5)
+    assert saved(tmp_path)["fault"]["kind"] == "sensor"  # retried, and on the disk now
+    assert len(store.attempts) == 2
+    before.step()
+    assert "state_problem" not in before.controller.status().detail
+    after = warmer(tmp_path)  # the power went; the probe is back
+    after.run(300)
+    assert after.controller.status().fault == "sensor" and on_times(after) == []
+
+
+def test_a_disk_that_keeps_refusing_is_retried_with_a_growing_backoff_until_it_takes_the_state(tmp_path):
+    sim = warmer(tmp_path)
+    store = flaky(sim, tmp_path, failures=8)
+    sim.controller.set_setpoint(48.0, source="test")  # first attempt, refused
+    start_s = store.attempts[0]
+    sim.run(600)
+    gaps = [round(b - a) for a, b in zip(store.attempts, store.attempts[1:])]
+    assert gaps == [1, 2, 4, 8, 16, 32, 60, 60]  # then saved, and nothing more to save
+    assert store.attempts[-1] - start_s < 200
+    assert saved(tmp_path)["setpoint_c"] == 48.0
+    assert "state_problem" not in sim.controller.status().detail
 
 
 # -- a read-only state dir ---------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import subprocess
 import threading
 
@@ -12,12 +13,13 @@ import pytest
 from controller.cli.main import main
 from controller.core import config as cfgmod
 from controller.core.clock import MonotonicClock, SimClock
-from controller.core.loop import run_forever
+from controller.core.schedule import run_forever
 from controller.integrations import mqtt
 from controller.integrations.mqtt.bridge import Bridge
 from controller.integrations.mqtt.client import MqttError
 from controller.integrations.mqtt.records import Broker, Record, load_records, save_record
 from controller.sim.simulation import Simulation, parse_injection
+from tests.integrations.test_mqtt_discovery import ENTITIES
 from tests.mqtt_broker import Mosquitto, Subscriber, free_port, need_binary, publish, retained, wait_until
 
 NODE = "room-1"
@@ -68,15 +70,17 @@ def results(broker):
 def test_discovery_is_retained_on_the_broker_as_valid_json(warmer, broker):
     sim, _ = warmer
     found = retained(broker, "homeassistant/#")
-    assert len(found) == 6
+    assert len(found) == len(ENTITIES)
     configs = {topic: json.loads(payload) for topic, payload in found.items()}
     climate = configs[f"homeassistant/climate/{NODE}/water/config"]
     assert climate["max_temp"] == sim.cfg.control.max_setpoint_c == 54.0
     assert climate["min_temp"] == sim.cfg.control.min_setpoint_c == 35.0
     assert configs[f"homeassistant/binary_sensor/{NODE}/ready/config"]["state_topic"] == f"{ROOT}/state"
-    assert {c["unique_id"] for c in configs.values()} == {f"stonewarmer_{NODE}_{o}" for o in
-                                                          ("water", "temperature", "duty", "fault", "ready",
-                                                           "acknowledge")}
+    assert {c["unique_id"] for c in configs.values()} == {f"stonewarmer_{NODE}_{topic.split('/')[3]}"
+                                                          for topic in ENTITIES}
+    # The default [web] listens on every address: the "Visit" link is the Pi's mDNS name.
+    dashboard = f"http://{socket.gethostname().split('.')[0]}.local:8080/"
+    assert {c["device"]["configuration_url"] for c in configs.values()} == {dashboard}
 
 
 def test_availability_is_retained_online_and_offline_after_a_clean_stop(warmer, broker):
@@ -130,7 +134,8 @@ def test_unchanged_status_is_repeated_only_when_the_interval_is_up(tmp_path, bro
 def test_setpoint_command_is_accepted_and_applied(warmer, broker, results):
     sim, _ = warmer
     answer = command(broker, results, "setpoint", "50.5")
-    assert answer == {"command": "setpoint", "ok": True, "setpoint_c": 50.5, "payload": "50.5"}
+    assert answer == {"event_type": "accepted", "command": "setpoint", "ok": True, "setpoint_c": 50.5,
+                      "payload": "50.5"}
     assert sim.controller.status().setpoint_c == 50.5
     assert sim.controller.events.since(0)[-1].source == "mqtt"
     state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["setpoint_c"] == 50.5,
@@ -201,6 +206,41 @@ def test_acknowledge_without_a_fault_is_refused_with_the_reason(warmer, broker, 
     answer = command(broker, results, "acknowledge", "acknowledge")
     assert answer["ok"] is False
     assert answer["error"] == "cannot acknowledge: there is no fault to acknowledge"
+    assert answer["event_type"] == "refused"  # what Home Assistant's "Last command" event shows
+
+
+def test_home_assistants_off_holds_the_heater_off_and_heat_switches_it_on_again(warmer, broker, results):
+    sim, _ = warmer
+    sim.run(60)
+    assert sim.relay_pin_on(), "the cold bath should be heating"
+    answer = command(broker, results, "mode", "off")
+    assert answer == {"event_type": "accepted", "command": "mode", "payload": "off", "ok": True, "mode": "off",
+                      "changed": True}
+    sim.run(120)  # two minutes, still cold: only the switch keeps the heater off
+    assert not sim.relay_pin_on()
+    assert sim.controller.status().mode == "off"
+    assert sim.controller.events.since(0)[-1].source == "mqtt"
+    results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["hvac_mode"] == "off",
+                     what="hvac_mode off in the state")
+    again = command(broker, results, "mode", "off")
+    assert (again["ok"], again["changed"]) == (True, False)  # already off: nothing recorded
+
+    answer = command(broker, results, "mode", "heat")
+    assert (answer["ok"], answer["mode"], answer["changed"]) == (True, "heat", True)
+    sim.run(30)
+    assert sim.relay_pin_on()
+    assert sim.controller.status().mode == "warming"
+
+
+def test_a_mode_home_assistant_does_not_offer_is_refused_and_changes_nothing(warmer, broker, results):
+    sim, _ = warmer
+    events_before = len(sim.controller.events)
+    answer = command(broker, results, "mode", "cool")
+    assert answer["ok"] is False and answer["event_type"] == "refused"
+    assert answer["error"] == "mode must be one of heat, off, got 'cool'"
+    assert (answer["field"], answer["allowed"]) == ("mode", ["heat", "off"])
+    assert sim.controller.status().mode != "off"
+    assert len(sim.controller.events) == events_before
 
 
 def test_acknowledge_clears_a_latched_fault(tmp_path, broker, results):
@@ -218,7 +258,8 @@ def test_acknowledge_clears_a_latched_fault(tmp_path, broker, results):
                                            what="the fault in the state").json()
             assert fault_state["mode"] == "fault" and fault_state["action"] == "off"
             answer = command(broker, results, "acknowledge", "acknowledge")
-            assert answer == {"command": "acknowledge", "ok": True, "fault": "sensor", "payload": "acknowledge"}
+            assert answer == {"event_type": "accepted", "command": "acknowledge", "ok": True, "fault": "sensor",
+                              "payload": "acknowledge"}
             assert sim.controller.status().fault is None
         finally:
             bridge.stop()
@@ -232,7 +273,7 @@ def test_disabling_mqtt_clears_discovery_and_the_warmers_retained_topics(tmp_pat
             runtime = mqtt.attach(sim.controller, sim.cfg)
             runtime.start()
             assert runtime.bridge.connected.wait(10)
-            wait_until(lambda: len(retained(broker, "homeassistant/#")) == 6, what="discovery")
+            wait_until(lambda: len(retained(broker, "homeassistant/#")) == len(ENTITIES), what="discovery")
             runtime.stop()
             assert load_records(sim.cfg.state.dir)[0].node == NODE
 
@@ -304,7 +345,8 @@ def test_mqtt_clear_command_clears_and_reports(tmp_path, broker, capsys):
         finally:
             sim.close()
         assert main(["mqtt-clear", "--state-dir", sim.cfg.state.dir]) == 0
-        assert f"cleared 8 retained topics of {NODE} from mqtt://127.0.0.1:{broker.port}" in capsys.readouterr().out
+        cleared = f"cleared {len(ENTITIES) + 2} retained topics of {NODE} from mqtt://127.0.0.1:{broker.port}"
+        assert cleared in capsys.readouterr().out
         assert retained(broker, "homeassistant/#") == {}
         assert main(["mqtt-clear", "--state-dir", sim.cfg.state.dir]) == 0
         assert "nothing to clear" in capsys.readouterr().out
@@ -417,7 +459,7 @@ def test_broker_restart_during_a_session_misses_no_control_tick(tmp_path, broker
         print(f"{len(ticks)} ticks, longest gap {max(gaps):.3f} s (period {period_s} s)")
         assert max(gaps) < 2 * period_s, f"longest gap between ticks {max(gaps):.3f} s"
         # Everything the broker lost with its restart was published again.
-        wait_until(lambda: len(retained(broker, "homeassistant/#")) == 6, what="discovery again")
+        wait_until(lambda: len(retained(broker, "homeassistant/#")) == len(ENTITIES), what="discovery again")
         assert retained(broker, f"{ROOT}/availability")[f"{ROOT}/availability"] == b"offline"
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 
+import jinja2
 import pytest
 
 from controller.core import config as cfgmod
 from controller.core.loop import CommandError
+from controller.core.safety import FaultKind
 from controller.integrations import ha_discovery as ha
-from controller.integrations.mqtt.bridge import ChangeOrInterval, parse_setpoint
-from controller.sim.simulation import Simulation
+from controller.integrations.mqtt.bridge import ChangeOrInterval, parse_mode, parse_setpoint
+from controller.sim.simulation import Simulation, parse_injection
 from tests.helpers import REPO
 
 
@@ -85,9 +88,13 @@ def status():
         sim.close()
 
 
+DASHBOARD = "http://room-1.local:8080/"
+
+
 def payloads(node="room-1", *, min_c=40.0, max_c=55.0):
     topics = ha.Topics.for_config(mqtt_cfg(name=node), node)
-    return topics, ha.discovery_payloads(topics, min_setpoint_c=min_c, max_setpoint_c=max_c)
+    return topics, ha.discovery_payloads(topics, min_setpoint_c=min_c, max_setpoint_c=max_c,
+                                         configuration_url=DASHBOARD)
 
 
 def test_climate_entity_takes_its_limits_from_the_config_not_home_assistants_35_c():
@@ -102,16 +109,23 @@ def test_climate_entity_takes_its_limits_from_the_config_not_home_assistants_35_
     assert climate["temperature_unit"] == "C"
 
 
-def test_discovery_has_climate_sensors_for_duty_and_fault_a_ready_binary_sensor_and_a_button():
+ENTITIES = [
+    "homeassistant/binary_sensor/room-1/ready/config",
+    "homeassistant/button/room-1/acknowledge/config",
+    "homeassistant/climate/room-1/water/config",
+    "homeassistant/event/room-1/last_command/config",
+    "homeassistant/sensor/room-1/duty/config",
+    "homeassistant/sensor/room-1/fault/config",
+    "homeassistant/sensor/room-1/ready_in/config",
+    "homeassistant/sensor/room-1/relay_switches/config",
+    "homeassistant/sensor/room-1/sensor_errors/config",
+    "homeassistant/sensor/room-1/temperature/config",
+]
+
+
+def test_discovery_has_the_climate_sensors_a_ready_binary_sensor_a_button_and_the_last_command_event():
     _, found = payloads()
-    assert sorted(found) == [
-        "homeassistant/binary_sensor/room-1/ready/config",
-        "homeassistant/button/room-1/acknowledge/config",
-        "homeassistant/climate/room-1/water/config",
-        "homeassistant/sensor/room-1/duty/config",
-        "homeassistant/sensor/room-1/fault/config",
-        "homeassistant/sensor/room-1/temperature/config",
-    ]
+    assert sorted(found) == ENTITIES
     button = found["homeassistant/button/room-1/acknowledge/config"]
     assert button["command_topic"] == "stonewarmer/room-1/set/acknowledge"
     for config in found.values():
@@ -125,7 +139,7 @@ def test_unique_ids_are_unique_per_entity_and_per_warmer():
     _, two = payloads("room-2")
     ids_one = [c["unique_id"] for c in one.values()]
     ids_two = [c["unique_id"] for c in two.values()]
-    assert len(set(ids_one)) == len(ids_one) == 6
+    assert len(set(ids_one)) == len(ids_one) == len(ENTITIES)
     assert not set(ids_one) & set(ids_two)
     assert not set(one) & set(two)
 
@@ -139,6 +153,140 @@ def test_state_payload_carries_what_the_issue_names(status):
     assert payload["ready"] is False and payload["mode"] == "warming"
     assert payload["action"] == ("heating" if status.relay_on else "idle")
     json.dumps(payload)
+
+
+# -- what Home Assistant makes of the payloads ---------------------------------------------------
+def render(template: str, status) -> str:
+    """A discovery template applied to a status message, as Home Assistant renders it.
+
+    HA's templates are Jinja2; the filters used here (``tojson``, ``round``) are Jinja2's own.
+    """
+    return jinja2.Environment().from_string(template).render(value_json=ha.state_payload(status))
+
+
+@pytest.fixture(scope="module")
+def statuses():
+    """Real statuses: warming, switched off, and with a sensor fault latched."""
+    found = {}
+    with Simulation() as sim:
+        sim.run(180)  # long enough for a steady rate of rise, so an estimate
+        found["warming"] = sim.controller.status()
+        sim.controller.switch_off(source="test")
+        sim.run(2)
+        found["off"] = sim.controller.status()
+    with Simulation(injections=[parse_injection("empty@2:20")]) as sim:
+        sim.run(12)
+        found["fault"] = sim.controller.status()
+    assert [s.mode for s in found.values()] == ["warming", "off", "fault"]
+    return found
+
+
+def entity(object_id: str, component: str = "sensor") -> dict:
+    return payloads()[1][f"homeassistant/{component}/room-1/{object_id}/config"]
+
+
+def test_the_climates_off_and_heat_go_to_the_mode_command_topic_and_its_mode_follows_the_switch(statuses):
+    topics, _ = payloads()
+    climate = entity("water", "climate")
+    assert climate["mode_command_topic"] == topics.set_mode == "stonewarmer/room-1/set/mode"
+    assert climate["modes"] == ["heat", "off"]
+    modes = {name: render(climate["mode_state_template"], s) for name, s in statuses.items()}
+    # A fault is not "off": the person's choice stands, the action and the Fault sensor say why it is cold.
+    assert modes == {"warming": "heat", "off": "off", "fault": "heat"}
+    actions = {name: render(climate["action_template"], s) for name, s in statuses.items()}
+    assert actions == {"warming": "heating" if statuses["warming"].relay_on else "idle", "off": "off", "fault": "off"}
+
+
+@pytest.mark.parametrize(("payload", "mode"), [(b"heat", "heat"), (b"off", "off"), (b" off\n", "off")])
+def test_mode_payload_is_home_assistants_heat_or_off(payload, mode):
+    assert parse_mode(payload) == mode
+
+
+@pytest.mark.parametrize("payload", [b"cool", b"OFF", b"", b'{"mode": "off"}', b"\xff"])
+def test_any_other_mode_payload_is_refused_naming_what_is_allowed(payload):
+    with pytest.raises(CommandError) as exc:
+        parse_mode(payload)
+    assert str(exc.value).startswith("mode must be one of heat, off, got ")
+    assert (exc.value.field, exc.value.allowed) == ("mode", ["heat", "off"])
+
+
+@pytest.mark.parametrize(("web", "hostname", "url"), [
+    ({}, "room-1", "http://room-1.local:8080/"),
+    ({"host": "0.0.0.0", "port": 8081}, "spa-pi.lan", "http://spa-pi.local:8081/"),
+    ({"host": "::"}, "room-2", "http://room-2.local:8080/"),
+    ({"host": "192.168.1.40"}, "room-1", "http://192.168.1.40:8080/"),
+    ({"host": "127.0.0.1", "port": 9000}, "room-1", "http://127.0.0.1:9000/"),
+    ({"host": "fe80::1"}, "room-1", "http://[fe80::1]:8080/"),
+])
+def test_the_dashboard_link_is_built_from_the_web_section(web, hostname, url):
+    cfg = cfgmod.from_dict({"web": web})
+    assert ha.dashboard_url(cfg, hostname=hostname) == url
+
+
+def test_a_configured_dashboard_url_wins_and_a_bad_one_is_refused():
+    cfg = cfgmod.from_dict({"mqtt": {"dashboard_url": "https://spa.example/room-1/"}})
+    assert ha.dashboard_url(cfg, hostname="room-1") == "https://spa.example/room-1/"
+    with pytest.raises(cfgmod.ConfigError) as exc:
+        mqtt_cfg(dashboard_url="room-1.local:8080")
+    assert str(exc.value) == ("[mqtt] dashboard_url = 'room-1.local:8080' is not allowed: must be an http:// or "
+                              'https:// address, or "" to build it from [web]')
+
+
+def test_every_entity_links_its_device_to_the_dashboard_and_its_origin_to_help():
+    for config in payloads()[1].values():
+        assert config["device"]["configuration_url"] == DASHBOARD
+        assert config["origin"]["support_url"] == DASHBOARD
+
+
+def test_command_answers_are_events_of_the_last_command_entity():
+    topics, _ = payloads()
+    event = entity("last_command", "event")
+    assert event["state_topic"] == topics.result
+    refused = ha.result_payload("acknowledge", "acknowledge", error="cannot acknowledge: there is no fault",
+                                field="fault", allowed=None)
+    accepted = ha.result_payload("mode", "off", mode="off", changed=True)
+    assert (refused["event_type"], accepted["event_type"]) == ("refused", "accepted")
+    assert set(event["event_types"]) == {refused["event_type"], accepted["event_type"]}
+    assert (refused["ok"], accepted["ok"]) == (False, True)
+
+
+def test_time_to_ready_is_a_duration_sensor_in_minutes(statuses):
+    sensor = entity("ready_in")
+    assert (sensor["device_class"], sensor["unit_of_measurement"]) == ("duration", "min")
+    warming = statuses["warming"]
+    assert render(sensor["value_template"], warming) == str(math.ceil(warming.ready_in_s / 60))
+    # "None" is Home Assistant's word for unknown: no estimate while off or faulted.
+    assert render(sensor["value_template"], statuses["off"]) == "None"
+    assert render(sensor["value_template"], statuses["fault"]) == "None"
+
+
+def test_the_fault_sensor_is_an_enum_of_every_fault_kind(statuses):
+    sensor = entity("fault")
+    assert sensor["device_class"] == "enum"
+    assert sensor["options"] == ["none", *(kind.value for kind in FaultKind)]
+    shown = {name: render(sensor["value_template"], s) for name, s in statuses.items()}
+    assert shown == {"warming": "none", "off": "none", "fault": "sensor"}
+    assert json.loads(render(sensor["json_attributes_template"], statuses["fault"]))["message"]
+
+
+def test_stones_ready_has_a_device_class_whose_icon_follows_the_state():
+    ready = entity("ready", "binary_sensor")
+    assert ready["device_class"] == "heat"
+    assert "icon" not in ready  # a fixed icon would override the device class's icon per state
+
+
+def test_duty_and_the_counters_are_diagnostics_and_the_rest_are_not():
+    diagnostic = {topic.split("/")[3] for topic, c in payloads()[1].items() if c.get("entity_category") == "diagnostic"}
+    assert diagnostic == {"duty", "sensor_errors", "relay_switches"}
+    for object_id in ("sensor_errors", "relay_switches"):
+        assert entity(object_id)["state_class"] == "total_increasing"  # a restart starts again from 0
+
+
+def test_the_climate_keeps_only_the_slow_warmer_mode_as_an_attribute(statuses):
+    climate = entity("water", "climate")
+    attributes = {name: json.loads(render(climate["json_attributes_template"], s)) for name, s in statuses.items()}
+    assert attributes == {"warming": {"warmer_mode": "warming"}, "off": {"warmer_mode": "off"},
+                          "fault": {"warmer_mode": "fault"}}
 
 
 # -- publishing cadence -----------------------------------------------------------------------

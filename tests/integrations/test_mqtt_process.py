@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.helpers import REPO
+from tests.integrations.test_mqtt_discovery import ENTITIES
 from tests.mqtt_broker import DEADLINE_S, Mosquitto, Subscriber, free_port, need_binary, retained, wait_until
 
 NODE = "room-4"
@@ -46,12 +47,12 @@ def test_simulated_warmer_shows_up_in_mosquitto_sub_follows_commands_and_goes_of
     warmer = start_warmer(tmp_path, write_config(tmp_path, broker))
     try:
         watch.wait_for(lambda m: m.topic == f"{ROOT}/availability" and m.text == "online", what="online")
-        # The README's demo: six discovery configs, each valid JSON.
+        # The README's demo: one discovery config per entity, each valid JSON.
         shown = subprocess.run([mosquitto_sub, "-h", "127.0.0.1", "-p", str(broker.port), "-t", "homeassistant/#",
-                                "-v", "-C", "6", "-W", str(int(DEADLINE_S))],
+                                "-v", "-C", str(len(ENTITIES)), "-W", str(int(DEADLINE_S))],
                                capture_output=True, text=True, timeout=DEADLINE_S + 5, check=True).stdout
         lines = shown.splitlines()
-        assert len(lines) == 6
+        assert len(lines) == len(ENTITIES)
         configs = {topic: json.loads(payload) for topic, payload in (line.split(" ", 1) for line in lines)}
         climate = configs[f"homeassistant/climate/{NODE}/water/config"]
         assert (climate["min_temp"], climate["max_temp"]) == (35.0, 54.0)
@@ -93,7 +94,7 @@ def test_restarting_with_mqtt_disabled_removes_the_warmer_from_home_assistant(tm
         watch.close()
         out = stop(warmer)
     assert warmer.returncode == 0, out
-    assert len(retained(broker, "homeassistant/#")) == 6
+    assert len(retained(broker, "homeassistant/#")) == len(ENTITIES)
 
     record = tmp_path / "state" / "mqtt-retained"
     warmer = start_warmer(tmp_path, write_config(tmp_path, broker, enabled=False))
@@ -103,6 +104,6 @@ def test_restarting_with_mqtt_disabled_removes_the_warmer_from_home_assistant(tm
         assert warmer.poll() is None, "the warmer exited"
     finally:
         out = stop(warmer)
-    assert "cleared 8 retained topics of 'room-4'" in out
+    assert f"cleared {len(ENTITIES) + 2} retained topics of 'room-4'" in out
     assert retained(broker, "homeassistant/#") == {}
     assert retained(broker, "stonewarmer/#") == {}

@@ -65,7 +65,9 @@ def test_rules_match_the_dashboards_metrics_endpoint(tmp_path):
         try:
             sim.run(3)
             try:
-                with urllib.request.urlopen(runtime.url + "metrics", timeout=10) as response:
+                token = runtime.app.extensions["stonewarmer"].credentials.create_token("prometheus")
+                scrape = urllib.request.Request(runtime.url + "metrics", headers={"Authorization": f"Bearer {token}"})
+                with urllib.request.urlopen(scrape, timeout=10) as response:
                     text = response.read().decode()
             except urllib.error.HTTPError as exc:
                 if exc.code == 404:

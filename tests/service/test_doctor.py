@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli.main import main
-from controller.service import doctor
+from controller.service import doctor, host_checks, installer, system_view
 from controller.service.doctor import System, diagnose
 from controller.sim.fake_w1 import FakeW1Tree, crc8
 from web.credentials import HOW_TO_SET, CredentialStore
@@ -31,12 +31,25 @@ class Answers:
             "is-enabled": (0, "enabled\n"),
             "show": (0, "ActiveState=active\nSubState=running\nResult=success\nNRestarts=0\n"
                         "StatusText=52.0 degC, ready, setpoint 52.0 degC, heater off\n"),
+            "watchdog": (0, "15s\n"),
+            "avahi": (0, 's "stonewarmer-room1"\n'),
         }
 
     def __call__(self, argv):
-        key = "timedatectl" if argv[0] == "timedatectl" else next(a for a in argv if a in ("is-enabled", "show"))
+        if argv[0] == "busctl":
+            key = "avahi"
+        elif "--property=RuntimeWatchdogUSec" in argv:
+            key = "watchdog"
+        else:
+            key = "timedatectl" if argv[0] == "timedatectl" else next(a for a in argv if a in ("is-enabled", "show"))
         code, out = self.by_command[key]
         return subprocess.CompletedProcess(argv, code, out, "")
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
 
 
 @pytest.fixture
@@ -45,6 +58,9 @@ def pi(tmp_path):
     root = tmp_path / "root"
     (root / "boot" / "firmware").mkdir(parents=True)
     (root / "boot" / "firmware" / "config.txt").write_text(GOOD_BOOT)
+    write(root / "sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs", "N\n")  # strict_gpiod in effect
+    write(root / installer.WATCHDOG_DROPIN.relative_to("/"), installer.WATCHDOG_CONF)
+    write(root / "etc/hostname", "stonewarmer-room1\n")
     w1 = tmp_path / "w1"
     FakeW1Tree(w1, atomic=False).write(PROBE_ID, 51.8125)
     (w1 / "w1_bus_master1").mkdir()
@@ -102,9 +118,7 @@ def test_the_older_boot_config_location_is_read(pi):
 
 def test_a_kernel_still_keeping_outputs_driven_asks_for_a_reboot(pi):
     system, config, paths = pi
-    param = paths["root"] / "sys/module/pinctrl_rp1/parameters/persist_gpio_outputs"
-    param.parent.mkdir(parents=True)
-    param.write_text("Y\n")
+    write(paths["root"] / "sys/module/pinctrl_rp1/parameters/persist_gpio_outputs", "Y\n")
     (finding,) = problems(system, config)
     assert "keeps released GPIO outputs driven" in finding.what and "reboot" in finding.todo
 
@@ -135,7 +149,9 @@ def test_a_9_bit_probe_is_too_coarse(pi):
     FakeW1Tree(paths["w1"], atomic=False).write_text(PROBE_ID, f"{pad} : crc={crc8(body):02x} YES\n{pad} t=52000\n")
     (finding,) = problems(system, config)
     assert finding.what.endswith("9-bit (0.5 degC steps)")
-    assert finding.todo == f"set 12-bit: echo 12 | sudo tee {paths['w1']}/28-{PROBE_ID}/resolution"
+    device = f"{paths['w1']}/28-{PROBE_ID}"
+    # the resolution register alone is back to 9 bit after a power cut: it must be saved to the EEPROM too
+    assert finding.todo.endswith(f"echo 12 | sudo tee {device}/resolution && echo save | sudo tee {device}/eeprom_cmd")
 
 
 @pytest.mark.parametrize("relay, boot, expected", [
@@ -147,8 +163,124 @@ def test_risky_relay_wiring_is_explained(pi, relay, boot, expected):
     system, config, paths = pi
     config.write_text(config.read_text() + f"[relay]\n{relay}\n")
     (paths["root"] / "boot/firmware/config.txt").write_text(boot)
+    found = problems(system, config)
+    assert found[0].what.startswith(expected) and found[0].todo
+    assert len(found) == (2 if "active_high" in relay else 1)  # active-low: also the strict_gpiod warning below
+
+
+def test_an_active_low_module_with_strict_gpiod_is_warned_that_a_released_pin_turns_it_on(pi):
+    system, config, paths = pi
+    config.write_text(config.read_text() + "[relay]\nactive_high = false\n")
+    warning = next(f for f in problems(system, config) if "strict_gpiod" in f.what)
+    assert "the Pi pulls down, which is this module's ON level" in warning.what and "active-high" in warning.todo
+    (paths["root"] / "boot/firmware/config.txt").write_text(GOOD_BOOT.replace("dtparam=strict_gpiod\n", ""))
+    assert not [f for f in findings(system, config)["Relay"] if "pulls down" in f.what]
+
+
+def test_a_kernel_without_persist_gpio_outputs_is_a_warning(pi):
+    system, config, paths = pi
+    (paths["root"] / "sys/module/pinctrl_bcm2835/parameters/persist_gpio_outputs").unlink()
     (finding,) = problems(system, config)
-    assert finding.what.startswith(expected) and finding.todo
+    assert finding.what.startswith("the running kernel has no persist_gpio_outputs parameter")
+    assert "full-upgrade" in finding.todo
+
+
+def test_a_missing_lgpio_is_an_error_the_service_cannot_run_without(pi):
+    system, config, _ = pi
+
+    def missing():
+        raise ImportError("ModuleNotFoundError: No module named 'lgpio'")
+
+    system.import_lgpio = missing
+    (finding,) = problems(system, config)
+    assert finding.level == "error" and "cannot drive the relay" in finding.what
+    assert finding.todo.startswith("sudo apt install python3-lgpio")
+
+
+def test_lgpio_is_imported_in_a_temporary_directory_not_the_callers(tmp_path, monkeypatch):
+    # A stand-in lgpio that does what the real one does on import: a FIFO in $LG_WD, else the working directory.
+    fake = tmp_path / "fake"
+    write(fake / "lgpio.py", "import os\nos.mkfifo(os.path.join(os.environ.get('LG_WD', '.'), '.lgd-nfy0'))\n")
+    here = tmp_path / "here"
+    here.mkdir()
+    here.chmod(0o555)  # a read-only working directory (as root, still writable: the FIFO would land here)
+    monkeypatch.setenv("PYTHONPATH", str(fake))
+    monkeypatch.chdir(here)
+    system_view.import_lgpio()
+    assert list(here.iterdir()) == []
+    write(fake / "lgpio.py", "raise OSError('cannot create the notification FIFO')\n")
+    with pytest.raises(ImportError, match="OSError: cannot create the notification FIFO"):
+        system_view.import_lgpio()
+
+
+def test_a_state_dir_outside_the_state_directory_is_read_only_for_the_service(pi):
+    system, config, paths = pi
+    unit = write(paths["root"] / "etc/systemd/system/stonewarmer.service", "[Service]\nProtectSystem=strict\n")
+    (finding,) = problems(system, config)
+    assert finding.level == "error" and "outside the service's StateDirectory /var/lib/stonewarmer" in finding.what
+    assert f"ReadWritePaths={paths['state']}" in finding.todo
+    write(unit.with_name("stonewarmer.service.d") / "override.conf", f"[Service]\nReadWritePaths={paths['state']}\n")
+    assert problems(system, config) == []
+
+
+def test_the_mqtt_extra_missing_from_the_venv_is_an_error_of_the_config(pi, monkeypatch, capsys):
+    _, config, _ = pi
+    config.write_text(config.read_text() + '[mqtt]\nenabled = true\nhost = "broker.lan"\n')
+    real = doctor.importlib.util.find_spec
+    monkeypatch.setattr(doctor.importlib.util, "find_spec", lambda name: None if name == "paho" else real(name))
+    assert main(["check", "--config-only", "--config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] [mqtt] is enabled but paho-mqtt is not installed" in out
+    assert "sudo stonewarmer install --with mqtt" in out
+
+
+def test_check_config_only_passes_a_good_config_and_refuses_a_bad_one(pi, capsys):
+    _, config, _ = pi
+    assert main(["check", "--config-only", "--config", str(config)]) == 0
+    config.write_text(config.read_text() + "[control]\nsetpoint_c = 90.0\n")
+    assert main(["check", "--config-only", "--config", str(config)]) == 1
+    assert "[FAIL] config refused" in capsys.readouterr().out
+
+
+def test_the_hardware_watchdog_is_read_as_systemd_reads_it(pi):
+    system, config, paths = pi
+    root = paths["root"]
+    (root / installer.WATCHDOG_DROPIN.relative_to("/")).unlink()
+    write(root / "etc/systemd/system.conf", "[Manager]\nRuntimeWatchdogSec=15\n")
+    # a drop-in overrides system.conf: this is how Raspberry Pi OS's own setting wins over a local edit
+    write(root / "usr/lib/systemd/system.conf.d/40-rpi-watchdog.conf", "[Manager]\nRuntimeWatchdogSec=off\n")
+    (finding,) = problems(system, config)
+    assert finding.what.startswith("the hardware watchdog is off (/usr/lib/systemd/system.conf.d/40-rpi-watchdog")
+    assert installer.WATCHDOG_DROPIN.name in finding.todo
+    write(root / installer.WATCHDOG_DROPIN.relative_to("/"), installer.WATCHDOG_CONF)
+    assert problems(system, config) == []
+    assert f"RuntimeWatchdogSec=15s ({installer.WATCHDOG_DROPIN})" in findings(system, config)["Service"][-1].what
+
+
+def test_a_watchdog_configured_but_not_in_effect_asks_for_daemon_reexec(pi):
+    system, config, _ = pi
+    answers = Answers()
+    answers.by_command["watchdog"] = (0, "0\n")
+    live = System(root=system.root, run=answers, live=True, systemd_running=lambda: True)
+    (finding,) = [f for f in host_checks.watchdog_findings(live) if f.level != "ok"]
+    assert "but systemd runs with 0" in finding.what and finding.todo.startswith("sudo systemctl daemon-reexec")
+    answers.by_command["watchdog"] = (0, "15s\n")
+    assert host_checks.watchdog_findings(live)[0].level == "ok"
+
+
+def test_a_name_every_pi_shares_and_a_name_avahi_had_to_change_are_pointed_out(pi):
+    system, config, paths = pi
+    write(paths["root"] / "etc/hostname", "raspberrypi\n")
+    (finding,) = problems(system, config)
+    assert finding.what.startswith("host name raspberrypi") and "--hostname stonewarmer-<room>" in finding.todo
+    write(paths["root"] / "etc/hostname", "stonewarmer-room1\n")
+    answers = Answers()
+    live = System(root=system.root, run=answers, live=True)
+    answers.by_command["avahi"] = (0, 's "stonewarmer-room1-2"\n')  # another warmer answers stonewarmer-room1.local
+    (finding,) = [f for f in host_checks.network_name_findings(live) if f.level != "ok"]
+    assert "avahi announces this Pi as stonewarmer-room1-2.local" in finding.what
+    answers.by_command["avahi"] = (0, 's "stonewarmer-room1"\n')
+    assert [f.level for f in host_checks.network_name_findings(live)] == ["ok", "ok"]
 
 
 def test_an_unsynchronised_clock_is_a_warning_with_what_to_do(pi):
@@ -159,7 +291,7 @@ def test_an_unsynchronised_clock_is_a_warning_with_what_to_do(pi):
 
 
 def test_without_timedatectl_the_kernel_clock_state_is_asked():
-    unsynced = System(root=Path("/"), run=lambda argv: None, clock_state=lambda: doctor.TIME_ERROR)
+    unsynced = System(root=Path("/"), run=lambda argv: None, clock_state=lambda: host_checks.TIME_ERROR)
     synced = System(root=Path("/"), run=lambda argv: None, clock_state=lambda: 0)
     assert doctor.clock_findings(unsynced)[0].what.startswith("clock not synchronised")
     assert doctor.clock_findings(synced)[0].level == "ok"

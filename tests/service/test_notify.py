@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import uuid
@@ -10,11 +11,12 @@ import pytest
 
 from controller.core import config as cfgmod
 from controller.core.clock import SimClock
-from controller.core.loop import Controller, run_forever
+from controller.core.loop import Controller
 from controller.core.probe import RawRead, ReadingKind, ThreadedProbeSource
+from controller.core.schedule import run_forever
 from controller.core.state import StateStore
 from controller.service.sd_notify import Notifier, socket_address, watchdog_interval_s
-from controller.service.supervisor import EXTEND_START_S, Supervisor
+from controller.service.supervisor import Supervisor
 from controller.sim.simpins import ClockedMockFactory
 from controller.sim.simulation import Simulation, parse_injection
 from tests.fake_notify import FakeNotifySocket
@@ -128,9 +130,10 @@ def test_watchdog_on_every_completed_tick_and_ready_exactly_once(tmp_path, syste
     sim.close()
 
 
-def test_ready_waits_for_a_valid_reading_and_the_listening_dashboard(tmp_path, systemd):
-    # Three empty probe files first (the kernel's answer after CRC retries), dashboard bound at tick 6.
-    sim = _simulation(tmp_path, injections=[parse_injection("empty@0:3")])
+def test_ready_arrives_once_the_dashboard_listens_even_with_no_probe_at_all(tmp_path, systemd):
+    # No probe on the bus from the start; the dashboard is bound after tick 5. Holding READY
+    # back until a valid reading would hold multi-user.target, so the boot would never finish.
+    sim = _simulation(tmp_path, injections=[parse_injection("unplug@0")])
     supervisor = Supervisor(Notifier(environ={"NOTIFY_SOCKET": systemd.address}))
 
     def bind_dashboard(tick):
@@ -139,12 +142,31 @@ def test_ready_waits_for_a_valid_reading_and_the_listening_dashboard(tmp_path, s
 
     statuses = _run(sim, supervisor, systemd, ticks=10, each_tick=bind_dashboard)
     messages = systemd.drain()
-    assert [s.temperature_c is None for s in statuses[:4]] == [True, True, True, False]
+    assert all(s.temperature_c is None for s in statuses)
     assert [i for i, m in enumerate(messages) if "READY" in m] == [5]
-    # Until READY every tick asks for more start-up time; after it, none.
-    extend = str(int(EXTEND_START_S * 1e6))
-    assert [m.get("EXTEND_TIMEOUT_USEC") for m in messages] == [extend] * 5 + [None] * 5
-    assert messages[0]["STATUS"].startswith("starting: heater off, waiting for a valid reading (probe: empty)")
+    assert not any("EXTEND_TIMEOUT_USEC" in m for m in messages)
+    # The probe's state is in STATUS=, for `systemctl status`.
+    shown = [m["STATUS"] for m in messages if "STATUS" in m]
+    assert shown[0] == "no valid reading (probe: empty): heater off until there is one"
+    assert shown[-1] == "FAULT sensor: heater off until acknowledged (probe: empty)"  # and still READY
+    assert all(m["WATCHDOG"] == "1" for m in messages)
+    assert not any(level for _, level in sim.pin.changes)  # the heater never came on
+    sim.close()
+
+
+def test_status_says_while_the_state_is_not_saved(tmp_path, systemd):
+    sim = _simulation(tmp_path)
+    supervisor = Supervisor(Notifier(environ={"NOTIFY_SOCKET": systemd.address}))
+    supervisor.web_listening.set()
+
+    def read_only(_data):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    sim.controller.store.save = read_only
+    sim.controller.set_setpoint(50.0, source="test")
+    _run(sim, supervisor, systemd, ticks=2)
+    status = systemd.drain()[0]["STATUS"]
+    assert status.endswith(f"; NOT SAVED: cannot save state to {sim.controller.store.path}: Read-only file system")
     sim.close()
 
 
@@ -253,7 +275,7 @@ def test_a_hung_read_on_the_worker_thread_keeps_the_loop_alive_and_latches_a_sen
         probe.release.set()
         controller.close()
     assert systemd.count("WATCHDOG") == 30
-    assert systemd.count("READY") == 0
+    assert systemd.count("READY") == 1  # up, and saying why the heater is off
     assert statuses[-1].fault == "sensor"
     changes = factory.pin(17).changes
     assert len(changes) == 1 and not changes[0][1]  # the relay pin never left its off level

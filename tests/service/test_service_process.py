@@ -134,3 +134,93 @@ def test_a_control_thread_stuck_in_its_tick_still_ends_with_the_heater_off(make_
         release.set()
     assert pins.pin(17).state is False and pins.pin(17).function == "output"   # off, and left driven
     assert [type(f) for f in failure] == [TimeoutError]
+
+
+def test_a_start_up_that_fails_after_claiming_the_pin_still_shuts_down_with_the_heater_off(tmp_path, systemd,
+                                                                                          monkeypatch):
+    # A bad [mqtt] password file is found only when MQTT attaches: after the relay pin is
+    # claimed and the web (with its history database) is built. Shutdown must still run.
+    from controller.core import config as cfgmod
+    from controller.core.loop import Controller
+    from controller.integrations.mqtt.client import MqttError
+    from controller.service.sd_notify import Notifier
+    from controller.service.supervisor import serve
+
+    state_dir = tmp_path / "state"
+    cfg = cfgmod.replace(cfgmod.Config(), "state", dir=str(state_dir))
+    cfg = cfgmod.replace(cfg, "mqtt", enabled=True, username="warmer", password_file=str(tmp_path / "missing"))
+    closed = []
+    real_close = Controller.close
+
+    def close(self, **options):
+        closed.append(options)
+        real_close(self, **options)
+
+    monkeypatch.setattr(Controller, "close", close)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with pytest.raises(MqttError, match="password_file"):
+            serve(cfg, simulate=True, host="127.0.0.1", port=free_port(),
+                  notifier=Notifier(environ={"NOTIFY_SOCKET": systemd.address}))
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert closed == [{"release_pin": False}]  # heater off, the pin left driven off for the exit
+    assert relay_pin(state_dir) is False
+    assert systemd.wait_for("STOPPING", timeout_s=1)["STATUS"] == "stopping: heater off"
+
+
+def test_an_injected_stall_blocks_the_control_loop_itself_so_the_watchdog_pings_stop(tmp_path, systemd):
+    state_dir = tmp_path / "state"
+    env = {**os.environ, "NOTIFY_SOCKET": systemd.address, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(command("run", "--simulate", "--state-dir", str(state_dir), "--host", "127.0.0.1",
+                                    "--port", str(free_port()), "--speed", SPEED, "--inject", "stall@40"),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        systemd.wait_for("READY")
+        wait_until(lambda: relay_pin(state_dir) is True, what="the heater to switch on")
+        wait_until(lambda: systemd.count("WATCHDOG") >= 35, what="35 ticks")
+        time.sleep(1)  # 20 simulated seconds more: past the stall at 40 s
+        pings = systemd.count("WATCHDOG")
+        assert pings <= 42  # a ping per completed tick until the stall (at 40 s, give or take a tick) ...
+        time.sleep(1)  # absence takes time to observe: 20 simulated seconds
+        assert systemd.count("WATCHDOG") == pings  # ... and none since
+        assert proc.poll() is None  # alive and silent: what only the watchdog can end
+        assert relay_pin(state_dir) is True  # as it was: why ExecStopPost must run after the abort
+    finally:
+        proc.kill()
+        output = proc.communicate(timeout=10)[0]
+    assert "injected stall: the control loop blocks now" in output
+
+
+def test_relay_off_on_a_pi_without_lgpio_is_one_line_and_a_failure_not_a_traceback(monkeypatch, capsys):
+    from gpiozero import Device
+
+    from controller.cli.main import main
+    from tests.helpers import REPO
+
+    monkeypatch.setitem(sys.modules, "lgpio", None)  # `import lgpio` fails, as without python3-lgpio
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "lgpio")  # as the unit sets it
+    monkeypatch.setattr(Device, "pin_factory", None)
+    assert main(["relay-off", "--config", str(REPO / "config" / "stonewarmer.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err == ("stonewarmer relay-off: cannot drive the relay pin GPIO17: the Python module lgpio is missing. "
+                   "On a Raspberry Pi: sudo apt install python3-lgpio; off a Pi, the simulated relay is "
+                   "relay-off --simulate\n")
+
+
+def test_relay_off_simulate_finds_the_simulated_pin_even_in_a_broken_config(tmp_path, capsys):
+    # ExecStopPost runs after a start that failed on the config too: the pin must still go off.
+    from controller.cli.main import main
+    from controller.service.supervisor import SIM_PIN_DIR
+    from controller.sim.simpins import write_pin_file
+
+    state_dir = tmp_path / "state"
+    write_pin_file(state_dir / SIM_PIN_DIR, "GPIO17", True)  # left on (active high) by a dead process
+    config = tmp_path / "stonewarmer.toml"
+    config.write_text(f'[control]\nsetpoint_c = 99.0\n\n[state]\ndir = "{state_dir}"\n')
+    assert main(["relay-off", "--simulate", "--config", str(config)]) == 0
+    assert relay_pin(state_dir) is False
+    captured = capsys.readouterr()
+    assert "warning:" in captured.err and "setpoint_c = 99.0 is not allowed" in captured.err
+    assert captured.out == "simulated relay GPIO17 off\n"

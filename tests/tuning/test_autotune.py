@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
 import threading
 
 import pytest
@@ -123,3 +126,93 @@ def test_autotune_command_saves_the_gains_and_prints_config_lines(tmp_path, caps
 def test_autotune_refuses_a_setpoint_above_the_maximum(capsys):
     assert main(["autotune", "--simulate", "--setpoint", "56"]) == 2
     assert "outside the allowed range" in capsys.readouterr().err
+
+
+# -- over SSH: hang-ups, the pin at exit, who owns the files ---------------------------------------
+class _HungUpTerminal:
+    """stdout/stderr after the SSH session went away: every write fails."""
+
+    def write(self, _text):
+        raise OSError(5, "Input/output error")
+
+    def flush(self):
+        raise OSError(5, "Input/output error")
+
+
+def test_a_hang_up_cancels_autotune_with_the_heater_off_even_with_the_terminal_gone(tmp_path, monkeypatch):
+    # The SSH session drops while the experiment heats at full power: SIGHUP arrives and
+    # every later print fails. Unhandled, SIGHUP kills the process with the relay driven on.
+    sims = []
+    real_step = Simulation.step
+
+    def step(self, dt_s=1.0):
+        if not sims:
+            sims.append(self)
+        if self.t_s == 700:
+            monkeypatch.setattr(sys, "stdout", _HungUpTerminal())
+            monkeypatch.setattr(sys, "stderr", _HungUpTerminal())
+            os.kill(os.getpid(), signal.SIGHUP)
+        return real_step(self, dt_s)
+
+    monkeypatch.setattr(Simulation, "step", step)
+    assert main(["autotune", "--plant", "reference", "--state-dir", str(tmp_path)]) == 128 + signal.SIGHUP
+    (sim,) = sims
+    levels = heater_levels(sim)
+    on_at = [t for t, on in levels if on]
+    assert on_at and on_at[-1] < 700, "heating when the hang-up came"
+    last_t, last_on = levels[-1]
+    assert not last_on and 700 <= last_t <= 700 + sim.cfg.relay.effective_min_switch_s + 1
+    assert not (tmp_path / "autotune.json").exists()  # cancelled: nothing tuned, nothing saved
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL  # the handlers were put back
+
+
+def test_autotune_on_the_hardware_leaves_the_pin_driven_off_when_stopped(tmp_path, pins, tree, monkeypatch):
+    tree.write("0000075a1f2b", 30.0)
+    config = tmp_path / "stonewarmer.toml"
+    config.write_text(f'[probe]\nw1_dir = "{tree.root}"\nid = "0000075a1f2b"\n\n'
+                      f'[state]\ndir = "{tmp_path / "state"}"\n')
+    # systemd or kill stops the command after its first tick (the noise phase: heater off).
+    from controller.core.loop import Controller
+
+    real_tick = Controller.tick
+    ticks = []
+
+    def tick(self):
+        status = real_tick(self)
+        ticks.append(status)
+        if len(ticks) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return status
+
+    monkeypatch.setattr(Controller, "tick", tick)
+    assert main(["autotune", "--config", str(config)]) == 128 + signal.SIGTERM
+    pin = pins.pin(17)
+    assert pin.function == "output" and pin.state is False  # driven off, not released to float
+    assert not any(level for _, level in pin.changes)
+
+
+def test_saved_gains_and_results_belong_to_the_state_dir_owner_when_tuned_as_root(tmp_path):
+    from controller.core.pid import Gains
+    from controller.tuning.hardware import ServiceOwnedStore
+    from controller.tuning.results import apply
+    from controller.tuning.rules import gains_from
+
+    if os.geteuid() != 0:
+        pytest.skip("only root can write files for another user (sudo stonewarmer autotune)")
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    os.chown(state_dir, 4242, 4243)  # the service user's StateDirectory
+    cfg = cfgmod.replace(cfgmod.Config(), "state", dir=str(state_dir))
+    with Simulation(cfg) as sim:
+        try:
+            sim.controller.store = ServiceOwnedStore(state_dir)
+            result, tuned = autotune.tune_in_simulation(fopdt_config(), lambda: FirstOrderDeadTime(
+                gain_c=60.0, tau_s=600.0, dead_time_s=90.0), noise_c=0.0)
+            tuned.close()
+            apply(sim.controller, result)
+        finally:
+            sim.close()
+    for name in ("state.json", "autotune.json"):
+        owner = (state_dir / name).stat()
+        assert (owner.st_uid, owner.st_gid) == (4242, 4243), name
+    assert Gains(**json.loads((state_dir / "state.json").read_text())["gains"]) == gains_from(result.measurement)

@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controller.core.config import Config
 from controller.qa.processes import free_port, stop
 from tests.helpers import REPO, WEB_PASSWORD, csrf_token
 from web import MAX_REQUEST_BODY_BYTES
@@ -310,18 +311,18 @@ def test_a_chunked_body_over_the_limit_is_refused_without_waiting_for_its_end(wa
     assert status == 413
 
 
-BIG_HEADER = b"GET /healthz HTTP/1.1\r\nHost: h\r\nX-Big: "
+BIG_HEADER = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
 
 
 @pytest.mark.parametrize(("request_bytes", "status"), [
-    (b"POST /api/setpoint HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400),
-    (b"POST /api/setpoint HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400),
-    (b"POST /api/setpoint HTTP/1.1\r\nHost: h\r\nContent-Length: 1e3\r\n\r\n", 400),
+    (b"POST /api/setpoint HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400),
+    (b"POST /api/setpoint HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n", 400),
+    (b"POST /api/setpoint HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1e3\r\n\r\n", 400),
     # Headers exactly up to waitress's limit (256 KiB), never ended: refused, not waited for.
     (BIG_HEADER + b"a" * (262_144 - len(BIG_HEADER)), 431),
     (b"\x00\x01\x02\xff garbage\r\n\r\n", 400),
-    (b"GET /api/%ff%fe HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 404),
-    (b"POST /api/setpoint HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 4\r\n"
+    (b"GET /api/%ff%fe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 404),
+    (b"POST /api/setpoint HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 4\r\n"
      b"Connection: close\r\n\r\n\xff\xfe\xfd\xfc", 401),  # refused before the body is even looked at
 ], ids=["bad-chunk-size", "negative-length", "float-length", "header-300-KiB", "binary-request-line",
         "invalid-utf8-path", "binary-body-unauthenticated"])
@@ -330,32 +331,118 @@ def test_malformed_http_is_4xx_and_the_warmer_keeps_ticking(warmer, request_byte
     assert warmer.get("/healthz")[0] == 200
 
 
+# -- sessions, names and guesses, through waitress ----------------------------------------------
+def _call(port: int, method: str, path: str, *, source: str, body: dict | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, dict, http.client.HTTPResponse]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers={**({"Content-Type": J} if data else {}), **(headers or {})})
+        answer = conn.getresponse()
+        text = answer.read()
+        return answer.status, json.loads(text) if text else {}, answer
+    finally:
+        conn.close()
+
+
+def _browser_sign_in(port: int, source: str) -> tuple[str, str]:
+    """(cookie, CSRF token) of a browser signed in from ``source``."""
+    _status, first, answer = _call(port, "GET", "/api/session", source=source)
+    cookie = answer.getheader("Set-Cookie").split(";", 1)[0]
+    status, body, answer = _call(port, "POST", "/api/session", source=source, body={"password": WEB_PASSWORD},
+                                 headers={CSRF_HEADER: first["csrf_token"], "Cookie": cookie})
+    assert status == 200, body
+    return answer.getheader("Set-Cookie").split(";", 1)[0], body["csrf_token"]
+
+
+def test_a_cookie_replayed_after_sign_out_gets_401_through_waitress(warmer):
+    source = loopback(4)
+    cookie, csrf = _browser_sign_in(warmer.port, source)
+    signed = {"Cookie": cookie, CSRF_HEADER: csrf}
+    assert _call(warmer.port, "GET", "/api/sessions", source=source, headers=signed)[0] == 200
+    assert _call(warmer.port, "DELETE", "/api/session", source=source, headers=signed)[0] == 200
+    status, body, _ = _call(warmer.port, "POST", "/api/setpoint", source=source, body={"setpoint_c": 50},
+                            headers=signed)
+    assert status == 401 and body["field"] == "session"
+    assert _call(warmer.port, "GET", "/api/status", source=source)[1]["setpoint_c"] == 52.0
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "rebind.127.0.0.1.example"])
+def test_a_host_header_that_is_not_the_warmers_gets_421_through_waitress(warmer, host):
+    for path in ("/api/status", "/", "/api/session"):
+        status, answer = warmer.raw(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        assert status == 421, (path, answer[:200])
+        assert b"52.0" not in answer.split(b"\r\n\r\n", 1)[1]  # nothing of the status leaks
+
+
+def test_40_parallel_wrong_sign_ins_check_at_most_5_passwords_per_address_through_waitress(warmer):
+    """Counted before checking: of 20 at once from each of two addresses (within the per-address
+    connection cap), 5 per address reach the password check (401); the rest are 429, unchecked."""
+    sources = [loopback(3), loopback(5)]
+    statuses: Counter = Counter()
+    lock = threading.Lock()
+    headers = {}
+    for source in sources:
+        _status, first, answer = _call(warmer.port, "GET", "/api/session", source=source)
+        headers[source] = {CSRF_HEADER: first["csrf_token"], "Cookie": answer.getheader("Set-Cookie").split(";")[0]}
+    start = threading.Barrier(40)
+
+    def guess(source: str) -> None:
+        start.wait(timeout=30)
+        status = _call(warmer.port, "POST", "/api/session", source=source, body={"password": "wrong guess"},
+                       headers=headers[source])[0]
+        with lock:
+            statuses[(source, status)] += 1
+
+    threads = [threading.Thread(target=guess, args=(sources[i % 2],), daemon=True) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    print("\nFIGURES 40 parallel wrong sign-ins: " + json.dumps({f"{s} {c}": n for (s, c), n in statuses.items()}))
+    assert sum(statuses.values()) == 40 and {code for _, code in statuses} <= {401, 429}
+    assert all(statuses[(source, 401)] <= 5 for source in sources)
+
+
 # -- slow, half-open and many connections ----------------------------------------------------
 HALF_OPEN = 100       # connections that send part of a request and stall
 SLOW_HEADERS = 20     # connections that send one more header line every DRIP_S
 DRIP_S = 0.5
 CLIENTS = 200         # concurrent clients
 LOAD_S = 6.0          # how long the clients keep going (real seconds) ...
-REQUESTS_PER_CLIENT = 30  # ... or until each has sent this many
+REQUESTS_PER_CLIENT = 60  # ... or until each has sent this many
 # What each client asks for in turn: mostly polling, now and then the live stream.
 CLIENT_PATHS = ("/api/status", "/healthz") * 4 + ("/api/stream",)
 MAX_TICK_AGE_S = 3.0  # a tick is due every second: a gap beyond this means the control loop was held up
 
 
-class Stalled:
-    """``half_open`` connections stalled mid-request and ``slow`` ones dripping header lines."""
+def loopback(n: int) -> str:
+    """The n-th extra loopback address (127.0.0.n): each is a different client to the server."""
+    return f"127.0.0.{n}"
 
-    def __init__(self, port: int, *, half_open: int, slow: int) -> None:
+
+def _connect(port: int, source: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+
+
+class Stalled:
+    """``half_open`` connections stalled mid-request and ``slow`` ones dripping header lines, from
+    ``sources`` client addresses taken in turn (each within the per-address cap when spread)."""
+
+    def __init__(self, port: int, *, half_open: int, slow: int, sources: list[str]) -> None:
         self.sockets: list[socket.socket] = []
         self._stop = threading.Event()
         partial = b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: half-open\r\n"
-        for _ in range(half_open):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        for i in range(half_open):
+            sock = _connect(port, sources[i % len(sources)])
             sock.sendall(partial)
             self.sockets.append(sock)
-        self.slow = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(slow)]
+        self.slow = [_connect(port, sources[i % len(sources)]) for i in range(slow)]
         for sock in self.slow:
-            sock.sendall(b"GET /api/status HTTP/1.1\r\n")
+            try:
+                sock.sendall(b"GET /api/status HTTP/1.1\r\n")
+            except OSError:  # refused by the server already (the per-address cap)
+                pass
         self.drips = 0
         self._thread = threading.Thread(target=self._drip, daemon=True)
         self._thread.start()
@@ -380,7 +467,8 @@ class Stalled:
 
 @pytest.fixture
 def stalled(warmer):
-    held = Stalled(warmer.port, half_open=HALF_OPEN, slow=SLOW_HEADERS)
+    """120 stalled connections from six addresses (127.0.0.20-25), 20 each: within the per-address cap."""
+    held = Stalled(warmer.port, half_open=HALF_OPEN, slow=SLOW_HEADERS, sources=[loopback(20 + i) for i in range(6)])
     yield held
     held.close()
 
@@ -390,6 +478,75 @@ def test_stalled_connections_do_not_lock_out_the_dashboard(warmer, stalled):
     assert warmer.get("/healthz", timeout_s=5)[0] == 200
     status, body = warmer.get("/api/status", timeout_s=5)
     assert status == 200 and json.loads(body)["tick"] > 0
+
+
+SLOW_SOCKETS = 400  # from one host, each trickling a header line every DRIP_S
+
+
+def test_400_slow_sockets_from_one_host_leave_the_owner_answered_within_1_s(warmer):
+    """Item 11: once, 400 such sockets held every connection slot (the idle timeout never fires
+    for a connection that keeps sending), and the owner's phone got no answer at all."""
+    attacker = Stalled(warmer.port, half_open=0, slow=SLOW_SOCKETS, sources=[loopback(2)])
+    try:
+        time.sleep(2 * DRIP_S)  # the attacker's header lines go on meanwhile (real traffic, bounded)
+        took_s = []
+        for path in ("/healthz", "/api/status", "/", "/api/status"):
+            started = time.monotonic()
+            status, _body = warmer.get(path, timeout_s=1.0)
+            took_s.append(time.monotonic() - started)
+            assert status == 200, path
+        # The server kept only its per-address share of them: the rest were answered 503 and closed.
+        refused = 0
+        for sock in attacker.slow:
+            sock.settimeout(0.05)
+            try:
+                data = sock.recv(200)
+            except TimeoutError:  # still open and waiting: within the cap
+                continue
+            except OSError:  # reset: closed by the server with our header lines unread
+                data = b""
+            refused += data.startswith(b"HTTP/1.1 503") or data == b""
+        print("\nFIGURES slow sockets: " + json.dumps({"sockets": SLOW_SOCKETS, "refused": refused,
+                                                      "owner_answer_s": [round(t, 3) for t in took_s]}))
+        assert max(took_s) < 1.0
+        assert refused >= SLOW_SOCKETS - Config().web.connections_per_client
+    finally:
+        attacker.close()
+
+
+def test_a_request_that_trickles_in_for_longer_than_the_bound_is_closed(sim):
+    """The request time bound, on a guarded server of its own with a 1 s bound (real time)."""
+    from flask import Flask
+
+    from web.guard import create_guarded_server
+
+    server = create_guarded_server(Flask(__name__), host="127.0.0.1", port=0, threads=2, per_client=4,
+                                   request_time_s=1.0, cleanup_interval=1)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.effective_port), timeout=5)
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        started = time.monotonic()
+        closed = False
+        for n in range(40):  # a header line every 0.1 s: never idle, never complete; at most 4 s
+            try:
+                sock.sendall(f"X-Drip-{n}: z\r\n".encode())
+            except OSError:
+                closed = True
+                break
+            sock.settimeout(0.1)
+            try:
+                if sock.recv(100) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                pass
+        assert closed and 1.0 <= time.monotonic() - started < 3.5
+    finally:
+        server.task_dispatcher.shutdown(timeout=1)
+        server.trigger.pull_trigger(lambda: __import__("waitress").wasyncore.close_all(server._map))
+        thread.join(timeout=5)
 
 
 class Load:
@@ -419,7 +576,8 @@ class Load:
 def _client(port: int, index: int, load: Load, start: threading.Barrier, window: dict) -> None:
     start.wait(timeout=30)
     deadline_s = window["until_s"]
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    source = (_client_address(index), 0)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=source)
     try:
         for n in range(REQUESTS_PER_CLIENT):
             if time.monotonic() > deadline_s:
@@ -427,7 +585,7 @@ def _client(port: int, index: int, load: Load, start: threading.Barrier, window:
             path = CLIENT_PATHS[(index + n) % len(CLIENT_PATHS)]
             try:
                 if path == "/api/stream":
-                    _stream_once(port, load)
+                    _stream_once(port, load, source)
                 else:
                     conn.request("GET", path)
                     answer = conn.getresponse()
@@ -436,14 +594,19 @@ def _client(port: int, index: int, load: Load, start: threading.Barrier, window:
                 with load.lock:
                     load.errors.append(f"{path}: {exc!r}")
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=source)
     finally:
         conn.close()
 
 
-def _stream_once(port: int, load: Load) -> None:
+def _client_address(index: int) -> str:
+    """The clients come from 20 addresses (127.0.0.100-119), ten each: a busy practice, not one host."""
+    return loopback(100 + index % 20)
+
+
+def _stream_once(port: int, load: Load, source: tuple[str, int]) -> None:
     """Open the live stream, read its first status message, hang up."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=source)
     try:
         conn.request("GET", "/api/stream")
         answer = conn.getresponse()
@@ -530,8 +693,8 @@ def test_healthz_stays_truthful_under_concurrent_load_when_the_loop_stalls(sim):
         answers: Counter = Counter()
         lock = threading.Lock()
 
-        def ask() -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        def ask(source: str) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
             try:
                 for _ in range(4):
                     conn.request("GET", "/healthz")
@@ -542,7 +705,7 @@ def test_healthz_stays_truthful_under_concurrent_load_when_the_loop_stalls(sim):
             finally:
                 conn.close()
 
-        threads = [threading.Thread(target=ask, daemon=True) for _ in range(50)]
+        threads = [threading.Thread(target=ask, args=(loopback(30 + i % 5),), daemon=True) for i in range(50)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -8,9 +8,9 @@ from controller.cli.main import main
 from controller.sim.simulation import parse_injection
 from tests.helpers import WEB_PASSWORD, csrf_token
 from web import create_app
-from web.auth import SignInLimiter
 from web.context import EXTENSION
 from web.credentials import CredentialStore
+from web.signin_limit import SignInLimiter
 
 
 def _unchanged(sim, before_events: int) -> None:
@@ -175,7 +175,7 @@ def test_set_password_cli_stores_a_slow_hash_not_the_password(tmp_path, monkeypa
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("my warm stones\n"))
     assert main(["set-password", "--stdin", "--state-dir", str(tmp_path)]) == 0
     text = (tmp_path / "web-auth.json").read_text()
-    assert "my warm stones" not in text and '"scheme": "scrypt"' in text
+    assert "my warm stones" not in text and '"scheme": "argon2id"' in text and "$argon2id$v=19$m=19456,t=2,p=1$" in text
     assert (tmp_path / "web-auth.json").stat().st_mode & 0o077 == 0  # owner only
     assert CredentialStore(tmp_path).check_password("my warm stones")
     assert not CredentialStore(tmp_path).check_password("my warm stone")

@@ -11,6 +11,9 @@ import textwrap
 
 import pytest
 
+from controller.core import config as cfgmod
+from controller.core.clock import SimClock
+from controller.sim.simulation import Simulation
 from web.history import HistoryRecorder, HistoryStore
 
 T0 = 1_790_000_040.0  # a Unix time on a minute boundary
@@ -106,6 +109,48 @@ def test_a_failed_write_keeps_the_batch_for_the_next_try(sim, history, monkeypat
     assert history.flush() == 8 and history.problem is None
     times = [r[0] for r in history.store.readings(since_s=0, until_s=1e11, resolution="1s")]
     assert times == sorted(times) and len(times) == 8
+
+
+def _run_warmer(state_dir, *, wall_start_s: float, duration_s: float, flush: bool):
+    """One run of a simulated warmer whose wall clock starts at ``wall_start_s``, recording into
+    ``state_dir``'s history; returns the recorder (flushed and stopped when ``flush``) and the
+    (wall time, reading) of each tick."""
+    cfg = cfgmod.replace(cfgmod.Config(), "state", dir=str(state_dir))
+    clock = SimClock(wall_start_s=wall_start_s)
+    recorder = HistoryRecorder.open(state_dir)
+    with Simulation(cfg, clock=clock) as sim:
+        recorder.follow(sim.controller)
+        ticks = []
+        sim.controller.add_listener(lambda status: ticks.append((status.wall_time_s, status.temperature_c)))
+        sim.run(duration_s)
+        sim.controller.set_setpoint(45.0 if flush else 47.0, source="test")
+    if flush:
+        recorder.stop()
+    return recorder, ticks
+
+
+def test_a_restart_with_an_earlier_clock_cuts_the_history_at_the_step(tmp_path):
+    # The first run's clock is 10 minutes ahead (a sped-up run; a Pi that kept a wrong time): the
+    # second run starts 5 minutes before the first one's last reading.
+    _, first = _run_warmer(tmp_path, wall_start_s=T0 + 600, duration_s=600, flush=True)
+    second_start_s = first[-1][0] - 300
+    recorder, second = _run_warmer(tmp_path, wall_start_s=second_start_s, duration_s=600, flush=False)
+    try:
+        expected = [row for row in first if row[0] < second[0][0]] + second
+        for _ in range(2):  # what is only in memory yet, then the same once written
+            rows = recorder.readings(since_s=0, until_s=1e11, resolution="1s")
+            times = [r[0] for r in rows]
+            assert all(b > a for a, b in zip(times, times[1:])), "the chart would go back in time"
+            assert [(r[0], r[1]) for r in rows] == expected  # one timeline: no reading of the first run after the step
+            recorder.flush()
+        minutes = recorder.readings(since_s=0, until_s=1e11, resolution="1m")
+        assert sum(1 for m in minutes if m[0] >= second_start_s) == len({int(t // 60) for t, _ in second})
+        # Events stay in the order they happened: the second run's after all of the first run's.
+        events = recorder.events(limit=10)
+        assert [(e["kind"], e["setpoint_c"]) for e in events[:4]] == [
+            ("setpoint", 47.0), ("start", 45.0), ("setpoint", 45.0), ("start", 52.0)]
+    finally:
+        recorder.stop()
 
 
 # A writer in its own process: commits batches of BATCH readings, announcing each. With

@@ -72,14 +72,14 @@ def test_acknowledge_with_a_body_it_does_not_understand_is_refused(sim, client, 
     ("since=yesterday", "since"), ("since=nan", "since"), ("since=inf", "since"), ("since=-99999999999", "since"),
     ("resolution=5s", "resolution"), ("since=2000&until=1000", "until"), ("until=1e400", "until"),
 ])
-def test_bad_history_query_is_422_naming_the_argument(client, query, field):
-    answer = client.get(f"/api/history?{query}")
+def test_bad_history_query_is_422_naming_the_argument(reader, query, field):
+    answer = reader.get(f"/api/history?{query}")
     assert answer.status_code == 422 and answer.get_json()["field"] == field
 
 
 @pytest.mark.parametrize("limit", ["0", "501", "ten", "1.5", "-3"])
-def test_bad_events_limit_is_422(client, limit):
-    answer = client.get(f"/api/events?limit={limit}")
+def test_bad_events_limit_is_422(reader, limit):
+    answer = reader.get(f"/api/events?limit={limit}")
     assert answer.status_code == 422 and answer.get_json()["field"] == "limit"
 
 

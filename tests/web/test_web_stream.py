@@ -25,9 +25,9 @@ def _next_of(stream, kind: str, *, limit: int = 200):
     raise AssertionError(f"no {kind} message")
 
 
-def test_stream_sends_status_then_new_ticks_and_events(sim, client):
+def test_stream_sends_status_then_new_ticks_and_events(sim, reader):
     sim.run(2)
-    answer = client.get("/api/stream")
+    answer = reader.get("/api/stream")  # events go to those who may read /api/events
     assert answer.mimetype == "text/event-stream" and answer.headers["Cache-Control"] == "no-cache"
     stream = iter(answer.response)
     assert next(stream).startswith(b"retry: ")

@@ -6,7 +6,8 @@ Threads, and why the control loop never waits on the broker:
 * a ``mqtt-publish`` thread wakes on it, reads ``controller.status()`` (a cheap
   immutable snapshot) and publishes on change and every ``publish_interval_s``;
 * paho's network thread connects, reconnects with backoff (1 s doubling to
-  60 s), and runs commands through :meth:`Controller.set_setpoint` /
+  60 s), and runs commands through :meth:`Controller.set_setpoint`,
+  :meth:`Controller.switch_off` / :meth:`Controller.switch_on` and
   :meth:`Controller.acknowledge_fault`, which validate exactly as for the web.
 
 A broker outage just drops status messages (QoS 0: nothing piles up); the next
@@ -80,6 +81,15 @@ def parse_setpoint(payload: bytes) -> Any:
     return value
 
 
+def parse_mode(payload: bytes) -> str:
+    """The Home Assistant hvac mode in a mode command: ``heat`` or ``off``; anything else is refused."""
+    text = payload.decode("utf-8", errors="replace").strip()
+    if text not in ha.HVAC_MODES:
+        raise CommandError(f"mode must be one of {', '.join(ha.HVAC_MODES)}, got {text[:40]!r}",
+                           field="mode", allowed=list(ha.HVAC_MODES))
+    return text
+
+
 class Bridge:
     """One warmer on one broker. :meth:`start` returns at once; :meth:`stop` says goodbye."""
 
@@ -93,7 +103,8 @@ class Bridge:
         self.topics = ha.Topics.for_config(m, self.node)
         c = cfg.control
         self.discovery = (ha.discovery_payloads(self.topics, min_setpoint_c=c.min_setpoint_c,
-                                                max_setpoint_c=c.max_setpoint_c) if m.discovery else {})
+                                                max_setpoint_c=c.max_setpoint_c,
+                                                configuration_url=ha.dashboard_url(cfg)) if m.discovery else {})
         self.state_dir = cfg.state.dir
         self.schedule = ChangeOrInterval(interval_s=m.publish_interval_s)
         self.client = make_client(self.broker, client_id=f"stonewarmer-{self.node}",
@@ -103,6 +114,7 @@ class Bridge:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.message_callback_add(self.topics.set_setpoint, self._on_setpoint)
+        self.client.message_callback_add(self.topics.set_mode, self._on_mode)
         self.client.message_callback_add(self.topics.acknowledge, self._on_acknowledge)
         #: Set once connected, discovery sent and the command topics subscribed (the broker
         #: handles one connection's packets in order, so it has the discovery by then).
@@ -189,7 +201,7 @@ class Bridge:
         for topic, config in self.discovery.items():
             client.publish(topic, json.dumps(config, sort_keys=True, ensure_ascii=False), qos=1, retain=True)
         client.publish(self.topics.availability, ha.PAYLOAD_ONLINE, qos=1, retain=True)
-        client.subscribe([(self.topics.set_setpoint, 1), (self.topics.acknowledge, 1)])
+        client.subscribe([(self.topics.set_setpoint, 1), (self.topics.set_mode, 1), (self.topics.acknowledge, 1)])
         self.schedule.forget()
         self._wake.set()
 
@@ -221,6 +233,17 @@ class Bridge:
                       lambda: {"setpoint_c": self.controller.set_setpoint(parse_setpoint(message.payload),
                                                                           source="mqtt")})
 
+    def _on_mode(self, _client, _userdata, message) -> None:
+        def switch() -> dict[str, Any]:
+            mode = parse_mode(message.payload)
+            if mode == ha.HVAC_OFF:
+                changed = self.controller.switch_off(source="mqtt")
+            else:
+                changed = self.controller.switch_on(source="mqtt")
+            return {"mode": mode, "changed": changed}
+
+        self._command("mode", message, switch)
+
     def _on_acknowledge(self, _client, _userdata, message) -> None:
         self._command("acknowledge", message,
                       lambda: {"fault": self.controller.acknowledge_fault(source="mqtt").kind})
@@ -228,15 +251,15 @@ class Bridge:
     def _command(self, name: str, message, run) -> None:
         """Run one command and answer on the result topic: ok, or the reason it was refused."""
         shown = message.payload[:200].decode("utf-8", errors="replace")
-        result: dict[str, Any] = {"command": name, "payload": shown}
         if message.retain:
             # A retained command would run again on every reconnect: refuse it.
-            result.update(ok=False, error=f"retained {name} command ignored: publish it without the retain flag")
+            result = ha.result_payload(name, shown, error=f"retained {name} command ignored: "
+                                                           "publish it without the retain flag")
         else:
             try:
-                result.update(ok=True, **run())
+                result = ha.result_payload(name, shown, **run())
             except CommandError as exc:
-                result.update(ok=False, error=str(exc), field=exc.field, allowed=exc.allowed)
+                result = ha.result_payload(name, shown, error=str(exc), field=exc.field, allowed=exc.allowed)
         if result["ok"]:
             log.info("MQTT: %s %r accepted", name, shown)
         else:

@@ -40,7 +40,8 @@ def make_client(broker: Broker, *, client_id: str, will_topic: str | None = None
     try:
         import paho.mqtt.client as paho
     except ImportError:
-        raise MqttError("[mqtt] needs paho-mqtt: pip install 'stonewarmer[mqtt]'") from None
+        raise MqttError("[mqtt] needs paho-mqtt, which is not installed: on the Pi, "
+                        "sudo stonewarmer install --with mqtt (from a checkout: make venv)") from None
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311)
     if broker.username:
         client.username_pw_set(broker.username, read_password(broker))

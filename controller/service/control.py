@@ -1,0 +1,153 @@
+"""The service's local command socket: how ``sudo stonewarmer autotune`` reaches the running service.
+
+A Unix stream socket, ``control.sock`` in the state dir, mode 0600: only the
+service user and root can connect (no network, no password). A client sends one
+JSON object on one line, ``{"command": NAME, ...}``; the service answers with JSON
+lines until it closes the connection. The commands are given by the layer that
+owns them (:class:`Commands`: autotune's come from ``controller.tuning.job``), so
+this module knows nothing of what they do. A client that goes away ends only its
+own connection, never what it started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "control.sock"  # in the state dir
+MAX_REQUEST_BYTES = 4096
+REQUEST_TIMEOUT_S = 5.0       # a client has this long to send its request line
+
+#: ``handler(request, send)``: ``send(message)`` writes one JSON line and returns False once
+#: the client has gone. A handler raises :class:`CommandRefused` to answer ``{"error": ...}``.
+Handler = Callable[[dict[str, Any], Callable[[dict[str, Any]], bool]], None]
+
+
+class CommandRefused(Exception):
+    """The request cannot be done; the message says why (sent to the client as ``{"error": ...}``)."""
+
+
+@dataclass
+class Commands:
+    """What the socket offers: command name -> handler, and what to stop with the service."""
+
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    stop: Callable[[], None] = lambda: None
+
+
+def socket_path(state_dir: str | Path) -> Path:
+    return Path(state_dir) / SOCKET_NAME
+
+
+class ControlServer:
+    """Serves :class:`Commands` on ``path``, one thread per connection."""
+
+    def __init__(self, path: Path, commands: Commands) -> None:
+        self.path = path
+        self.commands = commands
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)  # left by a process that was killed
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        old_umask = os.umask(0o177)  # created 0600, with no moment at a wider mode
+        try:
+            sock.bind(str(self.path))
+        finally:
+            os.umask(old_umask)
+        sock.listen(4)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._accept, name="control-socket", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.commands.stop()
+        if self._sock is not None:
+            sock, self._sock = self._sock, None
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the serving thread
+            except OSError:
+                pass
+            sock.close()
+        self.path.unlink(missing_ok=True)
+
+    def _accept(self) -> None:
+        while self._sock is not None:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # closed: the service is stopping
+            threading.Thread(target=self._serve, args=(conn,), name="control-socket-client", daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            def send(message: dict[str, Any]) -> bool:
+                try:
+                    conn.sendall(json.dumps(message).encode() + b"\n")
+                except OSError:
+                    return False
+                return True
+
+            try:
+                request = _read_request(conn)
+                handler = self.commands.handlers.get(str(request.get("command")))
+                if handler is None:
+                    raise CommandRefused(f"unknown command {request.get('command')!r}: one of "
+                                         f"{', '.join(sorted(self.commands.handlers))}")
+                handler(request, send)
+            except CommandRefused as exc:
+                send({"error": str(exc)})
+            except Exception:  # noqa: BLE001 - a bad request must not take the service down
+                log.exception("control socket: the request failed")
+                send({"error": "the service could not do it (see its journal)"})
+
+
+def _read_request(conn: socket.socket) -> dict[str, Any]:
+    conn.settimeout(REQUEST_TIMEOUT_S)
+    data = b""
+    try:
+        while b"\n" not in data:
+            chunk = conn.recv(MAX_REQUEST_BYTES)
+            if not chunk:
+                break
+            data += chunk
+            if len(data) > MAX_REQUEST_BYTES:
+                raise CommandRefused(f"request longer than {MAX_REQUEST_BYTES} bytes")
+    except TimeoutError:
+        raise CommandRefused(f"no request line within {REQUEST_TIMEOUT_S:g} s") from None
+    finally:
+        conn.settimeout(None)
+    try:
+        request = json.loads(data.split(b"\n", 1)[0])
+    except ValueError:
+        raise CommandRefused('the request must be one JSON object on one line, e.g. {"command": "..."}') from None
+    if not isinstance(request, dict):
+        raise CommandRefused('the request must be one JSON object, e.g. {"command": "..."}')
+    return request
+
+
+def request(path: Path, message: dict[str, Any], *, connect_timeout_s: float = 5.0) -> Iterator[dict[str, Any]]:
+    """Send ``message`` to the service at ``path``; yield its answers until it closes.
+
+    Raises ``OSError`` (``FileNotFoundError``, ``ConnectionRefusedError``) when no
+    service listens there.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+        sock.settimeout(connect_timeout_s)
+        sock.connect(str(path))
+        sock.settimeout(None)
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        with sock.makefile("rb") as answers:
+            for line in answers:
+                yield json.loads(line)

@@ -1,0 +1,115 @@
+"""Autotune as a job of the running service: through the interlock, back to the PID, reached over the control socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from controller.cli.main import main
+from controller.core import config as cfgmod
+from controller.core.safety import GUARD_ABOVE_C
+from controller.qa.processes import command, free_port, wait_until
+from controller.service.control import request, socket_path
+from controller.sim.simulation import Simulation, parse_injection
+from controller.tuning.experiment import Phase
+from controller.tuning.job import AutotuneJob, JobError
+from tests.helpers import REPO
+
+
+def run_job(sim: Simulation, job: AutotuneJob, *, max_s: float = 4 * 3600) -> None:
+    """Tick the simulated service until the job has ended (and saved)."""
+    while job.running and sim.t_s < max_s:
+        sim.step()
+    assert job.finished.wait(10), "the job did not end"
+
+
+def test_the_job_tunes_through_the_interlock_saves_the_gains_and_hands_back_to_the_pid(tmp_path):
+    cfg = cfgmod.replace(cfgmod.Config(), "state", dir=str(tmp_path / "state"))
+    with Simulation(cfg) as sim:
+        try:
+            job = AutotuneJob(sim.controller)
+            job.start()
+            run_job(sim, job)
+            tuned_s = sim.t_s
+            assert job.outcome["phase"] == Phase.DONE, job.outcome
+            saved = json.loads((tmp_path / "state" / "state.json").read_text())["gains"]
+            assert saved == job.outcome["gains"] and sim.controller.pid.gains.kp == saved["kp"]
+            assert max(r.probe_c for r in sim.trace) < 52.0 + GUARD_ABOVE_C  # the guard never had to act
+            sim.run(3600)  # the PID holds the setpoint with the new gains
+            after = [r for r in sim.trace if r.t_s > tuned_s + 1800]
+            assert all(abs(r.probe_c - 52.0) < 0.5 for r in after)
+            assert any(r.relay for r in after) and sim.controller.status().detail["autotune"]["phase"] == "done"
+        finally:
+            sim.close()
+
+
+def test_a_cancelled_job_hands_the_heater_back_to_the_pid_with_the_gains_unchanged(tmp_path):
+    cfg = cfgmod.replace(cfgmod.Config(), "state", dir=str(tmp_path / "state"))
+    with Simulation(cfg) as sim:
+        try:
+            gains = sim.controller.pid.gains
+            job = AutotuneJob(sim.controller)
+            job.start(setpoint_c=50.0)
+            sim.run(90)  # the noise phase (heater off), then heating
+            assert job.cancel()
+            sim.step()
+            assert not job.running and job.outcome["phase"] == Phase.CANCELLED
+            sim.step()  # the next status shows it
+            assert sim.controller.status().detail["autotune"]["phase"] == "cancelled"
+            sim.run(1800)
+            assert sim.controller.pid.gains == gains
+            assert sim.controller.status().mode in ("holding", "warming", "ready")
+            assert abs(sim.trace[-1].probe_c - 50.0) < 1.0  # the PID took the bath to the setpoint
+        finally:
+            sim.close()
+
+
+def test_the_job_refuses_to_start_twice_or_with_a_fault_latched(tmp_path):
+    cfg = cfgmod.replace(cfgmod.Config(), "state", dir=str(tmp_path / "state"))
+    with Simulation(cfg, injections=[parse_injection("unplug@5")]) as sim:
+        try:
+            job = AutotuneJob(sim.controller)
+            job.start()
+            with pytest.raises(JobError, match="running already"):
+                job.start()
+            with pytest.raises(JobError, match="setpoint"):
+                AutotuneJob(sim.controller).start(setpoint_c=99.0)
+            sim.run(60)  # the probe is unplugged: a sensor fault ends the experiment
+            assert job.outcome["phase"] == Phase.FAILED and "sensor" in job.outcome["message"]
+            with pytest.raises(JobError, match="fault is latched"):
+                job.start()
+        finally:
+            sim.close()
+
+
+def test_sudo_autotune_runs_in_the_service_and_a_dropped_client_does_not_stop_it(tmp_path, capsys):
+    state_dir = tmp_path / "state"
+    config = REPO / "config" / "stonewarmer.toml"
+    proc = subprocess.Popen(command("run", "--simulate", "--state-dir", str(state_dir), "--config", str(config),
+                                    "--host", "127.0.0.1", "--port", str(free_port()), "--speed", "300"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        path = socket_path(state_dir)
+        wait_until(path.exists, what="the control socket")
+        assert oct(path.stat().st_mode & 0o777) == "0o600"  # the service user and root only
+        # A client starts the job and hangs up at once, as a dropped SSH session does.
+        answers = request(path, {"command": "autotune", "rule": "simc"})
+        assert next(answers) == {"started": {"setpoint_c": 52.0}}
+        answers.close()
+        # Another one follows it to the end.
+        assert main(["autotune", "--watch", "--config", str(config), "--state-dir", str(state_dir)]) == 0
+        out = capsys.readouterr().out
+        assert "autotune: done: gains (simc)" in out
+        saved = json.loads((state_dir / "state.json").read_text())
+        assert (state_dir / "autotune.json").stat().st_uid == os.getuid() == (state_dir / "state.json").stat().st_uid
+        assert f"kp={saved['gains']['kp']:.4g}" in out
+        assert main(["autotune", "--cancel", "--config", str(config), "--state-dir", str(state_dir)]) == 0
+        assert "none was running" in capsys.readouterr().out
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0]
+    assert proc.returncode == 0, output
+    assert "autotune started" in output and not path.exists()
