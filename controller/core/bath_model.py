@@ -159,6 +159,10 @@ class BathModel:
             raise ValueError(f"bath model {data!r} is outside what a stone heater can do")
         return model
 
+    def litres(self, power_w: float) -> float:
+        """The heat capacity as litres of water (water, stones and pot together), for a heater of ``power_w``."""
+        return power_w / self.heat_rate_c_per_s / WATER_J_PER_KG_K
+
     def describe(self, *, power_w: float = 0.0, lid_note: str = "") -> str:
         """The model in a therapist's words, e.g. "1.2 kW into about 8 L: 2.1 degC a minute at full power;
         the probe lags about 30 s"."""
@@ -166,8 +170,7 @@ class BathModel:
         if not self.learned:
             return "still learning this bath (it learns on the first warm-up)"
         if power_w > 0:
-            litres = power_w / self.heat_rate_c_per_s / WATER_J_PER_KG_K
-            head = f"{power_w / 1000:.1f} kW into about {litres:.0f} L (water and stones)"
+            head = f"{power_w / 1000:.1f} kW into about {self.litres(power_w):.0f} L (water and stones)"
         else:
             head = "the heater"
         text = f"{head}: {per_min:.1f} degC a minute at full power; the probe lags about {self.delay_s:.0f} s"

@@ -400,10 +400,13 @@ class Controller:
         """What was learned, in a therapist's words and in numbers (for the status and `check`)."""
         m = self.bath
         limited = self.interlock.heater_at_limit(self.clock.monotonic())
-        return {"summary": m.describe(power_w=self.cfg.heater.power_w),
+        power_w = self.cfg.heater.power_w
+        return {"summary": m.describe(power_w=power_w),
                 "too_weak": m.too_weak_message(self.setpoint_c) or (
                     "the heater works but cannot warm this bath to the set temperature now: is the lid off?"
                     if limited else None),
+                "too_weak_kind": "limit" if m.too_weak_message(self.setpoint_c) else "lid" if limited else None,
+                "power_w": power_w or None, "litres": round(m.litres(power_w)) if power_w and m.learned else None,
                 "learned": m.learned, "heat_rate_c_per_min": round(m.heat_rate_c_per_s * 60.0, 2),
                 "probe_delay_s": round(m.delay_s), "max_water_c": round(m.max_water_c, 1),
                 "water_c": round(self.observer.water_c, 2) if self.observer is not None else None,
