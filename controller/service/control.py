@@ -59,14 +59,22 @@ class ControlServer:
 
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.unlink(missing_ok=True)  # left by a process that was killed
+        # Bound and listening under a temporary name, then renamed into place: a client that
+        # sees the path can connect at once, and only ever to a socket of mode 0600. (A socket
+        # file needs write permission to connect to, so nobody else can use the temporary one,
+        # and no process-wide umask is changed under the other threads.)
+        building = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        building.unlink(missing_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        old_umask = os.umask(0o177)  # created 0600, with no moment at a wider mode
         try:
-            sock.bind(str(self.path))
-        finally:
-            os.umask(old_umask)
-        sock.listen(4)
+            sock.bind(str(building))
+            os.chmod(building, 0o600)
+            sock.listen(4)
+            os.replace(building, self.path)  # also replaces one left by a process that was killed
+        except BaseException:
+            sock.close()
+            building.unlink(missing_ok=True)
+            raise
         self._sock = sock
         self._thread = threading.Thread(target=self._accept, name="control-socket", daemon=True)
         self._thread.start()

@@ -71,8 +71,7 @@ def test_the_legend_swatch_of_the_water_takes_the_lines_colour(warmer, browser):
     page = browser.page()
     page.goto(warmer.url + "/")
     expect(page.locator("#badge-word")).to_have_text(re.compile("Almost ready|READY|FAULT"), timeout=30_000)
-    page.wait_for_timeout(1500)  # the chart is drawn at most twice a second
-    line, swatch, warming = page.evaluate("""() => {
+    colours = """() => {
       const probe = document.createElement("div");
       probe.style.color = "var(--warming)";
       document.body.append(probe);
@@ -80,7 +79,12 @@ def test_the_legend_swatch_of_the_water_takes_the_lines_colour(warmer, browser):
       probe.remove();
       return [getComputedStyle(document.getElementById("hero")).borderTopColor,
               getComputedStyle(document.getElementById("k-temp"), "::before").backgroundColor, warming];
-    }""")
+    }"""
+    # The chart (and its legend) is redrawn at most twice a second, the hero on every status: give
+    # the legend one redraw to follow a change of state that lands between the two.
+    page.wait_for_function(f"() => {{ const [line, swatch] = ({colours})(); return line === swatch; }}",
+                           timeout=5_000)
+    line, swatch, warming = page.evaluate(colours)
     assert swatch == line, f"the water's swatch is {swatch}, its line {line}"
     assert line != warming  # not warming now: the line (and so the swatch) is not the warming orange
     page.context.close()
