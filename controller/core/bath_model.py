@@ -79,7 +79,6 @@ LID_OFF_LOSS_FACTOR = 6.0   # ... plus, downward, the bath's losses with the lid
 DRIFT_S = 300.0             # a steady correction becomes a heat flow the model missed (a lid off, a
                             # draught) with this time constant; the next hold window moves it into k
 DRIFT_UP_S = 60.0           # ... and a correction upward (the lid back on) five times as fast: the safe side
-STEP_MEAN_S = 5.0          # ... the correction averaged over this long first (the probe's noise cancels)
 WATER_FIRST_SHARE = 0.3     # while suspect, the guard adds this share of the heat delivered since: the water
                             # takes it before the stones do (stones are up to 40 % of a bath's capacity)
 CONFIRM_RISE_C = 0.3        # a reading that fell away is believed again once it rises this much with heat
@@ -475,7 +474,6 @@ class Observer:
         self._low_c = 0.0              # the lowest reading since
         self._suspect_heat_c = 0.0     # the heat delivered since (degC of the whole bath)
         self.drift_c_per_s = 0.0       # heat flow the model misses (negative: more losses), degC/s
-        self._step_mean_c = 0.0        # the correction per tick, averaged over STEP_MEAN_S
         self.rebase(model, reading_c)
 
     @property
@@ -585,12 +583,9 @@ class Observer:
                 # in, saturates the correction and teaches nothing).
                 excess = max(1.0, self.water_c - m.room_c)
                 loss = (LID_OFF_LOSS_FACTOR - 1.0) * m.loss_per_s if m.loss_fits else LOSS_MAX_PER_S
-                # Warmer than thought for a while (the lid back on): heat less, soon. Judged on the
-                # correction's mean, not on each tick's: the probe's noise must not lean it one way.
-                self._step_mean_c += (step - self._step_mean_c) * dt_s / (STEP_MEAN_S + dt_s)
-                drift_s = DRIFT_UP_S if self._step_mean_c > 0 else DRIFT_S
-                self.drift_c_per_s = _clamp(self.drift_c_per_s + self._step_mean_c * dt_s / drift_s,
-                                            -loss * excess, m.loss_per_s * excess)
+                drift_s = DRIFT_UP_S if step > 0 else DRIFT_S  # warmer than thought: heat less, soon
+                self.drift_c_per_s = _clamp(self.drift_c_per_s + step / drift_s, -loss * excess,
+                                            m.loss_per_s * excess)
             if self.departing and not self.suspect:
                 self.suspect, self.suspect_s, self._low_c, self._suspect_heat_c = True, 0.0, reading_c, 0.0
             if self.suspect:
