@@ -104,7 +104,10 @@ class Controller:
         self._fitted = self.bath.learned  # the heating rate comes from this bath (a warm-up seen now or before)
         # Gains: set on purpose (autotune, the config) or derived from the bath model.
         c, default = cfg.control, cfgmod.ControlConfig()
-        self._model_gains = not gains and (c.kp, c.ki, c.kd) == (default.kp, default.ki, default.kd)
+        defaults = (default.kp, default.ki, default.kd)
+        # Earlier versions saved the default gains in every state file: those were never set on purpose.
+        saved_on_purpose = bool(gains) and (gains.get("kp"), gains.get("ki"), gains.get("kd")) != defaults
+        self._model_gains = not saved_on_purpose and (c.kp, c.ki, c.kd) == defaults
         self.pid = PID(Gains(kp=gains.get("kp", c.kp), ki=gains.get("ki", c.ki), kd=gains.get("kd", c.kd)))
         if self._model_gains:
             self._apply_model_gains()

@@ -313,3 +313,11 @@ def test_a_damaged_learned_bath_is_reported_and_learned_afresh(tmp_path):
     assert sim.controller.status().fault == FaultKind.STATE
     assert "learning the bath afresh" in sim.controller.state_problem
     sim.close()
+
+
+def test_default_gains_saved_by_an_earlier_version_leave_the_gains_to_the_bath_model(tmp_path):
+    StateStore(tmp_path / "state").save({"setpoint_c": 52.0, "gains": {"kp": 0.5, "ki": 0.001, "kd": 1.0}})
+    sim = warmer(tmp_path)
+    assert sim.controller.state_dict()["gains"] is None   # derived from the bath, not the saved defaults
+    assert sim.controller.pid.gains.kd == 0.0
+    sim.close()
