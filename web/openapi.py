@@ -68,6 +68,8 @@ _STATUS = {
         "sensor_errors": {"type": "integer"},
         "faults_total": {"type": "object", "additionalProperties": {"type": "integer"}},
         "detail": {"type": "object"},
+        "bath": {"type": "object", "description": "what the warmer learned about its bath: `summary` in words, "
+                 "`too_weak` (a sentence, or null), the learned figures and the estimated water"},
     },
 }
 

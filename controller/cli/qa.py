@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"only this plant (repeatable; one of {', '.join(PLANTS)})")
     p.add_argument("--faults", action="store_true",
                    help="run the fault-injection matrix instead: every fault at warm-up and at hold")
+    p.add_argument("--fleet", type=int, metavar="N",
+                   help="run N random realistic baths instead, each with everyday disturbances and with one fault")
+    p.add_argument("--seed", type=int, default=1, help="with --fleet: which fleet (default 1)")
     p.set_defaults(handler=cmd_bench)
 
     p = sub.add_parser("soak", help="days of simulated operation with disturbances and web traffic")
@@ -56,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.fleet is not None:
+        return _fleet(args)
     if args.faults:
         return _fault_matrix(args)
     from controller.qa.bench_plot import plot, require_matplotlib
@@ -86,6 +91,29 @@ def _fault_matrix(args: argparse.Namespace) -> int:
         print(faults.format_table(results))
         print(f"({time.perf_counter() - started:.0f} s of wall time)")
     return 0 if all(r.passed for r in results) else 1
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    """``bench --fleet N``: random realistic baths (controller.qa.fleet); exit 1 on a false trip or an unsafe fault."""
+    from controller.qa import fleet
+
+    if args.faults or args.quick or args.plant:
+        raise UserError("--fleet runs its own baths: it does not go with --faults, --quick or --plant")
+    if not 1 <= args.fleet <= fleet.MAX_BATHS:
+        raise UserError(f"--fleet {args.fleet} is not allowed: must be between 1 and {fleet.MAX_BATHS} baths")
+    if args.plot:
+        from controller.qa.bench_plot import require_matplotlib
+
+        require_matplotlib()
+    logging.disable(logging.ERROR)  # the injected faults log errors by design; the figures say it all
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
+    report = fleet.run_fleet(args.fleet, seed=args.seed, progress=say)
+    if args.plot:
+        fleet.plot_fleet(report, args.plot)
+        say(f"plot written to {args.plot}")
+    print(dumps_json(report) if args.json else fleet.format_fleet(report))
+    s = report["summary"]
+    return 0 if s["false_trips"] == 0 and all(k["unsafe"] == 0 for k in s["faults"].values()) else 1
 
 
 def cmd_soak(args: argparse.Namespace) -> int:

@@ -59,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inject", action="append", default=[], metavar="KIND@S[:DUR]",
                    help="inject a fault at S seconds (repeatable); KIND is one of "
                         "unplug, crc, empty, reset85, zero, freeze, jump, stuck-relay, dead-element, lifted, hang")
+    p.add_argument("--at", action="append", default=[], metavar="SECONDS:ACTION",
+                   help="what a person does at SECONDS (repeatable): ack (acknowledge the fault) "
+                        "or setpoint=C")
     p.add_argument("--trace", metavar="FILE.csv", help="write one row per tick")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--seed", type=int, default=1, help="probe-noise seed")
@@ -135,10 +138,16 @@ def _check_plant(spec: str) -> PlantFactory:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from controller.sim.simulation import Simulation, parse_duration, summarize
+    from controller.sim.simulation import Simulation, parse_action, parse_duration, summarize
 
     cfg = load_config(args, simulate=True)
     injections = _parse_injections(args.inject)
+    actions = [parsed(parse_action, text) for text in args.at]
+    c = cfg.control
+    for text, action in zip(args.at, actions):
+        if action.kind == "setpoint" and not c.min_setpoint_c <= action.value_c <= c.max_setpoint_c:
+            raise UserError(f"--at {text}: setpoint {action.value_c:g} is not allowed: must be between "
+                            f"{c.min_setpoint_c:g} and {c.max_setpoint_c:g} degC")
     if any(i.kind == "stall" for i in injections):
         raise UserError("--inject stall only applies to `run --simulate`: it blocks the real-time control loop")
     duration_s = parsed(parse_duration, args.duration)
@@ -153,7 +162,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     make_plant = _check_plant(args.plant)
     cfg = cfgmod.replace(cfg, "state", dir=cfgmod.StateConfig().dir)  # a throwaway state dir
     started = time.perf_counter()
-    sim = Simulation(cfg, make_plant=make_plant, injections=injections, seed=args.seed)
+    sim = Simulation(cfg, make_plant=make_plant, injections=injections, seed=args.seed, actions=actions)
     try:
         sim.run(duration_s)
         summary = summarize(sim)
@@ -162,10 +171,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     summary.wall_s = time.perf_counter() - started
     if args.trace:
         _write_trace(Path(args.trace), sim.trace)
+    done = [{"t_s": t_s, "action": kind, "outcome": outcome} for t_s, kind, outcome in sim.actions_done]
     if args.json:
-        print(dumps_json(summary.to_dict()))
+        print(dumps_json({**summary.to_dict(), "actions": done}))
     else:
         print(format_summary(summary))
+        for a in done:
+            print(f"  at {a['t_s']:.0f} s: {a['action']}: {a['outcome']}")
     return 0
 
 

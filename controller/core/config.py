@@ -76,6 +76,14 @@ class ControlConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HeaterConfig:
+    """What the heater's label says. The warmer learns its bath without it; with it, it also
+    says how much water and stones it is heating (docs/control.md, "The bath model")."""
+
+    power_w: float = 0.0  # the wattage on the label; 0: unknown
+
+
+@dataclass(frozen=True, slots=True)
 class StateConfig:
     dir: str = "/var/lib/stonewarmer"
 
@@ -138,6 +146,7 @@ class Config:
     probe: ProbeConfig = ProbeConfig()
     relay: RelayConfig = RelayConfig()
     control: ControlConfig = ControlConfig()
+    heater: HeaterConfig = HeaterConfig()
     state: StateConfig = StateConfig()
     web: WebConfig = WebConfig()
     mqtt: MqttConfig = MqttConfig()
@@ -157,6 +166,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("control", "kp"): (0.0, 10.0, "per degC"),
     ("control", "ki"): (0.0, 1.0, "per degC*s"),
     ("control", "kd"): (0.0, 1000.0, "s per degC"),
+    ("heater", "power_w"): (0.0, 3000.0, "W (0 = unknown)"),
     ("web", "port"): (1, 65535, ""),
     ("web", "threads"): (2, 64, "threads"),
     ("web", "max_streams"): (1, 62, "streams"),

@@ -23,6 +23,7 @@ from typing import Any
 
 from gpiozero import Factory
 
+from controller.core import bath_model as bm
 from controller.core import config as cfgmod
 from controller.core import events as ev
 from controller.core import probe as pr
@@ -41,6 +42,16 @@ READY_BAND_C = 1.0      # "ready" = within +/- this of the setpoint ...
 READY_HOLD_S = 300.0    # ... for this long: the stones lag the water
 SAVE_RETRY_MIN_S = 1.0   # a failed state save is retried after this long ...
 SAVE_RETRY_MAX_S = 60.0  # ... doubling up to this: a latch must reach the disk, the SD card must not be hammered
+# Gains from the bath model (the PID controls the estimated water, ahead of the probe):
+CLOSED_LOOP_S = 60.0    # the estimated water closes on the setpoint with this time constant ...
+CLOSED_LOOP_DELAYS = 1.0  # ... or this many probe delays, if longer: corrections arrive through the probe
+INTEGRAL_TIMES = 8.0    # integral time = this many closed-loop times: it corrects the model's hold duty, slowly
+INTEGRAL_BAND_SHARE = 0.2  # ... and only within this share of the proportional band: not on the way there
+INTEGRAL_MAX_DUTY = 0.15   # ... and never more than this much duty either way: it corrects the model, it does
+                           # not hold an open lid (that would overshoot when the lid goes back on)
+SETPOINT_SETTLE_TIMES = 3.0  # no integration for this many closed-loop times after a setpoint change
+BUDGET_RATE_SHARE = 0.5  # the budget expects the probe to show half the learned heating: cold stones just
+                         # put back soak up to ~40 % of it first (the guard does not rely on the budget)
 
 
 class CommandError(ValueError):
@@ -86,9 +97,23 @@ class Controller:
         # off while every rule keeps watching. Kept across restarts and power cuts.
         self.switched_off: bool = saved.get("switched_off", False)
         gains = saved.get("gains") or {}
-        self.pid = PID(Gains(kp=gains.get("kp", cfg.control.kp), ki=gains.get("ki", cfg.control.ki),
-                             kd=gains.get("kd", cfg.control.kd)))
+        self.bath: bm.BathModel = saved.get("bath", bm.BathModel())
+        self.learner = bm.Learner(self.bath)
+        self.observer: bm.Observer | None = None   # from the first valid reading on
+        self.budget = bm.EnergyBudget()
+        self._fitted = self.bath.learned  # the heating rate comes from this bath (a warm-up seen now or before)
+        # Gains: set on purpose (autotune, the config) or derived from the bath model.
+        c, default = cfg.control, cfgmod.ControlConfig()
+        defaults = (default.kp, default.ki, default.kd)
+        # Earlier versions saved the default gains in every state file: those were never set on purpose.
+        saved_on_purpose = bool(gains) and (gains.get("kp"), gains.get("ki"), gains.get("kd")) != defaults
+        self._model_gains = not saved_on_purpose and (c.kp, c.ki, c.kd) == defaults
+        self.pid = PID(Gains(kp=gains.get("kp", c.kp), ki=gains.get("ki", c.ki), kd=gains.get("kd", c.kd)))
+        if self._model_gains:
+            self._apply_model_gains()
         now = clock.monotonic()
+        self._last_tick_s = now
+        self._setpoint_moved_s = -math.inf
         relay = Relay(pin=cfg.relay.pin, active_high=cfg.relay.active_high,
                       min_switch_s=cfg.relay.effective_min_switch_s, pin_factory=pin_factory, now_s=now)
         self.interlock = Interlock(
@@ -97,6 +122,7 @@ class Controller:
                                           min_switch_s=cfg.relay.effective_min_switch_s),
             cutoff_c=cfg.control.cutoff_c, events=self.events, start_s=now, wall=clock.wall,
             has_safety_probe=secondary is not None, latched=fault, on_latch_change=self._persist)
+        self.interlock.model = self.bath
         self.events.record(monotonic_s=now, wall_time_s=clock.wall(), kind=ev.EventKind.START,
                            message=f"started, setpoint {self.setpoint_c:.1f} degC"
                            + (f", fault still latched: {fault.kind}" if fault else ""),
@@ -149,6 +175,11 @@ class Controller:
                 restored["gains"] = {"kp": checked.kp, "ki": checked.ki, "kd": checked.kd}
             except (cfgmod.ConfigError, KeyError, TypeError) as exc:
                 problems.append(f"saved gains {gains!r} are not usable ({exc}); using the config's")
+        if data.get("bath") is not None:
+            try:
+                restored["bath"] = bm.BathModel.from_dict(data["bath"])
+            except ValueError as exc:
+                problems.append(f"saved {exc}; learning the bath afresh")
         switched_off = data.get("switched_off", False)
         if isinstance(switched_off, bool):
             restored["switched_off"] = switched_off
@@ -179,7 +210,9 @@ class Controller:
         return {
             "setpoint_c": self.setpoint_c,
             "switched_off": self.switched_off,
-            "gains": {"kp": self.pid.gains.kp, "ki": self.pid.gains.ki, "kd": self.pid.gains.kd},
+            "gains": None if self._model_gains else
+            {"kp": self.pid.gains.kp, "ki": self.pid.gains.ki, "kd": self.pid.gains.kd},
+            "bath": self.bath.to_dict(),
             "fault": None if latched is None else
             {"kind": latched.kind, "message": latched.message, "wall_time_s": latched.wall_time_s},
         }
@@ -250,31 +283,137 @@ class Controller:
         with self._lock:
             now = self.clock.monotonic()
             self._tick += 1
-            primary = (self._classifiers[0].classify(primary_raw, self._duty)
+            dt = max(0.0, now - self._last_tick_s)
+            self._last_tick_s = now
+            heater_on_s = dt if self.interlock.relay.is_on else 0.0  # the relay as it was since the last tick
+            if self.observer is not None:
+                self.observer.predict(dt, heater_on_s)
+            # How much the water should have moved (each heater pulse stirs it, even at a steady hold): the
+            # model's prediction, scaled down to the weakest heater's until this bath's heating rate is
+            # known. A probe whose raw value does not change through that is frozen.
+            expected_c = 0.0 if self.observer is None else self.observer.predicted_water_change_c * self._rate_share
+            primary = (self._classifiers[0].classify(primary_raw, expected_c)
                        if primary_raw else None)
-            secondary = (self._classifiers[1].classify(secondary_raw, self._duty)
+            secondary = (self._classifiers[1].classify(secondary_raw, expected_c)
                          if secondary_raw else None)
             if primary is not None:
                 self._last_reading = primary
+            reading_c = primary.celsius if primary is not None else None  # only a valid reading has a value
+            self._learn(now, dt, heater_on_s, reading_c)
+            obs = self.observer
             if self.interlock.latched or self.switched_off or \
                     (primary is None and self.interlock.primary.fresh_c(now) is None):
                 # Faulted, switched off, or the last valid reading went stale: start afresh later.
                 self.pid.reset()
                 self._duty = 0.0
-            elif primary is not None and primary.celsius is not None:  # only a valid reading has a value
+            elif reading_c is not None and obs is not None:
                 if self._duty_override is not None:
-                    self._duty = min(1.0, max(0.0, self._duty_override(now, primary.celsius, self.setpoint_c)))
+                    self._duty = min(1.0, max(0.0, self._duty_override(now, reading_c, self.setpoint_c)))
                 else:
-                    self._duty = self.pid.update(primary.celsius, self.setpoint_c, now)
+                    # The PID controls the estimated water, ahead of the probe's dead time and lag; its
+                    # integral sees the estimate moved by what the probe says it is off (its mean ends on
+                    # the setpoint whatever the model's bias, and the probe's lag winds nothing up).
+                    settling = now - self._setpoint_moved_s < SETPOINT_SETTLE_TIMES * self._closed_loop_s
+                    guarded = (self.interlock.blocked_reason or "").startswith("guard")
+                    self._duty = self.pid.update(obs.water_c, self.setpoint_c, now, feedforward=self._feedforward(),
+                                                 integrate=not (settling or guarded or obs.suspect
+                                                                or self.learner.stones_settling(now)),
+                                                 integral_c=reading_c
+                                                 if self._model_gains else None)
             # A bad reading has no temperature to act on: the interlock holds the relay off this
             # tick (and from the first tick until a valid reading); the PID keeps its state.
-            self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c)
+            self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c,
+                                water_c=obs.guard_water_c if obs is not None else None,
+                                estimate_c=obs.water_c if obs is not None else None,
+                                unconfirmed_c=self.budget.unconfirmed_c,
+                                suspect_s=obs.suspect_s if obs is not None and obs.suspect else 0.0)
+            if self.interlock.latched and self.budget.unconfirmed_c > 0 and obs is not None:
+                # Heat the probe never showed is taken as real: it went into the water.
+                obs.add_heat(self.budget.unconfirmed_c)
+                self.budget.reset()
             self._status = self._snapshot(now)
             status = self._status
         self._save_pending(wait=False)  # a trip this tick: the relay is already off, now remember it
         for listener in self._listeners:
             listener(status)
         return status
+
+    # -- the bath model -----------------------------------------------------------------
+    def _learn(self, now: float, dt: float, heater_on_s: float, reading_c: float | None) -> None:
+        """Correct the observer, account the energy budget and learn, from this tick's reading."""
+        obs = self.observer
+        if obs is None:
+            if reading_c is not None:
+                self.observer = bm.Observer(self.bath, reading_c)
+            return
+        obs.correct(dt, reading_c)
+        m = self.bath
+        # Heat that should show at the probe by now: the model's rise plus the losses it made up for.
+        rise = max(0.0, obs.predicted_change_c + obs.loss_per_s * max(0.0, obs.probe_c - m.room_c) * dt)
+        if not self.interlock.latched:
+            self.budget.step(dt, reading_c=reading_c, predicted_change_c=obs.predicted_change_c,
+                             expected_rise_c=rise * BUDGET_RATE_SHARE * self._rate_share, departing=obs.suspect)
+        model = self.learner.observe(now, reading_c, obs.water_c, heater_on_s > 0, self.setpoint_c, dt)
+        if model is None:
+            return
+        counted = (model.warmups, model.loss_fits) != (m.warmups, m.loss_fits)
+        if model.heat_rate_c_per_s != m.heat_rate_c_per_s and reading_c is not None and heater_on_s > 0:
+            obs.rebase(model, reading_c, slope_c_per_s=self.learner.ramp_slope_c_per_s)
+            self._fitted = self.interlock.rate_known = True
+        else:
+            obs.take_model(model)
+        self.bath = model
+        self.interlock.model = model
+        if self._model_gains:
+            self._apply_model_gains()
+        if counted:
+            self._persist()
+
+    @property
+    def _rate_share(self) -> float:
+        """1 once this bath's heating rate is known; before, the weakest heater's share of the model's."""
+        return 1.0 if self._fitted else bm.HEAT_RATE_MIN_C_PER_S / self.bath.heat_rate_c_per_s
+
+    @property
+    def _closed_loop_s(self) -> float:
+        return max(CLOSED_LOOP_S, CLOSED_LOOP_DELAYS * self.bath.delay_s)
+
+    def _apply_model_gains(self) -> None:
+        """Gains for the estimated water: a proportional band of one closed-loop time of full
+        power, the integral INTEGRAL_TIMES slower and only close to the setpoint, no derivative
+        (the estimate is ahead of the probe already)."""
+        band_c = self.bath.heat_rate_c_per_s * self._closed_loop_s
+        kp = 1.0 / band_c
+        self.pid.gains = Gains(kp=kp, ki=kp / (INTEGRAL_TIMES * self._closed_loop_s), kd=0.0)
+        self.pid.integral_band_c = INTEGRAL_BAND_SHARE * band_c
+        self.pid.integral_max = INTEGRAL_MAX_DUTY
+
+    def _feedforward(self) -> float:
+        """The duty the learned model says holds the setpoint (0 with gains set on purpose: they were tuned
+        without). From the learned losses once they were measured, not the missed-heat flow of the moment:
+        what an open lid takes extra is left to the proportional term, so nothing stored overshoots when
+        the lid goes back on."""
+        if not self._model_gains:
+            return 0.0
+        if not self.bath.loss_fits and self.observer is not None:
+            return min(1.0, self.observer.hold_duty(self.setpoint_c))  # nothing measured yet: what it does now
+        return min(1.0, self.bath.hold_duty(self.setpoint_c))
+
+    def bath_summary(self) -> dict[str, Any]:
+        """What was learned, in a therapist's words and in numbers (for the status and `check`)."""
+        m = self.bath
+        limited = self.interlock.heater_at_limit(self.clock.monotonic())
+        power_w = self.cfg.heater.power_w
+        return {"summary": m.describe(power_w=power_w),
+                "too_weak": m.too_weak_message(self.setpoint_c) or (
+                    "the heater works but cannot warm this bath to the set temperature now: is the lid off?"
+                    if limited else None),
+                "too_weak_kind": "limit" if m.too_weak_message(self.setpoint_c) else "lid" if limited else None,
+                "power_w": power_w or None, "litres": round(m.litres(power_w)) if power_w and m.learned else None,
+                "learned": m.learned, "heat_rate_c_per_min": round(m.heat_rate_c_per_s * 60.0, 2),
+                "probe_delay_s": round(m.delay_s), "max_water_c": round(m.max_water_c, 1),
+                "water_c": round(self.observer.water_c, 2) if self.observer is not None else None,
+                "unconfirmed_heat_c": round(self.budget.unconfirmed_c, 2)}
 
     def status(self) -> Status:
         """The latest published snapshot (cheap, any thread)."""
@@ -306,8 +445,9 @@ class Controller:
             if setpoint_c == old:  # nothing changes: no event, no save (a client repeating itself floods no log)
                 return setpoint_c
             self.setpoint_c = setpoint_c
+            self._setpoint_moved_s = now
             if setpoint_c < old:
-                self.interlock.setpoint_lowered(now)
+                self.interlock.setpoint_lowered(now, setpoint_c)
             self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(), kind=ev.EventKind.SETPOINT,
                                message=f"setpoint {old:.1f} -> {setpoint_c:.1f} degC", setpoint_c=setpoint_c,
                                temperature_c=self.interlock.primary.fresh_c(now), source=source)
@@ -326,6 +466,7 @@ class Controller:
                 raise CommandError(f"cannot acknowledge: {exc}", field="fault") from None
             self.state_problem = None
             self._in_band_since_s = None
+            self.budget.reset()  # every acknowledge starts an empty budget
             self._status = self._snapshot(now)
         self._save_pending()
         return fault
@@ -378,7 +519,10 @@ class Controller:
 
     def set_gains(self, gains: Gains, *, source: str = "autotune") -> None:
         with self._lock:
+            self._model_gains = False
             self.pid.gains = gains
+            default = PID(gains)
+            self.pid.integral_band_c, self.pid.integral_max = default.integral_band_c, default.integral_max
             self.pid.reset()
             self.events.record(monotonic_s=self.clock.monotonic(), wall_time_s=self.clock.wall(),
                                kind=ev.EventKind.NOTICE, source=source,
@@ -463,4 +607,5 @@ class Controller:
             sensor_errors=il.sensor_errors,
             faults_total=dict(il.faults_total),
             detail=dict(self.detail),
+            bath=self.bath_summary(),
         )

@@ -32,10 +32,11 @@ class Gains:
 
 class PID:
     def __init__(self, gains: Gains, *, derivative_tau_s: float = DERIVATIVE_TAU_S,
-                 integral_band_c: float = INTEGRAL_BAND_C) -> None:
+                 integral_band_c: float = INTEGRAL_BAND_C, integral_max: float = 1.0) -> None:
         self.gains = gains
         self.derivative_tau_s = derivative_tau_s
         self.integral_band_c = integral_band_c
+        self.integral_max = integral_max  # the most duty the integral may add (or, with a feed-forward, take)
         self.reset()
 
     def reset(self) -> None:
@@ -46,8 +47,16 @@ class PID:
         self._rate_c_per_s = 0.0
         self.p = self.i = self.d = 0.0
 
-    def update(self, measured_c: float, setpoint_c: float, now_s: float) -> float:
-        """Return the duty for this step."""
+    def update(self, measured_c: float, setpoint_c: float, now_s: float, *, feedforward: float = 0.0,
+               integrate: bool = True, integral_c: float | None = None) -> float:
+        """Return the duty for this step.
+
+        ``feedforward``: the duty the bath model says holds the setpoint, added to the output;
+        ``integrate=False`` holds the integral where it is (the heater is blocked, or the
+        setpoint just moved: neither is an error the integral should learn); ``integral_c``:
+        integrate the error of this temperature instead (an estimate corrected by the measurement,
+        while the others act on the estimate).
+        """
         g = self.gains
         error = setpoint_c - measured_c
         dt = 0.0
@@ -61,10 +70,15 @@ class PID:
 
         self.p = g.kp * error
         self.d = -g.kd * self._rate_c_per_s
-        unclamped = self.p + self.integral + self.d
+        unclamped = feedforward + self.p + self.integral + self.d
         pushing_up = error > 0 and unclamped >= 1.0
         pushing_down = error < 0 and unclamped <= 0.0
-        if dt > 0 and abs(error) <= self.integral_band_c and not (pushing_up or pushing_down):
-            self.integral = min(1.0, max(0.0, self.integral + g.ki * error * dt))
+        i_error = error if integral_c is None else setpoint_c - integral_c
+        near = abs(error) <= self.integral_band_c and abs(i_error) <= self.integral_band_c
+        if integrate and dt > 0 and near and not (pushing_up or pushing_down):
+            # The integral corrects the feed-forward: it may not take more than the whole range.
+            high = min(1.0 - feedforward, self.integral_max)
+            low = max(-feedforward, -self.integral_max)
+            self.integral = min(high, max(low, self.integral + g.ki * i_error * dt))
         self.i = self.integral
-        return min(1.0, max(0.0, self.p + self.integral + self.d))
+        return min(1.0, max(0.0, feedforward + self.p + self.integral + self.d))

@@ -41,11 +41,13 @@ VALID_MIN_C = 0.0     # below: out of range (a bath of ice water is no stone bat
 VALID_MAX_C = 100.0   # above: out of range (boiling water is not plausible here)
 JUMP_C = 5.0          # a change larger than this ...
 JUMP_WINDOW_S = 2.0   # ... within this time is not physical for a water bath
-# Frozen: an identical raw value while the heater delivered this many seconds of
-# full power (300 s at 50 %; 150 s at full power, ~16 min at a 15 %
-# hold). The reference bath rises ~5 degC in 150 s at full power: a probe in the
-# water must have changed by many 1/16 degC steps.
-FROZEN_HEAT_S = 150.0
+# Frozen: an identical raw value while the bath model expected the water to move this
+# much in all (degC, up and down added): 24 steps of 1/16 degC; the probe in it shows them.
+# Weighed by the model, not by the duty: a probe frozen while the bath cools (at or above
+# the setpoint) is caught too. At full power on the reference bath: ~50 s.
+FROZEN_EXPECTED_C = 1.5
+# The 85.0 degC power-on value is a real reading when the water came there gradually.
+RESET85_NEAR_C = 1.0
 
 READ_INTERVAL_S = 1.0      # the worker starts a read at most this often (one per control tick)
 
@@ -281,10 +283,15 @@ class ReadingClassifier:
         self._last_valid_t_s: float | None = None
         self._last_valid_c = 0.0
         self._same_raw: str | None = None
-        self._last_t_s: float | None = None
-        self._heat_since_change_s = 0.0  # full-power seconds since the raw value changed
+        self._expected_since_change_c = 0.0  # probe change the model expected since the raw value changed
 
-    def classify(self, raw: RawRead, duty: float) -> Reading:
+    def classify(self, raw: RawRead, expected_change_c: float) -> Reading:
+        """Classify ``raw``; ``expected_change_c``: how much the bath model expected the probe to
+        move since the last read (degC, either way)."""
+        last_t_s = self._last_valid_t_s
+        if (raw.kind == ReadingKind.RESET85 and last_t_s is not None and raw.t_s - last_t_s <= JUMP_WINDOW_S
+                and abs(85.0 - self._last_valid_c) <= RESET85_NEAR_C):
+            raw = RawRead(ReadingKind.VALID, 85.0, raw.raw, raw.t_s)  # came there gradually: real water
         if raw.kind != ReadingKind.VALID:
             return Reading(raw.kind, None, raw.t_s)
         c = raw.celsius
@@ -292,21 +299,18 @@ class ReadingClassifier:
             return Reading(ReadingKind.GARBLED, None, raw.t_s)
         if not VALID_MIN_C <= c <= VALID_MAX_C:
             return Reading(ReadingKind.OUT_OF_RANGE, None, raw.t_s)
-        last_t_s = self._last_valid_t_s
         if last_t_s is not None and raw.t_s - last_t_s <= JUMP_WINDOW_S and abs(c - self._last_valid_c) > JUMP_C:
             return Reading(ReadingKind.JUMP, None, raw.t_s)
-        if self._is_frozen(raw, duty):
+        if self._is_frozen(raw, expected_change_c):
             return Reading(ReadingKind.FROZEN, None, raw.t_s)
         self._last_valid_t_s, self._last_valid_c = raw.t_s, c
         return Reading(ReadingKind.VALID, c, raw.t_s)
 
-    def _is_frozen(self, raw: RawRead, duty: float) -> bool:
-        # A healthy probe in a bath that is being heated must see its value change.
-        dt = 0.0 if self._last_t_s is None else max(0.0, raw.t_s - self._last_t_s)
-        self._last_t_s = raw.t_s
+    def _is_frozen(self, raw: RawRead, expected_change_c: float) -> bool:
+        # A healthy probe in a bath that the model says is moving must see its value change.
         if raw.raw != self._same_raw:
             self._same_raw = raw.raw
-            self._heat_since_change_s = 0.0
+            self._expected_since_change_c = 0.0
             return False
-        self._heat_since_change_s += duty * dt
-        return self._heat_since_change_s >= FROZEN_HEAT_S
+        self._expected_since_change_c += abs(expected_change_c)
+        return self._expected_since_change_c >= FROZEN_EXPECTED_C

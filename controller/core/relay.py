@@ -90,6 +90,12 @@ class TimeProportioner:
         self._ideal_start_s = 0.0                 # when it was due (ticks round it late)
         self._pulse_s: float | None = None        # its length, once it ended
 
+    def interrupt(self, now_s: float) -> None:
+        """The relay was held off (a guard, a bad reading): a pulse in progress ends here and
+        counts as delivered, so the schedule goes on instead of starting a fresh pulse."""
+        if self._cycle_start_s is not None and self._pulse_s is None:
+            self._pulse_s = max(0.0, now_s - self._cycle_start_s)
+
     def on_time_s(self, duty: float) -> float:
         """Pulse length for ``duty`` (s); ``inf`` means stay on."""
         w, m = self.window_s, self.min_switch_s
@@ -117,6 +123,10 @@ class TimeProportioner:
             return False
         if duty <= 0.0:
             return False
+        if duty >= 1.0:
+            # Full power wanted: now, not when the schedule of a smaller duty says.
+            self._cycle_start_s, self._ideal_start_s, self._pulse_s = now_s, now_s, None
+            return True
         ideal_s = now_s
         # _pulse_s is None here only if the relay refused the last start (its
         # minimum off-time): then simply ask again.

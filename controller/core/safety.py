@@ -7,6 +7,12 @@ Marlin's and Klipper's heater guards scaled to a water bath (docs/field-notes.md
 the one table of them, each with its test. Each rule says what it does at its
 own code below.
 
+The rules that keep the water from burning (cutoff, guard, over target) judge the
+hotter of the reading and the bath model's estimate of the water
+(:mod:`controller.core.bath_model`): the probe runs behind the water by its dead
+time and lag, several degC during a warm-up. The energy budget replaces fixed
+heating-watch constants: heat the probe did not confirm, in degC of this bath's water.
+
 A latched fault keeps the relay off until :meth:`Interlock.acknowledge`, which
 is refused unless the probe reads valid and below the setpoint. Every trip and
 acknowledge becomes an event; the latch is persisted by the controller.
@@ -14,30 +20,49 @@ acknowledge becomes an event; the latch is persisted by the controller.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from controller.core import events as ev
+from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
 from controller.core.probe import DESCRIPTIONS, Reading, ReadingKind
 from controller.core.relay import Relay, TimeProportioner
 
 STALE_S = 10.0              # no valid reading for this long latches (Klipper: 7 s)
 MAX_BAD_IN_A_ROW = 4        # Klipper shuts down after 4 DS18B20 errors in a row
+# Energy budget: the water may take no more than this much unconfirmed heat (degC) ...
+BUDGET_SAFE_ABOVE_C = 1.5   # ... so that it stays below setpoint + this, allowing for
+BUDGET_OBSERVER_C = 0.3     # ... what the observer may follow a wrong probe (bath_model.BIAS_SHIFT_C)
+BUDGET_PULSE_SHARE = 0.5    # ... and half the rise of one minimum relay pulse (the hold's own ripple)
+BUDGET_MIN_C = 0.4          # a budget below this would trip on the DS18B20's noise
+SUSPECT_MAX_S = 900.0       # a reading that fell away and has not risen with heat for this long is not
+                            # in the water (cold water poured in shows the heat within minutes)
+# Heating watch: with the relay on, the reading must rise this much ...
 HEATING_MIN_DUTY = 0.8
-HEATING_BELOW_C = 5.0
-HEATING_PERIOD_S = 180.0    # a bath at ~2 C/min full power gains ~6 C in this time
-HEATING_MIN_RISE_C = 2.0
-FALLING_C = 3.0             # heating hard, yet the reading fell this much ...
-FALLING_WINDOW_S = 60.0     # ... within this time: the probe is out of the water
+HEATING_BELOW_C = 5.0       # watched this far below the setpoint: closer, a lid taken off may hold it
+HEATING_RISE_C = 1.0
+HEATING_RATE_SHARE = 0.5    # ... within the probe's delay plus the time half the learned heating rate
+                            # (net of the losses) takes for it (the weakest heater's rate before learning)
+HEATING_DELAY_MARGIN = 1.5  # ... the probe's delay counted this many times (learned from one warm-up)
+HEATING_MAX_S = 1800.0      # a bath that needs longer than this for it is at its limit: not watched
+HEATER_CHECK_DELAYS = 1.5   # before the watch latches, the heater is held off this many probe delays
+HEATER_CHECK_SLOPE_S = 60.0 # ... plus this long, and the probe's slope over this long compared with before:
+HEATER_CHECK_SHARE = 0.3    # ... if it fell by this share of the heating rate, the element heats and the
+HEATER_QUIET_S = 1800.0     # ... bath is at its limit (a lid off): said plainly, not watched for this long
+HEATING_FALL_C = 0.15       # a reading falling this much in one tick (more than noise, more than any
+                            # bath cools by itself) is cold water poured in: the watch starts afresh
 STUCK_ABOVE_C = 1.0
 STUCK_PERIOD_S = 120.0
-STUCK_RISE_C = 1.0
-STUCK_STILL_RISING = 0.35   # ... and >= 35 % of it in the last ~50 s (a steady rise: ~45 %)
+STUCK_RATE_SHARE = 0.25     # a welded element heats at full power: the rise must be >= 1/4 of it
+STUCK_RISE_MIN_C = 0.25     # ... and at least this over the period (10 s means: ~10 sigma of the noise)
+STUCK_STILL_RISING = 0.35   # ... and >= 35 % of it in each half of the period (a steady rise: ~45-50 %;
+                            # hot water poured in rises in one step)
 STUCK_AVERAGE_S = 10.0      # temperatures in the rule are 10 s means
-STUCK_RECENT_RISE_C = 0.15  # ... and still rising this much over the last 30 s (a welded 1200 W
-                            # element: ~1 degC; hot water poured in a minute ago: ~0)
+STUCK_RECENT_S = 30.0       # ... and still rising over the last 30 s at 1/3 of full power: hot
+                            # water poured in a minute ago has stopped rising by then
 OVER_TARGET_C = 3.0
 OVER_TARGET_S = 60.0
 DISAGREE_C = 3.0
@@ -180,10 +205,17 @@ class Interlock:
         self.sensor_errors = 0
         self.faults_total: dict[FaultKind, int] = {}
         self.blocked_reason: str | None = None  # why the relay is held off this tick
+        self.model = BathModel()                 # the bath as learned (the controller keeps it current)
+        self.rate_known = False                  # its heating rate fitted from this warm-up already
+        self.water_c: float | None = None        # the water as the heat says, this tick (None: no estimate yet)
+        self.estimate_c: float | None = None     # the estimate following the reading
         # rule state
-        self._heat_watch: tuple[float, float] | None = None   # (since_s, temp at start)
-        self._hard_heating_since_s: float | None = None        # duty >= HEATING_MIN_DUTY since
         self._relay_off = HeldFor(STUCK_PERIOD_S, since_s=start_s)  # relay commanded off
+        self._heat_watch: tuple[float, float] | None = None  # (relay-on seconds, lowest reading) since armed
+        self._last_tick_s: float | None = None
+        self._heater_check: tuple[float, float] | None = None  # (since_s, probe slope before, degC/s)
+        self._watch_quiet_until_s = -math.inf
+
         self._history: deque[tuple[float, float]] = deque()    # (t, hottest valid C)
         self._over_target = HeldFor(OVER_TARGET_S)
         self._disagree = HeldFor(DISAGREE_S)
@@ -192,41 +224,61 @@ class Interlock:
 
     # -- public -------------------------------------------------------------------------
     def tick(self, now_s: float, primary: Reading | None, secondary: Reading | None,
-             duty: float, setpoint_c: float) -> bool:
-        """Evaluate every rule, then drive the relay. Return whether it is on."""
+             duty: float, setpoint_c: float, *, water_c: float | None = None,
+             estimate_c: float | None = None, unconfirmed_c: float = 0.0, suspect_s: float = 0.0) -> bool:
+        """Evaluate every rule, then drive the relay. Return whether it is on.
+
+        ``water_c``: the water as the bath model says the heat left it (a suspect fall of the
+        reading not believed), for the rules; ``estimate_c``: the model's estimate following
+        the reading, for an acknowledge (None: no estimate yet); ``unconfirmed_c``: the energy
+        budget's heat the probe has not confirmed (degC of water); ``suspect_s``: how long the reading
+        has been suspect (fell away, not risen with heat since).
+        """
         bad = self.primary.see(primary)
         if self.has_safety_probe:
             bad = self.secondary.see(secondary) or bad
         if bad:
             self.sensor_errors += 1
+        self.water_c = water_c
+        self.estimate_c = estimate_c
         temp_c = self.primary.fresh_c(now_s)
-        hottest_c = self._hottest_c(now_s)
+        probe_c = self._hottest_c(now_s)
+        hottest_c = self._judged_c(now_s)  # the hotter of the probe(s) and the estimated water
 
         self._check_sensors(now_s)
-        if hottest_c is not None:
+        if hottest_c is not None and probe_c is not None:
             if not self._seen_temp and hottest_c > setpoint_c + GUARD_ABOVE_C:
                 self._cooling_low_c = hottest_c  # started hot: a cool-down, not an over-target
             self._seen_temp = True
-            self._track_history(now_s, hottest_c)
-            if hottest_c >= self.cutoff_c:  # cutoff: the hottest probe reached it, latch at once
+            self._track_history(now_s, probe_c)
+            if hottest_c >= self.cutoff_c:  # cutoff: the hottest probe (or the water) reached it, latch at once
                 self._trip(FaultKind.OVERTEMP, f"water at {hottest_c:.1f} degC reached the cutoff "
                            f"{self.cutoff_c:.1f} degC", now_s)
             self._check_over_target(now_s, hottest_c, setpoint_c)
-            self._check_falling(now_s, hottest_c, duty)
-            self._check_stuck(now_s, hottest_c, setpoint_c)
+            self._check_stuck(now_s, probe_c, setpoint_c)
         if temp_c is not None:
             self._check_heating(now_s, temp_c, duty, setpoint_c)
+        self._check_budget(now_s, unconfirmed_c)
+        if suspect_s >= SUSPECT_MAX_S:
+            self._trip(FaultKind.SENSOR, f"the probe reading fell away {suspect_s / 60:.0f} min ago and has not "
+                       "risen with the heat since: is the probe in the water?", now_s)
         self._check_disagree(now_s)
 
         reason = self._block_reason(bad, temp_c, hottest_c, setpoint_c)
         self.blocked_reason = reason
         if reason is not None:
             self.relay.off(now_s)
-            self.proportioner.reset()
+            if self.latched:
+                self.proportioner.reset()
+            else:
+                # A guard or a bad reading keeps the proportioner's schedule: the next pulse of a
+                # small duty comes when it is due, not as a fresh minimum pulse at once.
+                self.proportioner.interrupt(now_s)
         else:
             want = self.proportioner.want_on(now_s, duty, self.relay.is_on)
             self.relay.drive(want, now_s)
         self._relay_off.update(not self.relay.is_on, now_s)
+        self._last_tick_s = now_s
         return self.relay.is_on
 
     def acknowledge(self, now_s: float, setpoint_c: float, *, source: str = "controller") -> Fault:
@@ -246,6 +298,8 @@ class Interlock:
                 raise AckRefused(f"the probes still disagree ({temp_c:.1f} and {second_c:.1f} degC): "
                                  "put both in the water first")
             hottest_c = max(temp_c, second_c)
+        if self.estimate_c is not None:
+            hottest_c = max(hottest_c, self.estimate_c)  # the estimated water must have cooled too
         if hottest_c >= setpoint_c:
             raise AckRefused(f"the water ({hottest_c:.1f} degC) must cool below the set "
                              f"temperature ({setpoint_c:.1f} degC) first")
@@ -285,11 +339,22 @@ class Interlock:
         (t0, c0), (t1, c1) = kept[0], kept[-1]
         return (c1 - c0) / (t1 - t0)
 
-    def setpoint_lowered(self, now_s: float) -> None:
-        """A lower setpoint starts a cool-down: over-target is judged from its lowest point."""
-        self._cooling_low_c = self._hottest_c(now_s)
+    def setpoint_lowered(self, now_s: float, setpoint_c: float) -> None:
+        """A lower setpoint starts a cool-down: over-target is judged from its lowest point; and the
+        guard applies at once, not at the next tick."""
+        self._cooling_low_c = self._judged_c(now_s)
+        if self._cooling_low_c is not None and self._cooling_low_c >= setpoint_c + GUARD_ABOVE_C:
+            self.relay.off(now_s)
+            self.proportioner.interrupt(now_s)
 
     # -- rules ------------------------------------------------------------------------
+    def _judged_c(self, now_s: float) -> float | None:
+        """The hotter of the probe(s) and the estimated water."""
+        probe_c = self._hottest_c(now_s)
+        if probe_c is None or self.water_c is None:
+            return probe_c
+        return max(probe_c, self.water_c)
+
     def _hottest_c(self, now_s: float) -> float | None:
         temps = [t for t in (self.primary.fresh_c(now_s),
                              self.secondary.fresh_c(now_s) if self.has_safety_probe else None)
@@ -314,43 +379,89 @@ class Interlock:
         while self._history and self._history[0][0] < now_s - STUCK_PERIOD_S:
             self._history.popleft()
 
+    @property
+    def budget_c(self) -> float:
+        """Unconfirmed heat (degC of water) that latches: the water must stay below setpoint +
+        BUDGET_SAFE_ABOVE_C with the observer's allowance and half a minimum pulse's rise on top."""
+        pulse_c = self.model.heat_rate_c_per_s * self.proportioner.min_switch_s
+        return max(BUDGET_MIN_C, BUDGET_SAFE_ABOVE_C - BUDGET_OBSERVER_C - BUDGET_PULSE_SHARE * pulse_c)
+
+    def heating_period_s(self, water_c: float) -> float:
+        """Relay-on seconds in which a probe in water at ``water_c`` must rise HEATING_RISE_C (inf: not watched)."""
+        m = self.model
+        known = m.learned or self.rate_known
+        rate = HEATING_RATE_SHARE * m.heat_rate_c_per_s if known else HEAT_RATE_MIN_C_PER_S
+        # A heater at its limit (the lid off, losses not measured yet) is told from a dead one by the
+        # heater check before anything latches.
+        rate -= m.loss_per_s * max(0.0, water_c - m.room_c)
+        period_s = HEATING_DELAY_MARGIN * m.delay_s + HEATING_RISE_C / rate if rate > 0 else math.inf
+        return period_s if period_s <= HEATING_MAX_S else math.inf
+
     def _check_heating(self, now_s: float, temp_c: float, duty: float, setpoint_c: float) -> None:
-        """Heating: duty >= HEATING_MIN_DUTY for HEATING_PERIOD_S while more than HEATING_BELOW_C
-        below the setpoint, and the bath rose less than HEATING_MIN_RISE_C, latches (a dead element)."""
-        if duty < HEATING_MIN_DUTY or temp_c >= setpoint_c - HEATING_BELOW_C or self.latched:
+        """Heating watch: more than HEATING_BELOW_C below the setpoint, with the relay on and a duty of at
+        least HEATING_MIN_DUTY, the reading must rise HEATING_RISE_C within :meth:`heating_period_s` of
+        relay-on time (a dead element) or the watch latches.
+        Re-armed by a rise, by a sudden fall (cold water poured in), and whenever the duty drops; a
+        slow fall (what the water does with no heat) keeps counting from its lowest point."""
+        if self._heater_check is not None:
+            self._finish_heater_check(now_s, temp_c, self._heater_check)
+            return
+        if (duty < HEATING_MIN_DUTY or self.latched or temp_c > setpoint_c - HEATING_BELOW_C
+                or now_s < self._watch_quiet_until_s):
             self._heat_watch = None
             return
-        if self._heat_watch is None or temp_c - self._heat_watch[1] >= HEATING_MIN_RISE_C:
-            self._heat_watch = (now_s, temp_c)  # (re)arm: it rose as it should
+        on_s, low_c = self._heat_watch or (0.0, temp_c)
+        if low_c - temp_c >= HEATING_FALL_C or temp_c - low_c >= HEATING_RISE_C:
+            self._heat_watch = (0.0, temp_c)  # (re)arm: poured-in water, or it rose as it should
             return
-        since_s, start_c = self._heat_watch
-        if now_s - since_s >= HEATING_PERIOD_S:
-            self._trip(FaultKind.HEATING, f"rose only {temp_c - start_c:.1f} degC in {now_s - since_s:.0f} s "
-                       f"at {duty:.0%} heater power", now_s)
+        low_c = min(low_c, temp_c)
+        if self.relay.is_on:
+            on_s += now_s - self._last_tick_s if self._last_tick_s is not None else 0.0
+        self._heat_watch = (on_s, low_c)
+        period_s = self.heating_period_s(temp_c)  # the reading: a model not yet learned may run away
+        if on_s >= period_s:
+            # A dead element, or a working one at its limit (the lid off)? Hold it off and see.
+            self._heater_check = (now_s, self._slope_c_per_s(now_s))
+            self._heat_watch = None
 
-    def _check_falling(self, now_s: float, hottest_c: float, duty: float) -> None:
-        """Probe lifted: with the relay really on at duty >= HEATING_MIN_DUTY, a fall of more than
-        FALLING_C within FALLING_WINDOW_S latches a HEATING fault."""
-        # A bath heated this hard cannot cool 3 C in a minute (returned stones cool it
-        # ~1.4 C/min at most); a probe lifted into the air can, and would keep us heating.
-        # Judged on the heater actually on (the relay's state since the last tick), not the
-        # duty asked for: poured-in cold water lowers the reading while the relay still
-        # waits out its window, and that is not a probe in the air.
-        if duty < HEATING_MIN_DUTY or not self.relay.is_on or self.latched:
-            self._hard_heating_since_s = None
+    def heater_at_limit(self, now_s: float) -> bool:
+        """Whether the last heater check, within HEATER_QUIET_S, found a working element at its limit."""
+        return now_s < self._watch_quiet_until_s
+
+    def _slope_c_per_s(self, now_s: float) -> float:
+        """The probe's slope over the last HEATER_CHECK_SLOPE_S of kept readings (10 s means)."""
+        early = self._mean_c(now_s - HEATER_CHECK_SLOPE_S, now_s - HEATER_CHECK_SLOPE_S + STUCK_AVERAGE_S)
+        late = self._mean_c(now_s - STUCK_AVERAGE_S, now_s)
+        return (late - early) / (HEATER_CHECK_SLOPE_S - STUCK_AVERAGE_S)
+
+    def _finish_heater_check(self, now_s: float, temp_c: float, check: tuple[float, float]) -> None:
+        """At the end of a heater check: latch a dead element, or say the heater is at its limit."""
+        since_s, before = check
+        m = self.model
+        if now_s - since_s < HEATER_CHECK_DELAYS * m.delay_s + HEATER_CHECK_SLOPE_S:
             return
-        if self._hard_heating_since_s is None:
-            self._hard_heating_since_s = now_s
-        since_s = max(now_s - FALLING_WINDOW_S, self._hard_heating_since_s)  # only a fall *while* heating
-        recent_max_c = max(c for t, c in self._history if t >= since_s)
-        if recent_max_c - hottest_c > FALLING_C:
-            self._trip(FaultKind.HEATING, f"reading fell {recent_max_c - hottest_c:.1f} degC within "
-                       f"{FALLING_WINDOW_S:.0f} s while heating at {duty:.0%}: probe out of the water "
-                       "(or cold water added)?", now_s)
+        self._heater_check = None
+        after = self._slope_c_per_s(now_s)
+        if before - after >= HEATER_CHECK_SHARE * m.heat_rate_c_per_s:
+            self._watch_quiet_until_s = now_s + HEATER_QUIET_S
+            self.events.record(monotonic_s=now_s, wall_time_s=self.wall(), kind=ev.EventKind.NOTICE,
+                               source="interlock", temperature_c=temp_c,
+                               message=f"the heater works but cannot warm the water at {temp_c:.1f} degC: "
+                               "is the lid off? Close it, or use less water or a stronger heater")
+            return
+        self._trip(FaultKind.HEATING, f"the water did not warm at full power, and cooled as fast with the heater "
+                   f"off ({before * 60:+.2f} and {after * 60:+.2f} degC/min): the element is not heating", now_s)
+
+    def _check_budget(self, now_s: float, unconfirmed_c: float) -> None:
+        """Energy budget: heat the probe did not confirm reaching :attr:`budget_c` latches a HEATING
+        fault (a probe stuck, lifted or dead, or an element that does not heat)."""
+        if unconfirmed_c >= self.budget_c:
+            self._trip(FaultKind.HEATING, f"the heater delivered heat for {unconfirmed_c:.1f} degC of water that "
+                       "the probe did not show: probe out of the water or stuck, or the element not heating", now_s)
 
     def _check_stuck(self, now_s: float, temp_c: float, setpoint_c: float) -> None:
         """Stuck relay: commanded off for STUCK_PERIOD_S, above the setpoint + STUCK_ABOVE_C, and
-        still rising steadily (more than STUCK_RISE_C over the period, not slowing) latches."""
+        still rising steadily at STUCK_RATE_SHARE of the bath's full-power rate (not slowing) latches."""
         if not self._relay_off.done(now_s) or temp_c <= setpoint_c + STUCK_ABOVE_C:
             return
         start_t = self._history[0][0]
@@ -360,11 +471,16 @@ class Interlock:
         start_c = self._mean_c(start_t, start_t + STUCK_AVERAGE_S)
         mid_c = self._mean_c(now_s - STUCK_PERIOD_S / 2, now_s - STUCK_PERIOD_S / 2 + STUCK_AVERAGE_S)
         end_c = self._mean_c(now_s - STUCK_AVERAGE_S, now_s)
-        # A welded contact heats on at a steady rate; heat still arriving through a slow probe
-        # after a switch-off (a laggy bath overshooting) fades. Require the rise to go on.
-        recent_c = self._mean_c(now_s - 40.0, now_s - 30.0)
-        if (end_c - start_c > STUCK_RISE_C and end_c - mid_c >= STUCK_STILL_RISING * (end_c - start_c)
-                and end_c - recent_c >= STUCK_RECENT_RISE_C):
+        # A welded contact heats on at a steady rate, a share of full power; heat still arriving
+        # through a slow probe after a switch-off (a laggy bath overshooting), or hot water poured
+        # in, fades. Require the rise to go on at that rate.
+        m = self.model
+        rate = STUCK_RATE_SHARE * (m.heat_rate_c_per_s - m.loss_per_s * max(0.0, temp_c - m.room_c))
+        recent_c = self._mean_c(now_s - STUCK_RECENT_S - STUCK_AVERAGE_S, now_s - STUCK_RECENT_S)
+        rise_c = end_c - start_c
+        if (rise_c > max(STUCK_RISE_MIN_C, rate * STUCK_PERIOD_S)
+                and min(end_c - mid_c, mid_c - start_c) >= STUCK_STILL_RISING * rise_c  # both halves: no step
+                and end_c - recent_c >= rate * STUCK_RECENT_S):
             self._trip(FaultKind.STUCK_RELAY, f"water rose {end_c - start_c:.1f} degC in {now_s - start_t:.0f} s "
                        f"with the heater switched off (now {temp_c:.1f} degC)", now_s)
 
@@ -408,6 +524,8 @@ class Interlock:
             return "no fresh reading"
         if hottest_c >= setpoint_c + GUARD_ABOVE_C:
             return f"guard: at or above setpoint + {GUARD_ABOVE_C:g} degC"
+        if self._heater_check is not None:
+            return "heater check: held off to see whether the element heats"
         return None
 
     def _trip(self, kind: FaultKind, message: str, now_s: float) -> None:
@@ -428,6 +546,7 @@ class Interlock:
 
     def _reset_rules(self) -> None:
         self._heat_watch = None
+        self._heater_check = None
         self._over_target.reset()
         self._disagree.reset()
         self._cooling_low_c = None

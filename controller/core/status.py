@@ -53,6 +53,7 @@ class Status:
     sensor_errors: int           # bad readings since start
     faults_total: dict[FaultKind, int] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)  # e.g. autotune progress
+    bath: dict[str, Any] = field(default_factory=dict)    # what the warmer learned about its bath
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -252,11 +252,28 @@ def state_findings(cfg: cfgmod.Config, system: System | None = None) -> list[Fin
                            "a read-only SD card is failing: back up and replace it" if readonly else
                            f"run this as root (sudo), or fix the owner: sudo chown {USER} {state_dir}"))
     try:
-        StateStore(state_dir).load()
+        saved = StateStore(state_dir).load()
     except StateError as exc:
         out.append(Finding("error", f"{exc}",
                            "at start it is set aside and the heater stays off until the fault is acknowledged"))
+        return out
+    out.append(bath_finding(cfg, saved))
     return out
+
+
+def bath_finding(cfg: cfgmod.Config, saved: dict) -> Finding:
+    """What the warmer has learned about its bath, in a therapist's words."""
+    from controller.core.bath_model import BathModel
+
+    try:
+        model = BathModel.from_dict(saved["bath"]) if saved.get("bath") is not None else BathModel()
+    except ValueError as exc:
+        return Finding("warn", f"the learned bath in the state file is not usable ({exc})",
+                       "it is learned afresh on the next warm-up")
+    too_weak = model.too_weak_message(saved.get("setpoint_c", cfg.control.setpoint_c))
+    if too_weak:
+        return Finding("warn", f"bath: {too_weak}")
+    return Finding("ok", f"bath: {model.describe(power_w=cfg.heater.power_w)}")
 
 
 def password_findings(cfg: cfgmod.Config) -> list[Finding]:

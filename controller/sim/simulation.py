@@ -4,7 +4,8 @@ Each simulated second: the plant advances with whatever the relay *pin* says
 (a gpiozero mock pin), the probe temperature is written as a kernel-format
 ``w1_slave`` file (quantised, with noise), and the controller ticks, reading it
 back through w1thermsensor. Faults are injected into the file, the pin or the
-plant (:data:`INJECTIONS`).
+plant (:data:`INJECTIONS`); what a person does (acknowledge, change the setpoint)
+happens at set times (:data:`ACTIONS`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from controller.core import config as cfgmod
 from controller.core.clock import SimClock
 from controller.core.events import EventKind
 from controller.core.interfaces import Clock, ProbeSource
-from controller.core.loop import Controller
+from controller.core.loop import CommandError, Controller
 from controller.core.probe import RawRead, ReadingKind, SyncProbeSource, W1Probe
 from controller.core.safety import FaultKind
 from controller.core.state import StateStore
@@ -55,7 +56,10 @@ INJECTIONS = {
     "lifted": math.inf,        # probe out of the water: it cools toward the room
     "hang": math.inf,          # the 1-Wire read never returns (as the Pi's threaded reader sees it)
     "stall": math.inf,         # the control loop itself blocks (a deadlock): only the watchdog sees it
+    "stuck": math.inf,         # stuck=C: the probe reads C from then on (a believable value, or 0.0)
 }
+#: What a person does at ``SECONDS:ACTION``: acknowledge the fault, or set the temperature.
+ACTIONS = ("ack", "setpoint=C")
 LIFTED_TAU_S = 30.0     # a wet steel probe in air cools toward the room with about this time constant
 
 
@@ -64,17 +68,52 @@ class Injection:
     kind: str
     at_s: float
     duration_s: float
+    value_c: float = 0.0  # stuck: what the probe reads
 
     def active(self, t_s: float) -> bool:
         return self.at_s <= t_s < self.at_s + self.duration_s
 
 
+@dataclass(frozen=True, slots=True)
+class Action:
+    """Something a person does at ``at_s``: ``ack`` (acknowledge the fault) or ``setpoint`` (to ``value_c``)."""
+
+    at_s: float
+    kind: str
+    value_c: float = 0.0
+
+
+def parse_action(text: str) -> Action:
+    """``SECONDS:ACTION``, ACTION ``ack`` or ``setpoint=C`` (SECONDS: 90, 15m, 2h)."""
+    at, sep, action = text.partition(":")
+    name, _, value = action.partition("=")
+    try:
+        at_s = parse_duration(at) if sep else math.nan
+    except ValueError:
+        at_s = math.nan
+    if not math.isfinite(at_s) or at_s < 0:
+        raise ValueError(f"--at {text!r}: expected SECONDS:ACTION with SECONDS a time >= 0 (90, 15m, 2h)")
+    if name == "ack" and not value:
+        return Action(at_s, "ack")
+    if name == "setpoint" and value:
+        try:
+            return Action(at_s, "setpoint", float(value))
+        except ValueError:
+            pass
+    raise ValueError(f"--at {text!r}: ACTION must be one of {', '.join(ACTIONS)} (C in degC)")
+
+
 def parse_injection(text: str) -> Injection:
-    """``KIND@SECONDS`` or ``KIND@SECONDS:DURATION`` (seconds, ``inf`` allowed)."""
+    """``KIND@SECONDS`` or ``KIND@SECONDS:DURATION`` (seconds, ``inf`` allowed); ``stuck=C@SECONDS``."""
     kind, sep, rest = text.partition("@")
-    if not sep or kind not in INJECTIONS:
+    kind, has_value, value = kind.partition("=")
+    if not sep or kind not in INJECTIONS or bool(has_value) != (kind == "stuck") or (kind == "stuck") != bool(value):
         raise ValueError(f"--inject {text!r}: expected KIND@SECONDS with KIND one of "
-                         f"{', '.join(INJECTIONS)}")
+                         f"{', '.join(INJECTIONS)} (stuck=C: the probe reads C degC)")
+    try:
+        value_c = float(value) if value else 0.0
+    except ValueError:
+        raise ValueError(f"--inject {text!r}: stuck=C needs C in degC") from None
     at, _, dur = rest.partition(":")
     try:
         at_s = parse_duration(at)
@@ -83,7 +122,7 @@ def parse_injection(text: str) -> Injection:
         raise ValueError(f"--inject {text!r}: SECONDS must be a number of seconds (or 10m, 2h)") from None
     if at_s < 0 or duration_s <= 0:
         raise ValueError(f"--inject {text!r}: the time must be >= 0 and the duration > 0")
-    return Injection(kind, at_s, duration_s)
+    return Injection(kind, at_s, duration_s, value_c)
 
 
 def parse_duration(text: str) -> float:
@@ -140,7 +179,7 @@ class Simulation:
                  injections: Sequence[Injection] = (), seed: int = 1, noise_c: float = NOISE_C,
                  workdir: str | Path | None = None, on_step: Callable[[Simulation, TraceRow], None] | None = None,
                  clock: Clock | None = None, mirror_dir: str | Path | None = None, atomic_files: bool = False,
-                 keep_trace: bool = True) -> None:
+                 keep_trace: bool = True, actions: Sequence[Action] = ()) -> None:
         self._tmp = None
         self._unstall = threading.Event()  # set by close(): a stalled loop may end
         if workdir is None:
@@ -184,6 +223,8 @@ class Simulation:
         self.trace: list[TraceRow] = []
         self.keep_trace = keep_trace
         self.on_step = on_step
+        self._actions = sorted(actions, key=lambda a: a.at_s)
+        self.actions_done: list[tuple[float, str, str]] = []  # (t_s, action, outcome)
 
     # -- one simulated second ------------------------------------------------------------
     @property
@@ -227,6 +268,8 @@ class Simulation:
         self.clock.advance(dt_s)
         self.plant.advance(dt_s, heater)
         self._write_probes(self.t_s)
+        while self._actions and self._actions[0].at_s <= self.t_s:
+            self._act(self._actions.pop(0))
         status = self.controller.tick()
         row = TraceRow(self.t_s, self.plant.probe_c(), status.temperature_c,
                        getattr(self.plant, "water_c", None), status.setpoint_c, status.duty,
@@ -236,6 +279,18 @@ class Simulation:
         if self.on_step:
             self.on_step(self, row)
         return row
+
+    def _act(self, action: Action) -> None:
+        """Do what the person does; a refusal is kept in :attr:`actions_done` with its reason."""
+        try:
+            if action.kind == "ack":
+                fault = self.controller.acknowledge_fault(source="simulation")
+                outcome = f"acknowledged {fault.kind}"
+            else:
+                outcome = f"setpoint {self.controller.set_setpoint(action.value_c, source='simulation'):g} degC"
+        except CommandError as exc:
+            outcome = f"refused: {exc}"
+        self.actions_done.append((self.t_s, action.kind, outcome))
 
     def run(self, duration_s: float) -> list[TraceRow]:
         end = self.t_s + duration_s
@@ -285,6 +340,9 @@ class Simulation:
                         self.tree.unplug(sensor_id)
                     else:
                         self.tree.write_text(sensor_id, "")
+                    return
+                if inj.kind == "stuck":
+                    self.tree.write(sensor_id, inj.value_c)
                     return
                 if inj.kind == "freeze":
                     text = self._frozen_text.setdefault(sensor_id, self.tree.path(sensor_id).read_text())

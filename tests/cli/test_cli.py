@@ -51,11 +51,28 @@ def test_simulate_refuses_a_setpoint_above_the_maximum(capsys):
     ["simulate", "--inject", "crc@soon"],
     ["simulate", "--plant", "nosuchmodule:Bath"],
     ["simulate", "--plant", "nocolon"],
+    ["simulate", "--at", "soon:ack"],
+    ["simulate", "--at", "600:off"],
+    ["simulate", "--at", "600:setpoint=70"],
+    ["simulate", "--inject", "stuck@600"],
+    ["bench", "--fleet", "0"],
+    ["bench", "--fleet", "3", "--quick"],
 ])
 def test_bad_simulate_arguments_are_refused(args, capsys):
     assert cli.main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("stonewarmer simulate: ") and err.count("\n") == 1
+    assert err.startswith(f"stonewarmer {args[0]}: ") and err.count("\n") == 1
+
+
+def test_simulate_at_acknowledges_and_sets_the_setpoint_at_the_given_times(capsys):
+    # The probe in the air trips the heater at 300 s; acknowledging it while it is still out is
+    # refused or trips again; a setpoint change at 20 min goes through.
+    assert cli.main(["simulate", "--duration", "30m", "--inject", "lifted@300", "--at", "600:ack",
+                     "--at", "20m:setpoint=45", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(a["t_s"], a["action"]) for a in out["actions"]] == [(600.0, "ack"), (1200.0, "setpoint")]
+    assert out["actions"][1]["outcome"] == "setpoint 45 degC"
+    assert out["faults"] and out["peak_water_c"] < 52.0 + 1.5
 
 
 def test_simulate_json_summary_and_trace(tmp_path, capsys):

@@ -124,5 +124,5 @@ def test_a_reading_carries_a_temperature_exactly_when_it_is_valid():
 
 def test_a_valid_raw_read_without_a_value_is_classified_unreadable_not_valid():
     # Nothing could act on it: before, it became a valid reading without a temperature.
-    reading = ReadingClassifier().classify(RawRead(ReadingKind.VALID, None, "t=?", 5.0), duty=1.0)
+    reading = ReadingClassifier().classify(RawRead(ReadingKind.VALID, None, "t=?", 5.0), expected_change_c=0.1)
     assert reading.kind == ReadingKind.GARBLED and reading.celsius is None

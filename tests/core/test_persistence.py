@@ -17,6 +17,7 @@ import pytest
 
 from controller.core import config as cfgmod
 from controller.core.pid import Gains
+from controller.core.safety import FaultKind
 from controller.core.state import STATE_FILE, StateStore
 from controller.sim.simulation import Simulation, parse_injection
 
@@ -289,3 +290,34 @@ def test_a_read_only_state_dir_keeps_the_saved_state_but_holds_the_heater_until_
         notices = [e for e in sim.controller.events.since(0) if e.kind == "notice" and e.source == "state"]
         assert len(notices) == 1  # reported once, not on every save
     assert saved(tmp_path)["setpoint_c"] == 50.0
+
+
+def test_the_learned_bath_is_kept_and_reused_after_a_restart(tmp_path):
+    before = warmer(tmp_path)
+    before.run(1500)                                  # one warm-up of the reference bath
+    learned = before.controller.bath
+    before.close()
+    assert learned.learned and 0.8 < learned.heat_rate_c_per_s / (1200.0 / 38188.0) < 1.2
+    after = warmer(tmp_path)
+    status = after.step()
+    assert after.controller.bath == learned
+    assert "a minute at full power" in after.controller.status().bath["summary"]
+    assert status.fault is None
+    after.close()
+
+
+def test_a_damaged_learned_bath_is_reported_and_learned_afresh(tmp_path):
+    StateStore(tmp_path / "state").save({"setpoint_c": 52.0, "bath": {"heat_rate_c_per_s": 9.0}})
+    sim = warmer(tmp_path)
+    assert not sim.controller.bath.learned
+    assert sim.controller.status().fault == FaultKind.STATE
+    assert "learning the bath afresh" in sim.controller.state_problem
+    sim.close()
+
+
+def test_default_gains_saved_by_an_earlier_version_leave_the_gains_to_the_bath_model(tmp_path):
+    StateStore(tmp_path / "state").save({"setpoint_c": 52.0, "gains": {"kp": 0.5, "ki": 0.001, "kd": 1.0}})
+    sim = warmer(tmp_path)
+    assert sim.controller.state_dict()["gains"] is None   # derived from the bath, not the saved defaults
+    assert sim.controller.pid.gains.kd == 0.0
+    sim.close()

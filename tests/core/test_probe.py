@@ -87,26 +87,22 @@ def test_jump_of_more_than_5_c_within_2_s_is_refused_but_a_real_change_is_accept
     assert c.classify(raw(62.0, 4.5), 0).valid        # > 2 s after the last valid one
 
 
-def test_frozen_value_at_half_power_is_refused_after_300_s():
+def test_frozen_value_is_refused_once_the_model_expected_1_5_c_of_change():
     c = pr.ReadingClassifier()
-    kinds = [c.classify(raw(40.0, t, "same"), 0.5).kind for t in range(0, 302)]
-    assert kinds[299] == pr.ReadingKind.VALID
-    assert kinds[300] == pr.ReadingKind.FROZEN and kinds[301] == pr.ReadingKind.FROZEN
+    # the model expects 0.01 degC per read: 150 reads to 1.5 degC
+    kinds = [c.classify(raw(40.0, t, "same"), 0.01).kind for t in range(0, 152)]
+    assert kinds[148] == pr.ReadingKind.VALID
+    assert kinds[150] == pr.ReadingKind.FROZEN and kinds[151] == pr.ReadingKind.FROZEN
 
 
-def test_frozen_value_at_full_power_is_refused_after_150_s():
+def test_frozen_value_while_cooling_above_the_setpoint_is_refused_too():
+    # No heat at all, yet the model expects the water to cool: the change counts either way.
     c = pr.ReadingClassifier()
-    kinds = [c.classify(raw(49.0, t, "same"), 1.0).kind for t in range(0, 152)]
-    assert kinds[149] == pr.ReadingKind.VALID and kinds[150] == pr.ReadingKind.FROZEN
+    kinds = [c.classify(raw(55.0, t, "same"), -0.005).kind for t in range(0, 310)]
+    assert kinds[290] == pr.ReadingKind.VALID and kinds[305] == pr.ReadingKind.FROZEN
 
 
-def test_frozen_value_while_holding_is_refused_once_the_heat_adds_up():
-    c = pr.ReadingClassifier()
-    kinds = [c.classify(raw(52.0, t, "same"), 0.15).kind for t in range(0, 1100)]
-    assert kinds[999] == pr.ReadingKind.VALID and kinds[1000] == pr.ReadingKind.FROZEN   # 150 s / 0.15
-
-
-def test_identical_value_without_heating_is_not_frozen():
+def test_identical_value_in_a_bath_the_model_expects_still_is_not_frozen():
     c = pr.ReadingClassifier()
     assert all(c.classify(raw(30.0, t, "same"), 0.0).valid for t in range(0, 5000))
 
@@ -114,9 +110,19 @@ def test_identical_value_without_heating_is_not_frozen():
 def test_frozen_count_restarts_when_the_value_changes():
     c = pr.ReadingClassifier()
     for t in range(0, 140):
-        c.classify(raw(40.0, t, "same"), 1.0)
-    c.classify(raw(40.0625, 140, "other"), 1.0)
-    assert all(c.classify(raw(40.0625, t, "other"), 1.0).valid for t in range(141, 290))
+        c.classify(raw(40.0, t, "same"), 0.01)
+    c.classify(raw(40.0625, 140, "other"), 0.01)
+    assert all(c.classify(raw(40.0625, t, "other"), 0.01).valid for t in range(141, 289))
+
+
+def test_85_0_reached_gradually_is_a_real_reading_not_a_reset():
+    c = pr.ReadingClassifier()
+    assert c.classify(raw(84.5, 0, "a"), 0.1).valid
+    reset = pr.RawRead(pr.ReadingKind.RESET85, None, "85", 1.0)
+    assert c.classify(reset, 0.1).celsius == 85.0
+    fresh = pr.ReadingClassifier()
+    fresh.classify(raw(50.0, 0, "a"), 0.1)
+    assert fresh.classify(reset, 0.1).kind == pr.ReadingKind.RESET85   # a jump to 85.0 is the power-on value
 
 
 class HangingProbe:

@@ -143,8 +143,9 @@ def test_guard_keeps_the_relay_off_above_setpoint_plus_1_without_latching(make_c
 def test_over_target_for_60_s_latches(make_controller, clock, tree, pins):
     controller = make_controller(setpoint_c=50.0)
     run_ticks(controller, clock, tree, [50.0] * 5)
-    # Something else heats the bath slowly (< 1 degC per 120 s, so not "stuck relay").
-    temps = [50.0 + 0.008 * i for i in range(400)] + [53.2] * 61
+    # Something else heats the bath slowly: 0.48 degC per 120 s, under a quarter of what the (default)
+    # heater does at full power, so not a "stuck relay".
+    temps = [50.0 + 0.004 * i for i in range(800)] + [53.2] * 61
     statuses = run_ticks(controller, clock, tree, temps)
     first_over = next(i for i, t in enumerate(temps) if round(t * 16) / 16 > 53.0)  # as the probe quantises
     faults = [i for i, s in enumerate(statuses) if s.fault]
@@ -170,8 +171,8 @@ def test_rising_again_during_a_cool_down_is_an_over_target(make_controller, cloc
     controller = make_controller(setpoint_c=54.0)
     run_ticks(controller, clock, tree, [54.0] * 5)
     controller.set_setpoint(45.0)
-    # Rises slowly (0.84 degC per 120 s: not fast enough for the stuck-relay rule).
-    temps = [54.0 - 0.01 * i for i in range(200)] + [52.0 + 0.007 * i for i in range(700)]
+    # Rises slowly (0.48 degC per 120 s: not fast enough for the stuck-relay rule).
+    temps = [54.0 - 0.01 * i for i in range(200)] + [52.0 + 0.004 * i for i in range(1200)]
     statuses = run_ticks(controller, clock, tree, temps)
     assert any(s.fault == FaultKind.OVER_TARGET for s in statuses)
 
@@ -198,13 +199,15 @@ def first_fault(sim):
     return next(r for r in sim.trace if r.fault)
 
 
-def test_dead_element_trips_the_heating_watch_within_180_s_of_heating():
-    with closed_loop([Injection("dead-element", 0.0, float("inf"))], 400) as sim:
+def test_dead_element_trips_the_heating_watch_within_8_min_on_a_bath_not_learned_yet():
+    # Nothing learned: the watch expects only the weakest heater's rise (0.24 degC/min), then holds
+    # the heater off to see whether the water cools any faster without it: it does not.
+    with closed_loop([Injection("dead-element", 0.0, float("inf"))], 600) as sim:
         fault = first_fault(sim)
         assert fault.fault == FaultKind.HEATING
-        assert 180 <= fault.t_s <= 182
-        assert not sim.relay_pin_on()
-        assert sim.pin.changes[-1] == (sim.t0 + fault.t_s, False)
+        assert fault.t_s <= 480
+        off_s = sim.pin.changes[-1][0] - sim.t0    # off for the heater check, and off since
+        assert not sim.pin.changes[-1][1] and off_s < fault.t_s
 
 
 def test_probe_lifted_out_of_the_water_trips_the_heating_watch():
@@ -241,16 +244,22 @@ def test_stones_returned_cold_do_not_trip():
         assert not any(r.fault for r in sim.trace)
 
 
+def cooling(from_c, to_c, seconds):
+    """Readings of water cooling by itself from ``from_c`` to ``to_c`` over ``seconds`` (a bath
+    cannot cool faster: a reading that falls faster is not believed at once)."""
+    return [from_c + (to_c - from_c) * (i + 1) / seconds for i in range(seconds)]
+
+
 def test_every_trip_and_acknowledge_is_an_event(make_controller, clock, tree):
     controller = make_controller(setpoint_c=54.0)
     heat_up(controller, clock, tree, temp=54.5)
     run_ticks(controller, clock, tree, [58.0])
-    run_ticks(controller, clock, tree, [50.0] * 3)
+    run_ticks(controller, clock, tree, cooling(58.0, 50.0, 600))
     controller.acknowledge_fault(source="test")
     kinds = [(e.kind, e.fault) for e in controller.events.since(0)]
     assert ("fault", FaultKind.OVERTEMP) in kinds and ("ack", FaultKind.OVERTEMP) in kinds
     trip = next(e for e in controller.events.since(0) if e.kind == "fault")
-    assert trip.monotonic_s == clock.monotonic() - 3 and trip.wall_time_s > 1e9
+    assert trip.monotonic_s == clock.monotonic() - 600 and trip.wall_time_s > 1e9
 
 
 def test_a_latched_fault_survives_a_restart_and_refuses_to_clear_while_too_hot(
@@ -269,7 +278,7 @@ def test_a_latched_fault_survives_a_restart_and_refuses_to_clear_while_too_hot(
     with pytest.raises(Exception, match="must cool below"):
         second.acknowledge_fault()
     assert second.status().fault == FaultKind.OVERTEMP
-    run_ticks(second, clock, tree, [50.0] * 3)
+    run_ticks(second, clock, tree, cooling(54.5, 50.0, 600))
     second.acknowledge_fault()
     statuses = run_ticks(second, clock, tree, [50.0] * 3)
     assert statuses[-1].fault is None and statuses[-1].relay_on
@@ -320,15 +329,18 @@ def test_wall_clock_steps_do_not_change_control_or_safety(make_controller, clock
 
 
 def test_a_laggy_bath_overshooting_after_full_power_is_not_called_a_stuck_relay():
-    # A dial thermostat heats a slow bath at full power to setpoint - 1 and lets it coast:
-    # the probe keeps rising for minutes after the switch-off, but slower and slower.
-    from controller.qa.baselines import BangBang
+    # Full power on a slow bath, then the setpoint lowered below it: the probe keeps rising for minutes
+    # after the switch-off, past setpoint + 1 with the relay off, but slower and slower.
     from controller.sim.plant import PLANTS, StoneBath
 
-    with Simulation(make_plant=lambda: StoneBath(PLANTS["laggy"])) as sim:
-        sim.controller.set_duty_override(BangBang())
+    def lower(sim, row):
+        if row.reading_c is not None and row.reading_c >= 49.0 and sim.controller.setpoint_c == 52.0:
+            sim.controller.set_setpoint(47.0, source="test")
+
+    with Simulation(make_plant=lambda: StoneBath(PLANTS["laggy"]), on_step=lower) as sim:
         sim.run(3600)
-        assert max(r.probe_c for r in sim.trace) > 53.5           # it did overshoot past the guard
+        assert sim.controller.setpoint_c == 47.0
+        assert max(r.probe_c for r in sim.trace) > 48.0 + 0.5          # it coasted past the guard
         assert not any(e.kind == "fault" for e in sim.controller.events.since(0))
 
 

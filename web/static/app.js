@@ -198,6 +198,7 @@
     $("fault-tech").textContent = s.mode === "fault" ? `${words(s.fault_message)} (fault code: ${s.fault})` : "";
     $("eta").textContent = l.ok && s.mode !== "ready" && s.ready_in_s !== null && s.ready_in_s > 0
       ? `Ready in ${duration(s.ready_in_s)} (around ${hhmm(Date.now() / 1000 + s.ready_in_s)})` : "";
+    $("bath").textContent = l.ok && s.bath ? bathWords(s.bath) : "";
     document.title = (l.ok ? `${s.mode === "fault" ? "FAULT" : fmt(s.temperature_c)} · ${badge}` : "Not live") + " · Stone warmer";
     renderAlarm(s, l.ok, lost);
     renderSetpoint();
@@ -223,6 +224,19 @@
       return { key: `offline:${state.lostSince}`, banner: "offline" };
     }
     return null;
+  }
+
+  // What the warmer learned about its bath, in the page's unit; a heater too weak for it says so first.
+  function bathWords(b) {
+    if (b.too_weak_kind === "limit") {
+      return `This heater can hold at most about ${fmt(b.max_water_c, 0)} in this bath: close the lid, ` +
+        "use less water or a stronger heater.";
+    }
+    if (b.too_weak_kind === "lid") return "The heater works but cannot warm the bath to the set temperature now: is the lid off?";
+    if (!b.learned) return "Still learning this bath (it learns on the first warm-up).";
+    const rate = (state.unit === "F" ? b.heat_rate_c_per_min * 9 / 5 : b.heat_rate_c_per_min).toFixed(1);
+    const head = b.litres ? `${(b.power_w / 1000).toFixed(1)} kW into about ${b.litres} L` : "The heater";
+    return `${head}: ${rate} °${state.unit} a minute at full power; the probe lags about ${b.probe_delay_s} s.`;
   }
 
   function renderAlarm(s, ok, lost) {
