@@ -2,7 +2,7 @@
 
 Each constant is one rule's threshold, with its unit and reason; docs/safety.md holds the
 one table of the rules, each with its test. :class:`HeldFor` times "held for N s" conditions,
-:class:`ProbeWatch` keeps one probe's freshness. Only :mod:`controller.core.safety` acts on them.
+:class:`ProbeWatch` keeps one probe's freshness. The interlock (:mod:`controller.core.safety`) applies them.
 """
 
 from __future__ import annotations
