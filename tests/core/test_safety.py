@@ -6,7 +6,8 @@ import contextlib
 
 import pytest
 
-from controller.core.safety import FaultKind, HeldFor
+from controller.core.faults import FaultKind
+from controller.core.guards import HeldFor
 from controller.sim.fake_w1 import ZERO_TEXT, w1_slave_text
 from controller.sim.simulation import Injection, Simulation
 from tests.helpers import run_ticks
