@@ -241,9 +241,9 @@ class _Ramp:
         self._sums.append((st + rel, sy + reading_c, stt + rel * rel, sty + rel * reading_c))
         self._last_c = reading_c
 
-    def fit_since(self, from_s: float) -> tuple[float, float] | None:
-        """(probe slope degC/s, mean reading) over the samples since ``from_s``."""
-        i = bisect.bisect_left(self.times, from_s - self.start_s)
+    def _line_from(self, i: int) -> tuple[float, float, float] | None:
+        """Least squares over the samples from index ``i`` on, from the running sums:
+        (slope degC/s, mean time s, mean reading degC); None with too few or no spread."""
         n = len(self.times) - i
         if n < 10:
             return None
@@ -252,7 +252,12 @@ class _Ramp:
         var = stt - st * st / n
         if var <= 0:
             return None
-        return (sty - st * sy / n) / var, sy / n
+        return (sty - st * sy / n) / var, st / n, sy / n
+
+    def fit_since(self, from_s: float) -> tuple[float, float] | None:
+        """(probe slope degC/s, mean reading) over the samples since ``from_s``."""
+        line = self._line_from(bisect.bisect_left(self.times, from_s - self.start_s))
+        return None if line is None else (line[0], line[2])
 
     def fit(self, now_s: float) -> tuple[float, float] | None:
         """(probe slope degC/s, delay s) from the second half of the ramp since the probe started rising."""
@@ -261,19 +266,10 @@ class _Ramp:
                 or self._last_c - self.start_c < FIT_MIN_RISE_C):
             return None
         half = (self.times[0] + self.times[-1]) / 2.0
-        i = bisect.bisect_left(self.times, half)
-        n = len(self.times) - i
-        if n < 10:
+        line = self._line_from(bisect.bisect_left(self.times, half))
+        if line is None or line[0] <= 0:
             return None
-        a, b = self._sums[i], self._sums[-1]
-        st, sy, stt, sty = (b[j] - a[j] for j in range(4))
-        var = stt - st * st / n
-        if var <= 0:
-            return None
-        slope = (sty - st * sy / n) / var
-        if slope <= 0:
-            return None
-        mean_t, mean_c = st / n, sy / n
+        slope, mean_t, mean_c = line
         self.mean_c = mean_c
         return slope, mean_t - (mean_c - self.start_c) / slope
 
