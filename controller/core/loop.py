@@ -218,7 +218,7 @@ class Controller:
                                                  if self._model_gains else None)
             # A bad reading has no temperature to act on: the interlock holds the relay off this
             # tick (and from the first tick until a valid reading); the PID keeps its state.
-            self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c,
+            self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c, held_off=self.switched_off,
                                 water_c=obs.guard_water_c if obs is not None else None,
                                 estimate_c=obs.water_c if obs is not None else None,
                                 unconfirmed_c=self.budget.unconfirmed_c,

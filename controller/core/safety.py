@@ -106,8 +106,12 @@ class Interlock:
     # -- public -------------------------------------------------------------------------
     def tick(self, now_s: float, primary: Reading | None, secondary: Reading | None,
              duty: float, setpoint_c: float, *, water_c: float | None = None,
-             estimate_c: float | None = None, unconfirmed_c: float = 0.0, suspect_s: float = 0.0) -> bool:
+             estimate_c: float | None = None, unconfirmed_c: float = 0.0, suspect_s: float = 0.0,
+             held_off: bool = False) -> bool:
         """Evaluate every rule, then drive the relay. Return whether it is on.
+
+        ``held_off``: a person switched the warmer off: the relay opens at once (not at the end of
+                       its minimum on-time) and stays open; every rule is still evaluated.
 
         ``water_c``: the water as the bath model says the heat left it (a suspect fall of the
         reading not believed), for the rules; ``estimate_c``: the model's estimate following
@@ -145,7 +149,7 @@ class Interlock:
                        "risen with the heat since: is the probe in the water?", now_s)
         self._check_disagree(now_s)
 
-        reason = self._block_reason(bad, temp_c, hottest_c, setpoint_c)
+        reason = self._block_reason(bad, temp_c, hottest_c, setpoint_c, held_off=held_off)
         self.blocked_reason = reason
         if reason is not None:
             self.relay.off(now_s)
@@ -392,11 +396,14 @@ class Interlock:
                        f"{self._disagree.held_s(now_s):.0f} s", now_s)
 
     def _block_reason(self, bad: bool, temp_c: float | None, hottest_c: float | None,
-                      setpoint_c: float) -> str | None:
-        """Why the relay stays off this tick (None: the duty may drive it): a latched fault; no
-        valid reading yet since start; a bad read this tick; the guard at setpoint + GUARD_ABOVE_C."""
+                      setpoint_c: float, *, held_off: bool = False) -> str | None:
+        """Why the relay stays off this tick (None: the duty may drive it): a latched fault;
+        switched off by a person; no valid reading yet since start; a bad read this tick; the
+        guard at setpoint + GUARD_ABOVE_C."""
         if self.latched:
             return f"fault: {self.latched.kind}"
+        if held_off:
+            return "switched off"
         if self.primary.last is None:
             return "waiting for the first valid reading"
         if bad:
