@@ -210,7 +210,7 @@ class Controller:
                     # the setpoint whatever the model's bias, and the probe's lag winds nothing up).
                     settle_s = SETPOINT_SETTLE_TIMES * model_control.closed_loop_s(self.bath)
                     settling = now - self._setpoint_moved_s < settle_s
-                    guarded = (self.interlock.blocked_reason or "").startswith("guard")
+                    guarded = self.interlock.guarded
                     self._duty = self.pid.update(obs.water_c, self.setpoint_c, now, feedforward=self._feedforward(),
                                                  integrate=not (settling or guarded or obs.suspect
                                                                 or self.learner.stones_settling(now)),

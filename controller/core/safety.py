@@ -64,6 +64,9 @@ from controller.core.guards import (
 from controller.core.probe import DESCRIPTIONS, Reading
 from controller.core.relay import Relay, TimeProportioner
 
+#: Why the relay is held off when the water is at or above setpoint + GUARD_ABOVE_C.
+GUARD_REASON = f"guard: at or above setpoint + {GUARD_ABOVE_C:g} degC"
+
 
 class Interlock:
     """Owns the relay. :meth:`tick` decides, every tick, whether the heater may run."""
@@ -86,6 +89,7 @@ class Interlock:
         self.sensor_errors = 0
         self.faults_total: dict[FaultKind, int] = {}
         self.blocked_reason: str | None = None  # why the relay is held off this tick
+        self.guarded = False  # held off this tick by the guard (not by a fault, a bad reading or a person)
         self.model = BathModel()                 # the bath as learned (the controller keeps it current)
         self.rate_known = False                  # its heating rate fitted from this warm-up already
         self.water_c: float | None = None        # the water as the heat says, this tick (None: no estimate yet)
@@ -151,6 +155,7 @@ class Interlock:
 
         reason = self._block_reason(bad, temp_c, hottest_c, setpoint_c, held_off=held_off)
         self.blocked_reason = reason
+        self.guarded = reason == GUARD_REASON
         if reason is not None:
             self.relay.off(now_s)
             if self.latched:
@@ -411,7 +416,7 @@ class Interlock:
         if temp_c is None or hottest_c is None:
             return "no fresh reading"
         if hottest_c >= setpoint_c + GUARD_ABOVE_C:
-            return f"guard: at or above setpoint + {GUARD_ABOVE_C:g} degC"
+            return GUARD_REASON
         if self._heater_check is not None:
             return "heater check: held off to see whether the element heats"
         return None
