@@ -15,6 +15,8 @@
 #   no probe the container boots with the service enabled and no probe at all: READY still
 #            arrives, STATUS= names the probe's state, the boot completes
 #   security `systemd-analyze security` on the live unit: the figure in docs/install.md
+#   upgrade  (.ci/systemd-checks.d/50-upgrade-rollback.sh) a new version that does not start is
+#            rolled back: the version that ran before runs and answers again
 # Then every .ci/systemd-checks.d/*.sh, sourced with the helpers below (inc, check, prop, pin,
 # cursor, journal_since, wait_for, drop_in, fresh, simulated, boot, shutdown): the hook for
 # further checks, e.g. an upgrade with a rollback.

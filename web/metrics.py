@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from controller.core.faults import FaultKind
 from controller.core.interfaces import ControllerView
-from controller.core.safety import FaultKind
 from controller.core.status import Mode
 from web.auth import read_required
 from web.context import ctx

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # safety.py records events: its fault kinds are imported for annotations only
-    from controller.core.safety import FaultKind
+    from controller.core.faults import FaultKind
 
 EVENTS_KEPT = 500  # in memory; the history database keeps them all
 

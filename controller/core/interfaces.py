@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # probe.py uses Clock: import its types for annotations only
     from controller.core.events import Event
+    from controller.core.faults import Fault
     from controller.core.probe import RawRead
-    from controller.core.safety import Fault
     from controller.core.status import Status
 
 

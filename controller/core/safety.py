@@ -5,11 +5,11 @@ sees the PID's proposed duty, never its internals). The rules are modelled on
 Marlin's and Klipper's heater guards scaled to a water bath (docs/field-notes.md,
 "How trusted heater controllers guard against runaway"); docs/safety.md holds
 the one table of them, each with its test. Each rule says what it does at its
-own code below.
+own code below; its numbers, with their units and reasons, are in :mod:`controller.core.guards`.
 
 The rules that keep the water from burning (cutoff, guard, over target) judge the
 hotter of the reading and the bath model's estimate of the water
-(:mod:`controller.core.bath_model`): the probe runs behind the water by its dead
+(:mod:`controller.core.bath_observer`): the probe runs behind the water by its dead
 time and lag, several degC during a warm-up. The energy budget replaces fixed
 heating-watch constants: heat the probe did not confirm, in degC of this bath's water.
 
@@ -23,165 +23,49 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 
 from controller.core import events as ev
 from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
-from controller.core.probe import DESCRIPTIONS, Reading, ReadingKind
+from controller.core.faults import SEVERITY, AckRefused, Fault, FaultKind
+from controller.core.guards import (
+    BUDGET_MIN_C,
+    BUDGET_OBSERVER_C,
+    BUDGET_PULSE_SHARE,
+    BUDGET_SAFE_ABOVE_C,
+    DISAGREE_C,
+    DISAGREE_S,
+    GUARD_ABOVE_C,
+    HEATER_CHECK_DELAYS,
+    HEATER_CHECK_SHARE,
+    HEATER_CHECK_SLOPE_S,
+    HEATER_QUIET_S,
+    HEATING_BELOW_C,
+    HEATING_DELAY_MARGIN,
+    HEATING_FALL_C,
+    HEATING_MAX_S,
+    HEATING_MIN_DUTY,
+    HEATING_RATE_SHARE,
+    HEATING_RISE_C,
+    MAX_BAD_IN_A_ROW,
+    OVER_TARGET_C,
+    OVER_TARGET_S,
+    STALE_S,
+    STUCK_ABOVE_C,
+    STUCK_AVERAGE_S,
+    STUCK_PERIOD_S,
+    STUCK_RATE_SHARE,
+    STUCK_RECENT_S,
+    STUCK_RISE_MIN_C,
+    STUCK_STILL_RISING,
+    SUSPECT_MAX_S,
+    HeldFor,
+    ProbeWatch,
+)
+from controller.core.probe import DESCRIPTIONS, Reading
 from controller.core.relay import Relay, TimeProportioner
 
-STALE_S = 10.0              # no valid reading for this long latches (Klipper: 7 s)
-MAX_BAD_IN_A_ROW = 4        # Klipper shuts down after 4 DS18B20 errors in a row
-# Energy budget: the water may take no more than this much unconfirmed heat (degC) ...
-BUDGET_SAFE_ABOVE_C = 1.5   # ... so that it stays below setpoint + this, allowing for
-BUDGET_OBSERVER_C = 0.3     # ... what the observer may follow a wrong probe (bath_model.BIAS_SHIFT_C)
-BUDGET_PULSE_SHARE = 0.5    # ... and half the rise of one minimum relay pulse (the hold's own ripple)
-BUDGET_MIN_C = 0.4          # a budget below this would trip on the DS18B20's noise
-SUSPECT_MAX_S = 900.0       # a reading that fell away and has not risen with heat for this long is not
-                            # in the water (cold water poured in shows the heat within minutes)
-# Heating watch: with the relay on, the reading must rise this much ...
-HEATING_MIN_DUTY = 0.8
-HEATING_BELOW_C = 5.0       # watched this far below the setpoint: closer, a lid taken off may hold it
-HEATING_RISE_C = 1.0
-HEATING_RATE_SHARE = 0.5    # ... within the probe's delay plus the time half the learned heating rate
-                            # (net of the losses) takes for it (the weakest heater's rate before learning)
-HEATING_DELAY_MARGIN = 1.5  # ... the probe's delay counted this many times (learned from one warm-up)
-HEATING_MAX_S = 1800.0      # a bath that needs longer than this for it is at its limit: not watched
-HEATER_CHECK_DELAYS = 1.5   # before the watch latches, the heater is held off this many probe delays
-HEATER_CHECK_SLOPE_S = 60.0 # ... plus this long, and the probe's slope over this long compared with before:
-HEATER_CHECK_SHARE = 0.3    # ... if it fell by this share of the heating rate, the element heats and the
-HEATER_QUIET_S = 1800.0     # ... bath is at its limit (a lid off): said plainly, not watched for this long
-HEATING_FALL_C = 0.15       # a reading falling this much in one tick (more than noise, more than any
-                            # bath cools by itself) is cold water poured in: the watch starts afresh
-STUCK_ABOVE_C = 1.0
-STUCK_PERIOD_S = 120.0
-STUCK_RATE_SHARE = 0.25     # a welded element heats at full power: the rise must be >= 1/4 of it
-STUCK_RISE_MIN_C = 0.25     # ... and at least this over the period (10 s means: ~10 sigma of the noise)
-STUCK_STILL_RISING = 0.35   # ... and >= 35 % of it in each half of the period (a steady rise: ~45-50 %;
-                            # hot water poured in rises in one step)
-STUCK_AVERAGE_S = 10.0      # temperatures in the rule are 10 s means
-STUCK_RECENT_S = 30.0       # ... and still rising over the last 30 s at 1/3 of full power: hot
-                            # water poured in a minute ago has stopped rising by then
-OVER_TARGET_C = 3.0
-OVER_TARGET_S = 60.0
-DISAGREE_C = 3.0
-DISAGREE_S = 30.0
-GUARD_ABOVE_C = 1.0
-
-
-class FaultKind(StrEnum):
-    """What tripped, most severe first: a later, more severe trip replaces the shown one.
-
-    A str: JSON, the state file and the history database show the word.
-    """
-
-    STUCK_RELAY = "stuck_relay"
-    OVERTEMP = "overtemp"
-    OVER_TARGET = "over_target"
-    PROBE_DISAGREE = "probe_disagree"
-    SENSOR = "sensor"
-    HEATING = "heating"
-    STATE = "state"
-
-
-SEVERITY = tuple(FaultKind)  # most severe first
-
-#: What each fault means for the therapist, and what to do.
-ADVICE = {
-    FaultKind.STUCK_RELAY: "The heater will not switch off (relay stuck on). UNPLUG THE HEATER NOW and "
-                           "do not use the stones. Have the relay replaced before using the warmer again.",
-    FaultKind.OVERTEMP: "The water got too hot and the heater was switched off. Do not use the stones "
-                        "until the water has cooled; then acknowledge.",
-    FaultKind.OVER_TARGET: "The water stayed well above the set temperature, so the heater was switched "
-                           "off. Let it cool, check the relay, then acknowledge.",
-    FaultKind.PROBE_DISAGREE: "The two temperature probes disagree. Check that both are in the water, "
-                              "then acknowledge.",
-    FaultKind.SENSOR: "The temperature probe is not giving good readings, so the heater was switched off. "
-                      "Check the probe cable and that the probe is in the water, then acknowledge.",
-    FaultKind.HEATING: "The water is not warming up although the heater is on. Check the water level, "
-                       "that the heater is plugged in and that the probe is in the water, then acknowledge.",
-    FaultKind.STATE: "The warmer's saved settings could not be read or saved (see above), so the heater "
-                     "stays off. Check the set temperature and the storage, then acknowledge.",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    kind: FaultKind
-    message: str          # what happened, with the numbers
-    monotonic_s: float
-    wall_time_s: float
-
-    @property
-    def advice(self) -> str:
-        return ADVICE.get(self.kind, "")
-
-
-class AckRefused(Exception):
-    """An acknowledge that the interlock will not accept; the message says why."""
-
-
-class HeldFor:
-    """Whether a condition has held, without a break, for ``hold_s`` seconds.
-
-    The timer behind the rules "too hot for 60 s", "probes apart for 30 s", "relay off
-    for 120 s": :meth:`update` with the condition every tick; a tick without it restarts
-    the count.
-    """
-
-    def __init__(self, hold_s: float, *, since_s: float | None = None) -> None:
-        self.hold_s = hold_s
-        self.since_s = since_s  # when the condition began to hold; None: it does not hold
-
-    def update(self, holding: bool, now_s: float) -> bool:
-        """Record whether the condition holds at ``now_s``; return :meth:`done`."""
-        if not holding:
-            self.since_s = None
-        elif self.since_s is None:
-            self.since_s = now_s
-        return self.done(now_s)
-
-    def held_s(self, now_s: float) -> float:
-        """Seconds the condition has held (0 when it does not)."""
-        return 0.0 if self.since_s is None else now_s - self.since_s
-
-    def done(self, now_s: float) -> bool:
-        """True once the condition has held for ``hold_s``."""
-        return self.since_s is not None and now_s - self.since_s >= self.hold_s
-
-    def reset(self) -> None:
-        self.since_s = None
-
-
-class _ProbeWatch:
-    """Per-probe freshness: last valid reading and bad reads in a row."""
-
-    def __init__(self, start_s: float) -> None:
-        self.last: Reading | None = None
-        self.bad_in_a_row = 0
-        self.since_s = start_s  # age counts from start until the first valid reading
-        self.last_bad: ReadingKind | None = None
-
-    def see(self, reading: Reading | None) -> bool:
-        """Record a new reading; return True if it was a bad one."""
-        if reading is None:
-            return False
-        if reading.valid:
-            self.last = reading
-            self.bad_in_a_row = 0
-            return False
-        self.bad_in_a_row += 1
-        self.last_bad = reading.kind
-        return True
-
-    def age_s(self, now_s: float) -> float:
-        return now_s - (self.last.t_s if self.last else self.since_s)
-
-    def fresh_c(self, now_s: float) -> float | None:
-        if self.last is None or self.age_s(now_s) > STALE_S:
-            return None
-        return self.last.celsius
+#: Why the relay is held off when the water is at or above setpoint + GUARD_ABOVE_C.
+GUARD_REASON = f"guard: at or above setpoint + {GUARD_ABOVE_C:g} degC"
 
 
 class Interlock:
@@ -200,11 +84,12 @@ class Interlock:
         self.latched = latched
         self._tripped: set[FaultKind] = {latched.kind} if latched else set()
         self._on_latch_change = on_latch_change
-        self.primary = _ProbeWatch(start_s)
-        self.secondary = _ProbeWatch(start_s)
+        self.primary = ProbeWatch(start_s)
+        self.secondary = ProbeWatch(start_s)
         self.sensor_errors = 0
         self.faults_total: dict[FaultKind, int] = {}
         self.blocked_reason: str | None = None  # why the relay is held off this tick
+        self.guarded = False  # held off this tick by the guard (not by a fault, a bad reading or a person)
         self.model = BathModel()                 # the bath as learned (the controller keeps it current)
         self.rate_known = False                  # its heating rate fitted from this warm-up already
         self.water_c: float | None = None        # the water as the heat says, this tick (None: no estimate yet)
@@ -225,8 +110,12 @@ class Interlock:
     # -- public -------------------------------------------------------------------------
     def tick(self, now_s: float, primary: Reading | None, secondary: Reading | None,
              duty: float, setpoint_c: float, *, water_c: float | None = None,
-             estimate_c: float | None = None, unconfirmed_c: float = 0.0, suspect_s: float = 0.0) -> bool:
+             estimate_c: float | None = None, unconfirmed_c: float = 0.0, suspect_s: float = 0.0,
+             held_off: bool = False) -> bool:
         """Evaluate every rule, then drive the relay. Return whether it is on.
+
+        ``held_off``: a person switched the warmer off: the relay opens at once (not at the end of
+                       its minimum on-time) and stays open; every rule is still evaluated.
 
         ``water_c``: the water as the bath model says the heat left it (a suspect fall of the
         reading not believed), for the rules; ``estimate_c``: the model's estimate following
@@ -264,8 +153,9 @@ class Interlock:
                        "risen with the heat since: is the probe in the water?", now_s)
         self._check_disagree(now_s)
 
-        reason = self._block_reason(bad, temp_c, hottest_c, setpoint_c)
+        reason = self._block_reason(bad, temp_c, hottest_c, setpoint_c, held_off=held_off)
         self.blocked_reason = reason
+        self.guarded = reason == GUARD_REASON
         if reason is not None:
             self.relay.off(now_s)
             if self.latched:
@@ -511,11 +401,14 @@ class Interlock:
                        f"{self._disagree.held_s(now_s):.0f} s", now_s)
 
     def _block_reason(self, bad: bool, temp_c: float | None, hottest_c: float | None,
-                      setpoint_c: float) -> str | None:
-        """Why the relay stays off this tick (None: the duty may drive it): a latched fault; no
-        valid reading yet since start; a bad read this tick; the guard at setpoint + GUARD_ABOVE_C."""
+                      setpoint_c: float, *, held_off: bool = False) -> str | None:
+        """Why the relay stays off this tick (None: the duty may drive it): a latched fault;
+        switched off by a person; no valid reading yet since start; a bad read this tick; the
+        guard at setpoint + GUARD_ABOVE_C."""
         if self.latched:
             return f"fault: {self.latched.kind}"
+        if held_off:
+            return "switched off"
         if self.primary.last is None:
             return "waiting for the first valid reading"
         if bad:
@@ -523,7 +416,7 @@ class Interlock:
         if temp_c is None or hottest_c is None:
             return "no fresh reading"
         if hottest_c >= setpoint_c + GUARD_ABOVE_C:
-            return f"guard: at or above setpoint + {GUARD_ABOVE_C:g} degC"
+            return GUARD_REASON
         if self._heater_check is not None:
             return "heater check: held off to see whether the element heats"
         return None

@@ -11,8 +11,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: a status consumer need not import the probe and the interlock
+    from controller.core.faults import FaultKind
     from controller.core.probe import ReadingKind
-    from controller.core.safety import FaultKind
 
 
 class Mode(StrEnum):

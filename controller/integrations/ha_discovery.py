@@ -19,7 +19,7 @@ from typing import Any
 
 from controller import __version__
 from controller.core.config import Config, MqttConfig
-from controller.core.safety import FaultKind
+from controller.core.faults import FaultKind
 from controller.core.status import Mode, Status
 
 MACHINE_ID_FILE = Path("/etc/machine-id")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.core import config as cfgmod
-from controller.core.safety import FaultKind
+from controller.core.faults import FaultKind
 from controller.core.state import STATE_FILE, StateStore
 from controller.qa.processes import command, free_port, relay_pin, stop, wait_until
 from controller.qa.simulated import sim_clock, stone_bath

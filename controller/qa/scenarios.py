@@ -118,8 +118,7 @@ def run_one(cfg: cfgmod.Config, plant: str, scenario: Scenario, controller: str,
             while pending and sim.t_s >= pending[0].at_s:
                 _apply(sim, pending.pop(0))
             row = sim.step()
-            reason = sim.controller.interlock.blocked_reason or ""
-            if row.duty > 0 and reason.startswith("guard"):
+            if row.duty > 0 and sim.controller.interlock.guarded:
                 guard_s += 1.0
         summary = summarize(sim, setpoint_c=cfg.control.setpoint_c, full_power_s=full_power_s,
                             hold_until_s=scenario.hold_until_s)

@@ -25,10 +25,10 @@ from typing import Any
 
 from controller.core.config import Config
 from controller.core.events import EVENTS_KEPT, Event, EventKind
+from controller.core.faults import Fault, FaultKind
 from controller.core.interfaces import UNAVAILABLE_FIELD
 from controller.core.loop import CommandError
 from controller.core.probe import ReadingKind
-from controller.core.safety import Fault, FaultKind
 from controller.core.status import Mode, Status
 from controller.service import protocol
 

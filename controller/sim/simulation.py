@@ -23,10 +23,10 @@ from typing import Any
 from controller.core import config as cfgmod
 from controller.core.clock import SimClock
 from controller.core.events import EventKind
+from controller.core.faults import FaultKind
 from controller.core.interfaces import Clock, ProbeSource
 from controller.core.loop import CommandError, Controller
 from controller.core.probe import RawRead, ReadingKind, SyncProbeSource, W1Probe
-from controller.core.safety import FaultKind
 from controller.core.state import StateStore
 from controller.core.status import Mode
 from controller.sim.fake_w1 import ZERO_TEXT, FakeW1Tree, w1_slave_text

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from controller.core import config as cfgmod
+from controller.core.guards import GUARD_ABOVE_C
 from controller.core.loop import Controller
-from controller.core.safety import GUARD_ABOVE_C
 from controller.core.status import Status
 from controller.tuning.experiment import GUARD_MARGIN_C, Phase, RelayExperiment
 from controller.tuning.rules import DEFAULT_RULE, Result, gains_from

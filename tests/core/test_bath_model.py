@@ -6,12 +6,9 @@ import random
 
 import pytest
 
-from controller.core.bath_model import (
-    BathModel,
-    EnergyBudget,
-    Learner,
-    Observer,
-)
+from controller.core.bath_learning import Learner
+from controller.core.bath_model import BathModel
+from controller.core.bath_observer import EnergyBudget, Observer
 from controller.sim.plant import PLANTS, StoneBath
 
 

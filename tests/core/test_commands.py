@@ -155,3 +155,17 @@ def test_the_interlock_still_trips_while_switched_off(make_controller, clock, tr
     rising = [50.0 + 0.25 * i for i in range(1, 41)]              # to 60 degC: e.g. a welded relay
     statuses = run_ticks(controller, clock, tree, rising)
     assert statuses[-1].fault == "overtemp" and statuses[-1].mode == "fault"
+
+
+def test_switching_off_opens_the_relay_at_the_next_tick_not_after_its_minimum_on_time(make_controller, clock, tree,
+                                                                                      pins):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [30.0] * 12)             # cold bath: the relay is on
+    pin = pins.pin(17)
+    on_since_s = max(t for t, level in pin.changes if level)
+    assert pin.state and clock.monotonic() - on_since_s < controller.cfg.relay.effective_min_switch_s
+    controller.switch_off(source="test")
+    switched_off_s = clock.monotonic()
+    run_ticks(controller, clock, tree, [30.0])
+    assert not pin.state
+    assert pin.changes[-1] == (switched_off_s + 1.0, False)      # the first tick after the command

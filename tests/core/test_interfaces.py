@@ -11,6 +11,7 @@ import pytest
 
 from controller.core.clock import MonotonicClock, ScaledClock, SimClock
 from controller.core.events import EventKind
+from controller.core.faults import FaultKind
 from controller.core.interfaces import Clock, ProbeSource
 from controller.core.probe import (
     RawRead,
@@ -21,7 +22,6 @@ from controller.core.probe import (
     ThreadedProbeSource,
     W1Probe,
 )
-from controller.core.safety import FaultKind
 from controller.core.status import Mode
 from controller.sim.fake_w1 import FakeW1Tree
 from controller.sim.plant import FirstOrderDeadTime, Plant, StoneBath

@@ -16,8 +16,8 @@ import subprocess
 import pytest
 
 from controller.core import config as cfgmod
+from controller.core.faults import FaultKind
 from controller.core.pid import Gains
-from controller.core.safety import FaultKind
 from controller.core.state import STATE_FILE, StateStore
 from controller.sim.simulation import Simulation, parse_injection
 

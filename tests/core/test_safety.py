@@ -6,7 +6,8 @@ import contextlib
 
 import pytest
 
-from controller.core.safety import FaultKind, HeldFor
+from controller.core.faults import FaultKind
+from controller.core.guards import HeldFor
 from controller.sim.fake_w1 import ZERO_TEXT, w1_slave_text
 from controller.sim.simulation import Injection, Simulation
 from tests.helpers import run_ticks
@@ -138,6 +139,15 @@ def test_guard_keeps_the_relay_off_above_setpoint_plus_1_without_latching(make_c
     assert [s.relay_on for s in statuses] == [True, False, False]
     assert statuses[-1].fault is None
     assert off_times(pins.pin(17)) == [clock.monotonic() - 1.0]
+    assert controller.interlock.guarded          # what the PID's anti-windup and the benchmark read
+
+
+def test_a_person_switching_off_is_not_the_guard(make_controller, clock, tree):
+    controller = make_controller(setpoint_c=50.0)
+    run_ticks(controller, clock, tree, [40.0] * 3)
+    controller.switch_off(source="test")
+    run_ticks(controller, clock, tree, [40.0])
+    assert controller.interlock.blocked_reason == "switched off" and not controller.interlock.guarded
 
 
 def test_over_target_for_60_s_latches(make_controller, clock, tree, pins):

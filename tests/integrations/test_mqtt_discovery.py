@@ -11,8 +11,8 @@ import jinja2
 import pytest
 
 from controller.core import config as cfgmod
+from controller.core.faults import FaultKind
 from controller.core.loop import CommandError
-from controller.core.safety import FaultKind
 from controller.integrations import ha_discovery as ha
 from controller.integrations.mqtt.bridge import ChangeOrInterval, parse_mode, parse_setpoint
 from controller.sim.simulation import Simulation, parse_injection

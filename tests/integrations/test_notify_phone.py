@@ -15,7 +15,7 @@ import pytest
 from controller.core import config as cfgmod
 from controller.core.clock import SimClock
 from controller.core.events import Event, EventKind
-from controller.core.safety import ADVICE, FaultKind
+from controller.core.faults import ADVICE, FaultKind
 from controller.integrations import notify
 from controller.integrations.notify.messages import Message, Priority, merge, message_for, wanted
 from controller.integrations.notify.outbox import Outbox, RateLimit

@@ -53,6 +53,20 @@ def test_commands_go_through_the_controllers_own_validation(linked):
     assert remote.switch_off(source="mqtt") is False
 
 
+def test_an_off_from_the_web_process_opens_the_relay_at_the_next_tick_and_on_heats_again(linked, clock, tree, pins):
+    controller, remote, _ = linked
+    run_ticks(controller, clock, tree, [30.0] * 10)              # cold bath: the relay is on
+    pin = pins.pin(17)
+    assert pin.state
+    assert remote.switch_off(source="mqtt") is True              # Home Assistant's mode "off", as MQTT sends it
+    switched_off_s = clock.monotonic()
+    run_ticks(controller, clock, tree, [30.0] * 30)
+    assert pin.changes[-1] == (switched_off_s + 1.0, False)      # the first tick after the command, and never on again
+    wait_until(lambda: remote.status().mode == "off", timeout_s=5, what="the off status")
+    assert remote.switch_on(source="mqtt") is True
+    assert run_ticks(controller, clock, tree, [30.0] * 15)[-1].relay_on and pin.state
+
+
 def test_with_the_control_process_gone_the_api_says_so_and_changes_nothing(linked, tmp_path):
     from web import create_app
 

@@ -12,7 +12,7 @@ import pytest
 
 from controller.cli.main import main
 from controller.core import config as cfgmod
-from controller.core.safety import GUARD_ABOVE_C
+from controller.core.guards import GUARD_ABOVE_C
 from controller.sim.plant import PLANTS, FirstOrderDeadTime, StoneBath
 from controller.sim.simulation import Simulation, parse_injection
 from controller.tuning import autotune, experiment

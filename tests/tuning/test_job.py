@@ -10,7 +10,7 @@ import pytest
 
 from controller.cli.main import main
 from controller.core import config as cfgmod
-from controller.core.safety import GUARD_ABOVE_C
+from controller.core.guards import GUARD_ABOVE_C
 from controller.qa.processes import command, free_port, wait_until
 from controller.service.control import request, socket_path
 from controller.sim.simulation import Simulation, parse_injection

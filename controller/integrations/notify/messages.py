@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from controller.core.events import Event, EventKind
-from controller.core.safety import ADVICE, FaultKind
+from controller.core.faults import ADVICE, FaultKind
 
 
 class Priority(IntEnum):

@@ -1,0 +1,110 @@
+"""The interlock's rules as numbers, and the timers it judges them with.
+
+Each constant is one rule's threshold, with its unit and reason; docs/safety.md holds the
+one table of the rules, each with its test. :class:`HeldFor` times "held for N s" conditions,
+:class:`ProbeWatch` keeps one probe's freshness. The interlock (:mod:`controller.core.safety`) applies them.
+"""
+
+from __future__ import annotations
+
+from controller.core.probe import Reading, ReadingKind
+
+STALE_S = 10.0              # no valid reading for this long latches (Klipper: 7 s)
+MAX_BAD_IN_A_ROW = 4        # Klipper shuts down after 4 DS18B20 errors in a row
+# Energy budget: the water may take no more than this much unconfirmed heat (degC) ...
+BUDGET_SAFE_ABOVE_C = 1.5   # ... so that it stays below setpoint + this, allowing for
+BUDGET_OBSERVER_C = 0.3     # ... what the observer may follow a wrong probe (bath_observer.BIAS_SHIFT_C)
+BUDGET_PULSE_SHARE = 0.5    # ... and half the rise of one minimum relay pulse (the hold's own ripple)
+BUDGET_MIN_C = 0.4          # a budget below this would trip on the DS18B20's noise
+SUSPECT_MAX_S = 900.0       # a reading that fell away and has not risen with heat for this long is not
+                            # in the water (cold water poured in shows the heat within minutes)
+# Heating watch: with the relay on, the reading must rise this much ...
+HEATING_MIN_DUTY = 0.8
+HEATING_BELOW_C = 5.0       # watched this far below the setpoint: closer, a lid taken off may hold it
+HEATING_RISE_C = 1.0
+HEATING_RATE_SHARE = 0.5    # ... within the probe's delay plus the time half the learned heating rate
+                            # (net of the losses) takes for it (the weakest heater's rate before learning)
+HEATING_DELAY_MARGIN = 1.5  # ... the probe's delay counted this many times (learned from one warm-up)
+HEATING_MAX_S = 1800.0      # a bath that needs longer than this for it is at its limit: not watched
+HEATER_CHECK_DELAYS = 1.5   # before the watch latches, the heater is held off this many probe delays
+HEATER_CHECK_SLOPE_S = 60.0 # ... plus this long, and the probe's slope over this long compared with before:
+HEATER_CHECK_SHARE = 0.3    # ... if it fell by this share of the heating rate, the element heats and the
+HEATER_QUIET_S = 1800.0     # ... bath is at its limit (a lid off): said plainly, not watched for this long
+HEATING_FALL_C = 0.15       # a reading falling this much in one tick (more than noise, more than any
+                            # bath cools by itself) is cold water poured in: the watch starts afresh
+STUCK_ABOVE_C = 1.0
+STUCK_PERIOD_S = 120.0
+STUCK_RATE_SHARE = 0.25     # a welded element heats at full power: the rise must be >= 1/4 of it
+STUCK_RISE_MIN_C = 0.25     # ... and at least this over the period (10 s means: ~10 sigma of the noise)
+STUCK_STILL_RISING = 0.35   # ... and >= 35 % of it in each half of the period (a steady rise: ~45-50 %;
+                            # hot water poured in rises in one step)
+STUCK_AVERAGE_S = 10.0      # temperatures in the rule are 10 s means
+STUCK_RECENT_S = 30.0       # ... and still rising over the last 30 s at 1/3 of full power: hot
+                            # water poured in a minute ago has stopped rising by then
+OVER_TARGET_C = 3.0
+OVER_TARGET_S = 60.0
+DISAGREE_C = 3.0
+DISAGREE_S = 30.0
+GUARD_ABOVE_C = 1.0
+
+
+class HeldFor:
+    """Whether a condition has held, without a break, for ``hold_s`` seconds.
+
+    The timer behind the rules "too hot for 60 s", "probes apart for 30 s", "relay off
+    for 120 s": :meth:`update` with the condition every tick; a tick without it restarts
+    the count.
+    """
+
+    def __init__(self, hold_s: float, *, since_s: float | None = None) -> None:
+        self.hold_s = hold_s
+        self.since_s = since_s  # when the condition began to hold; None: it does not hold
+
+    def update(self, holding: bool, now_s: float) -> bool:
+        """Record whether the condition holds at ``now_s``; return :meth:`done`."""
+        if not holding:
+            self.since_s = None
+        elif self.since_s is None:
+            self.since_s = now_s
+        return self.done(now_s)
+
+    def held_s(self, now_s: float) -> float:
+        """Seconds the condition has held (0 when it does not)."""
+        return 0.0 if self.since_s is None else now_s - self.since_s
+
+    def done(self, now_s: float) -> bool:
+        """True once the condition has held for ``hold_s``."""
+        return self.since_s is not None and now_s - self.since_s >= self.hold_s
+
+    def reset(self) -> None:
+        self.since_s = None
+
+
+class ProbeWatch:
+    """Per-probe freshness: last valid reading and bad reads in a row."""
+
+    def __init__(self, start_s: float) -> None:
+        self.last: Reading | None = None
+        self.bad_in_a_row = 0
+        self.since_s = start_s  # age counts from start until the first valid reading
+        self.last_bad: ReadingKind | None = None
+
+    def see(self, reading: Reading | None) -> bool:
+        """Record a new reading; return True if it was a bad one."""
+        if reading is None:
+            return False
+        if reading.valid:
+            self.last = reading
+            self.bad_in_a_row = 0
+            return False
+        self.bad_in_a_row += 1
+        self.last_bad = reading.kind
+        return True
+
+    def age_s(self, now_s: float) -> float:
+        return now_s - (self.last.t_s if self.last else self.since_s)
+
+    def fresh_c(self, now_s: float) -> float | None:
+        if self.last is None or self.age_s(now_s) > STALE_S:
+            return None
+        return self.last.celsius
