@@ -24,7 +24,7 @@ from pathlib import Path
 
 from controller.core import config as cfgmod
 from controller.core.atomic import atomic_write
-from controller.service import upgrade
+from controller.service import upgrade, web_files
 from controller.service.steps import Host, InstallError, Step, execute, run_command
 from controller.service.upgrade import PREFIX, UNIT_NAME, UNIT_NAMES, VENV, WEB_UNIT_NAME
 
@@ -37,7 +37,7 @@ UNIT_PATH = UNITS_DIR / UNIT_NAME
 WANTS_LINK = UNITS_DIR / "multi-user.target.wants" / UNIT_NAME
 CONFIG_PATH = cfgmod.DEFAULT_PATH
 STATE_DIR = Path(cfgmod.StateConfig().dir)
-WEB_DIR = STATE_DIR / "web"   # the web process's own files (web.STATE_SUBDIR)
+WEB_DIR = web_files.web_dir(STATE_DIR)  # the web process's own files
 #: Bookworm moved the boot partition to /boot/firmware; older releases use /boot.
 BOOT_CONFIGS = (Path("/boot/firmware/config.txt"), Path("/boot/config.txt"))
 #: 1-Wire on GPIO4 for the DS18B20; released GPIOs return to inputs (a dead process
@@ -158,6 +158,7 @@ def service_steps(host: Host, source: Path, venv: Path) -> list[Step]:
             why = " (its ExecStopPost drives the relay off: heater off)" if name == UNIT_NAME else ""
             steps.append(Step(f"stop {name}{why}", host.systemctl("stop", name),
                               undo=[Step(f"start {name} again", host.systemctl("start", name))]))
+    steps.append(web_files_step(host))
     steps += switch
     reload = Step("reload systemd's unit files", host.systemctl("daemon-reload"))
     for name, (unit, unit_source) in units.items():
@@ -179,6 +180,26 @@ def service_steps(host: Host, source: Path, venv: Path) -> list[Step]:
             running = states[name] == "active" and not changing
             steps.append(Step(f"{name} is running", host.systemctl("is-active", name), done=running))
     return steps + cleanup
+
+
+def web_files_step(host: Host) -> Step:
+    """Move the web's files of a one-process install into the web dir, owned by the web user; moved back
+    (owned by the control user) if the new version does not start. Run while both services are stopped."""
+    state_dir = host.path(STATE_DIR)
+    names = web_files.old_layout(state_dir)
+    if not names:
+        return Step(f"the dashboard's files (password, sessions, history, MQTT record) are in {WEB_DIR}", done=True)
+    moved: list[web_files.Moved] = []
+
+    def apply() -> None:
+        moved.extend(web_files.move_into_web_dir(state_dir, owner=host.user_ids(WEB_USER)))
+
+    def undo() -> None:
+        web_files.move_back(state_dir, moved, owner=host.user_ids(USER))
+
+    return Step(f"move the dashboard's files {', '.join(names)} from {STATE_DIR} into {WEB_DIR} (owner {WEB_USER}, "
+                "mode 0600; one that is already there is kept, the old one renamed beside it)", apply=apply,
+                undo=[Step(f"move the dashboard's files back into {STATE_DIR} (owner {USER})", apply=undo)])
 
 
 def _restore_step(unit: Path, previous: bytes | None) -> Step:

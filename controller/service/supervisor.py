@@ -253,6 +253,7 @@ def _serve_web(cfg: cfgmod.Config, *, host: str | None, port: int | None, notifi
     from web import web_state_dir
 
     path = socket_path(cfg.state.dir)
+    files_problem = _move_old_web_files(cfg.state.dir)
     cfg = cfgmod.replace(cfg, "state", dir=str(web_state_dir(cfg.state.dir)))
     stop = _stop_on_signals()
     remote = RemoteController(path, cfg)
@@ -270,7 +271,7 @@ def _serve_web(cfg: cfgmod.Config, *, host: str | None, port: int | None, notifi
             return 1
         print(f"stonewarmer: dashboard at {web.url} (controller at {path})", flush=True)
         bridge.start()
-        notifier.send(READY=1, STATUS="dashboard up")
+        notifier.send(READY=1, STATUS=files_problem or "dashboard up")
         while not stop.wait(0.5):
             if web._thread is None or not web._thread.is_alive():
                 log.error("the web server stopped; exiting")
@@ -281,6 +282,21 @@ def _serve_web(cfg: cfgmod.Config, *, host: str | None, port: int | None, notifi
         notifier.stopping("stopping")
         _stop_parts(parts)
     return 1 if failed else 0
+
+
+def _move_old_web_files(state_dir: str) -> str | None:
+    """The web's files of a one-process install, moved into the web dir if this process may (the same
+    user, e.g. ``stonewarmer run``); if not, the problem (logged), to be shown as the unit's status."""
+    from controller.service import web_files
+
+    try:
+        for item in web_files.move_into_web_dir(state_dir) if web_files.old_layout(state_dir) else ():
+            log.warning("%s into %s (the layout of two processes)", item.describe(), web_files.web_dir(state_dir))
+    except OSError as exc:
+        problem = web_files.advice(state_dir, web_files.old_layout(state_dir), exc.strerror or str(exc))
+        log.error("%s", problem)
+        return problem
+    return None
 
 
 def _stop_on_signals() -> threading.Event:

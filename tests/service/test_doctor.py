@@ -100,6 +100,16 @@ def test_the_cli_prints_each_problem_with_what_to_do_and_exits_1(pi, capsys):
     assert "sudo stonewarmer set-password" in out
 
 
+def test_dashboard_files_left_in_the_one_process_layout_say_to_run_the_install(pi):
+    system, config, paths = pi
+    web_dir = web_state_dir(paths["state"])
+    (web_dir / "web-auth.json").rename(paths["state"] / "web-auth.json")  # an upgrade that did not move it
+    found = findings(system, config)["Dashboard"]
+    assert [f.level for f in found] == ["error"]
+    assert f"still in {paths['state']} (web-auth.json)" in found[0].what
+    assert "run `sudo stonewarmer install`" in found[0].what
+
+
 def test_missing_boot_config_lines_say_how_to_add_them(pi):
     system, config, paths = pi
     (paths["root"] / "boot/firmware/config.txt").write_text("dtparam=audio=on\n#dtoverlay=w1-gpio\n")

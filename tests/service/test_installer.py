@@ -100,7 +100,10 @@ class FakeSystem:
         code, out = 0, ""
         if name == "useradd":
             with (self.root / "etc" / "passwd").open("a") as f:
-                f.write(f"{argv[-1]}:x:999:999::/var/lib/stonewarmer:/usr/sbin/nologin\n")
+                # Ids of their own as root (files are really given to them); the tester's own otherwise.
+                uid = (998 if argv[-1] == installer.WEB_USER else 999) if os.geteuid() == 0 else os.getuid()
+                gid = uid if os.geteuid() == 0 else os.getgid()
+                f.write(f"{argv[-1]}:x:{uid}:{gid}::/var/lib/stonewarmer:/usr/sbin/nologin\n")
         elif name == "userdel":
             passwd = self.root / "etc" / "passwd"
             passwd.write_text("".join(line + "\n" for line in passwd.read_text().splitlines()
