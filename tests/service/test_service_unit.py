@@ -135,6 +135,12 @@ def test_the_web_process_has_no_gpio_device_and_a_user_of_its_own(web_unit, unit
     assert "Service.ExecStopPost" not in web_unit  # it has no relay to turn off
 
 
+def test_the_web_unit_may_reach_the_internet_for_the_phone_notifications(web_unit):
+    # ntfy.sh and Apprise's services are on the internet, at addresses that change: no IP allow-list.
+    assert "Service.IPAddressDeny" not in web_unit and "Service.PrivateNetwork" not in web_unit
+    assert set(web_unit["Service.RestrictAddressFamilies"][0].split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}
+
+
 def test_the_web_unit_has_its_own_watchdog_and_restarts_on_its_own(web_unit):
     assert web_unit["Service.Type"] == ["notify"]
     assert web_unit["Service.WatchdogSec"] == ["10"]
