@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_pair(args: argparse.Namespace, cfg: cfgmod.Config) -> int:
     """Both processes, on the same state dir (the web process keeps its files in ``<state dir>/web``)."""
-    from controller.service.pair import run_pair
+    from controller.service.pair import exec_watcher
 
     state = Path(cfg.state.dir).resolve()
     common = ["--config", args.config] if args.config else []
@@ -122,7 +122,8 @@ def _run_pair(args: argparse.Namespace, cfg: cfgmod.Config) -> int:
     web = ["run", "--role", "web", *common, *simulated, "--state-dir", str(state),
            "--host", cfg.web.host, "--port", str(cfg.web.port)]
     relay_off = ["relay-off", *common, "--state-dir", str(state), *simulated]
-    return run_pair(control, web, relay_off)
+    exec_watcher(control, web, relay_off)  # does not return
+    return 0
 
 
 def _parse_injections(texts: list[str]) -> list[Injection]:
