@@ -28,8 +28,7 @@ from controller.core import config as cfgmod
 from controller.core import events as ev
 from controller.core import model_control, persistence
 from controller.core import probe as pr
-from controller.core.bath_learning import Learner
-from controller.core.bath_observer import EnergyBudget, Observer
+from controller.core.bath_tracker import BathTracker
 from controller.core.config import Config
 from controller.core.faults import AckRefused, Fault, FaultKind
 from controller.core.interfaces import Clock, ProbeSource
@@ -44,8 +43,6 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0            # control period
 SETPOINT_SETTLE_TIMES = 3.0  # no integration for this many closed-loop times after a setpoint change
-BUDGET_RATE_SHARE = 0.5  # the budget expects the probe to show half the learned heating: cold stones just
-                         # put back soak up to ~40 % of it first (the guard does not rely on the budget)
 
 
 class CommandError(ValueError):
@@ -86,11 +83,7 @@ class Controller:
         # off while every rule keeps watching. Kept across restarts and power cuts.
         self.switched_off: bool = saved.get("switched_off", False)
         gains = saved.get("gains") or {}
-        self.bath: bm.BathModel = saved.get("bath", bm.BathModel())
-        self.learner = Learner(self.bath)
-        self.observer: Observer | None = None   # from the first valid reading on
-        self.budget = EnergyBudget()
-        self._fitted = self.bath.learned  # the heating rate comes from this bath (a warm-up seen now or before)
+        self.tracker = BathTracker(saved.get("bath", bm.BathModel()))
         # Gains: set on purpose (autotune, the config) or derived from the bath model.
         c, default = cfg.control, cfgmod.ControlConfig()
         defaults = (default.kp, default.ki, default.kd)
@@ -181,12 +174,8 @@ class Controller:
             dt = max(0.0, now - self._last_tick_s)
             self._last_tick_s = now
             heater_on_s = dt if self.interlock.relay.is_on else 0.0  # the relay as it was since the last tick
-            if self.observer is not None:
-                self.observer.predict(dt, heater_on_s)
-            # How much the water should have moved (each heater pulse stirs it, even at a steady hold): the
-            # model's prediction, scaled down to the weakest heater's until this bath's heating rate is
-            # known. A probe whose raw value does not change through that is frozen.
-            expected_c = 0.0 if self.observer is None else self.observer.predicted_water_change_c * self._rate_share
+            self.tracker.predict(dt, heater_on_s)
+            expected_c = self.tracker.expected_water_change_c  # a probe that does not change through this: frozen
             primary = (self._classifiers[0].classify(primary_raw, expected_c)
                        if primary_raw else None)
             secondary = (self._classifiers[1].classify(secondary_raw, expected_c)
@@ -195,7 +184,7 @@ class Controller:
                 self._last_reading = primary
             reading_c = primary.celsius if primary is not None else None  # only a valid reading has a value
             self._learn(now, dt, heater_on_s, reading_c)
-            obs = self.observer
+            obs = self.tracker.observer
             if self.interlock.latched or self.switched_off or \
                     (primary is None and self.interlock.primary.fresh_c(now) is None):
                 # Faulted, switched off, or the last valid reading went stale: start afresh later.
@@ -213,7 +202,7 @@ class Controller:
                     guarded = self.interlock.guarded
                     self._duty = self.pid.update(obs.water_c, self.setpoint_c, now, feedforward=self._feedforward(),
                                                  integrate=not (settling or guarded or obs.suspect
-                                                                or self.learner.stones_settling(now)),
+                                                                or self.tracker.learner.stones_settling(now)),
                                                  integral_c=reading_c
                                                  if self._model_gains else None)
             # A bad reading has no temperature to act on: the interlock holds the relay off this
@@ -221,12 +210,10 @@ class Controller:
             self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c, held_off=self.switched_off,
                                 water_c=obs.guard_water_c if obs is not None else None,
                                 estimate_c=obs.water_c if obs is not None else None,
-                                unconfirmed_c=self.budget.unconfirmed_c,
+                                unconfirmed_c=self.tracker.budget.unconfirmed_c,
                                 suspect_s=obs.suspect_s if obs is not None and obs.suspect else 0.0)
-            if self.interlock.latched and self.budget.unconfirmed_c > 0 and obs is not None:
-                # Heat the probe never showed is taken as real: it went into the water.
-                obs.add_heat(self.budget.unconfirmed_c)
-                self.budget.reset()
+            if self.interlock.latched:
+                self.tracker.take_unconfirmed_heat()
             self._status = self._snapshot(now)
             status = self._status
         self._saver.save_pending(wait=False)  # a trip this tick: the relay is already off, now remember it
@@ -235,60 +222,33 @@ class Controller:
         return status
 
     # -- the bath model -----------------------------------------------------------------
-    def _learn(self, now: float, dt: float, heater_on_s: float, reading_c: float | None) -> None:
-        """Correct the observer, account the energy budget and learn, from this tick's reading."""
-        obs = self.observer
-        if obs is None:
-            if reading_c is not None:
-                self.observer = Observer(self.bath, reading_c)
-            return
-        obs.correct(dt, reading_c)
-        m = self.bath
-        # Heat that should show at the probe by now: the model's rise plus the losses it made up for.
-        rise = max(0.0, obs.predicted_change_c + obs.loss_per_s * max(0.0, obs.probe_c - m.room_c) * dt)
-        if not self.interlock.latched:
-            self.budget.step(dt, reading_c=reading_c, predicted_change_c=obs.predicted_change_c,
-                             expected_rise_c=rise * BUDGET_RATE_SHARE * self._rate_share, departing=obs.suspect)
-        model = self.learner.observe(now, reading_c, obs.water_c, heater_on_s > 0, self.setpoint_c, dt)
-        if model is None:
-            return
-        counted = (model.warmups, model.loss_fits) != (m.warmups, m.loss_fits)
-        if model.heat_rate_c_per_s != m.heat_rate_c_per_s and reading_c is not None and heater_on_s > 0:
-            obs.rebase(model, reading_c, slope_c_per_s=self.learner.ramp_slope_c_per_s)
-            self._fitted = self.interlock.rate_known = True
-        else:
-            obs.take_model(model)
-        self.bath = model
-        self.interlock.model = model
-        if self._model_gains:
-            model_control.apply_model_gains(self.pid, self.bath)
-        if counted:
-            self._persist()
-
     @property
-    def _rate_share(self) -> float:
-        """1 once this bath's heating rate is known; before, the weakest heater's share of the model's."""
-        return 1.0 if self._fitted else bm.HEAT_RATE_MIN_C_PER_S / self.bath.heat_rate_c_per_s
+    def bath(self) -> bm.BathModel:
+        """The bath model as learned so far."""
+        return self.tracker.model
+
+    def _learn(self, now: float, dt: float, heater_on_s: float, reading_c: float | None) -> None:
+        """Learn from this tick's reading; hand a changed model to the interlock and the PID."""
+        learned = self.tracker.learn(now, dt, heater_on_s, reading_c, setpoint_c=self.setpoint_c,
+                                     account=not self.interlock.latched)
+        if learned is None:
+            return
+        self.interlock.model = learned.model
+        if learned.rate_fitted:
+            self.interlock.rate_known = True
+        if self._model_gains:
+            model_control.apply_model_gains(self.pid, learned.model)
+        if learned.counted:
+            self._persist()
 
     def _feedforward(self) -> float:
         """The model's hold duty (0 with gains set on purpose: they were tuned without)."""
-        return model_control.feedforward_duty(self.bath, self.observer, self.setpoint_c) if self._model_gains else 0.0
+        return self.tracker.feedforward_duty(self.setpoint_c) if self._model_gains else 0.0
 
     def bath_summary(self) -> dict[str, Any]:
         """What was learned, in a therapist's words and in numbers (for the status and `check`)."""
-        m = self.bath
-        limited = self.interlock.heater_at_limit(self.clock.monotonic())
-        power_w = self.cfg.heater.power_w
-        return {"summary": m.describe(power_w=power_w),
-                "too_weak": m.too_weak_message(self.setpoint_c) or (
-                    "the heater works but cannot warm this bath to the set temperature now: is the lid off?"
-                    if limited else None),
-                "too_weak_kind": "limit" if m.too_weak_message(self.setpoint_c) else "lid" if limited else None,
-                "power_w": power_w or None, "litres": round(m.litres(power_w)) if power_w and m.learned else None,
-                "learned": m.learned, "heat_rate_c_per_min": round(m.heat_rate_c_per_s * 60.0, 2),
-                "probe_delay_s": round(m.delay_s), "max_water_c": round(m.max_water_c, 1),
-                "water_c": round(self.observer.water_c, 2) if self.observer is not None else None,
-                "unconfirmed_heat_c": round(self.budget.unconfirmed_c, 2)}
+        return self.tracker.summary(power_w=self.cfg.heater.power_w, setpoint_c=self.setpoint_c,
+                                    at_limit=self.interlock.heater_at_limit(self.clock.monotonic()))
 
     def status(self) -> Status:
         """The latest published snapshot (cheap, any thread)."""
@@ -341,7 +301,7 @@ class Controller:
                 raise CommandError(f"cannot acknowledge: {exc}", field="fault") from None
             self.state_problem = None
             self._readiness.restart()
-            self.budget.reset()  # every acknowledge starts an empty budget
+            self.tracker.budget.reset()  # every acknowledge starts an empty budget
             self._status = self._snapshot(now)
         self._saver.save_pending()
         return fault

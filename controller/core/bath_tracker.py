@@ -1,0 +1,113 @@
+"""What the control loop knows about its bath, tick by tick: the model, its learner, the observer and the budget.
+
+:class:`BathTracker` is the loop's bath bookkeeping: it runs the observer alongside the
+bath (:meth:`predict` before the reading, :meth:`learn` after it), accounts the energy
+budget, learns the model and says what was learned in a therapist's words
+(:meth:`summary`). The loop hands what changed to the interlock and the PID.
+
+Stdlib only: this module is part of the heater's own code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from controller.core import model_control
+from controller.core.bath_learning import Learner
+from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
+from controller.core.bath_observer import EnergyBudget, Observer
+
+BUDGET_RATE_SHARE = 0.5  # the budget expects the probe to show half the learned heating: cold stones just
+                         # put back soak up to ~40 % of it first (the guard does not rely on the budget)
+
+
+class Learned(NamedTuple):
+    """A model that changed this tick."""
+
+    model: BathModel
+    counted: bool      # a warm-up or a loss fit was added: worth saving
+    rate_fitted: bool  # the heating rate was fitted from this bath
+
+
+class BathTracker:
+    """The model as learned so far, the observer (from the first valid reading on) and the energy budget."""
+
+    def __init__(self, model: BathModel) -> None:
+        self.model = model
+        self.learner = Learner(model)
+        self.observer: Observer | None = None
+        self.budget = EnergyBudget()
+        self.fitted = model.learned  # the heating rate comes from this bath (a warm-up seen now or before)
+
+    @property
+    def rate_share(self) -> float:
+        """1 once this bath's heating rate is known; before, the weakest heater's share of the model's."""
+        return 1.0 if self.fitted else HEAT_RATE_MIN_C_PER_S / self.model.heat_rate_c_per_s
+
+    @property
+    def expected_water_change_c(self) -> float:
+        """How much the water should have moved this tick (degC): the model's prediction, scaled down to
+        the weakest heater's until this bath's heating rate is known. Each heater pulse stirs the water,
+        even at a steady hold: a probe whose raw value does not change through that is frozen."""
+        return 0.0 if self.observer is None else self.observer.predicted_water_change_c * self.rate_share
+
+    def predict(self, dt_s: float, heater_on_s: float) -> None:
+        """Advance the observer by ``dt_s`` with the heater on for ``heater_on_s`` of it."""
+        if self.observer is not None:
+            self.observer.predict(dt_s, heater_on_s)
+
+    def learn(self, now_s: float, dt_s: float, heater_on_s: float, reading_c: float | None, *,
+              setpoint_c: float, account: bool) -> Learned | None:
+        """Correct the observer, account the energy budget (if ``account``: no fault latched) and learn,
+        from this tick's reading (None: no valid one). Return what changed, if the model did."""
+        obs = self.observer
+        if obs is None:
+            if reading_c is not None:
+                self.observer = Observer(self.model, reading_c)
+            return None
+        obs.correct(dt_s, reading_c)
+        m = self.model
+        # Heat that should show at the probe by now: the model's rise plus the losses it made up for.
+        rise = max(0.0, obs.predicted_change_c + obs.loss_per_s * max(0.0, obs.probe_c - m.room_c) * dt_s)
+        if account:
+            self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=obs.predicted_change_c,
+                             expected_rise_c=rise * BUDGET_RATE_SHARE * self.rate_share, departing=obs.suspect)
+        model = self.learner.observe(now_s, reading_c, obs.water_c, heater_on_s > 0, setpoint_c, dt_s)
+        if model is None:
+            return None
+        counted = (model.warmups, model.loss_fits) != (m.warmups, m.loss_fits)
+        rate_fitted = model.heat_rate_c_per_s != m.heat_rate_c_per_s and reading_c is not None and heater_on_s > 0
+        if rate_fitted:
+            assert reading_c is not None
+            obs.rebase(model, reading_c, slope_c_per_s=self.learner.ramp_slope_c_per_s)
+            self.fitted = True
+        else:
+            obs.take_model(model)
+        self.model = model
+        return Learned(model, counted, rate_fitted)
+
+    def take_unconfirmed_heat(self) -> None:
+        """A fault latched: heat the probe never showed is taken as real (it went into the water)."""
+        if self.budget.unconfirmed_c > 0 and self.observer is not None:
+            self.observer.add_heat(self.budget.unconfirmed_c)
+            self.budget.reset()
+
+    def feedforward_duty(self, setpoint_c: float) -> float:
+        """The model's hold duty for ``setpoint_c`` (degC)."""
+        return model_control.feedforward_duty(self.model, self.observer, setpoint_c)
+
+    def summary(self, *, power_w: float, setpoint_c: float, at_limit: bool) -> dict[str, Any]:
+        """What was learned, in a therapist's words and in numbers (for the status and `check`); ``at_limit``:
+        the interlock sees the heater at full power and not gaining (a lid off?)."""
+        m = self.model
+        weak = m.too_weak_message(setpoint_c)
+        return {"summary": m.describe(power_w=power_w),
+                "too_weak": weak or (
+                    "the heater works but cannot warm this bath to the set temperature now: is the lid off?"
+                    if at_limit else None),
+                "too_weak_kind": "limit" if weak else "lid" if at_limit else None,
+                "power_w": power_w or None, "litres": round(m.litres(power_w)) if power_w and m.learned else None,
+                "learned": m.learned, "heat_rate_c_per_min": round(m.heat_rate_c_per_s * 60.0, 2),
+                "probe_delay_s": round(m.delay_s), "max_water_c": round(m.max_water_c, 1),
+                "water_c": round(self.observer.water_c, 2) if self.observer is not None else None,
+                "unconfirmed_heat_c": round(self.budget.unconfirmed_c, 2)}
