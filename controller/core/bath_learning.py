@@ -41,6 +41,8 @@ LATE_FIT_S = 300.0          # ~5 of their time constants) and again over its las
 LATE_MIN_RISE_C = 8.0       # ... once the water is this much warmer: the slope has bent by the losses
                             # alone, which gives the loss rate (a lid left off, a weak heater)
 LATER_RAMP_WEIGHT = 0.5     # a later warm-up moves the learned heating rate this far toward its own fit
+BENT_SHARE = 0.5            # ... if the probe rose at least this share of the heating rate (near the bath's
+                            # limit the losses bend the ramp: its line starts too early)
 HOLD_BAND_C = 1.0           # the loss rate is learned while the estimated water stays this close to where it
 HOLD_SETPOINT_C = 0.5       # was, within this of the setpoint (a hold) or at this share of full power (the
 HOLD_FULL_DUTY = 0.95       # heater at its limit) ...
@@ -112,14 +114,20 @@ class Learner:
             return None
         slope, delay_s = fit
         m = self.model
-        # The longest delay any fit of this warm-up saw: the losses bending the ramp only shorten it.
-        ramp.delay_s = max(ramp.delay_s, delay_s)
+        # The longest delay any fit of this warm-up saw: the losses bending the ramp, and the stones taking
+        # their share after the water alone, only shorten it. And at least what the first rise says: a ramp
+        # of this slope behind a pure dead time rises DETECT_RISE_C latest, behind a lag sooner.
+        ramp.delay_s = max(ramp.delay_s, delay_s, ramp.detect_s - ramp.start_s - DETECT_RISE_C / slope)
         dead_s, lag_s = _split_delay(ramp.delay_s, ramp.detect_s - ramp.start_s, slope)
         if ramp.first_delay_s is None:
             ramp.first_delay_s = dead_s + lag_s
         water_c = ramp.mean_c + slope * ramp.delay_s
         rate = slope + m.loss_per_s * (water_c - m.room_c)
-        if m.learned and ramp.fits == 1:
+        if m.learned and slope < BENT_SHARE * rate:
+            # Near the bath's limit the losses bend the ramp: its line starts too early (no delay), and its
+            # heating rate is only as good as the losses assumed. The holds at full power learn the limit.
+            return None
+        if m.learned and ramp.fits == 0:
             # A later warm-up (more water, more stones): move toward it, not onto it.
             ramp.prior = (m.heat_rate_c_per_s, m.dead_time_s, m.lag_s)
         if ramp.prior is not None:
