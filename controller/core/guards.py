@@ -32,6 +32,8 @@ HEATER_CHECK_DELAYS = 1.5   # before the watch latches, the heater is held off t
 HEATER_CHECK_SLOPE_S = 60.0 # ... plus this long, and the probe's slope over this long compared with before:
 HEATER_CHECK_SHARE = 0.3    # ... if it fell by this share of the heating rate, the element heats and the
 HEATER_QUIET_S = 1800.0     # ... bath is at its limit (a lid off): said plainly, not watched for this long
+HEATER_STEADY_SHARE = 0.15  # ... it starts once the reading's slope over the last minute and the minute before
+                            # agree within this share of the heating rate (half what the check looks for)
 HEATER_CHECK_DIP_C = 0.25   # ... it passes early once the reading fell this far (4 steps of 1/16 degC) below
                             # where its slope was taking it: the element heated, the relay opened, the probe lives
 HEATER_LIMIT_S = 1200.0     # full power this long (relay-on s) without a rise of HEATING_RISE_C, even near the

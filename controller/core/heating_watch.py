@@ -32,6 +32,7 @@ from controller.core.guards import (
     HEATER_CHECK_SLOPE_S,
     HEATER_LIMIT_S,
     HEATER_QUIET_S,
+    HEATER_STEADY_SHARE,
     HEATER_STUCK_SHARE,
     HEATING_BELOW_C,
     HEATING_DELAY_MARGIN,
@@ -112,10 +113,15 @@ class HeatingWatch:
         # run away). Near it, or at the bath's limit: checked every HEATER_LIMIT_S all the same.
         period_s = self.period_s(model, temp_c, rate_known=rate_known) \
             if temp_c <= setpoint_c - HEATING_BELOW_C else math.inf
-        if on_s >= min(period_s, HEATER_LIMIT_S):
-            # A dead element, a working one at its limit (the lid off), a stuck relay? Hold it off and see.
+        before = self._slope_c_per_s(now_s)
+        earlier = self._slope_c_per_s(now_s - HEATER_CHECK_SLOPE_S)
+        steady = abs(before - earlier) <= HEATER_STEADY_SHARE * model.heat_rate_c_per_s
+        if on_s >= min(period_s, HEATER_LIMIT_S) and steady:
+            # A dead element, a working one at its limit (the lid off), a stuck relay? Hold it off and see,
+            # once the reading runs steadily (not while water poured in still shows): the slope before is
+            # what the slope after is judged against.
             now_c = self.history.mean_c(now_s - STUCK_AVERAGE_S, now_s)
-            self._check = _Check(now_s, self._slope_c_per_s(now_s), now_c)
+            self._check = _Check(now_s, before, now_c)
             self._watch = None
 
     def _slope_c_per_s(self, now_s: float) -> float:
