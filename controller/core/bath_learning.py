@@ -71,6 +71,7 @@ class Learner:
         self._ramp: _Ramp | None = None
         self._hold: tuple[float, float, float, float] | None = None  # (since_s, water_c, on_s, sum water*s)
         self._ramp_end_s = -math.inf
+        self._off_since_s: float | None = -math.inf  # the heater off since (None: on); off before the start
         # The last warm-up's fit: (probe slope degC/s, water above the room there, the model before it)
         self._ramp_seen: tuple[float, float, tuple[float, float, float] | None] | None = None
 
@@ -84,7 +85,9 @@ class Learner:
     def _observe_ramp(self, now_s: float, reading_c: float | None, heater_on: bool,
                       setpoint_c: float) -> BathModel | None:
         ramp = self._ramp
+        off_since_s = self._off_since_s
         if not heater_on:
+            self._off_since_s = now_s if off_since_s is None else off_since_s
             self._ramp = None
             if ramp is not None:
                 self._ramp_end_s = now_s
@@ -94,8 +97,12 @@ class Learner:
             return None
         if reading_c is None:
             return None
+        self._off_since_s = None
         if ramp is None:
-            if reading_c <= setpoint_c - RAMP_BELOW_C:
+            # A later warm-up only from a settled bath: after a short stop (a heater check) the reading
+            # still falls, or still shows water poured in, and its line would be no heating rate.
+            settled = not self.model.learned or (off_since_s is not None and now_s - off_since_s >= STONES_SETTLE_S)
+            if reading_c <= setpoint_c - RAMP_BELOW_C and settled:
                 self._ramp = _Ramp(now_s, reading_c)
                 if not self.model.learned and reading_c <= ROOM_MAX_C:
                     # A cold start: the bath is at room temperature.
