@@ -57,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="inject a fault at S seconds (repeatable); KIND is one of "
                         "unplug, crc, empty, reset85, zero, freeze, jump, stuck-relay, dead-element, lifted, hang")
     p.add_argument("--at", action="append", default=[], metavar="SECONDS:ACTION",
-                   help="what a person does at SECONDS (repeatable): ack (acknowledge the fault) "
-                        "or setpoint=C")
+                   help="what a person does at SECONDS (repeatable): ack (acknowledge the fault), "
+                        "setpoint=C, off (switch the warmer off) or on")
     p.add_argument("--trace", metavar="FILE.csv", help="write one row per tick")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--seed", type=int, default=1, help="probe-noise seed")

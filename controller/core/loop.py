@@ -30,6 +30,9 @@ from controller.core import model_control, persistence
 from controller.core import probe as pr
 from controller.core.bath_learning import Learner
 from controller.core.bath_observer import EnergyBudget, Observer
+from controller.core.calibration import Calibration
+from controller.core.commands import CommandError as CommandError  # where the web, MQTT and the CLI import it
+from controller.core.commands import PersonCommands
 from controller.core.config import Config
 from controller.core.faults import AckRefused, Fault, FaultKind
 from controller.core.interfaces import Clock, ProbeSource
@@ -48,16 +51,7 @@ BUDGET_RATE_SHARE = 0.5  # the budget expects the probe to show half the learned
                          # put back soak up to ~40 % of it first (the guard does not rely on the budget)
 
 
-class CommandError(ValueError):
-    """A refused command. ``field`` and ``allowed`` say what was wrong and what is allowed."""
-
-    def __init__(self, message: str, *, field: str | None = None, allowed: Any = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.allowed = allowed
-
-
-class Controller:
+class Controller(PersonCommands):
     """The warmer. Built by :func:`controller.service.supervisor.build` for the service, directly in tests."""
 
     def __init__(self, cfg: Config, *, clock: Clock, primary: ProbeSource, secondary: ProbeSource | None = None,
@@ -72,6 +66,7 @@ class Controller:
                                              clock=clock, lock=self._lock, on_failed=self._report_unsaved,
                                              on_saved=lambda: self.detail.pop("state_problem", None))
         self._classifiers = (pr.ReadingClassifier(), pr.ReadingClassifier())
+        self.calibration = Calibration(cfg.probe.offset_c)
         self._tick = 0
         self._duty = 0.0
         self._last_reading: pr.Reading | None = None
@@ -187,8 +182,8 @@ class Controller:
             # model's prediction, scaled down to the weakest heater's until this bath's heating rate is
             # known. A probe whose raw value does not change through that is frozen.
             expected_c = 0.0 if self.observer is None else self.observer.predicted_water_change_c * self._rate_share
-            primary = (self._classifiers[0].classify(primary_raw, expected_c)
-                       if primary_raw else None)
+            judged = self._classifiers[0].classify(primary_raw, expected_c) if primary_raw else None
+            primary = self.calibration.corrected(judged)  # the interlock judges the hotter of raw and corrected
             secondary = (self._classifiers[1].classify(secondary_raw, expected_c)
                          if secondary_raw else None)
             if primary is not None:
@@ -197,7 +192,7 @@ class Controller:
             self._learn(now, dt, heater_on_s, reading_c)
             obs = self.observer
             if self.interlock.latched or self.switched_off or \
-                    (primary is None and self.interlock.primary.fresh_c(now) is None):
+                    (primary is None and self.fresh_c(now) is None):
                 # Faulted, switched off, or the last valid reading went stale: start afresh later.
                 self.pid.reset()
                 self._duty = 0.0
@@ -218,7 +213,8 @@ class Controller:
                                                  if self._model_gains else None)
             # A bad reading has no temperature to act on: the interlock holds the relay off this
             # tick (and from the first tick until a valid reading); the PID keeps its state.
-            self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c, held_off=self.switched_off,
+            self.interlock.tick(now, self.calibration.judged(judged), secondary, self._duty, self.setpoint_c,
+                                held_off=self.switched_off,
                                 water_c=obs.guard_water_c if obs is not None else None,
                                 estimate_c=obs.water_c if obs is not None else None,
                                 unconfirmed_c=self.budget.unconfirmed_c,
@@ -325,7 +321,7 @@ class Controller:
                 self.interlock.setpoint_lowered(now, setpoint_c)
             self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(), kind=ev.EventKind.SETPOINT,
                                message=f"setpoint {old:.1f} -> {setpoint_c:.1f} degC", setpoint_c=setpoint_c,
-                               temperature_c=self.interlock.primary.fresh_c(now), source=source)
+                               temperature_c=self.fresh_c(now), source=source)
             self._persist()
             self._status = self._snapshot(now)
         self._saver.save_pending()
@@ -345,33 +341,6 @@ class Controller:
             self._status = self._snapshot(now)
         self._saver.save_pending()
         return fault
-
-    def switch_off(self, *, source: str = "api") -> bool:
-        """Hold the heater off (readings, rules, history and alarms go on). Returns whether
-        anything changed: switching off a warmer that is off records nothing."""
-        return self._switch(off=True, source=source)
-
-    def switch_on(self, *, source: str = "api") -> bool:
-        """Heat to the setpoint again after :meth:`switch_off`. Returns whether anything changed."""
-        return self._switch(off=False, source=source)
-
-    def _switch(self, *, off: bool, source: str) -> bool:
-        with self._lock:
-            if self.switched_off == off:
-                return False
-            now = self.clock.monotonic()
-            self.switched_off = off
-            self.pid.reset()  # nothing carried over from before the switch
-            self._readiness.restart()
-            self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(),
-                               kind=ev.EventKind.OFF if off else ev.EventKind.ON, source=source,
-                               message="switched off: heater held off" if off else
-                               f"switched on, setpoint {self.setpoint_c:.1f} degC",
-                               setpoint_c=self.setpoint_c, temperature_c=self.interlock.primary.fresh_c(now))
-            self._persist()
-            self._status = self._snapshot(now)
-        self._saver.save_pending()
-        return True
 
     def set_duty_override(self, source: Callable[[float, float, float], float] | None) -> None:
         """Let ``source(now_s, temp_c, setpoint_c) -> duty`` propose the duty instead of the PID.
@@ -418,7 +387,7 @@ class Controller:
     # -- status ---------------------------------------------------------------------
     def _snapshot(self, now: float) -> Status:
         il = self.interlock
-        temp_c = il.primary.fresh_c(now)
+        temp_c = self.fresh_c(now)
         mode = self._readiness.mode(now, temp_c, setpoint_c=self.setpoint_c, latched=il.latched is not None,
                                     switched_off=self.switched_off)
         latched = il.latched
@@ -446,4 +415,5 @@ class Controller:
             faults_total=dict(il.faults_total),
             detail=dict(self.detail),
             bath=self.bath_summary(),
+            **self.day_status(),
         )

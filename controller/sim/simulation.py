@@ -58,8 +58,8 @@ INJECTIONS = {
     "stall": math.inf,         # the control loop itself blocks (a deadlock): only the watchdog sees it
     "stuck": math.inf,         # stuck=C: the probe reads C from then on (a believable value, or 0.0)
 }
-#: What a person does at ``SECONDS:ACTION``: acknowledge the fault, or set the temperature.
-ACTIONS = ("ack", "setpoint=C")
+#: What a person does at ``SECONDS:ACTION``: acknowledge the fault, set the temperature, switch off or on.
+ACTIONS = ("ack", "setpoint=C", "off", "on")
 LIFTED_TAU_S = 30.0     # a wet steel probe in air cools toward the room with about this time constant
 
 
@@ -76,7 +76,8 @@ class Injection:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """Something a person does at ``at_s``: ``ack`` (acknowledge the fault) or ``setpoint`` (to ``value_c``)."""
+    """Something a person does at ``at_s``: ``ack`` (acknowledge the fault), ``setpoint`` (to ``value_c``),
+    ``off`` or ``on``."""
 
     at_s: float
     kind: str
@@ -84,7 +85,7 @@ class Action:
 
 
 def parse_action(text: str) -> Action:
-    """``SECONDS:ACTION``, ACTION ``ack`` or ``setpoint=C`` (SECONDS: 90, 15m, 2h)."""
+    """``SECONDS:ACTION``, ACTION ``ack``, ``setpoint=C``, ``off`` or ``on`` (SECONDS: 90, 15m, 2h)."""
     at, sep, action = text.partition(":")
     name, _, value = action.partition("=")
     try:
@@ -93,8 +94,8 @@ def parse_action(text: str) -> Action:
         at_s = math.nan
     if not math.isfinite(at_s) or at_s < 0:
         raise ValueError(f"--at {text!r}: expected SECONDS:ACTION with SECONDS a time >= 0 (90, 15m, 2h)")
-    if name == "ack" and not value:
-        return Action(at_s, "ack")
+    if name in ("ack", "off", "on") and not value:
+        return Action(at_s, name)
     if name == "setpoint" and value:
         try:
             return Action(at_s, "setpoint", float(value))
@@ -286,6 +287,10 @@ class Simulation:
             if action.kind == "ack":
                 fault = self.controller.acknowledge_fault(source="simulation")
                 outcome = f"acknowledged {fault.kind}"
+            elif action.kind in ("off", "on"):
+                switch = self.controller.switch_off if action.kind == "off" else self.controller.switch_on
+                changed = switch(source="simulation")
+                outcome = f"switched {action.kind}" if changed else f"already {action.kind}"
             else:
                 outcome = f"setpoint {self.controller.set_setpoint(action.value_c, source='simulation'):g} degC"
         except CommandError as exc:

@@ -52,7 +52,8 @@ def test_simulate_refuses_a_setpoint_above_the_maximum(capsys):
     ["simulate", "--plant", "nosuchmodule:Bath"],
     ["simulate", "--plant", "nocolon"],
     ["simulate", "--at", "soon:ack"],
-    ["simulate", "--at", "600:off"],
+    ["simulate", "--at", "600:sleep"],
+    ["simulate", "--at", "600:off=1"],
     ["simulate", "--at", "600:setpoint=70"],
     ["simulate", "--inject", "stuck@600"],
     ["bench", "--fleet", "0"],
@@ -73,6 +74,20 @@ def test_simulate_at_acknowledges_and_sets_the_setpoint_at_the_given_times(capsy
     assert [(a["t_s"], a["action"]) for a in out["actions"]] == [(600.0, "ack"), (1200.0, "setpoint")]
     assert out["actions"][1]["outcome"] == "setpoint 45 degC"
     assert out["faults"] and out["peak_water_c"] < 52.0 + 1.5
+
+
+def test_simulate_at_off_holds_the_relay_open_until_on(tmp_path, capsys):
+    trace = tmp_path / "trace.csv"
+    assert cli.main(["simulate", "--duration", "2h", "--at", "3600:off", "--at", "5400:on", "--json",
+                     "--trace", str(trace)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(a["t_s"], a["outcome"]) for a in out["actions"]] == [(3600.0, "switched off"), (5400.0, "switched on")]
+    rows = list(csv.DictReader(trace.open()))
+    off = [r for r in rows if 3600 <= float(r["t_s"]) < 5400]
+    assert off and {r["mode"] for r in off} == {"off"}
+    assert {r["relay"] for r in off} == {"0"}
+    assert any(r["relay"] == "1" for r in rows if float(r["t_s"]) < 3600)
+    assert any(r["relay"] == "1" for r in rows if float(r["t_s"]) >= 5400)
 
 
 def test_simulate_json_summary_and_trace(tmp_path, capsys):
