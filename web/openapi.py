@@ -70,6 +70,10 @@ _STATUS = {
         "detail": {"type": "object"},
         "bath": {"type": "object", "description": "what the warmer learned about its bath: `summary` in words, "
                  "`too_weak` (a sentence, or null), the learned figures and the estimated water"},
+        "switched_off": {"type": "boolean", "description": "switched off by a person (true also under a fault)"},
+        "probe_offset_c": {"type": "number", "description": "[probe] offset_c: temperature_c is the reading plus this"},
+        "presets": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "setpoint_c": {"type": "number"}}}},
     },
 }
 
