@@ -312,10 +312,10 @@ def _check_relations(cfg: Config) -> None:
         if not c.min_setpoint_c <= celsius <= c.max_setpoint_c:
             raise ConfigError(f"[presets] {name} = {celsius:g} is not allowed: must be between "
                               f"min_setpoint_c = {c.min_setpoint_c:g} and max_setpoint_c = {c.max_setpoint_c:g} degC")
-    for day in cfg.schedule.days:
-        if day.preset and cfg.presets.get(day.preset) is None:
-            raise ConfigError(f"[schedule] {day.weekday} preset = {day.preset!r} is not allowed: must be one of "
-                              f"[presets] {', '.join(cfg.presets.names) or '(none)'}")
+    try:
+        cfg.schedule.check_presets(cfg.presets.names)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     n = cfg.notify
     if n.ntfy_token_file and not n.ntfy_url:
         raise ConfigError(f"[notify] ntfy_token_file = {n.ntfy_token_file!r} is not allowed without an "

@@ -80,6 +80,7 @@ class Controller(PersonCommands):
         # Switched off by a person: the PID proposes nothing, so the interlock holds the relay
         # off while every rule keeps watching. Kept across restarts and power cuts.
         self.switched_off: bool = saved.get("switched_off", False)
+        self._start_day(saved.get("planner", {}))  # the ready-by schedule and auto-off (controller/core/planner.py)
         gains = saved.get("gains") or {}
         self.bath: bm.BathModel = saved.get("bath", bm.BathModel())
         self.learner = Learner(self.bath)
@@ -138,6 +139,7 @@ class Controller(PersonCommands):
         return {
             "setpoint_c": self.setpoint_c,
             "switched_off": self.switched_off,
+            "planner": self.planner.to_state(),
             "gains": None if self._model_gains else
             {"kp": self.pid.gains.kp, "ki": self.pid.gains.ki, "kd": self.pid.gains.kd},
             "bath": self.bath.to_dict(),
@@ -167,6 +169,7 @@ class Controller(PersonCommands):
     # -- the tick ---------------------------------------------------------------------
     def tick(self) -> Status:
         """Run one control step and publish its status."""
+        self.follow_plan()  # the schedule and auto-off: through switch_on/switch_off, never the relay
         primary_raw = self.primary_source.poll(self.clock.monotonic())
         secondary_raw = (self.secondary_source.poll(self.clock.monotonic())
                          if self.secondary_source else None)

@@ -61,6 +61,13 @@ class Schedule:
         """The entry of weekday ``index`` (0 = Monday), None if it has none."""
         return next((d for d in self.days if d.day_index == index), None)
 
+    def check_presets(self, names: tuple[str, ...]) -> None:
+        """Raise ValueError if a day names a preset that is not one of ``names``."""
+        for day in self.days:
+            if day.preset and day.preset not in names:
+                raise ValueError(f"[schedule] {day.weekday} preset = {day.preset!r} is not allowed: must be one of "
+                                 f"[presets] {', '.join(names) or '(none)'}")
+
     def to_table(self) -> dict[str, Any]:
         """As the ``[schedule]`` table of the config file."""
         return {"auto_off_h": self.auto_off_h, **{d.weekday: d.to_table() for d in self.days}}

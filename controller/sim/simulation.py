@@ -31,6 +31,7 @@ from controller.core.state import StateStore
 from controller.core.status import Mode
 from controller.sim.fake_w1 import ZERO_TEXT, FakeW1Tree, w1_slave_text
 from controller.sim.plant import PlantFactory, StoneBath, full_power_time_s
+from controller.sim.ready_by import ready_by_config, ready_wall_start_s
 from controller.sim.simpins import ClockedMockFactory
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class Simulation:
                  injections: Sequence[Injection] = (), seed: int = 1, noise_c: float = NOISE_C,
                  workdir: str | Path | None = None, on_step: Callable[[Simulation, TraceRow], None] | None = None,
                  clock: Clock | None = None, mirror_dir: str | Path | None = None, atomic_files: bool = False,
-                 keep_trace: bool = True, actions: Sequence[Action] = ()) -> None:
+                 keep_trace: bool = True, actions: Sequence[Action] = (), ready_at_s: float | None = None) -> None:
         self._tmp = None
         self._unstall = threading.Event()  # set by close(): a stalled loop may end
         if workdir is None:
@@ -197,6 +198,9 @@ class Simulation:
         cfg = cfgmod.replace(cfg, "probe", w1_dir=str(w1_dir), id=PRIMARY_ID,
                              safety_id=SECONDARY_ID if cfg.probe.safety_id else "")
         cfg = cfgmod.replace(cfg, "state", dir=str(state_dir))
+        if ready_at_s is not None:  # a "ready by" at that simulated second, on a wall clock that puts it on the minute
+            clock = clock or SimClock(wall_start_s=ready_wall_start_s(ready_at_s, wall_start_s=SimClock().wall()))
+            cfg = ready_by_config(cfg, clock.wall() + ready_at_s)
         self.cfg = cfg
         self.make_plant = make_plant
         self.plant = make_plant()
@@ -219,6 +223,8 @@ class Simulation:
                      if self.has_second else None)
         self.controller = Controller(cfg, clock=self.clock, primary=primary, secondary=secondary,
                                      pin_factory=self.factory, store=StateStore(state_dir))
+        if ready_at_s is not None:
+            self.controller.switch_off(source="simulation")  # ... and the schedule switches it on
         self.pin = self.factory.pin(cfg.relay.pin)
         self.active_high = cfg.relay.active_high
         self.trace: list[TraceRow] = []
