@@ -96,9 +96,12 @@ class PersonCommands:
             automatic = source in AUTOMATIC_SOURCES
             kind = (ev.EventKind.AUTO_OFF if automatic else ev.EventKind.OFF) if off else \
                 (ev.EventKind.AUTO_ON if automatic else ev.EventKind.ON)
-            message = "switched off: heater held off" if off else f"switched on, setpoint {self.setpoint_c:.1f} degC"
+            if off:
+                message = f"{reason or 'switched off'}: heater held off"
+            else:
+                message = f"{reason or 'switched on'}, setpoint {self.setpoint_c:.1f} degC"
             self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(), kind=kind, source=source,
-                               message=f"{message} ({reason})" if reason else message,
+                               message=message,
                                setpoint_c=self.setpoint_c, temperature_c=self.fresh_c(now))
             self._persist()
             self._status = self._snapshot(now)

@@ -181,7 +181,7 @@ class Planner:
         if now_s >= deadline_s - WARNING_S and not self.warned:
             self.warned = True
             return Decision("warn", "auto-off", f"the warmer switches itself off in {WARNING_S / 60:.0f} min "
-                            f"({hours:g} h without a touch): extend to keep it on")
+                            f"({hours:g} h without a touch)")
         return None
 
     def _off_at(self, wall_s: float, switched_off: bool) -> Decision | None:
@@ -191,7 +191,7 @@ class Planner:
         self.stopped_for_wall_s = latest
         if switched_off or self.on_since_wall_s is None or self.on_since_wall_s >= latest:
             return None  # off already, or switched on after it (a person who wants it on)
-        return Decision("off", "schedule", f"off at {self._clock_text(latest)}")
+        return Decision("off", "schedule", f"scheduled off at {self._clock_text(latest)}")
 
     def _ready_by(self, wall_s: float, lead_s: Callable[[str], float]) -> Decision | None:
         self.next_start_wall_s = None
