@@ -161,10 +161,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     summary.wall_s = time.perf_counter() - started
     if args.trace:
         _write_trace(Path(args.trace), sim.trace)
-    done = [{"t_s": t_s, "action": kind, "outcome": outcome} for t_s, kind, outcome in sim.actions_done]
-    done += [{"t_s": e.monotonic_s - sim.t0, "action": e.kind, "outcome": e.message}
-             for e in sim.controller.events.since(0) if e.kind in (EventKind.AUTO_ON, EventKind.AUTO_OFF)]
-    done.sort(key=lambda a: a["t_s"])
+    automatic = [(e.monotonic_s - sim.t0, str(e.kind), e.message) for e in sim.controller.events.since(0)
+                 if e.kind in (EventKind.AUTO_ON, EventKind.AUTO_OFF)]
+    done = [{"t_s": t_s, "action": kind, "outcome": outcome}
+            for t_s, kind, outcome in sorted(sim.actions_done + automatic)]
     if args.json:
         print(dumps_json({**summary.to_dict(), "actions": done}))
     else:
