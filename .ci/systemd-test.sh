@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# config/stonewarmer.service under a real systemd: Debian 12's systemd as PID 1 of a
+# config/stonewarmer.service (the control process) and config/stonewarmer-web.service (the web
+# process) under a real systemd: Debian 12's systemd as PID 1 of a
 # systemd-nspawn container, the warmer installed into it by `stonewarmer install`, simulated
 # (no GPIO, no 1-Wire here). Checks, each against what systemd itself reports:
 #   install  the real installer, inside the container; the unit as shipped fails off a Pi in one
@@ -32,7 +33,8 @@ CHECKS_D=$SRC/.ci/systemd-checks.d
 CACHE=${STONEWARMER_CACHE:-/var/cache/stonewarmer/systemd-test}
 PACKAGES=systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates,procps
 ROOT_TAR=$CACHE/bookworm-$(echo "$PACKAGES" | md5sum | cut -c1-8).tar
-UNIT=stonewarmer.service
+UNIT=stonewarmer.service          # the control process: most checks are about it
+WEB_UNIT=stonewarmer-web.service  # the web process: .ci/systemd-checks.d/two-units.sh
 BIN=/opt/stonewarmer/venv/bin/stonewarmer
 CONF=/etc/stonewarmer/stonewarmer.toml
 PIN=/var/lib/stonewarmer/sim-gpio/GPIO17
@@ -158,14 +160,19 @@ wait_for() { # wait_for SECONDS CMD...: poll CMD until it succeeds
   local until=$(( $(date +%s) + $1 )); shift
   until "$@"; do [ "$(date +%s)" -lt "$until" ] || return 1; sleep 0.5; done
 }
-drop_in() { # drop_in NAME TEXT: a drop-in for the unit (test settings only; the unit itself is installed)
-  mkdir -p "$R/etc/systemd/system/$UNIT.d"
-  printf '%s\n' "$2" > "$R/etc/systemd/system/$UNIT.d/$1.conf"
+drop_in() { # drop_in NAME TEXT [UNIT]: a drop-in for the unit (test settings only; the unit itself is installed)
+  local unit=${3:-$UNIT}
+  mkdir -p "$R/etc/systemd/system/$unit.d"
+  printf '%s\n' "$2" > "$R/etc/systemd/system/$unit.d/$1.conf"
   inc systemctl daemon-reload
 }
 no_drop_in() { rm -f "$R/etc/systemd/system/$UNIT.d/$1.conf"; inc systemctl daemon-reload; }
-fresh() { inc systemctl stop "$UNIT" 2>/dev/null || true; inc systemctl reset-failed "$UNIT" 2>/dev/null || true
-          inc rm -rf /var/lib/stonewarmer; }
+fresh() { inc systemctl stop "$WEB_UNIT" "$UNIT" 2>/dev/null || true
+          inc systemctl reset-failed "$WEB_UNIT" "$UNIT" 2>/dev/null || true
+          inc rm -rf /var/lib/stonewarmer
+          # As `stonewarmer install` leaves them: the web process may write only its own directory.
+          inc install -d -o stonewarmer -g stonewarmer -m 0750 /var/lib/stonewarmer
+          inc install -d -o stonewarmer-web -g stonewarmer-web -m 0700 /var/lib/stonewarmer/web; }
 journal_has() { inc journalctl --no-pager -u "$UNIT" | grep -q "$1"; }
 pin_is() { [ "$(pin)" = "$1" ]; }
 state_is() { [ "$(prop ActiveState)" = "$1" ]; }
@@ -175,10 +182,13 @@ status_text_has() { prop StatusText | grep -q "$1"; }
 ip_firewall() { bpftool cgroup tree 2>/dev/null | grep -A6 "$UNIT" | grep -q sd_fw_egress; }
 no_traceback() { ! grep -q Traceback "$1"; }
 stop_post_after_abort() { grep -A40 'status=6/ABRT' "$W/j-watchdog.log" | grep -q 'simulated relay GPIO17 off'; }
-simulated() { # the [Service] lines that run the whole unit on the simulated bath and relay: $1 = run's extra options
+simulated() { # the [Service] lines that run the control unit on the simulated bath and relay: $1 = run's extra options
   printf '[Service]\nExecStartPre=\nExecStartPre=%s relay-off --simulate --config %s\n' "$BIN" "$CONF"
-  printf 'ExecStart=\nExecStart=%s run --simulate --port %s %s--config %s\n' "$BIN" "$PORT" "${1:+$1 }" "$CONF"
+  printf 'ExecStart=\nExecStart=%s run --role control --simulate %s--config %s\n' "$BIN" "${1:+$1 }" "$CONF"
   printf 'ExecStopPost=\nExecStopPost=%s relay-off --simulate --config %s\n' "$BIN" "$CONF"
+}
+web_on_port() { # the [Service] lines that serve the web unit's dashboard on the free port
+  printf '[Service]\nExecStart=\nExecStart=%s run --role web --port %s --config %s\n' "$BIN" "$PORT" "$CONF"
 }
 
 say "boot the container (systemd as PID 1)"
@@ -189,14 +199,19 @@ echo "container PID 1 is host PID $CPID ($(inc cat /proc/1/comm))"
 say "install: \`stonewarmer install\` inside the container"
 # The drop-in first, so whatever start (and health check) the installer does runs the simulated warmer.
 drop_in 50-simulated "$(simulated "--speed 10")"
+drop_in 50-port "$(web_on_port)" "$WEB_UNIT"
 inc sh -c "cd /opt/stonewarmer-src && PIP_CERT=/etc/ssl/host-ca-bundle.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
            python3 -m controller install --source /opt/stonewarmer-src" 2>&1 | tee "$W/install.log" \
   && INSTALLED=0 || INSTALLED=$?
 check "install: stonewarmer install succeeded" test "$INSTALLED" = 0
 check "install: the venv's stonewarmer runs" inc "$BIN" --version
 check "install: the unit is enabled at boot" test "$(inc systemctl is-enabled "$UNIT")" = enabled
+check "install: the web unit is enabled at boot" test "$(inc systemctl is-enabled "$WEB_UNIT")" = enabled
 check "install: the unit passes systemd-analyze verify" inc systemd-analyze verify "$UNIT"
+check "install: the web unit passes systemd-analyze verify" inc systemd-analyze verify "$WEB_UNIT"
 check "install: the installer started the warmer" wait_for 60 state_is active
+check "install: the installer started the dashboard" \
+  test "$(inc systemctl show -p ActiveState --value "$WEB_UNIT")" = active
 [ "$INSTALLED" = 0 ] || { echo "systemd-test: the install failed; nothing else can be checked" >&2; exit 1; }
 
 say "the unit as shipped, off a Pi: relay-off has no lgpio here"
@@ -215,9 +230,10 @@ say "start: READY=1, STATUS=, WATCHDOG=1"
 drop_in 50-simulated "$(simulated "--speed 10")"
 C0=$(cursor)
 inc timeout 90 systemctl start "$UNIT" || true
+inc timeout 90 systemctl start "$WEB_UNIT" || true
 check "start: active (running) once systemctl start returns" test "$(prop ActiveState)/$(prop SubState)" = active/running
 check "start: STATUS= shown by systemctl status" status_shows ".*degC"
-check "start: the dashboard answers on 127.0.0.1:$PORT" \
+check "start: the web unit's dashboard answers on 127.0.0.1:$PORT" \
   python3 -c "import urllib.request as u, sys; sys.exit(u.urlopen('http://127.0.0.1:$PORT/healthz', timeout=5).status != 200)"
 W1=$(prop WatchdogTimestampMonotonic); sleep 2
 check "start: WATCHDOG=1 pings arrive" test "$(prop WatchdogTimestampMonotonic)" -gt "$W1"
@@ -293,6 +309,11 @@ echo "live exposure level: ${EXPOSURE:-none}"
 check "security: the live unit's exposure level is the one docs/install.md gives" \
   grep -q "exposure level ${EXPOSURE:-none}\*\*" "$SRC/docs/install.md"
 check "security: the IP firewall is in force (BPF programs on the unit's cgroup)" ip_firewall
+WEB_EXPOSURE=$(inc systemd-analyze security "$WEB_UNIT" --no-pager \
+  | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p' || true)
+echo "live web exposure level: ${WEB_EXPOSURE:-none}"
+check "security: the live web unit's exposure level is the one docs/install.md gives" \
+  grep -q "web unit's exposure level ${WEB_EXPOSURE:-none}" "$SRC/docs/install.md"
 
 for extra in "$CHECKS_D"/*.sh; do
   [ -e "$extra" ] || continue

@@ -11,21 +11,26 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from waitress import wasyncore
 
 from controller.core.config import Config
-from controller.core.loop import Controller
+from controller.core.interfaces import ControllerView
 from web.app import create_app
 from web.context import EXTENSION
 from web.guard import create_guarded_server
 from web.history import HistoryRecorder
 
-__all__ = ["WebRuntime", "attach", "create_app"]
+__all__ = ["STATE_SUBDIR", "WebRuntime", "attach", "create_app", "web_state_dir"]
 
 log = logging.getLogger(__name__)
+
+#: The web process keeps its own files (password, tokens, sessions, history) here, under the
+#: warmer's state dir: a directory of its own, owned by the web process's user.
+STATE_SUBDIR = "web"
 
 STOP_WAIT_S = 1.0  # for the worker threads, then for the server loop, when stopping
 
@@ -38,6 +43,11 @@ CHANNEL_TIMEOUT_S = 30         # an idle connection is dropped after this ...
 CLEANUP_INTERVAL_S = 2         # ... checked this often (as is the guard's request time)
 #: waitress refuses larger bodies unread; up to it the app answers its own JSON 413 beyond 4096 bytes.
 MAX_REQUEST_BODY_BYTES = 64 * 1024
+
+
+def web_state_dir(state_dir: str | Path) -> Path:
+    """Where the web process of the warmer whose state dir is ``state_dir`` keeps its files."""
+    return Path(state_dir) / STATE_SUBDIR
 
 
 class WebRuntime:
@@ -83,7 +93,7 @@ class WebRuntime:
             self.history.stop()
 
 
-def attach(controller: Controller, cfg: Config) -> WebRuntime:
+def attach(controller: ControllerView, cfg: Config) -> WebRuntime:
     """The dashboard of ``controller``, with its history database in ``[state] dir``."""
     history, problem = None, None
     try:

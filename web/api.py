@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from controller.core.interfaces import UNAVAILABLE_FIELD
 from controller.core.loop import CommandError
 from web.auth import change_required, read_required, view_required
 from web.context import ctx
@@ -38,6 +39,11 @@ def get_status():
     return Response(ctx().status_json.body(), mimetype="application/json")  # web/snapshot.py
 
 
+def _refused(exc: CommandError, status: int) -> int:
+    """The HTTP status of a refused command: 503 when no controller answered (nothing changed)."""
+    return 503 if exc.field == UNAVAILABLE_FIELD else status
+
+
 @bp.post("/api/setpoint")
 @change_required
 def set_setpoint(*, source: str):
@@ -49,7 +55,7 @@ def set_setpoint(*, source: str):
     try:
         new_c = controller.set_setpoint(value, source=source)
     except CommandError as exc:
-        raise ApiError(422, str(exc), field=exc.field, allowed=exc.allowed) from None
+        raise ApiError(_refused(exc, 422), str(exc), field=exc.field, allowed=exc.allowed) from None
     return jsonify({"setpoint_c": new_c, "status": status_payload(controller)})
 
 
@@ -61,7 +67,7 @@ def acknowledge_fault(*, source: str):
     try:
         fault = controller.acknowledge_fault(source=source)
     except CommandError as exc:
-        raise ApiError(409, str(exc), field=exc.field) from None
+        raise ApiError(_refused(exc, 409), str(exc), field=exc.field) from None
     return jsonify({"acknowledged": fault.kind, "status": status_payload(controller)})
 
 

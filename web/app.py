@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from controller.core.config import Config
-from controller.core.loop import Controller
+from controller.core.interfaces import ControllerView
 from web import access_api, api, auth, errors, history_api, hosts, metrics, pages, stream
 from web.context import EXTENSION, WebContext
 from web.credentials import CredentialStore
@@ -30,7 +30,7 @@ API_HEADERS = [("X-Content-Type-Options", "nosniff"),
                ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")]
 
 
-def create_app(controller: Controller, cfg: Config, *, history: HistoryRecorder | None = None,
+def create_app(controller: ControllerView, cfg: Config, *, history: HistoryRecorder | None = None,
                history_problem: str | None = None, credentials: CredentialStore | None = None,
                limiter: SignInLimiter | None = None, sessions: SessionStore | None = None,
                heartbeat_s: float = 15.0, stream_max_s: float = 300.0) -> Flask:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the blueprints import ctx() from here: their types are for 
     from prometheus_client import CollectorRegistry
 
     from controller.core.config import Config
-    from controller.core.loop import Controller
+    from controller.core.interfaces import ControllerView
     from web.credentials import CredentialStore
     from web.history import HistoryRecorder
     from web.sessions import SessionStore
@@ -30,7 +30,7 @@ EXTENSION = "stonewarmer"
 
 @dataclass(slots=True)
 class WebContext:
-    controller: Controller
+    controller: ControllerView
     cfg: Config
     credentials: CredentialStore
     limiter: SignInLimiter           # how many passwords may be tried

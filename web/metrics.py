@@ -14,7 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from controller.core.faults import FaultKind
-from controller.core.loop import Controller
+from controller.core.interfaces import ControllerView
 from controller.core.status import Mode
 from web.auth import read_required
 from web.context import ctx
@@ -30,7 +30,7 @@ HEALTHY_TICK_AGE_S = 5.0
 class StatusCollector:
     """Prometheus metrics from the controller's latest status snapshot."""
 
-    def __init__(self, controller: Controller, streams: StreamSlots) -> None:
+    def __init__(self, controller: ControllerView, streams: StreamSlots) -> None:
         self.controller = controller
         self.streams = streams
 
@@ -68,7 +68,7 @@ class StatusCollector:
         yield GaugeMetricFamily("stonewarmer_web_streams", "Live-update streams open", value=self.streams.open)
 
 
-def registry_for(controller: Controller, streams: StreamSlots) -> CollectorRegistry:
+def registry_for(controller: ControllerView, streams: StreamSlots) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatusCollector(controller, streams))
     return registry

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 
-from controller.core.loop import Controller
+from controller.core.interfaces import ControllerView
 from controller.core.status import Status
 
 
 class StatusJson:
     """``GET /api/status``'s body for ``controller``: ``Status.to_dict()`` plus ``tick_age_s``."""
 
-    def __init__(self, controller: Controller) -> None:
+    def __init__(self, controller: ControllerView) -> None:
         self.controller = controller
         self._cached: tuple[Status | None, bytes] = (None, b"")
 

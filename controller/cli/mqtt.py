@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mqtt-clear",
                        help="remove this warmer's retained MQTT topics (Home Assistant entities) from the broker")
     add_config_arg(p)
-    add_state_dir_arg(p, what="where the record is kept")
+    add_state_dir_arg(p, what="the record is kept in its web/, the web process's own directory")
     p.add_argument("--timeout", type=float, default=10.0, metavar="S",
                    help="seconds to wait for each broker (default 10)")
     p.set_defaults(handler=cmd_mqtt_clear)
@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_mqtt_clear(args: argparse.Namespace) -> int:
     if not 0 < args.timeout <= 300:
         raise UserError(f"--timeout {args.timeout:g} is not allowed: must be more than 0 and at most 300 s")
-    where = state_dir(args)
+    from web import web_state_dir  # where the web process, which runs MQTT, keeps the record
+
+    where = web_state_dir(state_dir(args))
     records = load_records(where)
     if not records:
         print(f"nothing to clear: no record of retained MQTT topics in {records_dir(where)}")

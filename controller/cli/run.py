@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inject", action="append", default=[], metavar="KIND@S[:DUR]",
                    help="with --simulate: inject a fault S simulated seconds after start (repeatable); "
                         "stall@S blocks the control loop itself, for systemd's watchdog")
+    p.add_argument("--role", choices=("control", "web"),
+                   help="run one of the two processes: control (probe, relay, interlock; no network) or web "
+                        "(dashboard, MQTT, notifications); default: both, each in a process of its own")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("simulate", help="simulate hours of operation as fast as possible")
@@ -96,11 +99,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     injections = _parse_injections(args.inject)
     if args.simulate:
         _check_plant(args.plant)
+    if args.role == "web" and (args.inject or args.speed != 1.0):
+        raise UserError("--speed and --inject apply to the control process, not --role web")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.role is None:
+        return _run_pair(args, cfg)
+    if args.role == "web":
+        return serve(cfg, role="web")
     from controller.tuning.job import commands  # autotune as a job of the service
 
     return serve(cfg, simulate=args.simulate, plant=args.plant, speed=args.speed, injections=injections,
-                 commands=commands)
+                 commands=commands, role="control")
+
+
+def _run_pair(args: argparse.Namespace, cfg: cfgmod.Config) -> int:
+    """Both processes, on the same state dir (the web process keeps its files in ``<state dir>/web``)."""
+    from controller.service.pair import exec_watcher
+
+    state = Path(cfg.state.dir).resolve()
+    common = ["--config", args.config] if args.config else []
+    control = ["run", "--role", "control", *common, "--state-dir", str(state)]
+    if args.simulate:
+        control += ["--simulate", "--plant", args.plant, "--speed", repr(args.speed)]
+        control += [f"--inject={text}" for text in args.inject]
+    simulated = ["--simulate"] if args.simulate else []
+    web = ["run", "--role", "web", *common, *simulated, "--state-dir", str(state),
+           "--host", cfg.web.host, "--port", str(cfg.web.port)]
+    relay_off = ["relay-off", *common, "--state-dir", str(state), *simulated]
+    exec_watcher(control, web, relay_off)  # does not return
+    return 0
 
 
 def _parse_injections(texts: list[str]) -> list[Injection]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
 from controller.cli.options import UserError, add_config_arg, add_state_dir_arg, state_dir
-from web.credentials import CredentialError, CredentialStore
+
+if TYPE_CHECKING:  # the web package (Flask, waitress) is imported only by these commands, not by `run`
+    from web.credentials import CredentialStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _store(args: argparse.Namespace) -> CredentialStore:
-    return CredentialStore(state_dir(args))
+    from web import web_state_dir
+    from web.credentials import CredentialStore
+
+    return CredentialStore(web_state_dir(state_dir(args)))  # the web process's own directory
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:
@@ -44,6 +50,8 @@ def cmd_set_password(args: argparse.Namespace) -> int:
         password = getpass.getpass("New dashboard password: ")
         if getpass.getpass("Again: ") != password:
             raise UserError("the two passwords differ; nothing changed")
+    from web.credentials import CredentialError
+
     try:
         store.set_password(password)
     except CredentialError as exc:  # the one message that adds to the store's own

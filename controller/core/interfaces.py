@@ -8,10 +8,14 @@ one, the Pi's threaded probe reader or the simulator's inline one. They are
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # probe.py uses Clock: import its types for annotations only
+    from controller.core.events import Event
+    from controller.core.faults import Fault
     from controller.core.probe import RawRead
+    from controller.core.status import Status
 
 
 @runtime_checkable
@@ -45,4 +49,65 @@ class ProbeSource(Protocol):
 
     def close(self) -> None:
         """Stop reading (idempotent)."""
+        ...
+
+
+#: The ``field`` of the ``CommandError`` a command raises when no controller answers (nothing changed).
+UNAVAILABLE_FIELD = "controller"
+
+
+@runtime_checkable
+class EventFeed(Protocol):
+    """The events a warmer has recorded, as its users read them (an ``EventLog``, or its copy in the web process)."""
+
+    def since(self, after_id: int = 0) -> list[Event]:
+        """Events with an id greater than ``after_id``, oldest first."""
+        ...
+
+    def add_sink(self, sink: Callable[[Event], None]) -> None:
+        """Call ``sink(event)`` for every event recorded from now on."""
+        ...
+
+
+@runtime_checkable
+class ControllerView(Protocol):
+    """What the web, MQTT and the phone notifications need of the controller, and all they may do.
+
+    The :class:`~controller.core.loop.Controller` itself (in one process, the tests), or the web
+    process's ``RemoteController`` (``controller/service/remote.py``), which reaches the control
+    process over its socket. Commands raise ``CommandError`` when refused (its ``field``
+    :data:`UNAVAILABLE_FIELD` when no controller answered); nothing else here can change the warmer.
+    """
+
+    @property
+    def clock(self) -> Clock:
+        """The controller's clock (tick ages: ``clock.monotonic() - status.monotonic_s``)."""
+        ...
+
+    @property
+    def events(self) -> EventFeed:
+        ...
+
+    def status(self) -> Status:
+        """The latest tick's immutable snapshot."""
+        ...
+
+    def add_listener(self, listener: Callable[[Status], None]) -> None:
+        """Call ``listener(status)`` after every tick (quick: it runs on the thread that delivers it)."""
+        ...
+
+    def set_setpoint(self, value: Any, *, source: str = "api") -> float:
+        """Set the setpoint (degC) after validating it; return it."""
+        ...
+
+    def acknowledge_fault(self, *, source: str = "api") -> Fault:
+        """Clear the latched fault if the interlock allows it; return it."""
+        ...
+
+    def switch_off(self, *, source: str = "api") -> bool:
+        """Hold the heater off; return whether anything changed."""
+        ...
+
+    def switch_on(self, *, source: str = "api") -> bool:
+        """Heat again after :meth:`switch_off`; return whether anything changed."""
         ...

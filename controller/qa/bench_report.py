@@ -48,7 +48,7 @@ def format_report(report: dict[str, Any]) -> str:
               f"(sensor read excluded, {sw['tick_samples']} ticks)",
               f"  simulator: {sw['sim_seconds_per_wall_second']:.0f} simulated s per wall s "
               f"(real w1thermsensor path)",
-              f"  `stonewarmer run --simulate` peak RSS: {_f(sw['run_peak_rss_mb'], '.1f')} MB"
+              f"  `stonewarmer run --simulate` peak RSS (control + web): {_f(sw['run_peak_rss_mb'], '.1f')} MB"
               + (f" ({sw['run_error']})" if sw["run_error"] else ""),
               "", "targets:"]
     for t in report["targets"]:

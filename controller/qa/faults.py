@@ -265,7 +265,9 @@ def _sigterm(tmp: Path) -> Result:
 
 def _sigkill_restart(tmp: Path) -> Result:
     state = tmp / "state"
-    proc, _ = _spawn(state)
+    # The control process alone, as systemd runs it: run's parent would drive the pin off at once.
+    proc = subprocess.Popen(command("run", "--role", "control", "--simulate", "--state-dir", str(state), "--speed",
+                                    f"{SPEED:g}"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: relay_pin(state) is True, what="heating")
         proc.kill()

@@ -6,18 +6,15 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from controller.core import config as cfgmod
+from controller.service.pair import command
 from controller.service.supervisor import SIM_PIN_DIR
 from controller.sim.simpins import read_pin_file
 
-
-def command(*args: str) -> list[str]:
-    """The stonewarmer command line, run by this Python (works before the script is installed)."""
-    return [sys.executable, "-m", "controller", *args]
+__all__ = ["command", "free_port", "relay_pin", "relay_pin_name", "stop", "wait_until"]
 
 
 def free_port() -> int:

@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from controller.core import config as cfgmod
@@ -72,7 +73,9 @@ def measure_sim_speed(cfg: cfgmod.Config, sim_s: float) -> dict[str, Any]:
 
 
 def measure_run_rss(sample_s: float = RSS_SAMPLE_S) -> dict[str, Any]:
-    """Peak RSS (VmHWM) of `stonewarmer run --simulate` after ``sample_s`` of running, MB."""
+    """Peak RSS (VmHWM) of `stonewarmer run --simulate`'s two processes together (control and web)
+    after ``sample_s`` of running, MB. (Its parent, which only starts and watches them, is not
+    counted: on the Pi systemd does that.)"""
     with tempfile.TemporaryDirectory(prefix="stonewarmer-bench-") as state_dir:
         cmd = command("run", "--simulate", "--state-dir", state_dir, "--host", "127.0.0.1", "--port", str(free_port()))
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -84,12 +87,17 @@ def measure_run_rss(sample_s: float = RSS_SAMPLE_S) -> dict[str, Any]:
             if proc.poll() is not None:
                 return {"run_peak_rss_mb": None, "run_sample_s": sample_s,
                         "run_error": f"`{' '.join(cmd[2:])}` exited with status {proc.returncode}"}
-            with open(f"/proc/{proc.pid}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-            peak_kb = int(fields["VmHWM"].split()[0])
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            peak_kb = sum(_peak_rss_kb(int(pid)) for pid in children)
         finally:
             stop(proc)
     return {"run_peak_rss_mb": peak_kb / 1024.0, "run_sample_s": sample_s, "run_error": None}
+
+
+def _peak_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    return int(fields["VmHWM"].split()[0])
 
 
 def measure_software(cfg: cfgmod.Config, *, quick: bool = False) -> dict[str, Any]:

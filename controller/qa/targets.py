@@ -16,7 +16,7 @@ TARGET_TUNED_OVERSHOOT_C = 0.5
 TARGET_TUNED_HOLD_C = 0.3
 TARGET_SIM_SPEED = 2000.0
 TARGET_TICK_MEDIAN_US = 200.0
-TARGET_RSS_MB = 60.0
+TARGET_RSS_MB = 80.0  # the control and the web process together (a Pi Zero 2 W has 512 MB)
 
 
 def _find(report: dict[str, Any], plant: str, scenario: str, controller: str) -> dict | None:
@@ -70,5 +70,5 @@ def evaluate_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     out += [_target("simulated seconds per wall second", sw["sim_seconds_per_wall_second"], TARGET_SIM_SPEED,
                     at_most=False),
             _target("control tick CPU time, median", sw["tick_median_us"], TARGET_TICK_MEDIAN_US, unit="us"),
-            _target("`run --simulate` peak RSS", sw["run_peak_rss_mb"], TARGET_RSS_MB, unit="MB")]
+            _target("`run --simulate` peak RSS (both processes)", sw["run_peak_rss_mb"], TARGET_RSS_MB, unit="MB")]
     return out

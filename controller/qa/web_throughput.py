@@ -16,12 +16,14 @@ install wrk``); traffic goes to 127.0.0.1 only.
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import statistics
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response
@@ -36,15 +38,24 @@ class WrkError(RuntimeError):
     """wrk is missing, or its run failed; the message says which."""
 
 
-def wrk_requests_per_s(url: str, *, connections: int, duration_s: float) -> dict[str, float]:
-    """One wrk run against ``url``: requests per second, and the errors it counted."""
+def process_cpu_s(pid: int | None = None) -> float:
+    """CPU time (user + system, s) of process ``pid`` so far; None: this process."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (man 5 proc)
+
+
+def wrk_requests_per_s(url: str, *, connections: int, duration_s: float, pid: int | None = None) -> dict[str, float]:
+    """One wrk run against ``url``: requests per second, the errors it counted, and the CPU time per
+    request of the server's process ``pid`` (None: this process)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise WrkError("wrk is not installed (Debian: sudo apt-get install wrk)")
-    cpu_before_s = time.process_time()
+    cpu_before_s = process_cpu_s(pid)
     run = subprocess.run([wrk, f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration_s:g}s", url],
                          capture_output=True, text=True, timeout=duration_s + 60)
-    cpu_s = time.process_time() - cpu_before_s
+    cpu_s = process_cpu_s(pid) - cpu_before_s
     rate = re.search(r"Requests/sec:\s+([\d.]+)", run.stdout)
     count = re.search(r"(\d+) requests in", run.stdout)
     if run.returncode != 0 or rate is None or count is None:
@@ -107,16 +118,18 @@ class _BareServer:
 
 
 def compare(ours_url: str, body: bytes, *, ours_app: Any, threads: int, duration_s: float, rounds: int = 5,
-            connections: int = CONNECTIONS) -> dict[str, Any]:
-    """wrk against ``ours_url`` and against a bare server of ``body``, alternating ``rounds`` times;
-    and the CPU per request of ``ours_app`` (the WSGI app behind ``ours_url``) and of the bare app alone."""
+            connections: int = CONNECTIONS, ours_pid: int | None = None) -> dict[str, Any]:
+    """wrk against ``ours_url`` (served by process ``ours_pid``; None: this one) and against a bare
+    server of ``body`` in this process, alternating ``rounds`` times; and the CPU per request of
+    ``ours_app`` (the WSGI app behind ``ours_url``) and of the bare app alone."""
     host = ours_url.split("/")[2]
     app_us = {"ours": wsgi_cpu_us(ours_app, host=host), "bare": wsgi_cpu_us(bare_app(body), host=host)}
     bare = _BareServer(body, threads=threads)
     ours_runs, bare_runs = [], []
     try:
         for _ in range(rounds):
-            ours_runs.append(wrk_requests_per_s(ours_url, connections=connections, duration_s=duration_s))
+            ours_runs.append(wrk_requests_per_s(ours_url, connections=connections, duration_s=duration_s,
+                                                pid=ours_pid))
             bare_runs.append(wrk_requests_per_s(bare.url, connections=connections, duration_s=duration_s))
     finally:
         bare.stop()

@@ -1,8 +1,10 @@
 """``stonewarmer bench-web``: is the dashboard fast, and does it leave the control loop alone?
 
-Runs the simulated warmer and its web server in this process, exactly as
-``stonewarmer run --simulate`` does, and a load generator in a separate
-process (asyncio, so the load does not compete for this process's GIL):
+Runs the simulated warmer's control process here (the control loop and the
+control socket, as ``stonewarmer run --role control --simulate``), its web
+process as a process of its own (``stonewarmer run --role web``), exactly as
+``stonewarmer run --simulate`` starts them, and a load generator in a third
+process (asyncio):
 ``--clients`` clients each GET ``/api/status`` every ``--interval`` s (0: as
 fast as they can) while ``--streams`` live-update streams stay open. Meanwhile
 every control tick's start is compared with its schedule. Then, with
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -73,14 +76,20 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
     from controller.core.loop import TICK_S
     from controller.core.schedule import run_forever
     from controller.qa.bench import BenchError
+    from controller.qa.processes import command, free_port, wait_until
+    from controller.service.control import ControlServer, socket_path
+    from controller.service.pair import WEB_NICE, start
+    from controller.service.session import SessionHub
     from controller.service.supervisor import build
-    from web import attach
 
-    # Back-to-back load keeps waitress's queue non-empty; its per-request warning would drown the figures.
+    # The bare server of the throughput comparison runs here: waitress's per-request queue warning
+    # under back-to-back load would drown the figures.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="stonewarmer-bench-") as state_dir:
-        cfg = cfgmod.replace(cfgmod.Config(), "state", dir=state_dir)
-        cfg = cfgmod.replace(cfg, "web", threads=threads, max_streams=streams, connections_per_client=400)
+        config = Path(state_dir) / "stonewarmer.toml"
+        config.write_text(f'[state]\ndir = "{state_dir}"\n[web]\nthreads = {threads}\nmax_streams = {streams}\n'
+                          "connections_per_client = 400\n")
+        cfg = cfgmod.load(config)
         runtime = build(cfg, simulate=True, speed=speed)
         controller = runtime.controller
         lateness = TickLateness(controller.clock, TICK_S)
@@ -92,25 +101,31 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
 
         control = threading.Thread(target=run_forever, args=(controller, stop), kwargs={"before_tick": before},
                                    name="control", daemon=True)
-        web = attach(controller, runtime.cfg)
+        server = ControlServer(socket_path(state_dir), SessionHub(controller).commands())
+        server.start()
         control.start()
-        web.start("127.0.0.1", 0)
-        if web.server is None:
-            raise RuntimeError("the dashboard did not start its server")
-        port = web.server.effective_port
+        port = free_port()
+        web = start(command("run", "--role", "web", "--simulate", "--config", str(config), "--host", "127.0.0.1",
+                            "--port", str(port)), nice=WEB_NICE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            wait_until(lambda: _healthy(port), what="the web process to serve a ticking controller")
             lateness.recording = True
-            load = subprocess.run(
-                [sys.executable, "-m", "controller.qa.webbench", "127.0.0.1", str(port), str(clients),
-                 str(interval_s), str(streams), str(duration_s)],
-                capture_output=True, text=True, timeout=duration_s + 60)
+            # The clients are phones elsewhere on the Pi: here they run at the web process's priority.
+            generator = start([sys.executable, "-m", "controller.qa.webbench", "127.0.0.1", str(port), str(clients),
+                               str(interval_s), str(streams), str(duration_s)], nice=WEB_NICE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = generator.communicate(timeout=duration_s + 60)
+            load = subprocess.CompletedProcess(generator.args, generator.returncode, out, err)
             lateness.recording = False
-            throughput = _compare(port, web.app, threads=threads, run_s=throughput_s) if throughput_s > 0 else None
+            throughput = _compare(port, cfg, threads=threads, run_s=throughput_s, pid=web.pid) \
+                if throughput_s > 0 else None
         finally:
+            web.terminate()
+            web.wait(timeout=15)
             stop.set()
             control.join(timeout=5)
+            server.stop()
             controller.close()
-            web.stop()
     if load.returncode != 0:
         raise BenchError(f"the load generator failed: {load.stderr.strip()[-500:]}")
     figures: dict[str, Any] = json.loads(load.stdout)
@@ -125,20 +140,44 @@ def run_web_bench(*, clients: int, interval_s: float, streams: int, duration_s: 
     return figures
 
 
-def _compare(port: int, app: Any, *, threads: int, run_s: float) -> dict[str, Any]:
-    """The throughput comparison against this server's /api/status (wrk; web_throughput.py)."""
+def _healthy(port: int) -> bool:
+    import urllib.error
     import urllib.request
 
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return answer.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _compare(port: int, cfg: Any, *, threads: int, run_s: float, pid: int) -> dict[str, Any]:
+    """The throughput comparison against the web process ``pid``'s /api/status (wrk; web_throughput.py).
+
+    The CPU per request is measured on the same app, built here on the same control socket.
+    """
+    import urllib.request
+
+    from controller.core import config as cfgmod
     from controller.qa.bench import BenchError
     from controller.qa.web_throughput import WrkError, compare
+    from controller.service.control import socket_path
+    from controller.service.remote import RemoteController
+    from web import create_app, web_state_dir
 
     url = f"http://127.0.0.1:{port}/api/status"
     with urllib.request.urlopen(url, timeout=10) as answer:
         body = answer.read()  # the bare endpoint serves the same bytes
+    remote = RemoteController(socket_path(cfg.state.dir), cfg)
+    remote.start()
     try:
-        return compare(url, body, ours_app=app, threads=threads, duration_s=run_s)
+        app = create_app(remote, cfgmod.replace(cfg, "state", dir=str(web_state_dir(cfg.state.dir))))
+        return compare(url, body, ours_app=app, threads=threads, duration_s=run_s, ours_pid=pid)
     except WrkError as exc:
         raise BenchError(str(exc)) from None
+    finally:
+        remote.stop()
+
 
 
 def format_figures(f: dict[str, Any]) -> str:

@@ -1,12 +1,15 @@
 """The service's local command socket: how ``sudo stonewarmer autotune`` reaches the running service.
 
-A Unix stream socket, ``control.sock`` in the state dir, mode 0600: only the
-service user and root can connect (no network, no password). A client sends one
+A Unix stream socket, ``control.sock`` in the state dir, mode 0660: only the
+service user, its group (the web process's user is in it) and root can connect
+(no network, no password). A client sends one
 JSON object on one line, ``{"command": NAME, ...}``; the service answers with JSON
 lines until it closes the connection. The commands are given by the layer that
 owns them (:class:`Commands`: autotune's come from ``controller.tuning.job``), so
 this module knows nothing of what they do. A client that goes away ends only its
-own connection, never what it started.
+own connection, never what it started. The web process's session
+(``controller/service/protocol.py``) is one more command on the same socket,
+``{"command": "session", "version": 1}``, that keeps the connection open.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.service.protocol import SESSION
+
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "control.sock"  # in the state dir
@@ -30,6 +35,9 @@ REQUEST_TIMEOUT_S = 5.0       # a client has this long to send its request line
 #: ``handler(request, send)``: ``send(message)`` writes one JSON line and returns False once
 #: the client has gone. A handler raises :class:`CommandRefused` to answer ``{"error": ...}``.
 Handler = Callable[[dict[str, Any], Callable[[dict[str, Any]], bool]], None]
+#: ``session(request, conn, pending)``: runs a long-lived session on the connection; ``pending``
+#: holds what the client sent after its request line.
+SessionHandler = Callable[[dict[str, Any], socket.socket, bytes], None]
 
 
 class CommandRefused(Exception):
@@ -42,6 +50,15 @@ class Commands:
 
     handlers: dict[str, Handler] = field(default_factory=dict)
     stop: Callable[[], None] = lambda: None
+    session: SessionHandler | None = None  # the web process's session (controller/service/session.py)
+
+    def __or__(self, other: Commands) -> Commands:
+        """Both sets of commands on one socket."""
+        def stop() -> None:
+            self.stop()
+            other.stop()
+
+        return Commands({**self.handlers, **other.handlers}, stop, other.session or self.session)
 
 
 def socket_path(state_dir: str | Path) -> Path:
@@ -60,7 +77,7 @@ class ControlServer:
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Bound and listening under a temporary name, then renamed into place: a client that
-        # sees the path can connect at once, and only ever to a socket of mode 0600. (A socket
+        # sees the path can connect at once, and only ever to a socket of mode 0660. (A socket
         # file needs write permission to connect to, so nobody else can use the temporary one,
         # and no process-wide umask is changed under the other threads.)
         building = self.path.with_name(f".{self.path.name}.{os.getpid()}")
@@ -68,7 +85,7 @@ class ControlServer:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             sock.bind(str(building))
-            os.chmod(building, 0o600)
+            os.chmod(building, 0o660)  # the service user, its group (the web process's user) and root
             sock.listen(4)
             os.replace(building, self.path)  # also replaces one left by a process that was killed
         except BaseException:
@@ -108,7 +125,10 @@ class ControlServer:
                 return True
 
             try:
-                request = _read_request(conn)
+                request, pending = _read_request(conn)
+                if request.get("command") == SESSION and self.commands.session is not None:
+                    self.commands.session(request, conn, pending)
+                    return
                 handler = self.commands.handlers.get(str(request.get("command")))
                 if handler is None:
                     raise CommandRefused(f"unknown command {request.get('command')!r}: one of "
@@ -121,7 +141,8 @@ class ControlServer:
                 send({"error": "the service could not do it (see its journal)"})
 
 
-def _read_request(conn: socket.socket) -> dict[str, Any]:
+def _read_request(conn: socket.socket) -> tuple[dict[str, Any], bytes]:
+    """The request line, and whatever the client sent after it."""
     conn.settimeout(REQUEST_TIMEOUT_S)
     data = b""
     try:
@@ -137,12 +158,13 @@ def _read_request(conn: socket.socket) -> dict[str, Any]:
     finally:
         conn.settimeout(None)
     try:
-        request = json.loads(data.split(b"\n", 1)[0])
+        line, _, pending = data.partition(b"\n")
+        request = json.loads(line)
     except ValueError:
         raise CommandRefused('the request must be one JSON object on one line, e.g. {"command": "..."}') from None
     if not isinstance(request, dict):
         raise CommandRefused('the request must be one JSON object, e.g. {"command": "..."}')
-    return request
+    return request, pending
 
 
 def request(path: Path, message: dict[str, Any], *, connect_timeout_s: float = 5.0) -> Iterator[dict[str, Any]]:

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from controller.core import config as cfgmod
+from controller.service import web_files
 from controller.service.host_checks import (
     clock_findings,
     network_name_findings,
@@ -277,9 +278,13 @@ def bath_finding(cfg: cfgmod.Config, saved: dict) -> Finding:
 
 
 def password_findings(cfg: cfgmod.Config) -> list[Finding]:
+    from web import web_state_dir
     from web.credentials import HOW_TO_SET, CredentialStore  # the dashboard's own reading of its file
 
-    store = CredentialStore(cfg.state.dir)
+    left = web_files.old_layout(cfg.state.dir)
+    if left:
+        return [Finding("error", web_files.advice(cfg.state.dir, left, "the upgrade has not moved them"))]
+    store = CredentialStore(web_state_dir(cfg.state.dir))
     try:
         password_set = store.password_set
     except PermissionError:

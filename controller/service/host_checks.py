@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from controller.core.clock import TIME_ERROR
-from controller.service.installer import UNIT_NAME, WATCHDOG_DROPIN, hostname_advice
+from controller.service.installer import UNIT_NAMES, WATCHDOG_DROPIN, hostname_advice
 from controller.service.system_view import Finding, System
 
 #: Where systemd reads its manager settings: the main file, then the drop-ins of these
@@ -38,37 +38,42 @@ def clock_findings(system: System) -> list[Finding]:
 
 
 def service_findings(system: System) -> list[Finding]:
+    """Both units: the control process and the web process."""
     if system.is_live and not system.systemd_running():
         return [Finding("warn", "systemd is not running here (a container?): the service cannot be checked",
                         "on the Pi: sudo stonewarmer install")]
+    return [finding for name in UNIT_NAMES for finding in _unit_findings(system, name)]
+
+
+def _unit_findings(system: System, unit: str) -> list[Finding]:
     root = [] if system.is_live else [f"--root={system.root}"]
-    enabled = system.run(["systemctl", *root, "is-enabled", UNIT_NAME])
+    enabled = system.run(["systemctl", *root, "is-enabled", unit])
     if enabled is None:
         return [Finding("warn", "systemctl not found: the service cannot be checked", "")]
     state = enabled.stdout.strip()
     if enabled.returncode != 0 and state in ("", "not-found"):
-        return [Finding("error", f"{UNIT_NAME} is not installed", "sudo stonewarmer install")]
+        return [Finding("error", f"{unit} is not installed", "sudo stonewarmer install")]
     out = []
     if state != "enabled":
-        out.append(Finding("error", f"{UNIT_NAME} is {state or 'not enabled'}: it will not start at boot",
-                           f"sudo systemctl enable --now {UNIT_NAME}"))
+        out.append(Finding("error", f"{unit} is {state or 'not enabled'}: it will not start at boot",
+                           f"sudo systemctl enable --now {unit}"))
     if not system.is_live:
-        return out or [Finding("ok", f"{UNIT_NAME} enabled")]
-    shown = system.run(["systemctl", "show", UNIT_NAME, "--property=ActiveState,SubState,Result,NRestarts,StatusText"])
+        return out or [Finding("ok", f"{unit} enabled")]
+    shown = system.run(["systemctl", "show", unit, "--property=ActiveState,SubState,Result,NRestarts,StatusText"])
     props = dict(line.split("=", 1) for line in (shown.stdout if shown else "").splitlines() if "=" in line)
     active, status = props.get("ActiveState", "unknown"), props.get("StatusText", "")
-    logs = f"journalctl -u {UNIT_NAME} -b"
+    logs = f"journalctl -u {unit} -b"
     if active == "active":
-        out.append(Finding("ok", f"{UNIT_NAME} running: {status}"))
+        out.append(Finding("ok", f"{unit} running: {status}"))
     elif active == "activating":
-        out.append(Finding("warn", f"{UNIT_NAME} starting: {status or props.get('SubState', '')}",
+        out.append(Finding("warn", f"{unit} starting: {status or props.get('SubState', '')}",
                            "it is ready once the probe gives a valid reading: see the probe findings above"))
     else:
-        out.append(Finding("error", f"{UNIT_NAME} is {active} (result: {props.get('Result', '?')})",
-                           f"see why: {logs}; then sudo systemctl restart {UNIT_NAME}"))
+        out.append(Finding("error", f"{unit} is {active} (result: {props.get('Result', '?')})",
+                           f"see why: {logs}; then sudo systemctl restart {unit}"))
     restarts = int(props.get("NRestarts", "0") or 0)
     if restarts:
-        out.append(Finding("warn", f"{UNIT_NAME} restarted {restarts} times since it was started",
+        out.append(Finding("warn", f"{unit} restarted {restarts} times since it was started",
                            f"see why: {logs} (a watchdog abort prints every thread's stack there)"))
     return out
 

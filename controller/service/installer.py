@@ -24,17 +24,20 @@ from pathlib import Path
 
 from controller.core import config as cfgmod
 from controller.core.atomic import atomic_write
-from controller.service import upgrade
+from controller.service import upgrade, web_files
 from controller.service.steps import Host, InstallError, Step, execute, run_command
-from controller.service.upgrade import PREFIX, UNIT_NAME, VENV
+from controller.service.upgrade import PREFIX, UNIT_NAME, UNIT_NAMES, VENV, WEB_UNIT_NAME
 
-USER = "stonewarmer"
+USER = "stonewarmer"          # the control process (in the group gpio)
+WEB_USER = "stonewarmer-web"  # the web process (in the group stonewarmer: the control socket)
 GPIO_GROUP = "gpio"
 LINK = Path("/usr/local/bin/stonewarmer")
-UNIT_PATH = Path("/etc/systemd/system") / UNIT_NAME
-WANTS_LINK = Path("/etc/systemd/system/multi-user.target.wants") / UNIT_NAME
+UNITS_DIR = Path("/etc/systemd/system")
+UNIT_PATH = UNITS_DIR / UNIT_NAME
+WANTS_LINK = UNITS_DIR / "multi-user.target.wants" / UNIT_NAME
 CONFIG_PATH = cfgmod.DEFAULT_PATH
 STATE_DIR = Path(cfgmod.StateConfig().dir)
+WEB_DIR = web_files.web_dir(STATE_DIR)  # the web process's own files
 #: Bookworm moved the boot partition to /boot/firmware; older releases use /boot.
 BOOT_CONFIGS = (Path("/boot/firmware/config.txt"), Path("/boot/config.txt"))
 #: 1-Wire on GPIO4 for the DS18B20; released GPIOs return to inputs (a dead process
@@ -59,9 +62,9 @@ RebootWatchdogSec=2min
 SHARED_HOSTNAMES = ("raspberrypi", "stonewarmer")
 HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
-__all__ = ["BOOT_CONFIGS", "BOOT_LINES", "CONFIG_PATH", "LINK", "PREFIX", "UNIT_NAME", "UNIT_PATH", "USER", "VENV",
-           "WATCHDOG_DROPIN", "Host", "InstallError", "Step", "execute", "install_plan", "run_command",
-           "uninstall_plan"]
+__all__ = ["BOOT_CONFIGS", "BOOT_LINES", "CONFIG_PATH", "LINK", "PREFIX", "UNIT_NAME", "UNIT_NAMES", "UNIT_PATH",
+           "USER", "VENV", "WATCHDOG_DROPIN", "WEB_UNIT_NAME", "WEB_USER", "Host", "InstallError", "Step", "execute",
+           "install_plan", "run_command", "uninstall_plan"]
 
 
 def boot_config(host: Host) -> Path | None:
@@ -106,6 +109,12 @@ def install_plan(host: Host, source: Path, *, configure_boot: bool, extras: tupl
                       ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", str(STATE_DIR),
                        "--shell", "/usr/sbin/nologin", *_prefix(host), USER],
                       done=host.has_user(USER)))
+    steps.append(Step(f"system user {WEB_USER} for the dashboard (no login, no home; in the group {USER}: "
+                      "the control socket)",
+                      ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", str(WEB_DIR),
+                       "--groups", USER, "--shell", "/usr/sbin/nologin", *_prefix(host), WEB_USER],
+                      done=host.has_user(WEB_USER)))
+    steps += state_dir_steps(host)
     config = host.path(CONFIG_PATH)
     steps.append(Step(f"config {CONFIG_PATH} (copied only if absent; yours is never overwritten)",
                       apply=_copy(source / "config" / "stonewarmer.toml", config), done=config.exists()))
@@ -121,38 +130,83 @@ def install_plan(host: Host, source: Path, *, configure_boot: bool, extras: tupl
     return steps
 
 
-def service_steps(host: Host, source: Path, venv: Path) -> list[Step]:
-    """Put ``venv`` and the unit in place. With a running systemd: stop the service first
-    (heater off), start it after and wait for READY, and on a failure undo it all, starting
-    the previous version again."""
-    unit, unit_source = host.path(UNIT_PATH), source / "config" / UNIT_NAME
-    old_unit = unit.read_bytes() if unit.exists() else None
-    unit_current = old_unit == unit_source.read_bytes()
-    switch, cleanup = upgrade.switch_steps(host, venv)
-    changing = bool(switch) or not unit_current
-    state = host.unit_state(UNIT_NAME)
-    services = host.manages_services
+def state_dir_steps(host: Host) -> list[Step]:
+    """The state dir (the control process's) and in it the web process's own directory, each owned by its
+    user, made before the units start (so systemd finds their owners right and changes nothing)."""
     steps = []
-    if services and changing and state in ("active", "activating", "reloading"):
-        steps.append(Step(f"stop {UNIT_NAME} (its ExecStopPost drives the relay off: heater off)",
-                          host.systemctl("stop", UNIT_NAME),
-                          undo=[Step(f"start {UNIT_NAME} again", host.systemctl("start", UNIT_NAME))]))
+    for path, user, mode in ((STATE_DIR, USER, "0750"), (WEB_DIR, WEB_USER, "0700")):
+        steps.append(Step(f"directory {path} ({user}, {mode})",
+                          ["install", "-d", "-o", user, "-g", user, "-m", mode, str(host.path(path))],
+                          done=host.path(path).is_dir()))
+    return steps
+
+
+def service_steps(host: Host, source: Path, venv: Path) -> list[Step]:
+    """Put ``venv`` and the units in place. With a running systemd: stop the services first
+    (heater off), start them after and wait for READY, and on a failure undo it all, starting
+    the previous version again."""
+    units = {name: (host.path(UNITS_DIR / name), source / "config" / name) for name in UNIT_NAMES}
+    old = {name: (unit.read_bytes() if unit.exists() else None) for name, (unit, _) in units.items()}
+    current = {name: old[name] == unit_source.read_bytes() for name, (_, unit_source) in units.items()}
+    switch, cleanup = upgrade.switch_steps(host, venv)
+    changing = bool(switch) or not all(current.values())
+    services = host.manages_services
+    states = {name: host.unit_state(name) for name in UNIT_NAMES}
+    steps = []
+    for name in reversed(UNIT_NAMES):  # the web first: it holds nothing
+        if services and changing and states[name] in ("active", "activating", "reloading"):
+            why = " (its ExecStopPost drives the relay off: heater off)" if name == UNIT_NAME else ""
+            steps.append(Step(f"stop {name}{why}", host.systemctl("stop", name),
+                              undo=[Step(f"start {name} again", host.systemctl("start", name))]))
+    steps.append(web_files_step(host))
     steps += switch
     reload = Step("reload systemd's unit files", host.systemctl("daemon-reload"))
-    restore = ([Step(f"put the previous {UNIT_PATH} back", apply=lambda: _write(unit, old_unit))]
-               + ([reload] if services else [])) if old_unit is not None else []
-    steps.append(Step(f"service unit {UNIT_PATH}", apply=_copy(unit_source, unit), done=unit_current, undo=restore))
+    for name, (unit, unit_source) in units.items():
+        restore = [_restore_step(unit, old[name])] + ([reload] if services else [])
+        steps.append(Step(f"service unit {UNITS_DIR / name}", apply=_copy(unit_source, unit), done=current[name],
+                          undo=restore))
     if services:
-        steps.append(Step(reload.what, reload.command, done=unit_current))
-    steps.append(Step(f"enable {UNIT_NAME} at boot", host.systemctl("enable", UNIT_NAME),
-                      done=host.path(WANTS_LINK).is_symlink()))
+        steps.append(Step(reload.what, reload.command, done=all(current.values())))
+    for name in UNIT_NAMES:
+        steps.append(Step(f"enable {name} at boot", host.systemctl("enable", name),
+                          done=host.path(UNITS_DIR / "multi-user.target.wants" / name).is_symlink()))
     if services:
-        running = state == "active" and not changing
-        steps.append(Step(f"start {UNIT_NAME} and wait for READY=1 (systemctl start returns when it reports ready)",
-                          host.systemctl("start", UNIT_NAME), done=running,
-                          undo=[Step(f"stop {UNIT_NAME}", host.systemctl("stop", UNIT_NAME))]))
-        steps.append(Step(f"{UNIT_NAME} is running", host.systemctl("is-active", UNIT_NAME), done=running))
+        for name in UNIT_NAMES:
+            running = states[name] == "active" and not changing
+            steps.append(Step(f"start {name} and wait for READY=1 (systemctl start returns when it reports ready)",
+                              host.systemctl("start", name), done=running,
+                              undo=[Step(f"stop {name}", host.systemctl("stop", name))]))
+        for name in UNIT_NAMES:
+            running = states[name] == "active" and not changing
+            steps.append(Step(f"{name} is running", host.systemctl("is-active", name), done=running))
     return steps + cleanup
+
+
+def web_files_step(host: Host) -> Step:
+    """Move the web's files of a one-process install into the web dir, owned by the web user; moved back
+    (owned by the control user) if the new version does not start. Run while both services are stopped."""
+    state_dir = host.path(STATE_DIR)
+    names = web_files.old_layout(state_dir)
+    if not names:
+        return Step(f"the dashboard's files (password, sessions, history, MQTT record) are in {WEB_DIR}", done=True)
+    moved: list[web_files.Moved] = []
+
+    def apply() -> None:
+        moved.extend(web_files.move_into_web_dir(state_dir, owner=host.user_ids(WEB_USER)))
+
+    def undo() -> None:
+        web_files.move_back(state_dir, moved, owner=host.user_ids(USER))
+
+    return Step(f"move the dashboard's files {', '.join(names)} from {STATE_DIR} into {WEB_DIR} (owner {WEB_USER}, "
+                "mode 0600; one that is already there is kept, the old one renamed beside it)", apply=apply,
+                undo=[Step(f"move the dashboard's files back into {STATE_DIR} (owner {USER})", apply=undo)])
+
+
+def _restore_step(unit: Path, previous: bytes | None) -> Step:
+    """Undo the copy of a unit file: the previous one back, or none."""
+    if previous is None:
+        return Step(f"remove {unit.name}", apply=lambda: unit.unlink(missing_ok=True))
+    return Step(f"put the previous {UNITS_DIR / unit.name} back", apply=lambda: _write(unit, previous))
 
 
 def watchdog_steps(host: Host) -> list[Step]:
@@ -235,16 +289,20 @@ def boot_steps(host: Host, *, configure_boot: bool) -> list[Step]:
 
 
 def uninstall_plan(host: Host, *, purge: bool) -> list[Step]:
-    unit = host.path(UNIT_PATH)
-    steps = [
-        # Stopping runs ExecStopPost=stonewarmer relay-off: the heater is off afterwards.
-        Step(f"stop and disable {UNIT_NAME} (the heater is switched off)",
-             host.systemctl("disable", *(["--now"] if host.is_live else []), UNIT_NAME),
-             done=not unit.exists() and not host.path(WANTS_LINK).is_symlink()),
-        Step(f"remove {UNIT_PATH}", apply=unit.unlink, done=not unit.exists()),
-    ]
+    steps = []
+    for name in reversed(UNIT_NAMES):
+        unit = host.path(UNITS_DIR / name)
+        wants = host.path(UNITS_DIR / "multi-user.target.wants" / name)
+        why = " (the heater is switched off)" if name == UNIT_NAME else ""
+        steps += [
+            # Stopping runs ExecStopPost=stonewarmer relay-off: the heater is off afterwards.
+            Step(f"stop and disable {name}{why}", host.systemctl("disable", *(["--now"] if host.is_live else []), name),
+                 done=not unit.exists() and not wants.is_symlink()),
+            Step(f"remove {UNITS_DIR / name}", apply=unit.unlink, done=not unit.exists()),
+        ]
     if host.is_live:
-        steps.append(Step("reload systemd's unit files", host.systemctl("daemon-reload"), done=not unit.exists()))
+        steps.append(Step("reload systemd's unit files", host.systemctl("daemon-reload"),
+                          done=not host.path(UNIT_PATH).exists()))
     link = host.path(LINK)
     steps.append(Step(f"remove {LINK}", apply=link.unlink, done=not link.is_symlink()))
     dropin = host.path(WATCHDOG_DROPIN)
@@ -258,11 +316,12 @@ def uninstall_plan(host: Host, *, purge: bool) -> list[Step]:
                           done=not config_dir.exists()))
         steps.append(Step(f"remove {STATE_DIR} (setpoint, faults, history)", apply=lambda: shutil.rmtree(state_dir),
                           done=not state_dir.exists()))
-        steps.append(Step(f"remove the system user {USER}", ["userdel", *_prefix(host), USER],
-                          done=not host.has_user(USER)))
+        for user in (WEB_USER, USER):
+            steps.append(Step(f"remove the system user {user}", ["userdel", *_prefix(host), user],
+                              done=not host.has_user(user)))
     else:
-        steps.append(Step(f"keep {CONFIG_PATH.parent}, {STATE_DIR} and the user {USER} (--purge removes them)",
-                          done=True))
+        steps.append(Step(f"keep {CONFIG_PATH.parent}, {STATE_DIR} and the users {USER}, {WEB_USER} "
+                          "(--purge removes them)", done=True))
     steps.append(Step("keep the boot config lines (1-Wire, strict_gpiod): harmless without stonewarmer",
                       done=True))
     return steps

@@ -64,6 +64,14 @@ class Host:
     def has_user(self, name: str) -> bool:
         return name in self._names("passwd")
 
+    def user_ids(self, name: str) -> tuple[int, int]:
+        """(uid, gid) of the user ``name`` in this system's /etc/passwd (an image's own, with ``--root``)."""
+        for line in self.path(Path("/etc/passwd")).read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == name and len(fields) > 3:
+                return int(fields[2]), int(fields[3])
+        raise InstallError(f"no user {name} in {self.path(Path('/etc/passwd'))}")
+
     def has_group(self, name: str) -> bool:
         return name in self._names("group")
 

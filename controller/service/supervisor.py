@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from controller.core import config as cfgmod
 from controller.core.clock import MonotonicClock, ScaledClock
@@ -139,26 +139,25 @@ class Supervisor:
 
 def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference", speed: float = 1.0,
           injections: Iterable[Injection] = (), host: str | None = None, port: int | None = None,
-          notifier: Notifier | None = None, commands: Callable[[Controller], Commands] | None = None) -> int:
+          notifier: Notifier | None = None, commands: Callable[[Controller], Commands] | None = None,
+          role: str = "all") -> int:
     """Run until SIGTERM/SIGINT (exit status 0) or a control-loop failure (1).
 
     ``commands(controller)``: what the local control socket (``control.sock`` in the state
     dir) offers, e.g. autotune as a job of the service; without it there is no socket.
+    ``role``: ``"control"`` (probe, relay, interlock and the socket with the web's session;
+    no web, no MQTT, no network), ``"web"`` (dashboard, MQTT, notifications, the controller
+    reached over the control socket; its files in ``<state dir>/web``) or ``"all"`` (both
+    in one process: the tests).
     """
+    if role == "web":
+        return _serve_web(cfg, host=host, port=port, notifier=notifier or Notifier())
     try:  # a watchdog abort (WatchdogSignal=SIGABRT) then logs every thread's stack to the journal
         faulthandler.enable(file=sys.stderr, all_threads=True)
     except (AttributeError, ValueError, OSError):
         pass  # no real stderr to write to (embedded use)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        stop.set()
-
     # Before anything touches the pin: a SIGTERM during start-up must stop us cleanly too.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+    stop = _stop_on_signals()
     notifier = notifier or Notifier()
     runtime = build(cfg, simulate=simulate, plant=plant, speed=speed, injections=injections)
     controller = runtime.controller
@@ -182,22 +181,16 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
     # From here on the relay pin is claimed: whatever fails (a bad MQTT password or CA
     # file, a port in use), the finally below drives it off and stops what was started.
     try:
-        from web import attach
+        if role == "all":
+            web, bridge = _attach_web(controller, runtime.cfg, parts)
+        server_commands = commands(controller) if commands is not None else None
+        if role == "control":  # the web process's session, beside the other commands
+            from controller.service.session import SessionHub
 
-        web = attach(controller, runtime.cfg)
-        parts.insert(0, ("web server and history", web.stop))
-        from controller.integrations import mqtt  # [mqtt]: status, commands, Home Assistant discovery
-
-        bridge = mqtt.attach(controller, runtime.cfg)
-        parts.insert(0, ("MQTT", bridge.stop))
-        from controller.integrations import notify  # [notify]: the phone, from a worker thread of its own
-
-        notes = notify.attach(controller, runtime.cfg)
-        notes.start()
-        parts.insert(0, ("phone notifications", notes.stop))
-        if commands is not None:
+            server_commands = (server_commands or Commands()) | SessionHub(controller).commands()
+        if server_commands is not None:
             # In the config's state dir, where the CLI looks (a simulation may keep its own state deeper).
-            control = ControlServer(socket_path(cfg.state.dir), commands(controller))
+            control = ControlServer(socket_path(cfg.state.dir), server_commands)
             try:
                 control.start()
             except OSError as exc:  # the warmer runs on without it
@@ -206,32 +199,127 @@ def serve(cfg: cfgmod.Config, *, simulate: bool = False, plant: str = "reference
                 parts.insert(0, ("control socket", control.stop))
         thread = threading.Thread(target=control_thread, name="control", daemon=True)
         thread.start()
-        host = host or runtime.cfg.web.host
-        port = port or runtime.cfg.web.port
-        try:
-            web.start(host, port)
-        except OSError as exc:
-            log.error("cannot serve the dashboard on %s:%s: %s", host, port, exc.strerror or exc)
-            failure.append(exc)
-            stop.set()
+        if role == "control":
+            supervisor.web_listening.set()  # no dashboard here: READY after the first tick
+            print(f"stonewarmer: control process, session socket {socket_path(cfg.state.dir)}", flush=True)
         else:
-            supervisor.web_listening.set()
-            print(f"stonewarmer: dashboard at {web.url}", flush=True)
-            bridge.start()
+            host = host or runtime.cfg.web.host
+            port = port or runtime.cfg.web.port
+            try:
+                web.start(host, port)
+            except OSError as exc:
+                log.error("cannot serve the dashboard on %s:%s: %s", host, port, exc.strerror or exc)
+                failure.append(exc)
+                stop.set()
+            else:
+                supervisor.web_listening.set()
+                print(f"stonewarmer: dashboard at {web.url}", flush=True)
+                bridge.start()
         while not stop.wait(0.5):
             pass
     finally:
         stop.set()
         notifier.stopping("stopping: heater off")
         _shutdown(controller, thread, failure)
-        # The heater is off by now. A part that fails to stop cleanly is logged, not allowed
-        # to skip the others or to turn a clean stop into a failure.
-        for name, part_stop in parts:
-            try:
-                part_stop()
-            except Exception:  # noqa: BLE001 - shutting down: report and go on
-                log.exception("stopping the %s failed", name)
+        _stop_parts(parts)  # the heater is off by now
     return 1 if failure else 0
+
+
+def _attach_web(controller: Any, cfg: cfgmod.Config,
+                parts: list[tuple[str, Callable[[], None]]]) -> tuple[Any, Any]:
+    """The dashboard, MQTT and the phone notifications on ``controller`` (local, or over the socket)."""
+    from web import attach
+
+    web = attach(controller, cfg)
+    parts.insert(0, ("web server and history", web.stop))
+    from controller.integrations import mqtt  # [mqtt]: status, commands, Home Assistant discovery
+
+    bridge = mqtt.attach(controller, cfg)
+    parts.insert(0, ("MQTT", bridge.stop))
+    from controller.integrations import notify  # [notify]: the phone, from a worker thread of its own
+
+    notes = notify.attach(controller, cfg)
+    notes.start()
+    parts.insert(0, ("phone notifications", notes.stop))
+    return web, bridge
+
+
+def _serve_web(cfg: cfgmod.Config, *, host: str | None, port: int | None, notifier: Notifier) -> int:
+    """The web process: no pin, no probe; the controller is the control process behind its socket.
+
+    Its own watchdog: ``WATCHDOG=1`` every half second while the server thread lives.
+    """
+    from controller.service.remote import RemoteController
+    from web import web_state_dir
+
+    path = socket_path(cfg.state.dir)
+    files_problem = _move_old_web_files(cfg.state.dir)
+    cfg = cfgmod.replace(cfg, "state", dir=str(web_state_dir(cfg.state.dir)))
+    stop = _stop_on_signals()
+    remote = RemoteController(path, cfg)
+    parts: list[tuple[str, Callable[[], None]]] = [("systemd notifier", notifier.close),
+                                                   ("control link", remote.stop)]
+    failed = False
+    try:
+        remote.start()
+        web, bridge = _attach_web(remote, cfg, parts)
+        host, port = host or cfg.web.host, port or cfg.web.port
+        try:
+            web.start(host, port)
+        except OSError as exc:
+            log.error("cannot serve the dashboard on %s:%s: %s", host, port, exc.strerror or exc)
+            return 1
+        print(f"stonewarmer: dashboard at {web.url} (controller at {path})", flush=True)
+        bridge.start()
+        notifier.send(READY=1, STATUS=files_problem or "dashboard up")
+        while not stop.wait(0.5):
+            if web._thread is None or not web._thread.is_alive():
+                log.error("the web server stopped; exiting")
+                failed = True
+                break
+            notifier.send(WATCHDOG=1)
+    finally:
+        notifier.stopping("stopping")
+        _stop_parts(parts)
+    return 1 if failed else 0
+
+
+def _move_old_web_files(state_dir: str) -> str | None:
+    """The web's files of a one-process install, moved into the web dir if this process may (the same
+    user, e.g. ``stonewarmer run``); if not, the problem (logged), to be shown as the unit's status."""
+    from controller.service import web_files
+
+    try:
+        for item in web_files.move_into_web_dir(state_dir) if web_files.old_layout(state_dir) else ():
+            log.warning("%s into %s (the layout of two processes)", item.describe(), web_files.web_dir(state_dir))
+    except OSError as exc:
+        problem = web_files.advice(state_dir, web_files.old_layout(state_dir), exc.strerror or str(exc))
+        log.error("%s", problem)
+        return problem
+    return None
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event that SIGTERM and SIGINT set (handled, not left to atexit)."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
+def _stop_parts(parts: list[tuple[str, Callable[[], None]]]) -> None:
+    """Stop each part in order. One that fails to stop cleanly is logged, not allowed to skip the
+    others or to turn a clean stop into a failure."""
+    for name, part_stop in parts:
+        try:
+            part_stop()
+        except Exception:  # noqa: BLE001 - shutting down: report and go on
+            log.exception("stopping the %s failed", name)
 
 
 def _shutdown(controller: Controller, thread: threading.Thread | None, failure: list[BaseException]) -> None:

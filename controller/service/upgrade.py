@@ -40,7 +40,9 @@ PREFIX = Path("/opt/stonewarmer")
 VENV = PREFIX / "venv"                  # the unit's path: a symlink to the version in use
 LEGACY_PREVIOUS = PREFIX / "venv.previous"  # a venv directory of an older installer, while switching
 RECORD_NAME = "stonewarmer-install.json"
-UNIT_NAME = "stonewarmer.service"
+UNIT_NAME = "stonewarmer.service"          # the control process: probe, relay, no network
+WEB_UNIT_NAME = "stonewarmer-web.service"  # the web process: dashboard, MQTT, notifications, no GPIO
+UNIT_NAMES = (UNIT_NAME, WEB_UNIT_NAME)    # started in this order, stopped in the other
 #: What goes into the package (and into its fingerprint); tests and docs do not.
 PACKAGE_PARTS = ("pyproject.toml", "README.md", "controller", "web", "config")
 CONSTRAINTS = Path("config") / "constraints.txt"

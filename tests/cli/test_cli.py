@@ -212,7 +212,7 @@ def test_a_relative_state_dir_is_resolved_against_the_working_directory(tmp_path
 def test_a_command_given_a_relative_state_dir_writes_under_the_working_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["token", "--state-dir", "rel", "--name", "script"]) == 0
-    assert (tmp_path / "rel" / "web-auth.json").is_file()
+    assert (tmp_path / "rel" / "web" / "web-auth.json").is_file()  # the web process's own directory
 
 
 def test_non_finite_numbers_become_null_in_json_output():

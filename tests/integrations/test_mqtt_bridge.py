@@ -21,14 +21,16 @@ from controller.integrations.mqtt.records import Broker, Record, load_records, s
 from controller.sim.simulation import Simulation, parse_injection
 from tests.integrations.test_mqtt_discovery import ENTITIES
 from tests.mqtt_broker import Mosquitto, Subscriber, free_port, need_binary, publish, retained, wait_until
+from web import web_state_dir
 
 NODE = "room-1"
 ROOT = f"stonewarmer/{NODE}"
 
 
 def make_cfg(tmp_path, broker, **mqtt_keys) -> cfgmod.Config:
+    """The web process's config: its state dir is the warmer's ``web/``."""
     keys = {"enabled": True, "host": "127.0.0.1", "port": broker.port, "name": NODE, **mqtt_keys}
-    return cfgmod.from_dict({"mqtt": keys, "state": {"dir": str(tmp_path / "state")}})
+    return cfgmod.from_dict({"mqtt": keys, "state": {"dir": str(web_state_dir(tmp_path / "state"))}})
 
 
 
@@ -344,20 +346,21 @@ def test_mqtt_clear_command_clears_and_reports(tmp_path, broker, capsys):
             publish_once(sim)
         finally:
             sim.close()
-        assert main(["mqtt-clear", "--state-dir", sim.cfg.state.dir]) == 0
+        warmer_dir = str(tmp_path / "state")  # the web process's records are in its web/
+        assert main(["mqtt-clear", "--state-dir", warmer_dir]) == 0
         cleared = f"cleared {len(ENTITIES) + 2} retained topics of {NODE} from mqtt://127.0.0.1:{broker.port}"
         assert cleared in capsys.readouterr().out
         assert retained(broker, "homeassistant/#") == {}
-        assert main(["mqtt-clear", "--state-dir", sim.cfg.state.dir]) == 0
+        assert main(["mqtt-clear", "--state-dir", warmer_dir]) == 0
         assert "nothing to clear" in capsys.readouterr().out
 
 
 def test_mqtt_clear_command_keeps_the_record_when_the_broker_is_down(tmp_path, broker, capsys):
     state_dir = tmp_path / "state"
-    save_record(state_dir, Record(Broker("127.0.0.1", free_port()), NODE, ("a/b",)))
+    save_record(web_state_dir(state_dir), Record(Broker("127.0.0.1", free_port()), NODE, ("a/b",)))
     assert main(["mqtt-clear", "--state-dir", str(state_dir), "--timeout", "2"]) == 1
     assert "cannot connect to mqtt://127.0.0.1:" in capsys.readouterr().err
-    assert len(load_records(state_dir)) == 1
+    assert len(load_records(web_state_dir(state_dir))) == 1
 
 
 # -- credentials -----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.helpers import REPO
 from tests.integrations.test_mqtt_discovery import ENTITIES
 from tests.mqtt_broker import DEADLINE_S, Mosquitto, Subscriber, free_port, need_binary, retained, wait_until
+from web import web_state_dir
 
 NODE = "room-4"
 ROOT = f"stonewarmer/{NODE}"
@@ -96,7 +97,7 @@ def test_restarting_with_mqtt_disabled_removes_the_warmer_from_home_assistant(tm
     assert warmer.returncode == 0, out
     assert len(retained(broker, "homeassistant/#")) == len(ENTITIES)
 
-    record = tmp_path / "state" / "mqtt-retained"
+    record = web_state_dir(tmp_path / "state") / "mqtt-retained"  # kept by the web process
     warmer = start_warmer(tmp_path, write_config(tmp_path, broker, enabled=False))
     try:
         wait_until(lambda: not any(record.glob("*.json")) or warmer.poll() is not None,

@@ -16,6 +16,7 @@ from controller.cli.main import main
 from controller.service import doctor, host_checks, installer, system_view
 from controller.service.doctor import System, diagnose
 from controller.sim.fake_w1 import FakeW1Tree, crc8
+from web import web_state_dir
 from web.credentials import HOW_TO_SET, CredentialStore
 
 PROBE_ID = "0000075a1f2b"
@@ -66,7 +67,7 @@ def pi(tmp_path):
     (w1 / "w1_bus_master1").mkdir()
     state = tmp_path / "state"
     state.mkdir()
-    CredentialStore(state).set_password("correct horse battery")
+    CredentialStore(web_state_dir(state)).set_password("correct horse battery")
     config = tmp_path / "stonewarmer.toml"
     config.write_text(f'[probe]\nw1_dir = "{w1}"\n[state]\ndir = "{state}"\n')
     system = System(root=root, run=Answers(), clock_state=lambda: 0, import_lgpio=lambda: None)
@@ -91,12 +92,22 @@ def test_a_healthy_pi_passes_every_check(pi):
 
 def test_the_cli_prints_each_problem_with_what_to_do_and_exits_1(pi, capsys):
     _, config, paths = pi
-    (paths["state"] / "web-auth.json").unlink()
+    (web_state_dir(paths["state"]) / "web-auth.json").unlink()
     status = main(["check", "--root", str(paths["root"]), "--config", str(config)])
     out = capsys.readouterr().out
     assert status == 1
     assert "[FAIL] no dashboard password set" in out
     assert "sudo stonewarmer set-password" in out
+
+
+def test_dashboard_files_left_in_the_one_process_layout_say_to_run_the_install(pi):
+    system, config, paths = pi
+    web_dir = web_state_dir(paths["state"])
+    (web_dir / "web-auth.json").rename(paths["state"] / "web-auth.json")  # an upgrade that did not move it
+    found = findings(system, config)["Dashboard"]
+    assert [f.level for f in found] == ["error"]
+    assert f"still in {paths['state']} (web-auth.json)" in found[0].what
+    assert "run `sudo stonewarmer install`" in found[0].what
 
 
 def test_missing_boot_config_lines_say_how_to_add_them(pi):
@@ -309,7 +320,7 @@ def test_a_corrupt_state_file_and_a_missing_state_dir_are_reported(pi, tmp_path)
 
 def test_a_damaged_credentials_file_is_an_error(pi):
     system, config, paths = pi
-    (paths["state"] / "web-auth.json").write_text("{not json")
+    (web_state_dir(paths["state"]) / "web-auth.json").write_text("{not json")
     (finding,) = problems(system, config)
     assert "web-auth.json" in finding.what and finding.todo == HOW_TO_SET
 
@@ -338,3 +349,18 @@ def test_service_state_is_read_from_systemd(enabled, show, level, what, todo):
     found = [f for f in doctor.service_findings(_live(answers)) if f.level != "ok"]
     assert [f.level for f in found][-1] == level
     assert any(f.what.startswith(what) and todo in f.todo for f in found), found
+
+
+def test_check_looks_at_both_units_and_names_the_one_that_is_down():
+    answers = Answers()
+
+    def per_unit(argv):
+        if "is-enabled" in argv and argv[-1] == "stonewarmer-web.service":
+            return subprocess.CompletedProcess(argv, 1, "disabled\n", "")
+        return answers(argv)
+
+    found = doctor.service_findings(_live(per_unit))
+    assert [f.what for f in found if f.level == "ok"][0].startswith("stonewarmer.service running")
+    (web,) = [f for f in found if f.level == "error"]
+    assert web.what == "stonewarmer-web.service is disabled: it will not start at boot"
+    assert web.todo == "sudo systemctl enable --now stonewarmer-web.service"

@@ -77,9 +77,18 @@ class FakeSystem:
         self.live = live
         self.commands: list[list[str]] = []
         self.events: list[str] = []
-        self.state = "inactive"
+        self.states = {name: "inactive" for name in upgrade.UNIT_NAMES}
         self.failing_starts: set[str] = set()
         self.refusing: set[str] = set()
+
+    @property
+    def state(self) -> str:
+        """The control unit's state (the web unit follows it in these tests)."""
+        return self.states[upgrade.UNIT_NAME]
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.states = dict.fromkeys(upgrade.UNIT_NAMES, value)
 
     def in_use(self) -> str:
         venv = self.root / "opt/stonewarmer/venv"
@@ -91,11 +100,16 @@ class FakeSystem:
         code, out = 0, ""
         if name == "useradd":
             with (self.root / "etc" / "passwd").open("a") as f:
-                f.write(f"{argv[-1]}:x:999:999::/var/lib/stonewarmer:/usr/sbin/nologin\n")
+                # Ids of their own as root (files are really given to them); the tester's own otherwise.
+                uid = (998 if argv[-1] == installer.WEB_USER else 999) if os.geteuid() == 0 else os.getuid()
+                gid = uid if os.geteuid() == 0 else os.getgid()
+                f.write(f"{argv[-1]}:x:{uid}:{gid}::/var/lib/stonewarmer:/usr/sbin/nologin\n")
         elif name == "userdel":
             passwd = self.root / "etc" / "passwd"
             passwd.write_text("".join(line + "\n" for line in passwd.read_text().splitlines()
                                       if not line.startswith(argv[-1] + ":")))
+        elif name == "install" and argv[1] == "-d":
+            Path(argv[-1]).mkdir(parents=True, exist_ok=True)
         elif argv[1:3] == ["-m", "venv"]:
             (Path(argv[-1]) / "bin").mkdir(parents=True)
             (Path(argv[-1]) / "bin" / "python").write_text("")
@@ -113,25 +127,28 @@ class FakeSystem:
         return subprocess.CompletedProcess(argv, code, out, "")
 
     def systemctl(self, argv: list[str]) -> tuple[int, str]:
-        wants = self.root / "etc/systemd/system/multi-user.target.wants/stonewarmer.service"
         verb = next(a for a in argv[1:] if not a.startswith("-"))
+        unit = argv[-1]
+        wants = self.root / "etc/systemd/system/multi-user.target.wants" / unit
+        # The events of the control unit, as one service; the web unit's are prefixed "web".
+        web = "web " if unit == upgrade.WEB_UNIT_NAME else ""
         if verb == "enable":
             wants.parent.mkdir(parents=True, exist_ok=True)
-            wants.symlink_to("/etc/systemd/system/stonewarmer.service")
+            wants.symlink_to(f"/etc/systemd/system/{unit}")
         elif verb == "disable":
             wants.unlink()
         elif verb == "is-active":
-            return (0 if self.state == "active" else 3), self.state + "\n"
+            return (0 if self.states[unit] == "active" else 3), self.states[unit] + "\n"
         elif verb == "stop":
-            self.events.append(f"stop ({self.in_use()}): relay off")
-            self.state = "inactive"
+            self.events.append(f"{web}stop ({self.in_use()})" + ("" if web else ": relay off"))
+            self.states[unit] = "inactive"
         elif verb == "start":
             if self.in_use() in self.failing_starts:
-                self.events.append(f"start {self.in_use()}: failed")
-                self.state = "failed"
-                return 1, "Job for stonewarmer.service failed because the control process exited with error code."
-            self.events.append(f"start {self.in_use()}: READY")
-            self.state = "active"
+                self.events.append(f"{web}start {self.in_use()}: failed")
+                self.states[unit] = "failed"
+                return 1, f"Job for {unit} failed because the control process exited with error code."
+            self.events.append(f"{web}start {self.in_use()}: READY")
+            self.states[unit] = "active"
         else:
             self.events.append(verb)
         return 0, ""
@@ -228,8 +245,8 @@ def test_a_second_run_on_a_running_service_does_not_restart_it(root, source):
     lines = install(root, source, system=system)
     assert all(line.startswith("[ok   ]") for line in lines), lines
     assert system.events == []
-    assert [c[1:] for c in system.commands if Path(c[0]).name == "systemctl"][-1] == \
-        ["is-active", "stonewarmer.service"]  # asked, never told
+    assert [c[1:] for c in system.commands if Path(c[0]).name == "systemctl"][-2:] == \
+        [["is-active", "stonewarmer.service"], ["is-active", "stonewarmer-web.service"]]  # asked, never told
 
 
 def running_then_pulled(root: Path, source: Path) -> tuple[FakeSystem, str, str]:
@@ -245,14 +262,18 @@ def running_then_pulled(root: Path, source: Path) -> tuple[FakeSystem, str, str]
 def test_an_upgrade_is_built_beside_then_stops_switches_starts_and_waits_for_ready(root, source):
     system, old, new = running_then_pulled(root, source)
     lines = install(root, source, system=system)
-    assert system.events == [f"stop ({old}): relay off", f"start {new}: READY"]
+    assert system.events == [f"web stop ({old})", f"stop ({old}): relay off", f"start {new}: READY",
+                             f"web start {new}: READY"]
     assert_in_order("\n".join(lines), [
         f"[do   ] new virtual environment /opt/stonewarmer/{new} beside the one in use",
         "[do   ] the new version checks /etc/stonewarmer/stonewarmer.toml",
+        "[do   ] stop stonewarmer-web.service",
         "[do   ] stop stonewarmer.service (its ExecStopPost drives the relay off: heater off)",
         f"[do   ] switch /opt/stonewarmer/venv to {new} (from {old})",
         "[do   ] start stonewarmer.service and wait for READY=1",
+        "[do   ] start stonewarmer-web.service and wait for READY=1",
         "[do   ] stonewarmer.service is running",
+        "[do   ] stonewarmer-web.service is running",
         "[do   ] remove the previous versions in /opt/stonewarmer",
     ])
     assert sorted(p.name for p in (root / "opt/stonewarmer").iterdir()) == ["venv", new]
@@ -271,8 +292,9 @@ def test_an_upgrade_that_does_not_start_switches_back_and_starts_the_previous_ve
     with pytest.raises(installer.InstallError, match=r"start stonewarmer.service .* failed .*undone: stop "
                                                       r"stonewarmer.service; put the previous .* back"):
         execute(install_plan(host, source, configure_boot=False), host, dry_run=False, out=lines.append)
-    assert system.events == [f"stop ({old}): relay off", "daemon-reload", f"start {new}: failed",
-                             f"stop ({new}): relay off", "daemon-reload", f"start {old}: READY"]
+    assert system.events == [f"web stop ({old})", f"stop ({old}): relay off", "daemon-reload",
+                             f"start {new}: failed", f"stop ({new}): relay off", "daemon-reload",
+                             f"start {old}: READY", f"web start {old}: READY"]
     assert system.state == "active" and system.in_use() == old
     assert (root / "etc/systemd/system/stonewarmer.service").read_bytes() == old_unit
     assert f"[undo ] switch /opt/stonewarmer/venv back to {old}" in lines
@@ -325,7 +347,7 @@ def test_boot_config_falls_back_to_boot_config_txt_and_is_untouched_without_the_
 
 def test_uninstall_removes_the_service_and_keeps_config_and_state_unless_purged(root, source):
     install(root, source)
-    (root / "var/lib/stonewarmer").mkdir(parents=True)
+    (root / "var/lib/stonewarmer").mkdir(parents=True, exist_ok=True)
     (root / "var/lib/stonewarmer/state.json").write_text("{}")
     host = Host(root=root, run=FakeSystem(root))
     lines: list[str] = []
@@ -337,7 +359,8 @@ def test_uninstall_removes_the_service_and_keeps_config_and_state_unless_purged(
     assert not (root / "etc/systemd/system.conf.d/zz-stonewarmer-watchdog.conf").exists()
     assert (root / "etc/stonewarmer/stonewarmer.toml").exists()
     assert (root / "var/lib/stonewarmer/state.json").exists()
-    assert host.run.commands == [["systemctl", f"--root={root}", "disable", "stonewarmer.service"]]
+    assert host.run.commands == [["systemctl", f"--root={root}", "disable", "stonewarmer-web.service"],
+                                 ["systemctl", f"--root={root}", "disable", "stonewarmer.service"]]
 
     lines.clear()
     execute(uninstall_plan(host, purge=True), host, dry_run=False, out=lines.append)

@@ -32,11 +32,11 @@ def systemd(tmp_path):
 
 @pytest.fixture
 def warmer(tmp_path, systemd):
-    """Start ``run --simulate`` under a fake systemd; yield (process, state_dir) once READY and heating."""
+    """The control process of ``run --simulate`` under a fake systemd; (process, state_dir) once READY, heating."""
     state_dir = tmp_path / "state"
     env = {**os.environ, "NOTIFY_SOCKET": systemd.address, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(command("run", "--simulate", "--state-dir", str(state_dir), "--host", "127.0.0.1",
-                                    "--port", str(free_port()), "--speed", SPEED),
+    proc = subprocess.Popen(command("run", "--role", "control", "--simulate", "--state-dir", str(state_dir),
+                                    "--speed", SPEED),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         systemd.wait_for("READY")
@@ -173,8 +173,8 @@ def test_a_start_up_that_fails_after_claiming_the_pin_still_shuts_down_with_the_
 def test_an_injected_stall_blocks_the_control_loop_itself_so_the_watchdog_pings_stop(tmp_path, systemd):
     state_dir = tmp_path / "state"
     env = {**os.environ, "NOTIFY_SOCKET": systemd.address, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(command("run", "--simulate", "--state-dir", str(state_dir), "--host", "127.0.0.1",
-                                    "--port", str(free_port()), "--speed", SPEED, "--inject", "stall@40"),
+    proc = subprocess.Popen(command("run", "--role", "control", "--simulate", "--state-dir", str(state_dir),
+                                    "--speed", SPEED, "--inject", "stall@40"),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         systemd.wait_for("READY")

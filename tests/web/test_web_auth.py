@@ -7,7 +7,7 @@ import pytest
 from controller.cli.main import main
 from controller.sim.simulation import parse_injection
 from tests.helpers import WEB_PASSWORD, csrf_token
-from web import create_app
+from web import create_app, web_state_dir
 from web.context import EXTENSION
 from web.credentials import CredentialStore
 from web.signin_limit import SignInLimiter
@@ -174,29 +174,31 @@ def test_acknowledge_without_a_fault_is_409(app):
 def test_set_password_cli_stores_a_slow_hash_not_the_password(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("my warm stones\n"))
     assert main(["set-password", "--stdin", "--state-dir", str(tmp_path)]) == 0
-    text = (tmp_path / "web-auth.json").read_text()
+    web_dir = web_state_dir(tmp_path)  # the web process's own directory
+    text = (web_dir / "web-auth.json").read_text()
     assert "my warm stones" not in text and '"scheme": "argon2id"' in text and "$argon2id$v=19$m=19456,t=2,p=1$" in text
-    assert (tmp_path / "web-auth.json").stat().st_mode & 0o077 == 0  # owner only
-    assert CredentialStore(tmp_path).check_password("my warm stones")
-    assert not CredentialStore(tmp_path).check_password("my warm stone")
+    assert (web_dir / "web-auth.json").stat().st_mode & 0o077 == 0  # owner only
+    assert CredentialStore(web_dir).check_password("my warm stones")
+    assert not CredentialStore(web_dir).check_password("my warm stone")
 
 
 def test_set_password_cli_refuses_a_short_password(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("short\n"))
     assert main(["set-password", "--stdin", "--state-dir", str(tmp_path)]) == 2
     assert "8 to 256 characters" in capsys.readouterr().err
-    assert not CredentialStore(tmp_path).password_set
+    assert not CredentialStore(web_state_dir(tmp_path)).password_set
 
 
 def test_token_cli_prints_a_token_once_and_stores_only_its_hash(tmp_path, capsys):
     assert main(["token", "--name", "ha", "--state-dir", str(tmp_path)]) == 0
     token = capsys.readouterr().out.strip()
-    assert token.startswith("sw_") and token not in (tmp_path / "web-auth.json").read_text()
-    assert CredentialStore(tmp_path).check_token(token) == "ha"
+    web_dir = web_state_dir(tmp_path)
+    assert token.startswith("sw_") and token not in (web_dir / "web-auth.json").read_text()
+    assert CredentialStore(web_dir).check_token(token) == "ha"
     assert main(["token", "--list", "--state-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.split() == ["ha"]
     assert main(["token", "--revoke", "ha", "--state-dir", str(tmp_path)]) == 0
-    assert CredentialStore(tmp_path).check_token(token) is None
+    assert CredentialStore(web_dir).check_token(token) is None
     assert main(["token", "--revoke", "ha", "--state-dir", str(tmp_path)]) == 2
 
 

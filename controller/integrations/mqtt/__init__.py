@@ -14,7 +14,7 @@ confirmed it; ``stonewarmer mqtt-clear`` does the same on the command line.
 from __future__ import annotations
 
 from controller.core import config as cfgmod
-from controller.core.loop import Controller
+from controller.core.interfaces import ControllerView
 from controller.integrations.mqtt.bridge import Bridge
 from controller.integrations.mqtt.clear import Clearer
 from controller.integrations.mqtt.records import load_records
@@ -38,7 +38,7 @@ class MqttRuntime:
                 part.stop()
 
 
-def attach(controller: Controller, cfg: cfgmod.Config) -> MqttRuntime:
+def attach(controller: ControllerView, cfg: cfgmod.Config) -> MqttRuntime:
     """The MQTT side of ``stonewarmer run``.
 
     ``[mqtt] enabled``: a :class:`Bridge` (and a :class:`Clearer` for brokers it

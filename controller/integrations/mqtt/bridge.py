@@ -23,7 +23,8 @@ from typing import Any
 
 from controller.core import config as cfgmod
 from controller.core.clock import MonotonicClock
-from controller.core.loop import CommandError, Controller
+from controller.core.interfaces import ControllerView
+from controller.core.loop import CommandError
 from controller.integrations import ha_discovery as ha
 from controller.integrations.mqtt.client import RECONNECT_MAX_S, RECONNECT_MIN_S, STOP_TIMEOUT_S, make_client
 from controller.integrations.mqtt.records import Broker, Record, load_records, records_dir, save_record
@@ -93,7 +94,7 @@ def parse_mode(payload: bytes) -> str:
 class Bridge:
     """One warmer on one broker. :meth:`start` returns at once; :meth:`stop` says goodbye."""
 
-    def __init__(self, controller: Controller, cfg: cfgmod.Config, *, clock=None) -> None:
+    def __init__(self, controller: ControllerView, cfg: cfgmod.Config, *, clock=None) -> None:
         self.controller = controller
         self.cfg = cfg
         self.clock = clock or MonotonicClock()  # publishing cadence only, not control timing

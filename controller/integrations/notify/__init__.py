@@ -18,7 +18,7 @@ import time
 
 from controller.core import config as cfgmod
 from controller.core.events import Event
-from controller.core.loop import Controller
+from controller.core.interfaces import ControllerView
 from controller.integrations import ha_discovery as ha
 from controller.integrations.notify.messages import wanted
 from controller.integrations.notify.senders import AppriseSender, NtfySender, read_token
@@ -67,7 +67,7 @@ def senders(cfg: cfgmod.Config) -> list[Sender]:
     return found
 
 
-def attach(controller: Controller, cfg: cfgmod.Config) -> Notifications:
+def attach(controller: ControllerView, cfg: cfgmod.Config) -> Notifications:
     """The notification side of ``stonewarmer run``, before anything starts.
 
     Events recorded before this call (the start, a fault latched across the

@@ -1,0 +1,111 @@
+"""The protocol between the control process and the web process, over the control socket.
+
+Newline-delimited JSON frames, each at most :data:`MAX_FRAME_BYTES`. The web process
+opens a session on the control socket (``controller/service/control.py``) with
+
+    {"command": "session", "version": 1}
+
+and the control process answers ``{"hello": "stonewarmer", "version": 1}`` (or an
+``error`` naming the version it speaks, and closes). From then on the control process
+pushes ``{"status": {...}}`` after every tick and ``{"event": {...}}`` for every event
+(the events it holds first), and the web process sends commands
+
+    {"id": 7, "command": "set_setpoint", "value": 40.0, "source": "api"}
+    {"id": 8, "command": "acknowledge_fault", "source": "mqtt"}
+    {"id": 9, "command": "switch_off", "source": "api"}      (and "switch_on")
+
+each answered ``{"id": 7, "result": {...}}`` or ``{"id": 7, "error": "...", "field": ...,
+"allowed": ...}``. This module only parses and checks the frames: the Controller's own
+command methods stay the authority on what a value may be.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+VERSION = 1
+SESSION = "session"            # the control-socket command that opens a session
+MAX_FRAME_BYTES = 4096         # one frame, newline included; a longer one ends the session
+MAX_ID = 2**31 - 1
+#: Who asked, as the event log records it: "api", "mqtt", "web", "token:<name>" (a token's name: 1-40 of
+#: letters, digits, - _ .).
+SOURCE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}(:[\w.-]{1,40})?")
+COMMANDS = ("set_setpoint", "acknowledge_fault", "switch_off", "switch_on")
+#: The fields each command may carry, beyond ``id`` and ``command``.
+FIELDS = {"set_setpoint": {"value", "source"}, "acknowledge_fault": {"source"},
+          "switch_off": {"source"}, "switch_on": {"source"}}
+
+
+class FrameError(ValueError):
+    """A frame that is not a valid command; the message says what is allowed. ``id`` when it had one."""
+
+    def __init__(self, message: str, *, id: int | None = None) -> None:
+        super().__init__(message)
+        self.id = id
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One checked command frame."""
+
+    id: int
+    name: str
+    source: str
+    value: Any = None  # set_setpoint's degC, checked again by Controller.set_setpoint
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """One frame: compact JSON and a newline. NaN and infinities are refused (not JSON)."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
+
+def hello_answer(request: dict[str, Any]) -> dict[str, Any]:
+    """The control process's answer to a session request: the hello, or why not (``error``)."""
+    version = request.get("version")
+    if type(version) is not int or version != VERSION:
+        return {"error": f"protocol version {version!r} is not supported: this controller speaks version {VERSION}",
+                "version": VERSION}
+    return {"hello": "stonewarmer", "version": VERSION}
+
+
+def parse_command(line: bytes) -> Command:
+    """Check one command frame (without its newline); raise :class:`FrameError` naming what is wrong."""
+    if len(line) >= MAX_FRAME_BYTES:
+        raise FrameError(f"frame longer than {MAX_FRAME_BYTES} bytes")
+    try:
+        frame = json.loads(line, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise FrameError('a frame must be one JSON object on one line, e.g. {"id": 1, "command": "switch_off"}') \
+            from None
+    if not isinstance(frame, dict):
+        raise FrameError('a frame must be one JSON object, e.g. {"id": 1, "command": "switch_off"}')
+    frame_id = frame.get("id")
+    if type(frame_id) is not int or not 0 <= frame_id <= MAX_ID:
+        raise FrameError(f"id must be an integer from 0 to {MAX_ID}, got {_short(frame_id)}")
+    name = frame.get("command")
+    if name not in COMMANDS:
+        raise FrameError(f"unknown command {_short(name)}: one of {', '.join(COMMANDS)}", id=frame_id)
+    extra = set(frame) - {"id", "command"} - FIELDS[name]
+    if extra:
+        raise FrameError(f"{name} takes only {', '.join(sorted(FIELDS[name]))}, got {sorted(extra)[:5]}", id=frame_id)
+    source = frame.get("source", "api")
+    if not isinstance(source, str) or not SOURCE_RE.fullmatch(source):
+        raise FrameError(f"source must be a word of lower-case letters, digits, - or _ (and :name), "
+                         f"got {_short(source)}", id=frame_id)
+    value: Any = frame.get("value")
+    if name == "set_setpoint" and (type(value) not in (int, float) or not math.isfinite(float(value))):
+        raise FrameError(f"value must be a number of degC, got {_short(value)}", id=frame_id)
+    return Command(frame_id, name, source, value)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

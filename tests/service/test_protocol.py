@@ -1,0 +1,161 @@
+"""The control process's session protocol: every frame checked, nothing trusted from the web side."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.service import protocol
+from controller.service.control import ControlServer
+from controller.service.session import QUEUE_FRAMES, SessionHub
+from tests.helpers import run_ticks
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=50)
+JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
+NAMES = st.sampled_from([*protocol.COMMANDS, "session", "autotune", "", "SET_SETPOINT"]) | st.text(max_size=20)
+FRAMES = st.fixed_dictionaries({}, optional={"id": JSON_SCALARS, "command": NAMES, "value": JSON_VALUES,
+                                             "source": JSON_SCALARS | st.sampled_from(["api", "mqtt", "web-ui"]),
+                                             "extra": JSON_VALUES})
+
+
+def _state(controller):
+    s = controller.status()
+    return controller.setpoint_c, s.mode, s.fault, len(controller.events)
+
+
+def test_no_frame_crashes_control_or_changes_more_than_a_valid_command_may(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [30.0] * 3)
+    hub = SessionHub(controller)
+    low, high = controller.cfg.control.min_setpoint_c, controller.cfg.control.max_setpoint_c
+
+    @settings(max_examples=400, deadline=None)
+    @given(frame=FRAMES | st.binary(max_size=200).map(lambda b: {"raw": b}))
+    def check(frame):
+        before = _state(controller)
+        line = frame["raw"] if "raw" in frame else json.dumps(frame, allow_nan=True).encode()
+        answer = hub.answer(line)
+        protocol.encode(answer)  # always a sendable frame
+        setpoint, mode, fault, events = _state(controller)
+        assert low <= setpoint <= high
+        if "error" in answer:  # refused: nothing changed
+            assert (setpoint, mode, fault, events) == before
+            return
+        # accepted: only what that command does
+        assert answer["id"] == frame["id"] and frame["command"] in protocol.COMMANDS
+        if frame["command"] == "set_setpoint":
+            assert setpoint == frame["value"]
+        else:
+            assert setpoint == before[0]
+        if frame["command"] in ("switch_off", "switch_on"):
+            assert controller.switched_off is (frame["command"] == "switch_off")
+
+    check()
+    # No frame ticks the loop or touches the relay: the pin never switched on.
+    assert controller.interlock.relay.is_on is False
+
+
+def test_a_valid_setpoint_frame_is_applied_and_answered_with_its_id(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [30.0] * 3)
+    answer = SessionHub(controller).answer(b'{"id": 5, "command": "set_setpoint", "value": 40, "source": "api"}')
+    assert answer == {"id": 5, "result": {"setpoint_c": 40.0}}
+    assert controller.setpoint_c == 40.0
+
+
+def test_a_setpoint_above_the_ceiling_is_refused_by_the_controller_itself(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [30.0] * 3)
+    before = controller.setpoint_c
+    answer = SessionHub(controller).answer(b'{"id": 1, "command": "set_setpoint", "value": 90}')
+    assert answer["id"] == 1 and "outside the allowed range" in answer["error"]
+    assert controller.setpoint_c == before
+
+
+def _session(path, version=protocol.VERSION):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(str(path))
+    sock.sendall(protocol.encode({"command": "session", "version": version}))
+    return sock, sock.makefile("rb")
+
+
+@contextlib.contextmanager
+def served(tmp_path, controller):
+    """``controller``'s sessions on a real control socket, stopped on the way out."""
+    server = ControlServer(tmp_path / "control.sock", SessionHub(controller).commands())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_another_protocol_version_is_refused_with_the_version_this_side_speaks(make_controller, tmp_path):
+    with served(tmp_path, make_controller()) as server:
+        sock, frames = _session(server.path, version=2)
+        answer = json.loads(frames.readline())
+        assert answer["error"].startswith("protocol version 2 is not supported: this controller speaks version 1")
+        assert frames.readline() == b""  # closed
+        sock.close()
+
+
+def test_a_session_gets_the_hello_then_the_controllers_status_and_answers_commands(make_controller, clock, tree,
+                                                                                   tmp_path):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [30.0] * 2)
+    before = controller.status()
+    with served(tmp_path, controller) as server:
+        sock, frames = _session(server.path)
+        assert json.loads(frames.readline()) == {"hello": "stonewarmer", "version": 1}
+        sock.sendall(b'not json\n{"id": 3, "command": "switch_off", "source": "api"}\n')
+        seen = []
+        while not any(f.get("id") == 3 for f in seen) and len(seen) < 20:
+            seen.append(json.loads(frames.readline()))
+        status = next(f["status"] for f in seen if "status" in f)
+        assert status == json.loads(json.dumps(before.to_dict()))  # the controller's own
+        errors = [f for f in seen if f.get("error")]
+        assert errors and errors[0]["id"] is None and "one JSON object" in errors[0]["error"]
+        assert {"id": 3, "result": {"changed": True}} in seen
+        sock.close()
+
+
+def test_a_frame_longer_than_the_bound_ends_that_session_only(make_controller, tmp_path):
+    with served(tmp_path, make_controller()) as server:
+        sock, frames = _session(server.path)
+        frames.readline()
+        sock.sendall(b"x" * protocol.MAX_FRAME_BYTES)  # no newline within the bound
+        rest = [json.loads(line) for line in frames.readlines()]
+        assert rest[-1] == {"id": None, "error": f"frame longer than {protocol.MAX_FRAME_BYTES} bytes: session ended"}
+        other, other_frames = _session(server.path)  # the server still serves others
+        assert json.loads(other_frames.readline())["hello"] == "stonewarmer"
+        sock.close()
+        other.close()
+
+
+def test_a_client_that_never_reads_is_dropped_and_never_holds_up_a_tick(make_controller, clock, tree, tmp_path):
+    controller = make_controller()
+    with served(tmp_path, controller) as server:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.connect(str(server.path))
+        sock.sendall(protocol.encode({"command": "session", "version": 1}))
+        time.sleep(0.2)  # the session is registered (real threads)
+        slowest_s = 0.0
+        for _ in range(QUEUE_FRAMES * 20):  # far more statuses than fit in the socket and the queue
+            started = time.perf_counter()
+            run_ticks(controller, clock, tree, [30.0])
+            slowest_s = max(slowest_s, time.perf_counter() - started)
+        assert slowest_s < 0.05  # a tick never waits for the client
+        sock.settimeout(5)
+        received = b""
+        while chunk := sock.recv(65536):  # the server closed the connection: dropped
+            received += chunk
+        assert len(received) < QUEUE_FRAMES * 20 * 200
+        sock.close()

@@ -1,0 +1,87 @@
+"""The web process's controller: the dashboard's API on a RemoteController, against a real control socket."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.core import config as cfgmod
+from controller.core.interfaces import ControllerView
+from controller.core.loop import CommandError
+from controller.qa.processes import wait_until
+from controller.service.control import ControlServer
+from controller.service.remote import NOT_RUNNING, RemoteController
+from controller.service.session import SessionHub
+from tests.helpers import AuthActions, run_ticks
+
+
+@pytest.fixture
+def linked(make_controller, clock, tree, tmp_path):
+    """A controller behind a control socket, and a RemoteController connected to it."""
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [30.0] * 2)
+    server = ControlServer(tmp_path / "control.sock", SessionHub(controller).commands())
+    server.start()
+    remote = RemoteController(server.path, controller.cfg)
+    remote.start()
+    wait_until(lambda: remote.connected, timeout_s=5, what="the session")
+    yield controller, remote, server
+    remote.stop()
+    server.stop()
+
+
+def test_both_controllers_have_what_the_web_needs(linked):
+    controller, remote, _ = linked
+    assert isinstance(controller, ControllerView) and isinstance(remote, ControllerView)
+
+
+def test_a_status_and_an_event_reach_the_web_side_as_the_controller_made_them(linked, clock, tree):
+    controller, remote, _ = linked
+    run_ticks(controller, clock, tree, [31.5])
+    wait_until(lambda: remote.status().tick == controller.status().tick, timeout_s=5, what="the tick")
+    assert remote.status() == controller.status()
+    assert [e.to_dict() for e in remote.events.since(0)] == [e.to_dict() for e in controller.events.since(0)]
+
+
+def test_commands_go_through_the_controllers_own_validation(linked):
+    controller, remote, _ = linked
+    assert remote.set_setpoint(41.5, source="api") == 41.5 == controller.setpoint_c
+    with pytest.raises(CommandError, match="outside the allowed range") as refused:
+        remote.set_setpoint(80, source="api")
+    assert refused.value.field == "setpoint_c"
+    assert controller.setpoint_c == 41.5
+    assert remote.switch_off(source="mqtt") is True and controller.switched_off
+    assert remote.switch_off(source="mqtt") is False
+
+
+def test_an_off_from_the_web_process_opens_the_relay_at_the_next_tick_and_on_heats_again(linked, clock, tree, pins):
+    controller, remote, _ = linked
+    run_ticks(controller, clock, tree, [30.0] * 10)              # cold bath: the relay is on
+    pin = pins.pin(17)
+    assert pin.state
+    assert remote.switch_off(source="mqtt") is True              # Home Assistant's mode "off", as MQTT sends it
+    switched_off_s = clock.monotonic()
+    run_ticks(controller, clock, tree, [30.0] * 30)
+    assert pin.changes[-1] == (switched_off_s + 1.0, False)      # the first tick after the command, and never on again
+    wait_until(lambda: remote.status().mode == "off", timeout_s=5, what="the off status")
+    assert remote.switch_on(source="mqtt") is True
+    assert run_ticks(controller, clock, tree, [30.0] * 15)[-1].relay_on and pin.state
+
+
+def test_with_the_control_process_gone_the_api_says_so_and_changes_nothing(linked, tmp_path):
+    from web import create_app
+
+    controller, remote, server = linked
+    cfg = cfgmod.replace(controller.cfg, "state", dir=str(tmp_path / "web"))
+    app = create_app(remote, cfg)
+    client = app.test_client()
+    auth = AuthActions(app, client)
+    auth.set_password()
+    assert auth.login().status_code == 200
+    server.stop()  # the control process dies
+    wait_until(lambda: not remote.connected, timeout_s=5, what="the session to end")
+    assert client.get("/healthz").status_code == 503
+    assert client.get("/api/status").get_json()["detail"]["controller"] == NOT_RUNNING
+    answer = client.post("/api/setpoint", json={"setpoint_c": 45.0}, headers=auth.headers)
+    assert answer.status_code == 503
+    assert "controller is not running" in answer.get_json()["error"]
+    assert controller.setpoint_c != 45.0
