@@ -12,8 +12,10 @@ rules stricter, never looser (docs/safety.md, "Probe calibration").
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from controller.core.probe import Reading
+if TYPE_CHECKING:  # the config imports this module: it must load without w1thermsensor (the installer)
+    from controller.core.probe import Reading
 
 #: The largest correction allowed either way (degC).
 MAX_OFFSET_C = 3.0
