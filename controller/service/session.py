@@ -189,8 +189,8 @@ class SessionHub:
         if name == "set_auto_off_h":
             return {"auto_off_h": c.set_auto_off_h(value, source=source)}
         if name in ("set_probe_offset", "calibrate"):
-            run = c.set_probe_offset if name == "set_probe_offset" else c.calibrate
-            return {"probe_offset_c": run(value, source=source)}
+            correct = c.set_probe_offset if name == "set_probe_offset" else c.calibrate
+            return {"probe_offset_c": correct(value, source=source)}
         return {"setpoint_c": c.set_setpoint(value, source=source)}
 
 
