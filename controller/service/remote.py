@@ -128,6 +128,10 @@ class RemoteController:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` (real seconds) for the session's first status; return whether it came."""
+        return self._connected.wait(timeout_s)
+
     def add_listener(self, listener: Callable[[Status], None]) -> None:
         self._listeners.append(listener)
 
