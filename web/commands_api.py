@@ -8,6 +8,9 @@ refused command changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from flask import Blueprint, jsonify
 
 from controller.core.interfaces import UNAVAILABLE_FIELD
@@ -19,6 +22,7 @@ from web.context import ctx
 from web.errors import ApiError, finite_number, json_body
 
 bp = Blueprint("commands", __name__)
+T = TypeVar("T")
 
 MODES = ("off", "heat")
 #: Refusals that are about now, not about the value: 409 (the error says what to wait for).
@@ -31,6 +35,14 @@ def refused(exc: CommandError) -> ApiError:
     return ApiError(status, str(exc), field=exc.field, allowed=exc.allowed)
 
 
+def run(command: Callable[[], T]) -> T:
+    """``command()``'s result; its refusal as the API's answer (:func:`refused`)."""
+    try:
+        return command()
+    except CommandError as exc:
+        raise refused(exc) from None
+
+
 @bp.post("/api/mode")
 @change_required
 def set_mode(*, source: str):
@@ -40,10 +52,7 @@ def set_mode(*, source: str):
         raise ApiError(422, f"mode {mode!r:.40} is not allowed: must be \"off\" or \"heat\"", field="mode",
                        allowed=list(MODES))
     controller = ctx().controller
-    try:
-        controller.switch_off(source=source) if mode == "off" else controller.switch_on(source=source)
-    except CommandError as exc:
-        raise refused(exc) from None
+    run(lambda: controller.switch_off(source=source) if mode == "off" else controller.switch_on(source=source))
     return jsonify({"mode": mode, "status": status_payload(controller)})
 
 
@@ -53,10 +62,7 @@ def apply_preset(*, source: str):
     controller = ctx().controller
     names = [p["name"] for p in controller.status().presets]
     data = json_body(allowed_fields=("name",), required={"name": names})
-    try:
-        setpoint_c = controller.apply_preset(data["name"], source=source)
-    except CommandError as exc:
-        raise refused(exc) from None
+    setpoint_c = run(lambda: controller.apply_preset(data["name"], source=source))
     return jsonify({"setpoint_c": setpoint_c, "status": status_payload(controller)})
 
 
@@ -65,10 +71,7 @@ def apply_preset(*, source: str):
 def extend_auto_off(*, source: str):
     json_body(allowed_fields=(), empty_ok=True)
     controller = ctx().controller
-    try:
-        auto_off_at = controller.extend(source=source)
-    except CommandError as exc:
-        raise refused(exc) from None
+    auto_off_at = run(lambda: controller.extend(source=source))
     return jsonify({"auto_off_at": auto_off_at, "status": status_payload(controller)})
 
 
@@ -82,9 +85,6 @@ def calibrate(*, source: str):
     (key,) = data
     value = finite_number(data, key, {"unit": "degC"})
     controller = ctx().controller
-    try:
-        offset_c = controller.calibrate(value, source=source) if key == "thermometer_c" \
-            else controller.set_probe_offset(value, source=source)
-    except CommandError as exc:
-        raise refused(exc) from None
+    offset_c = run(lambda: controller.calibrate(value, source=source) if key == "thermometer_c"
+                   else controller.set_probe_offset(value, source=source))
     return jsonify({"probe_offset_c": offset_c, "status": status_payload(controller)})

@@ -17,11 +17,10 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from controller.core.loop import CommandError
 from controller.core.settings import KEYS
 from controller.integrations.notify.setting import checked_url
 from web.auth import change_required, owner_required
-from web.commands_api import refused
+from web.commands_api import run
 from web.context import ctx
 from web.errors import ApiError, json_body
 
@@ -33,10 +32,7 @@ EXPORT_NAME = "stonewarmer-settings.json"
 
 def _document() -> dict[str, Any]:
     c = ctx()
-    try:
-        doc = c.controller.settings()
-    except CommandError as exc:
-        raise refused(exc) from None
+    doc = run(c.controller.settings)
     return {**doc, "notify": {"ntfy_url": c.ntfy.url or None}}
 
 
@@ -79,10 +75,7 @@ def _replace(source: str):
         raise ApiError(422, str(exc), field="notify.ntfy_url",
                        allowed="an http:// or https:// address ending in the topic, without a user or password, "
                                "or null") from None
-    try:
-        c.controller.apply_settings(data, source=source)
-    except CommandError as exc:
-        raise refused(exc) from None
+    run(lambda: c.controller.apply_settings(data, source=source))
     try:
         c.ntfy.set(notify["ntfy_url"])
     except OSError as exc:
