@@ -111,3 +111,11 @@ class ControllerView(Protocol):
     def switch_on(self, *, source: str = "api") -> bool:
         """Heat again after :meth:`switch_off`; return whether anything changed."""
         ...
+
+    def apply_preset(self, name: Any, *, source: str = "api") -> float:
+        """Set the setpoint of the preset called ``name``; return it (degC)."""
+        ...
+
+    def extend(self, *, source: str = "api") -> float | None:
+        """Push auto-off back ``auto_off_h`` hours from now; return when it will switch off (wall s)."""
+        ...
