@@ -333,7 +333,8 @@ def test_the_device_page_renders_in_the_home_assistant_frontend(stack):
             page.route(lambda url: not url.startswith(hass.base), lambda route: route.abort())
             page.goto(f"{hass.base}/config/devices/device/{device_id}", timeout=60_000)
             page.get_by_text("Acknowledge fault").first.wait_for(timeout=60_000)
-            for name in ("Last command", "Time to ready", "Probe errors", "Visit"):
+            for name in ("Last command", "Time to ready", "Keep it on", "Auto-off at", "Next start", "Probe errors",
+                         "Visit"):
                 page.get_by_text(name).first.wait_for(timeout=10_000)
             page.wait_for_timeout(1500)  # let the cards finish drawing for the picture
             page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -248,53 +248,52 @@ def test_a_mode_home_assistant_does_not_offer_is_refused_and_changes_nothing(war
     assert len(sim.controller.events) == events_before
 
 
-def test_acknowledge_clears_a_latched_fault(tmp_path, broker, results):
-    # The probe file is empty for 20 s (the kernel gave up): a sensor fault latches.
+@pytest.fixture
+def faulting_warmer(tmp_path, broker):
+    """A simulated warmer with its bridge connected whose probe file is empty from 5 s for 20 s (the
+    kernel gave up): a sensor fault latches."""
     with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim",
-                     injections=[parse_injection("empty@5:20")]) as sim:
+                    injections=[parse_injection("empty@5:20")]) as sim:
         bridge = Bridge(sim.controller, sim.cfg)
         bridge.start()
         try:
             assert bridge.connected.wait(10)
-            sim.run(40)
-            assert sim.controller.status().fault == "sensor"
-            assert not sim.relay_pin_on()  # the interlock switched the heater off
-            fault_state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["fault"] == "sensor",
-                                           what="the fault in the state").json()
-            assert fault_state["mode"] == "fault" and fault_state["action"] == "off"
-            answer = command(broker, results, "acknowledge", "acknowledge")
-            assert answer == {"event_type": "accepted", "command": "acknowledge", "ok": True, "fault": "sensor",
-                              "payload": "acknowledge"}
-            assert sim.controller.status().fault is None
+            yield sim
         finally:
             bridge.stop()
-            sim.close()
+
+
+def test_acknowledge_clears_a_latched_fault(faulting_warmer, broker, results):
+    sim = faulting_warmer
+    sim.run(40)
+    assert sim.controller.status().fault == "sensor"
+    assert not sim.relay_pin_on()  # the interlock switched the heater off
+    fault_state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["fault"] == "sensor",
+                                   what="the fault in the state").json()
+    assert fault_state["mode"] == "fault" and fault_state["action"] == "off"
+    answer = command(broker, results, "acknowledge", "acknowledge")
+    assert answer == {"event_type": "accepted", "command": "acknowledge", "ok": True, "fault": "sensor",
+                      "payload": "acknowledge"}
+    assert sim.controller.status().fault is None
 
 
 def test_a_fault_latched_while_switched_off_shows_off_and_heat_shows_heat_with_the_fault_still_latched(
-        tmp_path, broker, results):
-    with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim",
-                     injections=[parse_injection("empty@5:20")]) as sim:
-        bridge = Bridge(sim.controller, sim.cfg)
-        bridge.start()
-        try:
-            assert bridge.connected.wait(10)
-            sim.run(2)
-            assert command(broker, results, "mode", "off")["ok"] is True
-            sim.run(40)
-            assert (sim.controller.status().fault, sim.controller.status().mode) == ("sensor", "fault")
-            state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["fault"] == "sensor",
-                                     what="the fault in the state").json()
-            assert (state["hvac_mode"], state["action"], state["switched_off"]) == ("off", "off", True)
-            after = results.count()
-            assert command(broker, results, "mode", "heat")["changed"] is True
-            sim.run(1)
-            state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["hvac_mode"] == "heat",
-                                     after=after, what="heat in the state").json()
-            assert (state["fault"], state["action"]) == ("sensor", "off")  # on, but held off by the fault
-            assert not sim.relay_pin_on()
-        finally:
-            bridge.stop()
+        faulting_warmer, broker, results):
+    sim = faulting_warmer
+    sim.run(2)
+    assert command(broker, results, "mode", "off")["ok"] is True
+    sim.run(40)
+    assert (sim.controller.status().fault, sim.controller.status().mode) == ("sensor", "fault")
+    state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["fault"] == "sensor",
+                             what="the fault in the state").json()
+    assert (state["hvac_mode"], state["action"], state["switched_off"]) == ("off", "off", True)
+    after = results.count()
+    assert command(broker, results, "mode", "heat")["changed"] is True
+    sim.run(1)
+    state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["hvac_mode"] == "heat",
+                             after=after, what="heat in the state").json()
+    assert (state["fault"], state["action"]) == ("sensor", "off")  # on, but held off by the fault
+    assert not sim.relay_pin_on()
 
 
 # -- presets and auto-off -------------------------------------------------------------------------
