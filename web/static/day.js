@@ -73,7 +73,7 @@ window.StoneDay = (function () {
     } else if (!s.clock_synced && scheduled(settings)) {
       lines.push("The clock is not set: the schedule waits.");
     }
-    return lines.join(" ");
+    return lines.join("\n");
   }
 
   function renderPresets(s, enabled) {
