@@ -37,6 +37,10 @@ class Calibration:
         """The reading the interlock judges: the hotter of the raw and the corrected one."""
         return self.corrected(reading) if self.offset_c > 0 else reading
 
+    def raw_from_judged_c(self, judged_c: float | None) -> float | None:
+        """The raw temperature (degC) from the interlock's judged one (None stays None)."""
+        return None if judged_c is None else judged_c - max(0.0, self.offset_c)
+
     def from_judged_c(self, judged_c: float | None) -> float | None:
         """The corrected temperature (degC) from the interlock's judged one (None stays None)."""
         return None if judged_c is None else judged_c + min(0.0, self.offset_c)

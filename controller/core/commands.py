@@ -119,16 +119,19 @@ class PersonCommands:
                                field="preset", allowed=list(presets.names))
         return self.set_setpoint(celsius, source=f"{source} (preset {name})")
 
-    def extend(self, *, source: str = "api") -> float | None:
+    def extend(self, *, source: str = "api") -> float:
         """Push auto-off back: ``auto_off_h`` hours from now. Returns when it will switch off now
-        (wall s; None: switched off, or auto-off is 0 = never)."""
+        (wall s). Refused (field ``auto_off``) when there is nothing to push back: switched off,
+        or auto-off is 0 = never."""
         with self._lock:
+            if self.planner.auto_off_at_s(self.switched_off) is None:
+                raise CommandError("there is no auto-off to push back: " + ("the warmer is switched off"
+                                   if self.switched_off else "[schedule] auto_off_h is 0 (never)"), field="auto_off")
             now = self.clock.monotonic()
             self.planner.person_acted(now)
-            off_at = self._auto_off_wall_s(now)
+            off_at = self.clock.wall() + self.planner.schedule.auto_off_h * 3600.0  # counted afresh from now
             self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(), kind=ev.EventKind.NOTICE,
-                               source=source, message="auto-off pushed back"
-                               + (f" by {self.planner.schedule.auto_off_h:g} h" if off_at is not None else ""))
+                               source=source, message=f"auto-off pushed back by {self.planner.schedule.auto_off_h:g} h")
             self._status = self._snapshot(now)
         return off_at
 
@@ -210,9 +213,11 @@ class PersonCommands:
 
     def day_status(self) -> dict[str, Any]:
         """The status fields of a person's day (keyword arguments of :class:`Status`)."""
+        now = self.clock.monotonic()
         return {"switched_off": self.switched_off,
                 "probe_offset_c": self.calibration.offset_c,
+                "raw_temperature_c": self.calibration.raw_from_judged_c(self.interlock.primary.fresh_c(now)),
                 "presets": [{"name": name, "setpoint_c": celsius} for name, celsius in self.cfg.presets.items],
-                "auto_off_at": self._auto_off_wall_s(self.clock.monotonic()),
+                "auto_off_at": self._auto_off_wall_s(now),
                 "next_start": self.planner.next_start_wall_s,
                 "clock_synced": self.planner.synced}

@@ -308,11 +308,8 @@ def _check_relations(cfg: Config) -> None:
                           "set [mqtt] username too")
     if m.ca_file and not m.tls:
         raise ConfigError(f"[mqtt] ca_file = {m.ca_file!r} is not allowed with tls = false: set tls = true")
-    for name, celsius in cfg.presets.items:
-        if not c.min_setpoint_c <= celsius <= c.max_setpoint_c:
-            raise ConfigError(f"[presets] {name} = {celsius:g} is not allowed: must be between "
-                              f"min_setpoint_c = {c.min_setpoint_c:g} and max_setpoint_c = {c.max_setpoint_c:g} degC")
     try:
+        cfg.presets.check_range(c.min_setpoint_c, c.max_setpoint_c)
         cfg.schedule.check_presets(cfg.presets.names)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

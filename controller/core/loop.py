@@ -39,6 +39,7 @@ from controller.core.pid import PID, Gains
 from controller.core.readiness import Readiness
 from controller.core.relay import Relay, TimeProportioner
 from controller.core.safety import Interlock
+from controller.core.settings import SettingsCommands
 from controller.core.state import StateStore
 from controller.core.status import Status
 
@@ -48,7 +49,7 @@ TICK_S = 1.0            # control period
 SETPOINT_SETTLE_TIMES = 3.0  # no integration for this many closed-loop times after a setpoint change
 
 
-class Controller(PersonCommands):
+class Controller(PersonCommands, SettingsCommands):
     """The warmer. Built by :func:`controller.service.supervisor.build` for the service, directly in tests."""
 
     def __init__(self, cfg: Config, *, clock: Clock, primary: ProbeSource, secondary: ProbeSource | None = None,
@@ -73,6 +74,7 @@ class Controller(PersonCommands):
         self._duty_override: Callable[[float, float, float], float] | None = None
 
         saved, fault, self.state_problem = persistence.restore(self.store, cfg, clock)
+        self._start_settings(saved.get("settings", {}))  # presets and probe offset set from the phone win
         self.setpoint_c: float = saved.get("setpoint_c", cfg.control.setpoint_c)
         # Switched off by a person: the PID proposes nothing, so the interlock holds the relay
         # off while every rule keeps watching. Kept across restarts and power cuts.
@@ -133,6 +135,7 @@ class Controller(PersonCommands):
             "setpoint_c": self.setpoint_c,
             "switched_off": self.switched_off,
             "planner": self.planner.to_state(),
+            "settings": self.settings_state(),
             "gains": None if self._model_gains else
             {"kp": self.pid.gains.kp, "ki": self.pid.gains.ki, "kd": self.pid.gains.kd},
             "bath": self.bath.to_dict(),

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.core import config as cfgmod
+from controller.core import settings
 from controller.core.bath_model import BathModel
 from controller.core.config import Config
 from controller.core.faults import Fault, FaultKind
@@ -76,6 +77,8 @@ def restore(store: StateStore, cfg: Config, clock: Clock) -> tuple[dict[str, Any
         problems.append(f"saved switched_off {switched_off!r} is not true/false; staying off")
     restored["planner"], planner_problems = Planner.restore(data.get("planner"))
     problems += planner_problems
+    restored["settings"], settings_problems = settings.restore(data.get("settings"), cfg)
+    problems += settings_problems
     fault = _restore_fault(data.get("fault"), clock)
     problem: str | None = None
     if problems:

@@ -36,6 +36,33 @@ class Presets:
         """The same presets brought within ``low_c..high_c`` (degC)."""
         return Presets(tuple((name, min(high_c, max(low_c, celsius))) for name, celsius in self.items))
 
+    def check_range(self, low_c: float, high_c: float) -> None:
+        """Raise ValueError naming the first preset outside ``low_c..high_c`` (degC: min..max setpoint)."""
+        for name, celsius in self.items:
+            if not low_c <= celsius <= high_c:
+                raise ValueError(f"[presets] {name} = {celsius:g} is not allowed: must be between "
+                                 f"min_setpoint_c = {low_c:g} and max_setpoint_c = {high_c:g} degC")
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """As the settings document has them: ``[{"name": ..., "setpoint_c": ...}, ...]``."""
+        return [{"name": name, "setpoint_c": celsius} for name, celsius in self.items]
+
+    @classmethod
+    def from_list(cls, items: Any) -> Presets:
+        """Validate the settings document's list of ``{"name", "setpoint_c"}``; raise ValueError."""
+        example = '[{"name": "Body", "setpoint_c": 52}]'
+        if not isinstance(items, list):
+            raise ValueError(f"presets = {items!r:.60} is not allowed: must be a list such as {example}")
+        table: dict[str, Any] = {}
+        for item in items:
+            if not isinstance(item, dict) or set(item) != {"name", "setpoint_c"} or not isinstance(item["name"], str):
+                raise ValueError(f"preset {item!r:.60} is not allowed: each must be an object with exactly a "
+                                 f'"name" and a "setpoint_c", e.g. {example}')
+            if item["name"] in table:
+                raise ValueError(f"preset {item['name']!r} is given twice: each name is allowed once")
+            table[item["name"]] = item["setpoint_c"]
+        return cls.from_table(table)
+
     def to_table(self) -> dict[str, float]:
         """As the ``[presets]`` table of the config file."""
         return dict(self.items)
