@@ -108,6 +108,30 @@ def page(browser, warmer):
     page.context.close()
 
 
+#: Every control of the day card and the settings sheet narrower or lower than 44 px, and a page wider than the phone.
+SMALL_TARGETS = """() => {
+  const shown = (e) => e.getClientRects().length > 0 && !e.classList.contains("visually-hidden");
+  const small = [...document.querySelectorAll(".day button, #settings button, #settings input, #settings select, "
+    + "#settings .button")].filter(shown).map((e) => [e.id || e.textContent, e.getBoundingClientRect()])
+    .filter(([, r]) => r.width < 44 || r.height < 44).map(([name]) => name);
+  return { small, overflow: document.documentElement.scrollWidth > window.innerWidth };
+}"""
+
+
+def test_the_day_controls_fit_a_360_px_phone_with_44_px_targets(warmer, browser):
+    from playwright.sync_api import expect
+
+    page = browser.page(phone="360x740")
+    page.goto(warmer.url + "/")
+    sign_in(page)
+    expect(page.locator("#presets button")).to_have_count(3)
+    assert page.evaluate(SMALL_TARGETS) == {"small": [], "overflow": False}
+    page.click("#open-settings")
+    expect(page.locator("#ready-sun")).to_be_visible()
+    assert page.evaluate(SMALL_TARGETS) == {"small": [], "overflow": False}
+    page.context.close()
+
+
 def test_a_preset_is_one_tap_and_a_refused_one_is_said_in_words(warmer, page):
     from playwright.sync_api import expect
 
