@@ -8,9 +8,14 @@ window.StoneDay = (function () {
   const WARNING_S = 900;  // the warmer warns this long before auto-off (controller/core/planner.py)
   const DAY_KEYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];  // Date.getDay() order
   const $ = (id) => document.getElementById(id);
-  let page = null;        // what the page lends: api, hhmm, num, fmtSp, words, onStatus, render, loadSession
+  let page = null;        // what the page lends: api, hhmm, num, fmtSp, words, onStatus, render, loadSession, status
   let shownPresets = "";  // the preset buttons drawn, to redraw only when they change
   let busy = false;
+
+  /* Text that only changes when it differs: a live region re-reads whatever is set, even the same words. */
+  function put(id, text) {
+    if ($(id).textContent !== text) $(id).textContent = text;
+  }
 
   /* The wall time (s) of "HH:MM" on the day of `wallS`, `days` days later. */
   function at(wallS, hhmmText, days) {
@@ -103,18 +108,17 @@ window.StoneDay = (function () {
   function render(s, ok, events, canChange, settings) {
     const enabled = ok && canChange && !busy;
     const power = $("power");
-    power.textContent = s.switched_off ? "Switch on" : "Switch off";
+    put("power", s.switched_off ? "Switch on" : "Switch off");
     power.classList.toggle("off", !!s.switched_off);
     power.disabled = !enabled;
     renderPresets(s, enabled);
-    $("day-note").textContent = ok ? note(s, settings, events) : "";
+    put("day-note", ok ? note(s, settings, events) : "");
     const left = s.auto_off_at === null || s.auto_off_at === undefined ? null : s.auto_off_at - s.wall_time_s;
     const warn = ok && !s.switched_off && left !== null && left <= WARNING_S;
     $("auto-off-warning").hidden = !warn;
     if (warn) {
-      $("auto-off-headline").textContent = `Switches itself off at ${page.hhmm(s.auto_off_at)}`;
-      $("auto-off-text").textContent = canChange ? "No one has touched the warmer for a long time."
-        : "No one has touched the warmer for a long time. Sign in to keep it on.";
+      put("auto-off-headline", `Switches itself off at ${page.hhmm(s.auto_off_at)}`);
+      put("auto-off-text", "No one has touched the warmer for a long time." + (canChange ? "" : " Sign in to keep it on."));
       $("keep-on").hidden = !canChange;
       $("keep-on").disabled = busy;
     }
@@ -129,7 +133,7 @@ window.StoneDay = (function () {
       page.onStatus(r.status);
       $("day-msg").textContent = done(r);
     } catch (e) {
-      $("day-msg").textContent = "Not changed: " + page.words(e.message) + ".";
+      $("day-msg").textContent = "Not changed: " + page.words(e.message).replace(/\.$/, "") + ".";
       if (e.status === 401 || e.status === 403) page.loadSession();
     } finally {
       busy = false;
@@ -138,7 +142,7 @@ window.StoneDay = (function () {
   }
 
   function switchPower() {
-    const off = $("power").textContent === "Switch off";
+    const off = !page.status().switched_off;
     command("/api/mode", { mode: off ? "off" : "heat" }, (r) => (r.mode === "off"
       ? "Switched off: the heater stays off until switched on." : "Switched on."));
   }

@@ -12,8 +12,8 @@ window.StoneSettings = (function () {
   let page = null;      // what the page lends: api, fmt, toUnit, fromUnit, unit, words, onStatus, status
   let current = null;   // the settings document as the warmer last answered it
 
-  function say(id, text) { $(id).textContent = text; }
-  const refused = (e) => page.words(e.message) + ".";
+  function say(id, text) { if ($(id).textContent !== text) $(id).textContent = text; }
+  const refused = (e) => page.words(e.message).replace(/\.$/, "") + ".";  // the warmer's reason, as one sentence
 
   // -- the form from a document, and a document from the form ----------------------------------
   function input(type, id, label, value) {
