@@ -43,7 +43,9 @@ def _call(warmer, method: str, path: str, body=None, *, token: str = "owner") ->
 
 
 def _history(warmer, since_s: float) -> dict:
-    return _call(warmer, "GET", f"/api/history?since={since_s:.3f}&resolution=1s")["series"]
+    """The 1 s history from ``since_s`` to the warmer's latest tick (its simulated wall clock runs ahead)."""
+    until_s = warmer.status()["wall_time_s"]
+    return _call(warmer, "GET", f"/api/history?since={since_s:.3f}&until={until_s:.3f}&resolution=1s")["series"]
 
 
 def test_switch_off_holds_the_relay_off_across_a_restart_and_switch_on_heats_again(tmp_path, browser):
@@ -205,7 +207,7 @@ def test_a_planned_start_is_said_with_the_ready_by_time(warmer, page):
         status = route.fetch().json()
         route.fulfill(json={**status, "clock_synced": True, "next_start": start.timestamp()})
 
-    page.route("**/api/stream", lambda route: route.abort())  # the page polls /api/status instead
+    page.route("**/api/stream", lambda route: route.fulfill(status=503))  # the page polls /api/status instead
     page.route("**/api/status", planned)
     page.reload()
     expect(page.locator("#day-note")).to_contain_text("Starts at 07:12 to be ready by 08:00.", timeout=10_000)
