@@ -70,6 +70,16 @@ _STATUS = {
         "detail": {"type": "object"},
         "bath": {"type": "object", "description": "what the warmer learned about its bath: `summary` in words, "
                  "`too_weak` (a sentence, or null), the learned figures and the estimated water"},
+        "switched_off": {"type": "boolean", "description": "switched off by a person (true also under a fault)"},
+        "probe_offset_c": {"type": "number", "description": "[probe] offset_c: temperature_c is the reading plus this"},
+        "presets": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "setpoint_c": {"type": "number"}}}},
+        "auto_off_at": {**_NUMBER_OR_NULL, "description": "when auto-off will switch the warmer off (seconds since "
+                        "the epoch); null: switched off, or [schedule] auto_off_h = 0"},
+        "next_start": {**_NUMBER_OR_NULL, "description": "when the schedule will next switch the warmer on to be "
+                       "ready in time (seconds since the epoch); null: none planned, or the clock is not synchronised"},
+        "clock_synced": {"type": "boolean", "description": "the wall clock is synchronised (NTP): the schedule "
+                         "starts and stops nothing until it is"},
     },
 }
 

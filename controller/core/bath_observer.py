@@ -184,7 +184,8 @@ class Observer:
             if self.departing and not self.suspect:
                 self.suspect, self.suspect_s, self._low_c, self._suspect_heat_c = True, 0.0, reading_c, 0.0
             if self.suspect:
-                self.suspect_s += dt_s
+                if self._suspect_heat_c > 0:  # "not risen with the heat" counts once heat went in: a warmer
+                    self.suspect_s += dt_s    # held off in a cold bath (1/16 degC steps) never confirms it
                 self._low_c = min(self._low_c, reading_c)
                 if not self.departing and reading_c - self._low_c >= CONFIRM_RISE_C:
                     self.suspect, self._suspect_heat_c = False, 0.0  # it rose with the heat: a probe in the water

@@ -27,7 +27,11 @@ class Clock(Protocol):
         ...
 
     def wall(self) -> float:
-        """Seconds since the epoch (display and logs only: it jumps when NTP syncs)."""
+        """Seconds since the epoch (display and logs; the schedule once synced: it jumps when NTP syncs)."""
+        ...
+
+    def wall_synced(self) -> bool:
+        """Whether NTP has set the wall clock (the schedule waits until it has)."""
         ...
 
     def sleep_until(self, deadline_s: float, stop: threading.Event) -> bool:

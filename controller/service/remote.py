@@ -58,6 +58,10 @@ class RemoteClock:
     def wall(self) -> float:
         return time.time()
 
+    def wall_synced(self) -> bool:
+        """What the control process last said (the schedule runs there)."""
+        return self._remote.status().clock_synced
+
     def sleep_until(self, deadline_s: float, stop: threading.Event) -> bool:
         return stop.wait(max(0.0, deadline_s - self.monotonic()))
 

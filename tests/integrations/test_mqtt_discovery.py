@@ -319,7 +319,8 @@ def test_setpoint_object_with_other_keys_is_refused():
 
 def test_the_commented_mqtt_block_in_the_shipped_config_shows_the_real_defaults():
     text = (REPO / "config" / "stonewarmer.toml").read_text()
-    block = text[text.index("# [mqtt]"):]
+    start = text.index("# [mqtt]")
+    block = text[start:text.index("\n[", start)]  # up to the next section that is not commented out
     uncommented = "\n".join(re.sub(r"^# (\[mqtt\]|\w+ = .*)$", r"\1", line) for line in block.splitlines())
     assert cfgmod.from_dict(tomllib.loads(uncommented)).mqtt == cfgmod.MqttConfig()
     assert len(re.findall(r"^# \w+ = ", block, flags=re.MULTILINE)) == len(cfgmod.MqttConfig.__slots__)

@@ -233,6 +233,24 @@ def test_each_event_is_worded_for_the_therapist():
     assert restart.urgent and ADVICE[FaultKind.OVERTEMP] in restart.body
 
 
+
+def test_the_schedule_and_auto_off_are_worded_for_the_therapist():
+    on = message_for(event(EventKind.AUTO_ON, source="schedule",
+                           message="warming to be ready by 08:30, setpoint 52.0 degC"))
+    assert (on.title, on.body) == ("Warming up on schedule",
+                                   "Switched on by the schedule: warming to be ready by 08:30, setpoint 52.0 °C.")
+    off = message_for(event(EventKind.AUTO_OFF, source="auto-off",
+                            message="no one has touched the warmer for 10 h: heater held off"))
+    assert off.body.startswith("Switched off by auto-off: no one has touched the warmer for 10 h")
+    warning = message_for(event(EventKind.AUTO_OFF_WARNING, source="auto-off",
+                                message="the warmer switches itself off in 15 min (10 h without a touch)"))
+    assert warning.priority == Priority.HIGH and "Extend" in warning.body
+    clock = message_for(event(EventKind.CLOCK_UNSYNCED, source="clock", message="the wall clock is not synchronised"))
+    assert clock.title.startswith("Warmer's clock not set") and "network" in clock.body
+    assert all(wanted(event(kind)) for kind in (EventKind.AUTO_ON, EventKind.AUTO_OFF, EventKind.AUTO_OFF_WARNING,
+                                               EventKind.CLOCK_UNSYNCED))
+
+
 def test_only_the_events_worth_a_notification_are_sent():
     assert wanted(event(EventKind.FAULT, fault=FaultKind.SENSOR))
     assert wanted(event(EventKind.START, fault=FaultKind.SENSOR))
