@@ -56,7 +56,9 @@ class RemoteClock:
         return self._remote.control_monotonic()
 
     def wall(self) -> float:
-        return time.time()
+        """The control process's wall clock (its last status plus the time since): the history and the
+        dashboard's "now" must be the warmer's, which a simulation runs faster than this one."""
+        return self._remote.control_wall()
 
     def wall_synced(self) -> bool:
         """What the control process last said (the schedule runs there)."""
@@ -123,6 +125,13 @@ class RemoteController:
         if not self._connected.is_set():
             return self._status.monotonic_s + GONE_AGE_S
         return self._status.monotonic_s + (time.monotonic() - self._received_s)
+
+    def control_wall(self) -> float:
+        """The control clock's wall time now (s since the epoch), from the last status; this process's
+        own clock before the first status and once the control process is gone."""
+        if not self._connected.is_set():
+            return time.time()
+        return self._status.wall_time_s + (time.monotonic() - self._received_s)
 
     @property
     def connected(self) -> bool:

@@ -108,3 +108,16 @@ def test_a_settings_document_too_large_for_a_frame_is_refused_before_sending(lin
     with pytest.raises(CommandError, match="too large"):
         remote.apply_settings({**before, "presets": [{"name": "x" * 40, "setpoint_c": 50.0}] * 100})
     assert remote.connected and remote.settings() == before
+
+
+def test_the_web_side_tells_the_time_by_the_control_clock_not_its_own(linked, clock, tree):
+    """History and the dashboard ask "now" of the web's clock: in a simulation (or on a Pi whose clock
+    the control process sees differently) that must be the control process's wall clock, else
+    ``/api/history?since=<the warmer's time>`` is refused as "until before since"."""
+    import time
+
+    controller, remote, _ = linked
+    run_ticks(controller, clock, tree, [31.0])
+    wait_until(lambda: remote.status().tick == controller.status().tick, timeout_s=5, what="the tick")
+    assert abs(controller.clock.wall() - time.time()) > 3600  # the simulated wall clock is far from this one
+    assert remote.clock.wall() == pytest.approx(controller.clock.wall(), abs=2.0)
