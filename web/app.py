@@ -9,7 +9,8 @@ from flask import Flask
 
 from controller.core.config import Config
 from controller.core.interfaces import ControllerView
-from web import access_api, api, auth, errors, history_api, hosts, metrics, pages, stream
+from controller.integrations.notify.setting import NtfySetting
+from web import access_api, api, auth, commands_api, errors, history_api, hosts, metrics, pages, settings_api, stream
 from web.context import EXTENSION, WebContext
 from web.credentials import CredentialStore
 from web.history import HistoryRecorder
@@ -48,14 +49,15 @@ def create_app(controller: ControllerView, cfg: Config, *, history: HistoryRecor
     app.extensions[EXTENSION] = WebContext(
         controller=controller, cfg=cfg, credentials=credentials, limiter=limiter or SignInLimiter(),
         sessions=sessions or SessionStore(cfg.state.dir, idle_s=cfg.web.session_idle_h * 3600.0),
-        feed=feed, streams=streams, history=history,
+        feed=feed, streams=streams, history=history, ntfy=NtfySetting(cfg),
         history_problem=history_problem if history is None else None,
         heartbeat_s=heartbeat_s, stream_max_s=stream_max_s,
         metrics_registry=metrics.registry_for(controller, streams), status_json=StatusJson(controller),
     )
     errors.register(app)
     auth.configure(app, credentials=credentials)
-    for blueprint in (api.bp, history_api.bp, auth.bp, access_api.bp, stream.bp, metrics.bp, pages.bp):
+    for blueprint in (api.bp, commands_api.bp, settings_api.bp, history_api.bp, auth.bp, access_api.bp, stream.bp,
+                      metrics.bp, pages.bp):
         app.register_blueprint(blueprint)
 
     # In front of Flask: the Host check (web/hosts.py), then the security headers on every answer.

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the blueprints import ctx() from here: their types are for 
 
     from controller.core.config import Config
     from controller.core.interfaces import ControllerView
+    from controller.integrations.notify.setting import NtfySetting
     from web.credentials import CredentialStore
     from web.history import HistoryRecorder
     from web.sessions import SessionStore
@@ -40,6 +41,7 @@ class WebContext:
     history: HistoryRecorder | None  # None when the database is unusable
     metrics_registry: CollectorRegistry  # this app's own Prometheus registry
     status_json: StatusJson          # GET /api/status's body, serialised once per status
+    ntfy: NtfySetting                # the ntfy address set from the phone (notify.json in the web's dir)
     history_problem: str | None = None  # why there is no history, in words
     heartbeat_s: float = 15.0    # idle live-update streams send a ping this often (real seconds)
     stream_max_s: float = 300.0  # a stream ends after this long; the browser reconnects by itself

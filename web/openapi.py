@@ -70,6 +70,17 @@ _STATUS = {
         "detail": {"type": "object"},
         "bath": {"type": "object", "description": "what the warmer learned about its bath: `summary` in words, "
                  "`too_weak` (a sentence, or null), the learned figures and the estimated water"},
+        "switched_off": {"type": "boolean", "description": "switched off by a person (true also under a fault)"},
+        "probe_offset_c": {"type": "number", "description": "[probe] offset_c: temperature_c is the reading plus this"},
+        "raw_temperature_c": {**_NUMBER_OR_NULL, "description": "the probe's own fresh reading, before the offset"},
+        "presets": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "setpoint_c": {"type": "number"}}}},
+        "auto_off_at": {**_NUMBER_OR_NULL, "description": "when auto-off will switch the warmer off (seconds since "
+                        "the epoch); null: switched off, or [schedule] auto_off_h = 0"},
+        "next_start": {**_NUMBER_OR_NULL, "description": "when the schedule will next switch the warmer on to be "
+                       "ready in time (seconds since the epoch); null: none planned, or the clock is not synchronised"},
+        "clock_synced": {"type": "boolean", "description": "the wall clock is synchronised (NTP): the schedule "
+                         "starts and stops nothing until it is"},
     },
 }
 
@@ -91,6 +102,74 @@ _SESSION = {
         "how_to_set_password": {"type": ["string", "null"]}, "problem": {"type": ["string", "null"]},
     },
 }
+
+_HHMM = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
+_SETTINGS = {
+    "type": "object", "required": ["version", "presets", "schedule", "probe_offset_c", "notify"],
+    "additionalProperties": False,
+    "properties": {
+        "version": {"const": 1},
+        "presets": {"type": "array", "maxItems": 12, "items": {
+            "type": "object", "required": ["name", "setpoint_c"], "additionalProperties": False,
+            "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9 _-]{0,23}$"},
+                           "setpoint_c": {"type": "number", "description": "within min_setpoint_c..max_setpoint_c"}}}},
+        "schedule": {"type": "object", "required": ["auto_off_h", "days"], "additionalProperties": False,
+                     "properties": {
+                         "auto_off_h": {"type": "number", "minimum": 0, "maximum": 48, "description": "0: never"},
+                         "days": {"type": "object", "additionalProperties": False, "properties": {
+                             day: {"type": "object", "additionalProperties": False, "properties": {
+                                 "ready_by": _HHMM, "preset": {"type": "string"}, "off_at": _HHMM}}
+                             for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}}},
+        "probe_offset_c": {"type": "number", "minimum": -3, "maximum": 3},
+        "notify": {"type": "object", "required": ["ntfy_url"], "additionalProperties": False,
+                   "properties": {"ntfy_url": {"type": ["string", "null"],
+                                               "description": "https://server/topic, no user or password"}}},
+    },
+}
+
+
+def _command(summary: str, body: dict[str, Any] | None, answer: dict[str, Any], *codes: int) -> dict[str, Any]:
+    """``POST`` of a person's command: a change, answered with what it did and the status."""
+    op: dict[str, Any] = {"summary": summary, "security": _CHANGE_SECURITY, "responses": {
+        "200": _json({"type": "object", "properties": {**answer, "status": {"$ref": "#/components/schemas/Status"}}},
+                     "Done"),
+        **_errors(400, 401, 403, 413, 415, 422, 503, *codes)}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, **body}}}}
+    return {"post": op}
+
+
+def _settings_ops() -> dict[str, Any]:
+    settings = {"$ref": "#/components/schemas/Settings"}
+    replace = {"security": _CHANGE_SECURITY,
+               "requestBody": {"required": True, "content": {"application/json": {"schema": settings}}},
+               "responses": {"200": _json(settings, "In force now"), **_errors(400, 401, 403, 413, 415, 422, 503)}}
+    read = {"security": _READ_SECURITY, "responses": {"200": _json(settings, "In force now"), **_errors(401, 503)}}
+    return {
+        "/api/settings": {
+            "get": {"summary": "The settings: presets, schedule and auto-off, probe offset, ntfy address", **read},
+            "put": {"summary": "Replace all the settings (validated whole: all apply or none)", **replace}},
+        "/api/settings/export": {"get": {"summary": "The settings as a file to keep (stonewarmer-settings.json)",
+                                         **read}},
+        "/api/settings/import": {"post": {"summary": "Restore exported settings (as PUT /api/settings)",
+                                          **replace}},
+        "/api/mode": _command("Switch the warmer off (heater held off, all else goes on) or on (heat)",
+                              {"required": ["mode"], "properties": {"mode": {"enum": ["off", "heat"]}}},
+                              {"mode": {"type": "string"}}),
+        "/api/preset": _command("Apply a preset (its setpoint)",
+                                {"required": ["name"], "properties": {"name": {"type": "string"}}},
+                                {"setpoint_c": {"type": "number"}}),
+        "/api/auto-off/extend": _command("Push auto-off back auto_off_h hours from now (409: nothing to push back)",
+                                         None, {"auto_off_at": {"type": "number"}}, 409),
+        "/api/probe/calibrate": _command(
+            "Correct the probe: to what a thermometer reads now (409: no fresh reading), or an offset directly",
+            {"minProperties": 1, "maxProperties": 1, "properties": {
+                "thermometer_c": {"type": "number", "description": "what a calibrated thermometer in the bath reads"},
+                "probe_offset_c": {"type": "number", "minimum": -3, "maximum": 3}}},
+            {"probe_offset_c": {"type": "number"}}, 409),
+    }
+
 
 _CHANGE_SECURITY: list[dict[str, list[str]]] = [{"session": [], "csrf": []}, {"token": []}]
 _READ_SECURITY: list[dict[str, list[str]]] = [{"session": []}, {"token": []}]
@@ -167,6 +246,7 @@ def spec() -> dict[str, Any]:
                 "Status": _STATUS,
                 "Event": _EVENT,
                 "Session": _SESSION,
+                "Settings": _SETTINGS,
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "string"}, "field": {"type": "string"}, "allowed": {}}},
             },
@@ -251,6 +331,7 @@ def spec() -> dict[str, Any]:
                                     _TOKEN_INFO),
             "/api/tokens/{name}": _delete_op("Revoke an API token", "name", "a name from GET /api/tokens", "revoked",
                                              503),
+            **_settings_ops(),
             "/healthz": {"get": {
                 "summary": "200 while the control loop ticks on time, else 503",
                 "responses": {"200": _json({"type": "object"}, "Ticking on time"),

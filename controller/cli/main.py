@@ -23,6 +23,7 @@ from controller.cli.options import UserError
 COMMAND_MODULES = (
     "controller.cli.run",      # run, simulate, relay-off
     "controller.cli.service",  # check, install, uninstall
+    "controller.cli.day",      # off, on, preset, extend, settings
     "controller.cli.tuning",   # autotune
     "controller.cli.qa",       # bench, soak, bench-web
     "controller.cli.mqtt",     # mqtt-clear

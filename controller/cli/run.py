@@ -60,8 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="inject a fault at S seconds (repeatable); KIND is one of "
                         "unplug, crc, empty, reset85, zero, freeze, jump, stuck-relay, dead-element, lifted, hang")
     p.add_argument("--at", action="append", default=[], metavar="SECONDS:ACTION",
-                   help="what a person does at SECONDS (repeatable): ack (acknowledge the fault) "
-                        "or setpoint=C")
+                   help="what a person does at SECONDS (repeatable): ack (acknowledge the fault), "
+                        "setpoint=C, off (switch the warmer off) or on")
+    p.add_argument("--ready-at", metavar="SECONDS",
+                   help="a \"ready by\" at that simulated time (90, 15m, 2h): the warmer starts switched off "
+                        "and the schedule switches it on")
+    add_state_dir_arg(p, what="keep what was learned of the bath there for the next run; default: a throwaway one")
     p.add_argument("--trace", metavar="FILE.csv", help="write one row per tick")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--seed", type=int, default=1, help="probe-noise seed")
@@ -139,6 +143,7 @@ def _check_plant(spec: str) -> PlantFactory:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from controller.core.events import EventKind
     from controller.sim.simulation import Simulation, parse_action, parse_duration, summarize
 
     cfg = load_config(args, simulate=True)
@@ -160,10 +165,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise UserError(f"--setpoint {args.setpoint:g} is not allowed: must be between "
                             f"{c.min_setpoint_c:g} and {c.max_setpoint_c:g} degC (max_setpoint_c)")
         cfg = cfgmod.replace(cfg, "control", setpoint_c=args.setpoint)
+    ready_at_s = None
+    if args.ready_at is not None:
+        try:
+            ready_at_s = parse_duration(args.ready_at)
+        except ValueError:
+            ready_at_s = math.nan
+        if not 0 < ready_at_s <= duration_s:
+            raise UserError(f"--ready-at {args.ready_at}: must be a time (90, 15m, 2h) more than 0 and at most "
+                            f"--duration ({duration_s:g} s)")
     make_plant = _check_plant(args.plant)
-    cfg = cfgmod.replace(cfg, "state", dir=cfgmod.StateConfig().dir)  # a throwaway state dir
+    if not args.state_dir:
+        cfg = cfgmod.replace(cfg, "state", dir=cfgmod.StateConfig().dir)  # a throwaway state dir
     started = time.perf_counter()
-    sim = Simulation(cfg, make_plant=make_plant, injections=injections, seed=args.seed, actions=actions)
+    sim = Simulation(cfg, make_plant=make_plant, injections=injections, seed=args.seed, actions=actions,
+                     ready_at_s=ready_at_s)
     try:
         sim.run(duration_s)
         summary = summarize(sim)
@@ -172,7 +188,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     summary.wall_s = time.perf_counter() - started
     if args.trace:
         _write_trace(Path(args.trace), sim.trace)
-    done = [{"t_s": t_s, "action": kind, "outcome": outcome} for t_s, kind, outcome in sim.actions_done]
+    automatic = [(e.monotonic_s - sim.t0, str(e.kind), e.message) for e in sim.controller.events.since(0)
+                 if e.kind in (EventKind.AUTO_ON, EventKind.AUTO_OFF)]
+    done = [{"t_s": t_s, "action": kind, "outcome": outcome}
+            for t_s, kind, outcome in sorted(sim.actions_done + automatic)]
     if args.json:
         print(dumps_json({**summary.to_dict(), "actions": done}))
     else:

@@ -23,6 +23,9 @@ LID_OFF_LOSS_FACTOR = 6.0   # ... plus, downward, the bath's losses with the lid
 DRIFT_S = 300.0             # a steady correction becomes a heat flow the model missed (a lid off, a
                             # draught) with this time constant; the next hold window moves it into k
 DRIFT_UP_S = 60.0           # ... and a correction upward (the lid back on) five times as fast: the safe side
+TREND_S = 60.0              # ... which way judged on the correction's mean over this long: a noisy probe's
+                            # readings scatter both ways, and two speeds chosen by each reading would turn
+                            # that scatter into a heat flow (0.2 degC of noise: as much as the losses)
 WATER_FIRST_SHARE = 0.3     # while suspect, the guard adds this share of the heat delivered since: the water
                             # takes it before the stones do (stones are up to 40 % of a bath's capacity)
 CONFIRM_RISE_C = 0.3        # a reading that fell away is believed again once it rises this much with heat
@@ -62,6 +65,7 @@ class Observer:
         self._low_c = 0.0              # the lowest reading since
         self._suspect_heat_c = 0.0     # the heat delivered since (degC of the whole bath)
         self.drift_c_per_s = 0.0       # heat flow the model misses (negative: more losses), degC/s
+        self._trend_c_per_s = 0.0      # the correction's recent mean (degC/s): what the drift learns from
         self.rebase(model, reading_c)
 
     @property
@@ -122,7 +126,7 @@ class Observer:
         ramp ``slope_c_per_s`` over the delay (0: settled), unless ``water_c`` says where it is."""
         self.model = model
         self.suspect, self.suspect_s, self._anchor_c, self._suspect_heat_c = False, 0.0, self.bias_c, 0.0
-        self.drift_c_per_s = 0.0
+        self.drift_c_per_s = self._trend_c_per_s = 0.0
         ahead_c = slope_c_per_s * model.delay_s
         self._water_c = (reading_c + ahead_c if water_c is None else water_c) - self.bias_c
         self._probe_c = reading_c - self.bias_c
@@ -163,6 +167,7 @@ class Observer:
             self.departing = pull < -down
             step = clamp(pull, -down, up)
             self.bias_c += step
+            self._trend_c_per_s += (step / dt_s - self._trend_c_per_s) * dt_s / (TREND_S + dt_s)
             if -down < pull < up and not self.suspect:
                 # A correction that keeps going one way is heat the model misses: learn it as a flow, no
                 # larger than the lid taking off once the losses were measured (the lossiest bath's before):
@@ -171,13 +176,16 @@ class Observer:
                 # in, saturates the correction and teaches nothing).
                 excess = max(1.0, self.water_c - m.room_c)
                 loss = (LID_OFF_LOSS_FACTOR - 1.0) * m.loss_per_s if m.loss_fits else LOSS_MAX_PER_S
-                drift_s = DRIFT_UP_S if step > 0 else DRIFT_S  # warmer than thought: heat less, soon
+                # Warmer than thought: heat less, soon. Which way is judged on the trend, not on this
+                # reading: noise scatters both ways and must not be learned faster one way than the other.
+                drift_s = DRIFT_UP_S if self._trend_c_per_s > 0 else DRIFT_S
                 self.drift_c_per_s = clamp(self.drift_c_per_s + step / drift_s, -loss * excess,
-                                            m.loss_per_s * excess)
+                                           m.loss_per_s * excess)
             if self.departing and not self.suspect:
                 self.suspect, self.suspect_s, self._low_c, self._suspect_heat_c = True, 0.0, reading_c, 0.0
             if self.suspect:
-                self.suspect_s += dt_s
+                if self._suspect_heat_c > 0:  # "not risen with the heat" counts once heat went in: a warmer
+                    self.suspect_s += dt_s    # held off in a cold bath (1/16 degC steps) never confirms it
                 self._low_c = min(self._low_c, reading_c)
                 if not self.departing and reading_c - self._low_c >= CONFIRM_RISE_C:
                     self.suspect, self._suspect_heat_c = False, 0.0  # it rose with the heat: a probe in the water

@@ -10,12 +10,17 @@ stones above 54.4 degC are too hot to handle, water at 55 degC burns in ~30 s.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from controller.core.calibration import MAX_OFFSET_C
+from controller.core.presets import DEFAULT_PRESETS, Presets
+from controller.core.weekly import Schedule
 
 #: No config, API, CLI or MQTT path can set a setpoint above this (degC).
 ABSOLUTE_MAX_SETPOINT_C = 57.0
@@ -44,6 +49,7 @@ class ProbeConfig:
     id: str = ""            # empty: the first DS18B20 found
     safety_id: str = ""     # empty: no second probe
     read_timeout_s: float = 3.0
+    offset_c: float = 0.0   # added to the reading (calibration); the safety rules judge the hotter of both
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +157,17 @@ class Config:
     web: WebConfig = WebConfig()
     mqtt: MqttConfig = MqttConfig()
     notify: NotifyConfig = NotifyConfig()
+    presets: Presets = DEFAULT_PRESETS    # [presets]: named setpoints (controller/core/presets.py)
+    schedule: Schedule = Schedule()       # [schedule]: ready-by, off-at, auto-off (controller/core/weekly.py)
+
+#: Sections that are not flat key = value tables: each has its own parser (which raises ValueError).
+_PARSERS: dict[str, Any] = {"presets": Presets.from_table, "schedule": Schedule.from_table}
 
 
 # Allowed ranges, (low, high) inclusive, with the unit named in messages.
 _RANGES: dict[tuple[str, str], tuple[float, float, str]] = {
     ("probe", "read_timeout_s"): (0.5, 10.0, "s"),
+    ("probe", "offset_c"): (-MAX_OFFSET_C, MAX_OFFSET_C, "degC"),
     ("relay", "pin"): (GPIO_PINS[0], GPIO_PINS[-1], "(BCM GPIO number)"),
     ("relay", "window_s"): (0.0, 600.0, "s (0 = the kind's default)"),
     ("relay", "min_switch_s"): (0.0, 120.0, "s (0 = the kind's default)"),
@@ -296,6 +308,11 @@ def _check_relations(cfg: Config) -> None:
                           "set [mqtt] username too")
     if m.ca_file and not m.tls:
         raise ConfigError(f"[mqtt] ca_file = {m.ca_file!r} is not allowed with tls = false: set tls = true")
+    try:
+        cfg.presets.check_range(c.min_setpoint_c, c.max_setpoint_c)
+        cfg.schedule.check_presets(cfg.presets.names)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     n = cfg.notify
     if n.ntfy_token_file and not n.ntfy_url:
         raise ConfigError(f"[notify] ntfy_token_file = {n.ntfy_token_file!r} is not allowed without an "
@@ -314,6 +331,12 @@ def from_dict(data: dict[str, Any]) -> Config:
             )
         if not isinstance(table, dict):
             raise ConfigError(f"{section} = {table!r} is not allowed: must be a [{section}] table")
+        if section in _PARSERS:
+            try:
+                built[section] = _PARSERS[section](table)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            continue
         defaults = sections[section]
         known = {f.name: getattr(defaults, f.name) for f in fields(defaults)}
         values = {}
@@ -325,6 +348,9 @@ def from_dict(data: dict[str, Any]) -> Config:
             values[key] = _check_value(section, key, value, known[key])
         built[section] = type(defaults)(**values)
     cfg = Config(**built)
+    c = cfg.control
+    if "presets" not in built:  # the built-in ones, brought within this warmer's range
+        cfg = dataclasses.replace(cfg, presets=DEFAULT_PRESETS.clamped(c.min_setpoint_c, c.max_setpoint_c))
     _check_relations(cfg)
     return cfg
 
@@ -350,6 +376,9 @@ def load(path: str | Path) -> Config:
 def replace(cfg: Config, section: str, **changes: Any) -> Config:
     """A copy of ``cfg`` with some keys of one section changed, validated again."""
     data = {f.name: {k.name: getattr(getattr(cfg, f.name), k.name) for k in fields(getattr(cfg, f.name))}
-            for f in fields(Config)}
+            for f in fields(Config) if f.name not in _PARSERS}
+    data.update({name: getattr(cfg, name).to_table() for name in _PARSERS})
+    if cfg.presets == DEFAULT_PRESETS.clamped(cfg.control.min_setpoint_c, cfg.control.max_setpoint_c):
+        del data["presets"]  # the built-in ones: clamped again to the new range
     data[section].update(changes)
     return from_dict(data)

@@ -27,9 +27,13 @@ class EventKind(StrEnum):
     SETPOINT = "setpoint"  # the setpoint changed
     START = "start"        # the controller started
     READY = "ready"        # the stones are at temperature
-    OFF = "off"            # a person (or a schedule) switched the warmer off: heater held off
+    OFF = "off"            # a person switched the warmer off: heater held off
     ON = "on"              # ... and on again
     NOTICE = "notice"      # anything else worth keeping (a state problem, new gains)
+    AUTO_ON = "auto-on"    # the schedule switched the warmer on (to be ready by a time)
+    AUTO_OFF = "auto-off"  # the schedule ("off at") or auto-off switched it off
+    AUTO_OFF_WARNING = "auto-off-warning"  # auto-off comes in 15 min: "extend" keeps it on
+    CLOCK_UNSYNCED = "clock-unsynced"      # the wall clock is not synchronised: the schedule waits
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,11 @@ class Clock(Protocol):
         ...
 
     def wall(self) -> float:
-        """Seconds since the epoch (display and logs only: it jumps when NTP syncs)."""
+        """Seconds since the epoch (display and logs; the schedule once synced: it jumps when NTP syncs)."""
+        ...
+
+    def wall_synced(self) -> bool:
+        """Whether NTP has set the wall clock (the schedule waits until it has)."""
         ...
 
     def sleep_until(self, deadline_s: float, stop: threading.Event) -> bool:
@@ -106,4 +110,36 @@ class ControllerView(Protocol):
 
     def switch_on(self, *, source: str = "api") -> bool:
         """Heat again after :meth:`switch_off`; return whether anything changed."""
+        ...
+
+    def apply_preset(self, name: Any, *, source: str = "api") -> float:
+        """Set the setpoint of the preset called ``name``; return it (degC)."""
+        ...
+
+    def extend(self, *, source: str = "api") -> float:
+        """Push auto-off back ``auto_off_h`` hours from now; return when it will switch off (wall s)."""
+        ...
+
+    def set_probe_offset(self, offset_c: Any, *, source: str = "api") -> float:
+        """Set the probe's correction (degC, -3..+3); return it."""
+        ...
+
+    def calibrate(self, thermometer_c: Any, *, source: str = "api") -> float:
+        """Set the probe's correction so the latest fresh raw reading reads ``thermometer_c``; return it (degC)."""
+        ...
+
+    def set_auto_off_h(self, hours: Any, *, source: str = "api") -> float:
+        """Set the hours without a person's action before auto-off (0: never); return them."""
+        ...
+
+    def set_presets(self, items: Any, *, source: str = "api") -> dict[str, Any]:
+        """Replace the presets; return the settings document now in force."""
+        ...
+
+    def settings(self) -> dict[str, Any]:
+        """The settings document (``controller/core/settings.py``) now in force."""
+        ...
+
+    def apply_settings(self, doc: Any, *, source: str = "api") -> dict[str, Any]:
+        """Replace all the settings with ``doc`` (validated whole first); return them as now in force."""
         ...

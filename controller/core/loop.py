@@ -29,6 +29,9 @@ from controller.core import events as ev
 from controller.core import model_control, persistence
 from controller.core import probe as pr
 from controller.core.bath_tracker import BathTracker
+from controller.core.calibration import Calibration
+from controller.core.commands import CommandError as CommandError  # where the web, MQTT and the CLI import it
+from controller.core.commands import PersonCommands
 from controller.core.config import Config
 from controller.core.faults import AckRefused, Fault, FaultKind
 from controller.core.interfaces import Clock, ProbeSource
@@ -36,6 +39,7 @@ from controller.core.pid import PID, Gains
 from controller.core.readiness import Readiness
 from controller.core.relay import Relay, TimeProportioner
 from controller.core.safety import Interlock
+from controller.core.settings import SettingsCommands
 from controller.core.state import StateStore
 from controller.core.status import Status
 
@@ -45,16 +49,7 @@ TICK_S = 1.0            # control period
 SETPOINT_SETTLE_TIMES = 3.0  # no integration for this many closed-loop times after a setpoint change
 
 
-class CommandError(ValueError):
-    """A refused command. ``field`` and ``allowed`` say what was wrong and what is allowed."""
-
-    def __init__(self, message: str, *, field: str | None = None, allowed: Any = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.allowed = allowed
-
-
-class Controller:
+class Controller(PersonCommands, SettingsCommands):
     """The warmer. Built by :func:`controller.service.supervisor.build` for the service, directly in tests."""
 
     def __init__(self, cfg: Config, *, clock: Clock, primary: ProbeSource, secondary: ProbeSource | None = None,
@@ -69,6 +64,7 @@ class Controller:
                                              clock=clock, lock=self._lock, on_failed=self._report_unsaved,
                                              on_saved=lambda: self.detail.pop("state_problem", None))
         self._classifiers = (pr.ReadingClassifier(), pr.ReadingClassifier())
+        self.calibration = Calibration(cfg.probe.offset_c)
         self._tick = 0
         self._duty = 0.0
         self._last_reading: pr.Reading | None = None
@@ -78,10 +74,12 @@ class Controller:
         self._duty_override: Callable[[float, float, float], float] | None = None
 
         saved, fault, self.state_problem = persistence.restore(self.store, cfg, clock)
+        self._start_settings(saved.get("settings", {}))  # presets and probe offset set from the phone win
         self.setpoint_c: float = saved.get("setpoint_c", cfg.control.setpoint_c)
         # Switched off by a person: the PID proposes nothing, so the interlock holds the relay
         # off while every rule keeps watching. Kept across restarts and power cuts.
         self.switched_off: bool = saved.get("switched_off", False)
+        self._start_day(saved.get("planner", {}))  # the ready-by schedule and auto-off (controller/core/planner.py)
         gains = saved.get("gains") or {}
         self.tracker = BathTracker(saved.get("bath", bm.BathModel()))
         # Gains: set on purpose (autotune, the config) or derived from the bath model.
@@ -136,6 +134,8 @@ class Controller:
         return {
             "setpoint_c": self.setpoint_c,
             "switched_off": self.switched_off,
+            "planner": self.planner.to_state(),
+            "settings": self.settings_state(),
             "gains": None if self._model_gains else
             {"kp": self.pid.gains.kp, "ki": self.pid.gains.ki, "kd": self.pid.gains.kd},
             "bath": self.bath.to_dict(),
@@ -165,6 +165,7 @@ class Controller:
     # -- the tick ---------------------------------------------------------------------
     def tick(self) -> Status:
         """Run one control step and publish its status."""
+        self.follow_plan()  # the schedule and auto-off: through switch_on/switch_off, never the relay
         primary_raw = self.primary_source.poll(self.clock.monotonic())
         secondary_raw = (self.secondary_source.poll(self.clock.monotonic())
                          if self.secondary_source else None)
@@ -176,8 +177,8 @@ class Controller:
             heater_on_s = dt if self.interlock.relay.is_on else 0.0  # the relay as it was since the last tick
             self.tracker.predict(dt, heater_on_s)
             expected_c = self.tracker.expected_water_change_c  # a probe that does not change through this: frozen
-            primary = (self._classifiers[0].classify(primary_raw, expected_c)
-                       if primary_raw else None)
+            judged = self._classifiers[0].classify(primary_raw, expected_c) if primary_raw else None
+            primary = self.calibration.corrected(judged)  # the interlock judges the hotter of raw and corrected
             secondary = (self._classifiers[1].classify(secondary_raw, expected_c)
                          if secondary_raw else None)
             if primary is not None:
@@ -186,7 +187,7 @@ class Controller:
             self._learn(now, dt, heater_on_s, reading_c)
             obs = self.tracker.observer
             if self.interlock.latched or self.switched_off or \
-                    (primary is None and self.interlock.primary.fresh_c(now) is None):
+                    (primary is None and self.fresh_c(now) is None):
                 # Faulted, switched off, or the last valid reading went stale: start afresh later.
                 self.pid.reset()
                 self._duty = 0.0
@@ -207,7 +208,8 @@ class Controller:
                                                  if self._model_gains else None)
             # A bad reading has no temperature to act on: the interlock holds the relay off this
             # tick (and from the first tick until a valid reading); the PID keeps its state.
-            self.interlock.tick(now, primary, secondary, self._duty, self.setpoint_c, held_off=self.switched_off,
+            self.interlock.tick(now, self.calibration.judged(judged), secondary, self._duty, self.setpoint_c,
+                                held_off=self.switched_off,
                                 water_c=obs.guard_water_c if obs is not None else None,
                                 estimate_c=obs.water_c if obs is not None else None,
                                 unconfirmed_c=self.tracker.budget.unconfirmed_c,
@@ -285,7 +287,7 @@ class Controller:
                 self.interlock.setpoint_lowered(now, setpoint_c)
             self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(), kind=ev.EventKind.SETPOINT,
                                message=f"setpoint {old:.1f} -> {setpoint_c:.1f} degC", setpoint_c=setpoint_c,
-                               temperature_c=self.interlock.primary.fresh_c(now), source=source)
+                               temperature_c=self.fresh_c(now), source=source)
             self._persist()
             self._status = self._snapshot(now)
         self._saver.save_pending()
@@ -305,33 +307,6 @@ class Controller:
             self._status = self._snapshot(now)
         self._saver.save_pending()
         return fault
-
-    def switch_off(self, *, source: str = "api") -> bool:
-        """Hold the heater off (readings, rules, history and alarms go on). Returns whether
-        anything changed: switching off a warmer that is off records nothing."""
-        return self._switch(off=True, source=source)
-
-    def switch_on(self, *, source: str = "api") -> bool:
-        """Heat to the setpoint again after :meth:`switch_off`. Returns whether anything changed."""
-        return self._switch(off=False, source=source)
-
-    def _switch(self, *, off: bool, source: str) -> bool:
-        with self._lock:
-            if self.switched_off == off:
-                return False
-            now = self.clock.monotonic()
-            self.switched_off = off
-            self.pid.reset()  # nothing carried over from before the switch
-            self._readiness.restart()
-            self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(),
-                               kind=ev.EventKind.OFF if off else ev.EventKind.ON, source=source,
-                               message="switched off: heater held off" if off else
-                               f"switched on, setpoint {self.setpoint_c:.1f} degC",
-                               setpoint_c=self.setpoint_c, temperature_c=self.interlock.primary.fresh_c(now))
-            self._persist()
-            self._status = self._snapshot(now)
-        self._saver.save_pending()
-        return True
 
     def set_duty_override(self, source: Callable[[float, float, float], float] | None) -> None:
         """Let ``source(now_s, temp_c, setpoint_c) -> duty`` propose the duty instead of the PID.
@@ -378,7 +353,7 @@ class Controller:
     # -- status ---------------------------------------------------------------------
     def _snapshot(self, now: float) -> Status:
         il = self.interlock
-        temp_c = il.primary.fresh_c(now)
+        temp_c = self.fresh_c(now)
         mode = self._readiness.mode(now, temp_c, setpoint_c=self.setpoint_c, latched=il.latched is not None,
                                     switched_off=self.switched_off)
         latched = il.latched
@@ -406,4 +381,5 @@ class Controller:
             faults_total=dict(il.faults_total),
             detail=dict(self.detail),
             bath=self.bath_summary(),
+            **self.day_status(),
         )

@@ -1,4 +1,5 @@
-"""Restoring and saving the controller's state: the setpoint, the gains, the learned bath, a latched fault.
+"""Restoring and saving the controller's state: the setpoint, the gains, the learned bath, the planner's
+memory (controller/core/planner.py), a latched fault.
 
 :func:`restore` checks a saved file key by key and says what it could not use;
 :class:`StateSaver` writes the latest state off the control tick's lock, retrying a
@@ -14,10 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.core import config as cfgmod
+from controller.core import settings
 from controller.core.bath_model import BathModel
 from controller.core.config import Config
 from controller.core.faults import Fault, FaultKind
 from controller.core.interfaces import Clock
+from controller.core.planner import Planner
 from controller.core.state import StateError, StateStore
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,10 @@ def restore(store: StateStore, cfg: Config, clock: Clock) -> tuple[dict[str, Any
     else:  # unreadable: the safe side is off
         restored["switched_off"] = True
         problems.append(f"saved switched_off {switched_off!r} is not true/false; staying off")
+    restored["planner"], planner_problems = Planner.restore(data.get("planner"))
+    problems += planner_problems
+    restored["settings"], settings_problems = settings.restore(data.get("settings"), cfg)
+    problems += settings_problems
     fault = _restore_fault(data.get("fault"), clock)
     problem: str | None = None
     if problems:

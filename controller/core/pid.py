@@ -10,7 +10,8 @@ twenty lines, here.
 * derivative on the measurement (a setpoint change gives no derivative kick),
   low-pass filtered with time constant ``derivative_tau_s``;
 * conditional integration: the integral only moves when the output is not
-  saturated in the direction the error pushes, and only within
+  saturated in the direction the error pushes (downward, with a feed-forward:
+  when the feed-forward and the integral are not at 0 already), and only within
   ``integral_band_c`` of the setpoint, and stays within 0..1;
 * time comes from the caller (``now_s``), so simulation runs faster than real time.
 """
@@ -72,7 +73,11 @@ class PID:
         self.d = -g.kd * self._rate_c_per_s
         unclamped = feedforward + self.p + self.integral + self.d
         pushing_up = error > 0 and unclamped >= 1.0
-        pushing_down = error < 0 and unclamped <= 0.0
+        # Downward, only the slow part of the output counts: with a feed-forward the proportional term
+        # swings through 0 with every relay pulse (a pulse-limited bath), and an integral frozen there
+        # would leave the ripple on top of the setpoint instead of around it. The integral's own bound
+        # (-feedforward) keeps it from winding up.
+        pushing_down = error < 0 and (feedforward + self.integral if feedforward > 0 else unclamped) <= 0.0
         i_error = error if integral_c is None else setpoint_c - integral_c
         near = abs(error) <= self.integral_band_c and abs(i_error) <= self.integral_band_c
         if integrate and dt > 0 and near and not (pushing_up or pushing_down):

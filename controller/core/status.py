@@ -54,6 +54,13 @@ class Status:
     faults_total: dict[FaultKind, int] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)  # e.g. autotune progress
     bath: dict[str, Any] = field(default_factory=dict)    # what the warmer learned about its bath
+    switched_off: bool = False   # switched off by a person or the schedule (also while a fault shows)
+    probe_offset_c: float = 0.0  # [probe] offset_c: temperature_c is the reading plus this
+    raw_temperature_c: float | None = None  # the probe's own fresh reading, before the offset (calibration)
+    presets: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "setpoint_c"}], the config's order
+    auto_off_at: float | None = None  # wall time (s since the epoch) auto-off switches off; None: off or never
+    next_start: float | None = None   # wall time of the next start by the schedule; None: none planned
+    clock_synced: bool = False        # the wall clock is synchronised (the schedule waits until it is)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

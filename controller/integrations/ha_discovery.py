@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 import re
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,11 @@ MACHINE_ID_FILE = Path("/etc/machine-id")
 PAYLOAD_ONLINE = "online"
 PAYLOAD_OFFLINE = "offline"
 ACK_PAYLOAD = "acknowledge"  # what the Home Assistant button sends (any payload acknowledges)
+EXTEND_PAYLOAD = "extend"  # what the "Keep it on" button sends (any payload extends)
+#: Home Assistant's climate "no preset": it may not be one of ``preset_modes`` (HA refuses the entity),
+#: and a state of "None" also reads as it. A preset with either name stays off HA's list.
+PRESET_NONE = "none"
+RESERVED_PRESETS = frozenset({PRESET_NONE, "None"})
 HVAC_HEAT = "heat"  # Home Assistant's climate modes, as it publishes them on the mode command topic
 HVAC_OFF = "off"
 HVAC_MODES = (HVAC_HEAT, HVAC_OFF)
@@ -84,8 +91,16 @@ class Topics:
         return f"{self.root}/set/mode"
 
     @property
+    def set_preset(self) -> str:
+        return f"{self.root}/set/preset"
+
+    @property
     def acknowledge(self) -> str:
         return f"{self.root}/set/acknowledge"
+
+    @property
+    def extend(self) -> str:
+        return f"{self.root}/set/extend"
 
     @property
     def result(self) -> str:
@@ -103,13 +118,34 @@ def action(status: Status) -> str:
 
 
 def hvac_mode(status: Status) -> str:
-    """Home Assistant's hvac_mode: ``off`` while a person has switched the warmer off, else ``heat``.
+    """Home Assistant's hvac_mode: ``off`` while the warmer is switched off (by a person, the
+    schedule or auto-off), else ``heat``.
 
-    A latched fault is not "off": the person's choice still stands (the warmer heats again
-    once the fault is acknowledged), so HA shows ``heat`` with the action ``off`` and the
-    Fault sensor says why.
+    It follows the switch alone, never the fault: a fault latched while on shows ``heat`` with the
+    action ``off`` (the warmer heats again once the fault is acknowledged), one latched while off
+    shows ``off``. The Fault sensor says which fault, either way.
     """
-    return HVAC_OFF if status.mode == Mode.OFF else HVAC_HEAT
+    return HVAC_OFF if status.switched_off else HVAC_HEAT
+
+
+def ha_presets(names: Iterable[str]) -> list[str]:
+    """The presets Home Assistant may offer: all but a preset it reserves (:data:`RESERVED_PRESETS`)."""
+    return [name for name in names if name not in RESERVED_PRESETS]
+
+
+def preset_mode(status: Status) -> str:
+    """The climate's preset_mode: the first preset whose setpoint is the set temperature, else
+    :data:`PRESET_NONE` (a temperature set by hand, or a preset HA does not offer)."""
+    name = next((p["name"] for p in status.presets if p["setpoint_c"] == status.setpoint_c), None)
+    return PRESET_NONE if name is None or name in RESERVED_PRESETS else name
+
+
+def timestamp(wall_s: float | None) -> str | None:
+    """A wall time (s since the epoch) as Home Assistant's timestamp sensors take it: ISO 8601 in
+    UTC, whole seconds (e.g. ``2025-05-06T18:30:00+00:00``); None stays None (HA's unknown)."""
+    if wall_s is None or not math.isfinite(wall_s):
+        return None
+    return datetime.fromtimestamp(round(wall_s), tz=UTC).isoformat()
 
 
 def state_payload(status: Status) -> dict[str, Any]:
@@ -131,6 +167,10 @@ def state_payload(status: Status) -> dict[str, Any]:
         "action": action(status),
         "hvac_mode": hvac_mode(status),
         "mode": status.mode,
+        "switched_off": status.switched_off,
+        "preset": preset_mode(status),
+        "auto_off_at": timestamp(status.auto_off_at),
+        "next_start": timestamp(status.next_start),
         "ready": status.mode == Mode.READY,
         "ready_in_min": ready_in_min,
         "fault": status.fault,
@@ -181,13 +221,14 @@ def device_block(node: str, *, configuration_url: str) -> dict[str, Any]:
 
 
 def discovery_payloads(topics: Topics, *, min_setpoint_c: float, max_setpoint_c: float,
-                       configuration_url: str) -> dict[str, dict[str, Any]]:
+                       configuration_url: str, presets: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
     """Discovery topic -> config payload for every entity of one warmer.
 
     The climate entity's ``min_temp``/``max_temp`` come from ``[control]``:
     Home Assistant's own climate default ``max_temp`` is 35 degC, below any
     stone-warming setpoint. The warmer still validates every command itself.
-    ``configuration_url`` is the dashboard (:func:`dashboard_url`).
+    ``configuration_url`` is the dashboard (:func:`dashboard_url`). ``presets``
+    (the ``[presets]`` names) become the climate's preset modes.
 
     What each entity is and why: docs/field-notes.md, "Home Assistant".
     """
@@ -228,7 +269,7 @@ def discovery_payloads(topics: Topics, *, min_setpoint_c: float, max_setpoint_c:
         json_attributes_topic=topics.state,
         json_attributes_template="{{ {'warmer_mode': value_json.mode} | tojson }}",
         min_temp=min_setpoint_c, max_temp=max_setpoint_c, temp_step=0.5, precision=0.1, temperature_unit="C",
-        optimistic=False)
+        optimistic=False, **preset_keys(topics, presets))
     from_state("sensor", "temperature", "Water temperature", "{{ value_json.temperature_c }}",
                device_class="temperature", unit_of_measurement="°C", state_class="measurement",
                suggested_display_precision=1)
@@ -244,6 +285,13 @@ def discovery_payloads(topics: Topics, *, min_setpoint_c: float, max_setpoint_c:
                payload_on="ON", payload_off="OFF", device_class="heat")
     add("button", "acknowledge", name="Acknowledge fault", command_topic=topics.acknowledge,
         payload_press=ACK_PAYLOAD, icon="mdi:restart-alert")
+    # null (HA's unknown) while switched off, with auto-off at 0 (never), or with nothing planned.
+    from_state("sensor", "auto_off_at", "Auto-off at", "{{ value_json.auto_off_at }}",
+               device_class="timestamp", icon="mdi:timer-off-outline")
+    add("button", "extend", name="Keep it on", command_topic=topics.extend, payload_press=EXTEND_PAYLOAD,
+        icon="mdi:timer-plus-outline")
+    from_state("sensor", "next_start", "Next start", "{{ value_json.next_start }}",
+               device_class="timestamp", icon="mdi:calendar-clock")
     add("event", "last_command", name="Last command", state_topic=topics.result,
         event_types=[RESULT_ACCEPTED, RESULT_REFUSED], icon="mdi:message-reply-text-outline")
     from_state("sensor", "duty", "Heater duty", "{{ (value_json.duty * 100) | round(0) }}",
@@ -255,3 +303,12 @@ def discovery_payloads(topics: Topics, *, min_setpoint_c: float, max_setpoint_c:
         from_state("sensor", object_id, name, f"{{{{ value_json.{object_id} }}}}",
                    state_class="total_increasing", entity_category="diagnostic", icon=icon)
     return found
+
+
+def preset_keys(topics: Topics, presets: Iterable[str]) -> dict[str, Any]:
+    """The climate's preset keys: one tap applies a preset through ``<root>/set/preset``; none without presets."""
+    modes = ha_presets(presets)
+    if not modes:
+        return {}
+    return {"preset_modes": modes, "preset_mode_command_topic": topics.set_preset,
+            "preset_mode_state_topic": topics.state, "preset_mode_value_template": "{{ value_json.preset }}"}

@@ -10,8 +10,10 @@ Each bath of :func:`controller.sim.fleet.draw` runs twice through the real code 
   bath index). It must be caught, and the true water must stay below setpoint + 1.5 degC
   (the welded relay, which nothing can switch off, must be alarmed within 3 min).
 
-Figures (docs/control.md, "The fleet"): false trips, true-water overshoot, hold band
-next to what one minimum relay pulse allows, warm-up time over the full-power time, the
+Figures (docs/control.md, "The fleet"): false trips, the approach overshoot (the true
+water's first lobe above the setpoint, on the warm-up and after the setpoint is raised),
+the hold band next to what one minimum relay pulse allows (and the hold's highest
+excursion next to one pulse's rise), warm-up time over the full-power time, the
 learned heating rate against the truth, and per fault kind: caught, time to trip, peak
 true water.
 """
@@ -87,6 +89,26 @@ def _simulation(bath: FleetBath, *, injections=(), on_step=None, seed: int) -> S
     return sim
 
 
+class _Approach:
+    """The overshoot of one approach to a setpoint: the true water's first lobe above it, from the start of the
+    approach until the water first falls back to the setpoint (or ``until_s``). What follows is the hold's
+    ripple, judged by the hold band."""
+
+    def __init__(self, until_s: float) -> None:
+        self.until_s = until_s
+        self.peak_c = -math.inf   # the highest water above the setpoint so far (degC)
+        self.done = False
+
+    def see(self, t_s: float, above_c: float) -> None:
+        """The true water ``above_c`` (degC) above the setpoint at ``t_s``."""
+        if self.done:
+            return
+        if t_s > self.until_s or (self.peak_c >= 0.0 and above_c < 0.0):
+            self.done = True
+            return
+        self.peak_c = max(self.peak_c, above_c)
+
+
 class _Watch:
     """Per-step figures kept without a trace: O(1) memory per run."""
 
@@ -94,23 +116,30 @@ class _Watch:
         self.bath = bath
         self.times = times
         self.warm_s: float | None = None
-        self.overshoot_c = 0.0
+        self.approaches = [_Approach(times.hold_from_s)]  # the warm-up, then the setpoint raised
         self.hold_dev_c = 0.0
+        self.hold_above_c = -math.inf  # the highest excursion above the setpoint during the hold (the ripple)
         self.peak_water_c = -math.inf
         self.peak_after_s: float | None = None  # peak counted from here (the fault)
         self.learned_at_warm: dict | None = None
-        self.overshoot_until_s = times.hold_to_s
-        self.setpoint_up_s: float | None = None
+
+    @property
+    def overshoot_c(self) -> float:
+        """The largest approach overshoot (degC; 0 when the water never passed the setpoint)."""
+        return max(0.0, *(a.peak_c for a in self.approaches))
+
+    def setpoint_raised(self, at_s: float) -> None:
+        self.approaches.append(_Approach(math.inf))
 
     def __call__(self, sim: Simulation, row) -> None:
         t, water, sp = row.t_s, stone_bath(sim).water_c, row.setpoint_c
         if self.warm_s is None and water >= sp - WARM_BAND_C:
             self.warm_s = t
             self.learned_at_warm = sim.controller.bath.to_dict()
-        if t <= self.overshoot_until_s or (self.setpoint_up_s is not None and t >= self.setpoint_up_s):
-            self.overshoot_c = max(self.overshoot_c, water - sp)
+        self.approaches[-1].see(t, water - sp)
         if self.times.hold_from_s <= t <= self.times.hold_to_s:
             self.hold_dev_c = max(self.hold_dev_c, abs(water - sp))
+            self.hold_above_c = max(self.hold_above_c, water - sp)
         if self.peak_after_s is not None and t >= self.peak_after_s:
             self.peak_water_c = max(self.peak_water_c, water)
 
@@ -131,7 +160,7 @@ def _everyday(sim: Simulation, at_s: float, what: str, watch: _Watch) -> None:
         sim.controller.set_setpoint(sp - 3.0, source="fleet")
     elif what == "setpoint-up":
         sim.controller.set_setpoint(min(sim.cfg.control.max_setpoint_c, sp + 3.0), source="fleet")
-        watch.setpoint_up_s = at_s
+        watch.setpoint_raised(at_s)
 
 
 def run_everyday(bath: FleetBath, *, seed: int = 1) -> dict:
@@ -167,6 +196,8 @@ def run_everyday(bath: FleetBath, *, seed: int = 1) -> dict:
                          if watch.warm_s is not None and math.isfinite(times.full_power_s) else None),
         "overshoot_c": watch.overshoot_c,
         "hold_c": watch.hold_dev_c if not bath.too_weak else None,
+        "hold_above_c": watch.hold_above_c if not bath.too_weak else None,
+        "pulse_rise_c": pulse_c,
         "hold_allowed_c": max(0.25, 0.6 * pulse_c),
         "true_heat_rate_c_per_min": true_rate * 60.0,
         "learned_heat_rate_c_per_min": at_warm["heat_rate_c_per_s"] * 60.0,
@@ -250,6 +281,7 @@ def summarize_fleet(report: dict) -> dict:
     overshoot = [r["overshoot_c"] for r in able]
     ratios = [r["warmup_ratio"] for r in able if r["warmup_ratio"] is not None]
     holds = [(r["hold_c"], r["hold_allowed_c"]) for r in able if r["hold_c"] is not None]
+    above = [(r["hold_above_c"], r["pulse_rise_c"]) for r in able if r.get("hold_above_c") is not None]
     errors = [abs(r["heat_rate_error"]) for r in runs]
     by_kind: dict[str, dict] = {}
     for f in report["faults"]:
@@ -273,6 +305,8 @@ def summarize_fleet(report: dict) -> dict:
         "overshoot_c_max": max(overshoot, default=None),
         "hold_over_allowed_max": max((h / a for h, a in holds), default=None),
         "hold_outside_allowed": sum(1 for h, a in holds if h > a),
+        "hold_above_c_max": max((h for h, _ in above), default=None),
+        "hold_above_over_pulse_max": max((h / p for h, p in above), default=None),
         "warmup_ratio_p50": _pct(ratios, 0.5), "warmup_ratio_max": max(ratios, default=None),
         "heat_rate_error_max": max(errors, default=None),
         "heat_rate_within_20pct": sum(1 for e in errors if e <= 0.2),
@@ -291,8 +325,11 @@ def format_fleet(report: dict) -> str:
              f"each once with everyday disturbances and once with one fault",
              f"  false trips:                {s['false_trips']}"
              + (f" (baths {', '.join(map(str, s['false_trip_baths'][:20]))})" if s["false_trip_baths"] else ""),
-             f"  true-water overshoot:       p50 {_f(s['overshoot_c_p50'], '.2f')}  p95 "
-             f"{_f(s['overshoot_c_p95'], '.2f')}  max {_f(s['overshoot_c_max'], '.2f')} degC",
+             f"  approach overshoot:         p50 {_f(s['overshoot_c_p50'], '.2f')}  p95 "
+             f"{_f(s['overshoot_c_p95'], '.2f')}  max {_f(s['overshoot_c_max'], '.2f')} degC "
+             f"(the true water's first lobe above the setpoint: warm-up, setpoint raised)",
+             f"  hold, highest above:        worst {_f(s['hold_above_c_max'], '.2f')} degC, "
+             f"{_f(s['hold_above_over_pulse_max'], '.2f')} x one minimum pulse's rise (the relay's ripple)",
              f"  hold band / allowed:        worst {_f(s['hold_over_allowed_max'], '.2f')} "
              f"(allowed: 0.6 x one minimum pulse's rise, at least 0.25 degC); "
              f"{s['hold_outside_allowed']} bath(s) outside",

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from controller.core.clock import TIME_ERROR
 from controller.service.installer import UNIT_NAMES, WATCHDOG_DROPIN, hostname_advice
 from controller.service.system_view import Finding, System
 
-TIME_ERROR = 5  # adjtimex(2): the kernel clock is not synchronised
 #: Where systemd reads its manager settings: the main file, then the drop-ins of these
 #: directories, all sorted by file name (the last setting wins; a name in an earlier directory
 #: of this list hides the same name in a later one).

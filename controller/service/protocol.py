@@ -12,7 +12,12 @@ pushes ``{"status": {...}}`` after every tick and ``{"event": {...}}`` for every
 
     {"id": 7, "command": "set_setpoint", "value": 40.0, "source": "api"}
     {"id": 8, "command": "acknowledge_fault", "source": "mqtt"}
-    {"id": 9, "command": "switch_off", "source": "api"}      (and "switch_on")
+    {"id": 9, "command": "switch_off", "source": "api"}      (and "switch_on", "extend", "settings")
+    {"id": 10, "command": "apply_preset", "name": "Body", "source": "api"}
+    {"id": 11, "command": "calibrate", "value": 51.2, "source": "api"}
+                                   (and "set_probe_offset", "set_auto_off_h": a number as "value")
+    {"id": 12, "command": "set_presets", "presets": [{"name": "Body", "setpoint_c": 52}], "source": "api"}
+    {"id": 13, "command": "apply_settings", "settings": {"version": 1, ...}, "source": "api"}
 
 each answered ``{"id": 7, "result": {...}}`` or ``{"id": 7, "error": "...", "field": ...,
 "allowed": ...}``. This module only parses and checks the frames: the Controller's own
@@ -34,10 +39,19 @@ MAX_ID = 2**31 - 1
 #: Who asked, as the event log records it: "api", "mqtt", "web", "token:<name>" (a token's name: 1-40 of
 #: letters, digits, - _ .).
 SOURCE_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}(:[\w.-]{1,40})?")
-COMMANDS = ("set_setpoint", "acknowledge_fault", "switch_off", "switch_on")
+COMMANDS = ("set_setpoint", "acknowledge_fault", "switch_off", "switch_on", "apply_preset", "extend",
+            "set_probe_offset", "calibrate", "set_auto_off_h", "set_presets", "settings", "apply_settings")
+#: The commands that carry a value, its field, and what shape it must have (the controller checks the rest).
+PAYLOADS = {"set_setpoint": "value", "set_probe_offset": "value", "calibrate": "value", "set_auto_off_h": "value",
+            "apply_preset": "name", "set_presets": "presets", "apply_settings": "settings"}
+_SHAPES: dict[str, tuple[Any, str]] = {
+    "value": (lambda v: type(v) in (int, float) and math.isfinite(float(v)), "a number"),
+    "name": (lambda v: isinstance(v, str) and 0 < len(v) <= 40, "a preset's name (1 to 40 characters)"),
+    "presets": (lambda v: isinstance(v, list), 'a list of {"name", "setpoint_c"}'),
+    "settings": (lambda v: isinstance(v, dict), "a settings document (an object)"),
+}
 #: The fields each command may carry, beyond ``id`` and ``command``.
-FIELDS = {"set_setpoint": {"value", "source"}, "acknowledge_fault": {"source"},
-          "switch_off": {"source"}, "switch_on": {"source"}}
+FIELDS = {name: {"source", *([PAYLOADS[name]] if name in PAYLOADS else [])} for name in COMMANDS}
 
 
 class FrameError(ValueError):
@@ -55,7 +69,7 @@ class Command:
     id: int
     name: str
     source: str
-    value: Any = None  # set_setpoint's degC, checked again by Controller.set_setpoint
+    value: Any = None  # the payload (PAYLOADS), checked again by the Controller's command
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -96,9 +110,13 @@ def parse_command(line: bytes) -> Command:
     if not isinstance(source, str) or not SOURCE_RE.fullmatch(source):
         raise FrameError(f"source must be a word of lower-case letters, digits, - or _ (and :name), "
                          f"got {_short(source)}", id=frame_id)
-    value: Any = frame.get("value")
-    if name == "set_setpoint" and (type(value) not in (int, float) or not math.isfinite(float(value))):
-        raise FrameError(f"value must be a number of degC, got {_short(value)}", id=frame_id)
+    value: Any = None
+    if name in PAYLOADS:
+        key = PAYLOADS[name]
+        value = frame.get(key)
+        shape_ok, shape = _SHAPES[key]
+        if not shape_ok(value):
+            raise FrameError(f"{name} {key} must be {shape}, got {_short(value)}", id=frame_id)
     return Command(frame_id, name, source, value)
 
 

@@ -2,8 +2,8 @@
 
 :class:`RemoteController` has the part of :class:`~controller.core.loop.Controller`
 that the web, MQTT and the phone notifications use (``status``, ``add_listener``,
-``events``, ``clock``, ``set_setpoint``, ``acknowledge_fault``, ``switch_off``,
-``switch_on``), so they run unchanged in a process that has no pin and no probe.
+``events``, ``clock`` and the commands of
+:class:`~controller.core.interfaces.ControllerView`), so they run unchanged in a process that has no pin and no probe.
 It keeps the connection up by itself (reconnecting with backoff). While the
 control process is not there, :meth:`status` says so (``detail.controller``:
 ``"not running"``, and its tick ages, so ``/healthz`` answers 503 and the
@@ -56,7 +56,13 @@ class RemoteClock:
         return self._remote.control_monotonic()
 
     def wall(self) -> float:
-        return time.time()
+        """The control process's wall clock (its last status plus the time since): the history and the
+        dashboard's "now" must be the warmer's, which a simulation runs faster than this one."""
+        return self._remote.control_wall()
+
+    def wall_synced(self) -> bool:
+        """What the control process last said (the schedule runs there)."""
+        return self._remote.status().clock_synced
 
     def sleep_until(self, deadline_s: float, stop: threading.Event) -> bool:
         return stop.wait(max(0.0, deadline_s - self.monotonic()))
@@ -120,9 +126,20 @@ class RemoteController:
             return self._status.monotonic_s + GONE_AGE_S
         return self._status.monotonic_s + (time.monotonic() - self._received_s)
 
+    def control_wall(self) -> float:
+        """The control clock's wall time now (s since the epoch), from the last status; this process's
+        own clock before the first status and once the control process is gone."""
+        if not self._connected.is_set():
+            return time.time()
+        return self._status.wall_time_s + (time.monotonic() - self._received_s)
+
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` (real seconds) for the session's first status; return whether it came."""
+        return self._connected.wait(timeout_s)
 
     def add_listener(self, listener: Callable[[Status], None]) -> None:
         self._listeners.append(listener)
@@ -140,6 +157,34 @@ class RemoteController:
 
     def switch_on(self, *, source: str = "api") -> bool:
         return bool(self._call({"command": "switch_on", "source": source})["changed"])
+
+    def apply_preset(self, name: Any, *, source: str = "api") -> float:
+        return float(self._call({"command": "apply_preset", "name": name, "source": source})["setpoint_c"])
+
+    def extend(self, *, source: str = "api") -> float:
+        return float(self._call({"command": "extend", "source": source})["auto_off_at"])
+
+    def set_probe_offset(self, offset_c: Any, *, source: str = "api") -> float:
+        return float(self._call({"command": "set_probe_offset", "value": offset_c, "source": source})["probe_offset_c"])
+
+    def calibrate(self, thermometer_c: Any, *, source: str = "api") -> float:
+        return float(self._call({"command": "calibrate", "value": thermometer_c, "source": source})["probe_offset_c"])
+
+    def set_auto_off_h(self, hours: Any, *, source: str = "api") -> float:
+        return float(self._call({"command": "set_auto_off_h", "value": hours, "source": source})["auto_off_h"])
+
+    def set_presets(self, items: Any, *, source: str = "api") -> dict[str, Any]:
+        return self._settings_call({"command": "set_presets", "presets": items, "source": source})
+
+    def settings(self) -> dict[str, Any]:
+        return self._settings_call({"command": "settings"})
+
+    def apply_settings(self, doc: Any, *, source: str = "api") -> dict[str, Any]:
+        return self._settings_call({"command": "apply_settings", "settings": doc, "source": source})
+
+    def _settings_call(self, message: dict[str, Any]) -> dict[str, Any]:
+        settings: dict[str, Any] = self._call(message)["settings"]
+        return settings
 
     # --- the connection ---
 
@@ -223,7 +268,14 @@ class RemoteController:
             self._next_id = (self._next_id + 1) % protocol.MAX_ID
             frame_id = self._next_id
             try:
-                sock.sendall(protocol.encode({"id": frame_id, **message}))
+                frame = protocol.encode({"id": frame_id, **message})
+            except ValueError as exc:  # NaN or infinity: not JSON
+                raise CommandError(f"{message['command']} is not sendable ({exc}): nothing was changed") from None
+            if len(frame) >= protocol.MAX_FRAME_BYTES:  # the control side would end the session
+                raise CommandError(f"{message['command']} is too large: at most {protocol.MAX_FRAME_BYTES} bytes "
+                                   "are allowed, nothing was changed", field=protocol.PAYLOADS.get(message["command"]))
+            try:
+                sock.sendall(frame)
             except (OSError, ValueError) as exc:
                 raise ControllerUnavailable(f"the controller is not answering ({exc}): nothing was changed",
                                             field=UNAVAILABLE_FIELD) from None

@@ -170,16 +170,28 @@ class SessionHub:
             return {"id": command.id, "error": "the controller could not do it (see its journal)"}
 
     def _run(self, command: Command) -> dict[str, Any]:
-        c = self.controller
-        if command.name == "set_setpoint":
-            return {"setpoint_c": c.set_setpoint(command.value, source=command.source)}
-        if command.name == "acknowledge_fault":
-            fault = c.acknowledge_fault(source=command.source)
+        c, name, value, source = self.controller, command.name, command.value, command.source
+        if name == "acknowledge_fault":
+            fault = c.acknowledge_fault(source=source)
             return {"fault": {"kind": str(fault.kind), "message": fault.message,
                               "monotonic_s": fault.monotonic_s, "wall_time_s": fault.wall_time_s}}
-        if command.name == "switch_off":
-            return {"changed": c.switch_off(source=command.source)}
-        return {"changed": c.switch_on(source=command.source)}
+        if name in ("switch_off", "switch_on"):
+            return {"changed": c.switch_off(source=source) if name == "switch_off" else c.switch_on(source=source)}
+        if name == "settings":
+            return {"settings": c.settings()}
+        if name in ("set_presets", "apply_settings"):
+            run = c.set_presets if name == "set_presets" else c.apply_settings
+            return {"settings": run(value, source=source)}
+        if name == "extend":
+            return {"auto_off_at": c.extend(source=source)}
+        if name == "apply_preset":
+            return {"setpoint_c": c.apply_preset(value, source=source)}
+        if name == "set_auto_off_h":
+            return {"auto_off_h": c.set_auto_off_h(value, source=source)}
+        if name in ("set_probe_offset", "calibrate"):
+            correct = c.set_probe_offset if name == "set_probe_offset" else c.calibrate
+            return {"probe_offset_c": correct(value, source=source)}
+        return {"setpoint_c": c.set_setpoint(value, source=source)}
 
 
 def _status_frame(status: Status) -> bytes | None:

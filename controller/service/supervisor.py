@@ -229,6 +229,7 @@ def _attach_web(controller: Any, cfg: cfgmod.Config,
                 parts: list[tuple[str, Callable[[], None]]]) -> tuple[Any, Any]:
     """The dashboard, MQTT and the phone notifications on ``controller`` (local, or over the socket)."""
     from web import attach
+    from web.context import EXTENSION
 
     web = attach(controller, cfg)
     parts.insert(0, ("web server and history", web.stop))
@@ -238,7 +239,7 @@ def _attach_web(controller: Any, cfg: cfgmod.Config,
     parts.insert(0, ("MQTT", bridge.stop))
     from controller.integrations import notify  # [notify]: the phone, from a worker thread of its own
 
-    notes = notify.attach(controller, cfg)
+    notes = notify.attach(controller, cfg, ntfy=web.app.extensions[EXTENSION].ntfy)  # the phone's ntfy address
     notes.start()
     parts.insert(0, ("phone notifications", notes.stop))
     return web, bridge

@@ -3,7 +3,6 @@ OS) and :class:`Finding` (ok / warn / error, with what to do)."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 import sys
@@ -11,6 +10,8 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from controller.core.clock import kernel_clock_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +30,6 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess | None:
         return subprocess.run(argv, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-
-
-def kernel_clock_state() -> int | None:
-    """adjtimex(2) in read-only mode: TIME_ERROR (5) when unsynchronised; None if unavailable."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        buf = ctypes.create_string_buffer(512)  # struct timex, zeroed: modes = 0 reads only
-        state = libc.adjtimex(buf)
-    except (OSError, AttributeError):
-        return None
-    return None if state < 0 else state
 
 
 def import_lgpio() -> None:

@@ -31,6 +31,7 @@ from controller.core.state import StateStore
 from controller.core.status import Mode
 from controller.sim.fake_w1 import ZERO_TEXT, FakeW1Tree, w1_slave_text
 from controller.sim.plant import PlantFactory, StoneBath, full_power_time_s
+from controller.sim.ready_by import ready_by_config, ready_wall_start_s
 from controller.sim.simpins import ClockedMockFactory
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,8 @@ INJECTIONS = {
     "stall": math.inf,         # the control loop itself blocks (a deadlock): only the watchdog sees it
     "stuck": math.inf,         # stuck=C: the probe reads C from then on (a believable value, or 0.0)
 }
-#: What a person does at ``SECONDS:ACTION``: acknowledge the fault, or set the temperature.
-ACTIONS = ("ack", "setpoint=C")
+#: What a person does at ``SECONDS:ACTION``: acknowledge the fault, set the temperature, switch off or on.
+ACTIONS = ("ack", "setpoint=C", "off", "on")
 LIFTED_TAU_S = 30.0     # a wet steel probe in air cools toward the room with about this time constant
 
 
@@ -76,7 +77,8 @@ class Injection:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """Something a person does at ``at_s``: ``ack`` (acknowledge the fault) or ``setpoint`` (to ``value_c``)."""
+    """Something a person does at ``at_s``: ``ack`` (acknowledge the fault), ``setpoint`` (to ``value_c``),
+    ``off`` or ``on``."""
 
     at_s: float
     kind: str
@@ -84,7 +86,7 @@ class Action:
 
 
 def parse_action(text: str) -> Action:
-    """``SECONDS:ACTION``, ACTION ``ack`` or ``setpoint=C`` (SECONDS: 90, 15m, 2h)."""
+    """``SECONDS:ACTION``, ACTION ``ack``, ``setpoint=C``, ``off`` or ``on`` (SECONDS: 90, 15m, 2h)."""
     at, sep, action = text.partition(":")
     name, _, value = action.partition("=")
     try:
@@ -93,8 +95,8 @@ def parse_action(text: str) -> Action:
         at_s = math.nan
     if not math.isfinite(at_s) or at_s < 0:
         raise ValueError(f"--at {text!r}: expected SECONDS:ACTION with SECONDS a time >= 0 (90, 15m, 2h)")
-    if name == "ack" and not value:
-        return Action(at_s, "ack")
+    if name in ("ack", "off", "on") and not value:
+        return Action(at_s, name)
     if name == "setpoint" and value:
         try:
             return Action(at_s, "setpoint", float(value))
@@ -179,7 +181,7 @@ class Simulation:
                  injections: Sequence[Injection] = (), seed: int = 1, noise_c: float = NOISE_C,
                  workdir: str | Path | None = None, on_step: Callable[[Simulation, TraceRow], None] | None = None,
                  clock: Clock | None = None, mirror_dir: str | Path | None = None, atomic_files: bool = False,
-                 keep_trace: bool = True, actions: Sequence[Action] = ()) -> None:
+                 keep_trace: bool = True, actions: Sequence[Action] = (), ready_at_s: float | None = None) -> None:
         self._tmp = None
         self._unstall = threading.Event()  # set by close(): a stalled loop may end
         if workdir is None:
@@ -196,6 +198,9 @@ class Simulation:
         cfg = cfgmod.replace(cfg, "probe", w1_dir=str(w1_dir), id=PRIMARY_ID,
                              safety_id=SECONDARY_ID if cfg.probe.safety_id else "")
         cfg = cfgmod.replace(cfg, "state", dir=str(state_dir))
+        if ready_at_s is not None:  # a "ready by" at that simulated second, on a wall clock that puts it on the minute
+            clock = clock or SimClock(wall_start_s=ready_wall_start_s(ready_at_s, wall_start_s=SimClock().wall()))
+            cfg = ready_by_config(cfg, clock.wall() + ready_at_s)
         self.cfg = cfg
         self.make_plant = make_plant
         self.plant = make_plant()
@@ -218,6 +223,8 @@ class Simulation:
                      if self.has_second else None)
         self.controller = Controller(cfg, clock=self.clock, primary=primary, secondary=secondary,
                                      pin_factory=self.factory, store=StateStore(state_dir))
+        if ready_at_s is not None:
+            self.controller.switch_off(source="simulation")  # ... and the schedule switches it on
         self.pin = self.factory.pin(cfg.relay.pin)
         self.active_high = cfg.relay.active_high
         self.trace: list[TraceRow] = []
@@ -286,6 +293,10 @@ class Simulation:
             if action.kind == "ack":
                 fault = self.controller.acknowledge_fault(source="simulation")
                 outcome = f"acknowledged {fault.kind}"
+            elif action.kind in ("off", "on"):
+                switch = self.controller.switch_off if action.kind == "off" else self.controller.switch_on
+                changed = switch(source="simulation")
+                outcome = f"switched {action.kind}" if changed else f"already {action.kind}"
             else:
                 outcome = f"setpoint {self.controller.set_setpoint(action.value_c, source='simulation'):g} degC"
         except CommandError as exc:

@@ -52,8 +52,11 @@ def test_simulate_refuses_a_setpoint_above_the_maximum(capsys):
     ["simulate", "--plant", "nosuchmodule:Bath"],
     ["simulate", "--plant", "nocolon"],
     ["simulate", "--at", "soon:ack"],
-    ["simulate", "--at", "600:off"],
+    ["simulate", "--at", "600:sleep"],
+    ["simulate", "--at", "600:off=1"],
     ["simulate", "--at", "600:setpoint=70"],
+    ["simulate", "--ready-at", "soon"],
+    ["simulate", "--duration", "1h", "--ready-at", "2h"],
     ["simulate", "--inject", "stuck@600"],
     ["bench", "--fleet", "0"],
     ["bench", "--fleet", "3", "--quick"],
@@ -73,6 +76,37 @@ def test_simulate_at_acknowledges_and_sets_the_setpoint_at_the_given_times(capsy
     assert [(a["t_s"], a["action"]) for a in out["actions"]] == [(600.0, "ack"), (1200.0, "setpoint")]
     assert out["actions"][1]["outcome"] == "setpoint 45 degC"
     assert out["faults"] and out["peak_water_c"] < 52.0 + 1.5
+
+
+def test_simulate_at_off_holds_the_relay_open_until_on(tmp_path, capsys):
+    trace = tmp_path / "trace.csv"
+    assert cli.main(["simulate", "--duration", "2h", "--at", "3600:off", "--at", "5400:on", "--json",
+                     "--trace", str(trace)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(a["t_s"], a["outcome"]) for a in out["actions"]] == [(3600.0, "switched off"), (5400.0, "switched on")]
+    rows = list(csv.DictReader(trace.open()))
+    off = [r for r in rows if 3600 <= float(r["t_s"]) < 5400]
+    assert off and {r["mode"] for r in off} == {"off"}
+    assert {r["relay"] for r in off} == {"0"}
+    assert any(r["relay"] == "1" for r in rows if float(r["t_s"]) < 3600)
+    assert any(r["relay"] == "1" for r in rows if float(r["t_s"]) >= 5400)
+
+
+def test_simulate_ready_at_starts_switched_off_and_the_schedule_switches_it_on_with_the_state_dir_kept(
+        tmp_path, capsys):
+    state = tmp_path / "state"
+    assert cli.main(["simulate", "--plant", "small", "--duration", "1h", "--state-dir", str(state)]) == 0
+    assert json.loads((state / "state.json").read_text())["bath"]["warmups"] == 1
+    capsys.readouterr()
+    trace = tmp_path / "trace.csv"
+    assert cli.main(["simulate", "--plant", "small", "--duration", "9000", "--ready-at", "9000", "--json",
+                     "--state-dir", str(state), "--trace", str(trace)]) == 0
+    started = [a for a in json.loads(capsys.readouterr().out)["actions"] if a["action"] == "auto-on"]
+    assert len(started) == 1 and "ready by" in started[0]["outcome"]
+    rows = list(csv.DictReader(trace.open()))
+    assert {r["relay"] for r in rows if float(r["t_s"]) < started[0]["t_s"]} == {"0"}
+    assert {r["mode"] for r in rows if float(r["t_s"]) < started[0]["t_s"]} == {"off"}
+    assert any(r["relay"] == "1" for r in rows if float(r["t_s"]) >= started[0]["t_s"])
 
 
 def test_simulate_json_summary_and_trace(tmp_path, capsys):

@@ -137,3 +137,21 @@ def test_a_heater_too_weak_for_its_bath_is_said_plainly():
     assert model.max_water_c == pytest.approx(49.0)
     assert "can hold at most about 49 degC" in model.too_weak_message(52.0)
     assert model.too_weak_message(45.0) is None
+
+
+def test_a_noisy_probe_teaches_the_observer_no_heat_flow():
+    # A steady bath read through a noisy probe (sigma 0.2 degC, a DS18B20 on a long cable): the readings
+    # scatter both ways, so nothing the bath does is missing from the model. Learned faster one way than
+    # the other, the scatter became a heat flow as large as the losses: the estimate sat above the water.
+    model = BathModel(heat_rate_c_per_s=0.03, loss_per_s=1.6e-4, room_c=21.0, warmups=1)
+    hold_duty = model.hold_duty(52.0)
+    obs = Observer(model, 52.0)
+    rng = random.Random(1)
+    estimates = []
+    for t in range(3600):
+        on_s = 1.0 if t % 100 < 100 * hold_duty else 0.0  # the pulses that hold 52 degC
+        obs.step(1.0, on_s, 52.0 + rng.gauss(0.0, 0.2))
+        estimates.append(obs.water_c)
+    losses_c_per_s = model.loss_per_s * (52.0 - model.room_c)
+    assert abs(obs.drift_c_per_s) < 0.2 * losses_c_per_s
+    assert sum(estimates[-600:]) / 600 == pytest.approx(52.0, abs=0.1)

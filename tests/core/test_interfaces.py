@@ -110,7 +110,7 @@ def test_the_enums_keep_the_words_of_the_api():
     assert [k.value for k in FaultKind] == ["stuck_relay", "overtemp", "over_target", "probe_disagree",
                                             "sensor", "heating", "state"]
     assert [k.value for k in EventKind] == ["fault", "ack", "setpoint", "start", "ready", "off", "on",
-                                            "notice"]
+                                            "notice", "auto-on", "auto-off", "auto-off-warning", "clock-unsynced"]
     assert ReadingKind.VALID == "valid" and ReadingKind.OUT_OF_RANGE == "out_of_range"
 
 

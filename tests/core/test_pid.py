@@ -49,3 +49,20 @@ def test_holds_a_steady_duty_at_the_setpoint():
     pid = PID(Gains(kp=0.5, ki=0.001, kd=1.0))
     pid.integral = 0.155
     assert pid.update(52.0, 52.0, 0.0) == pytest.approx(0.155)
+
+
+def test_with_a_feed_forward_the_integral_corrects_down_while_the_pulses_swing_the_output_through_zero():
+    # A pulse-limited bath: each relay pulse lifts the water above the setpoint, the proportional term drives
+    # the output to 0 between pulses, yet the water sits above the setpoint on average. The integral must
+    # still take the feed-forward down (before, it froze whenever the output was at 0).
+    pid = PID(Gains(kp=1.0, ki=0.001, kd=0.0), integral_band_c=1.0, integral_max=0.15)
+    for t in range(600):
+        pid.update(52.3, 52.0, float(t), feedforward=0.1)   # output: 0.1 - 0.3 -> 0
+    assert -0.1 <= pid.integral < -0.05                       # down, and never below -feedforward
+
+
+def test_with_a_feed_forward_the_integral_still_cannot_push_below_zero_duty():
+    pid = PID(Gains(kp=1.0, ki=0.01, kd=0.0), integral_band_c=10.0)
+    for t in range(3600):
+        pid.update(55.0, 52.0, float(t), feedforward=0.1)
+    assert pid.integral == pytest.approx(-0.1)

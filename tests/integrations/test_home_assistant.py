@@ -3,8 +3,9 @@
 Home Assistant runs from its own cached virtualenv (``.ci/home-assistant.sh`` builds it; see
 ``tests/integrations/home_assistant/``), onboarded through its API, with the MQTT integration added
 through its config flow. The tests run in file order on one Home Assistant and one warmer: the
-entities, HA's own discovery schema, set_temperature, hvac mode off and heat, the acknowledge
-button with and without a fault, a SIGKILL and the way back, and the device page in Chromium.
+entities, HA's own discovery schema, set_temperature, a preset, "Keep it on", hvac mode off and heat,
+the acknowledge button with and without a fault, a fault while switched off, a SIGKILL and the way
+back, and the device page in Chromium.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import signal
 import subprocess
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -175,6 +177,14 @@ def test_every_entity_shows_the_warmers_state_with_its_attributes(stack):
     assert float(stack.entity("duty", states)["state"]) >= 0
     assert stack.entity("sensor_errors", states)["state"] == "0"
     assert stack.entity("acknowledge", states)["state"] == "unknown"  # never pressed
+    # The config has no [presets]: the defaults, after HA's own "none".
+    assert (attributes["preset_modes"], attributes["preset_mode"]) == (["none", "Body", "Face", "Feet"], "Body")
+    auto_off = stack.entity("auto_off_at", states)
+    assert auto_off["attributes"]["device_class"] == "timestamp"
+    assert datetime.fromisoformat(auto_off["state"]) == datetime.fromisoformat(stack.retained_state()["auto_off_at"])
+    next_start = stack.entity("next_start", states)
+    assert (next_start["state"], next_start["attributes"]["device_class"]) == ("unknown", "timestamp")  # no schedule
+    assert stack.entity("extend", states)["state"] == "unknown"
 
     registry = {e["entity_id"]: e for e in stack.registry["entities"]}
     diagnostic = {o for o, e in ids.items() if registry[e]["entity_category"] == "diagnostic"}
@@ -205,6 +215,33 @@ def test_set_temperature_reaches_the_warmer_and_home_assistant_refuses_60_c_itse
         hass.call("climate", "set_temperature", entity_id=water, temperature=60)
     assert refused.value.status == 500  # HA's ServiceValidationError: outside min_temp..max_temp
     assert stack.warmer.status()["setpoint_c"] == 50.0
+
+
+def test_a_preset_tapped_in_home_assistant_sets_the_warmer_and_shows_as_its_preset_mode(stack):
+    hass, warmer, water = stack.hass, stack.warmer, stack.ids["water"]
+    hass.call("climate", "set_preset_mode", entity_id=water, preset_mode="Face")
+    wait_until(lambda: warmer.status()["setpoint_c"] == 48.0, timeout_s=5, what="the Face preset at the warmer")
+    states = hass.wait_for(lambda st: st[water]["attributes"]["preset_mode"] == "Face", what="Face in Home Assistant")
+    assert states[water]["attributes"]["temperature"] == 48.0
+    # HA's own "none" is no preset: refused by the warmer, nothing changes, and HA says so.
+    hass.call("climate", "set_preset_mode", entity_id=water, preset_mode="none")
+    states = hass.wait_for(lambda st: stack.entity("last_command", st)["attributes"].get("payload") == "none",
+                           what="the refused preset as the last command")
+    assert stack.entity("last_command", states)["attributes"]["event_type"] == "refused"
+    assert warmer.status()["setpoint_c"] == 48.0
+
+
+def test_keep_it_on_pushes_auto_off_back_and_home_assistant_shows_the_new_time(stack):
+    hass, warmer = stack.hass, stack.warmer
+    before = warmer.status()["auto_off_at"]
+    hass.call("button", "press", entity_id=stack.ids["extend"])
+    wait_until(lambda: warmer.status()["auto_off_at"] > before, timeout_s=5, what="auto-off pushed back")
+    auto_off_at = warmer.status()["auto_off_at"]
+    hass.wait_for(lambda st: datetime.fromisoformat(stack.entity("auto_off_at", st)["state"]).timestamp()
+                  == round(auto_off_at), what="the new auto-off time in Home Assistant")
+    states = hass.wait_for(lambda st: stack.entity("last_command", st)["attributes"].get("command") == "extend",
+                           what="Keep it on as the last command")
+    assert stack.entity("last_command", states)["attributes"]["event_type"] == "accepted"
 
 
 def test_hvac_mode_off_holds_the_heater_off_and_heat_switches_it_on(stack):
@@ -251,6 +288,12 @@ def test_a_killed_warmer_is_unavailable_and_back_with_its_fault_which_home_assis
     hass.wait_for(lambda st: stack.entity("water", st)["state"] == "heat", what="the warmer back in Home Assistant")
     states = hass.wait_for(lambda st: stack.entity("fault", st)["state"] == "sensor", what="the sensor fault")
     assert "probe" in stack.entity("fault", states)["attributes"]["message"]
+    # Switched off with the fault latched: Off, and the fault stays its own entity.
+    hass.call("climate", "set_hvac_mode", entity_id=ids["water"], hvac_mode="off")
+    states = hass.wait_for(lambda st: stack.entity("water", st)["state"] == "off", what="off with the fault latched")
+    assert stack.entity("fault", states)["state"] == "sensor" and warmer.status()["mode"] == "fault"
+    hass.call("climate", "set_hvac_mode", entity_id=ids["water"], hvac_mode="heat")
+    hass.wait_for(lambda st: stack.entity("water", st)["state"] == "heat", what="heat again with the fault latched")
     wait_until(lambda: warmer.status()["reading_kind"] == "valid", timeout_s=FAULT_AT_S + FAULT_FOR_S + 10,
                what="the probe reading again")
     assert warmer.status()["fault"] == "sensor"
@@ -290,7 +333,8 @@ def test_the_device_page_renders_in_the_home_assistant_frontend(stack):
             page.route(lambda url: not url.startswith(hass.base), lambda route: route.abort())
             page.goto(f"{hass.base}/config/devices/device/{device_id}", timeout=60_000)
             page.get_by_text("Acknowledge fault").first.wait_for(timeout=60_000)
-            for name in ("Last command", "Time to ready", "Probe errors", "Visit"):
+            for name in ("Last command", "Time to ready", "Keep it on", "Auto-off at", "Next start", "Probe errors",
+                         "Visit"):
                 page.get_by_text(name).first.wait_for(timeout=10_000)
             page.wait_for_timeout(1500)  # let the cards finish drawing for the picture
             page.screenshot(path=str(SCREENSHOT), full_page=True)

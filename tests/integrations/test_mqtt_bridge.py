@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -13,7 +14,9 @@ import pytest
 from controller.cli.main import main
 from controller.core import config as cfgmod
 from controller.core.clock import MonotonicClock, SimClock
+from controller.core.presets import Presets
 from controller.core.schedule import run_forever
+from controller.integrations import ha_discovery as ha
 from controller.integrations import mqtt
 from controller.integrations.mqtt.bridge import Bridge
 from controller.integrations.mqtt.client import MqttError
@@ -245,27 +248,122 @@ def test_a_mode_home_assistant_does_not_offer_is_refused_and_changes_nothing(war
     assert len(sim.controller.events) == events_before
 
 
-def test_acknowledge_clears_a_latched_fault(tmp_path, broker, results):
-    # The probe file is empty for 20 s (the kernel gave up): a sensor fault latches.
+@pytest.fixture
+def faulting_warmer(tmp_path, broker):
+    """A simulated warmer with its bridge connected whose probe file is empty from 5 s for 20 s (the
+    kernel gave up): a sensor fault latches."""
     with Simulation(make_cfg(tmp_path, broker), workdir=tmp_path / "sim",
-                     injections=[parse_injection("empty@5:20")]) as sim:
+                    injections=[parse_injection("empty@5:20")]) as sim:
         bridge = Bridge(sim.controller, sim.cfg)
         bridge.start()
         try:
             assert bridge.connected.wait(10)
-            sim.run(40)
-            assert sim.controller.status().fault == "sensor"
-            assert not sim.relay_pin_on()  # the interlock switched the heater off
-            fault_state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["fault"] == "sensor",
-                                           what="the fault in the state").json()
-            assert fault_state["mode"] == "fault" and fault_state["action"] == "off"
-            answer = command(broker, results, "acknowledge", "acknowledge")
-            assert answer == {"event_type": "accepted", "command": "acknowledge", "ok": True, "fault": "sensor",
-                              "payload": "acknowledge"}
-            assert sim.controller.status().fault is None
+            yield sim
         finally:
             bridge.stop()
-            sim.close()
+
+
+def test_acknowledge_clears_a_latched_fault(faulting_warmer, broker, results):
+    sim = faulting_warmer
+    sim.run(40)
+    assert sim.controller.status().fault == "sensor"
+    assert not sim.relay_pin_on()  # the interlock switched the heater off
+    fault_state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["fault"] == "sensor",
+                                   what="the fault in the state").json()
+    assert fault_state["mode"] == "fault" and fault_state["action"] == "off"
+    answer = command(broker, results, "acknowledge", "acknowledge")
+    assert answer == {"event_type": "accepted", "command": "acknowledge", "ok": True, "fault": "sensor",
+                      "payload": "acknowledge"}
+    assert sim.controller.status().fault is None
+
+
+def test_a_fault_latched_while_switched_off_shows_off_and_heat_shows_heat_with_the_fault_still_latched(
+        faulting_warmer, broker, results):
+    sim = faulting_warmer
+    sim.run(2)
+    assert command(broker, results, "mode", "off")["ok"] is True
+    sim.run(40)
+    assert (sim.controller.status().fault, sim.controller.status().mode) == ("sensor", "fault")
+    state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["fault"] == "sensor",
+                             what="the fault in the state").json()
+    assert (state["hvac_mode"], state["action"], state["switched_off"]) == ("off", "off", True)
+    after = results.count()
+    assert command(broker, results, "mode", "heat")["changed"] is True
+    sim.run(1)
+    state = results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["hvac_mode"] == "heat",
+                             after=after, what="heat in the state").json()
+    assert (state["fault"], state["action"]) == ("sensor", "off")  # on, but held off by the fault
+    assert not sim.relay_pin_on()
+
+
+# -- presets and auto-off -------------------------------------------------------------------------
+def test_a_preset_from_home_assistant_sets_its_setpoint_and_shows_as_the_preset_mode(warmer, broker, results):
+    sim, _ = warmer
+    answer = command(broker, results, "preset", "Face")
+    assert answer == {"event_type": "accepted", "command": "preset", "ok": True, "payload": "Face",
+                      "preset": "Face", "setpoint_c": 48.0}
+    assert sim.controller.status().setpoint_c == 48.0
+    assert sim.controller.events.since(0)[-1].source == "mqtt (preset Face)"
+    sim.run(1)
+    results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["preset"] == "Face",
+                     what="the Face preset in the state")
+
+
+@pytest.mark.parametrize("payload", ["Sauna", "none", "face", ""])
+def test_an_unknown_preset_is_refused_logged_and_changes_nothing(warmer, broker, results, caplog, payload):
+    sim, _ = warmer
+    events_before = len(sim.controller.events)
+    with caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
+        answer = command(broker, results, "preset", payload)
+    assert answer["ok"] is False and answer["event_type"] == "refused"
+    assert answer["error"] == f"preset {payload!r} is not known: allowed are Body, Face, Feet"
+    assert (answer["field"], answer["allowed"]) == ("preset", ["Body", "Face", "Feet"])
+    assert f"MQTT: preset {payload!r} refused" in caplog.text
+    assert sim.controller.status().setpoint_c == 52.0
+    assert len(sim.controller.events) == events_before
+
+
+def test_keep_it_on_pushes_auto_off_back_by_the_full_hours_from_now(warmer, broker, results):
+    sim, _ = warmer
+    sim.run(600)
+    before = sim.controller.status().auto_off_at
+    answer = command(broker, results, "extend", "extend")
+    assert (answer["event_type"], answer["command"]) == ("accepted", "extend")
+    status = sim.controller.status()
+    assert answer["auto_off_at"] == ha.timestamp(status.auto_off_at)
+    # Before: 10 h from the start, 603 s ago (the fixture's 3 s and these 600 s); now: 10 h from now.
+    assert before - status.wall_time_s == pytest.approx(10 * 3600 - 603, abs=2)
+    assert status.auto_off_at - status.wall_time_s == pytest.approx(10 * 3600, abs=2)
+    event = sim.controller.events.since(0)[-1]
+    assert (event.source, event.message) == ("mqtt", "auto-off pushed back by 10 h")
+    sim.run(1)
+    results.wait_for(lambda m: m.topic == f"{ROOT}/state" and m.json()["auto_off_at"] == answer["auto_off_at"],
+                     what="the new auto-off time in the state")
+
+
+def test_home_assistants_preset_list_follows_presets_changed_while_running(warmer, broker):
+    sim, _ = warmer
+    topic = f"homeassistant/climate/{NODE}/water/config"
+    sub = Subscriber(broker, topic)
+    try:
+        assert sub.wait_for(what="the climate's discovery").json()["preset_modes"] == ["Body", "Face", "Feet"]
+        after = sub.count()
+        # As the phone's settings change them: the status carries the presets now in force.
+        sim.controller.cfg = dataclasses.replace(sim.controller.cfg, presets=Presets((("Back", 50.0),)))
+        sim.run(1)
+        climate = sub.wait_for(after=after, what="the discovery sent again").json()
+    finally:
+        sub.close()
+    assert climate["preset_modes"] == ["Back"]
+    assert json.loads(retained(broker, topic)[topic])["preset_modes"] == ["Back"]
+
+
+def test_a_preset_home_assistant_reserves_is_left_out_with_a_warning(tmp_path, broker, caplog):
+    cfg = dataclasses.replace(make_cfg(tmp_path, broker), presets=Presets((("none", 50.0), ("Body", 52.0))))
+    with Simulation(cfg, workdir=tmp_path / "sim") as sim, caplog.at_level(logging.WARNING, logger="stonewarmer.mqtt"):
+        bridge = Bridge(sim.controller, sim.cfg)
+    assert bridge.discovery[f"homeassistant/climate/{NODE}/water/config"]["preset_modes"] == ["Body"]
+    assert "MQTT: preset 'none' is not offered to Home Assistant, which reserves the name" in caplog.text
 
 
 # -- clearing retained topics -------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 import tomllib
+from datetime import UTC, datetime
 
 import jinja2
 import pytest
@@ -14,7 +16,7 @@ from controller.core import config as cfgmod
 from controller.core.faults import FaultKind
 from controller.core.loop import CommandError
 from controller.integrations import ha_discovery as ha
-from controller.integrations.mqtt.bridge import ChangeOrInterval, parse_mode, parse_setpoint
+from controller.integrations.mqtt.bridge import ChangeOrInterval, parse_mode, parse_preset, parse_setpoint
 from controller.sim.simulation import Simulation, parse_injection
 from tests.helpers import REPO
 
@@ -91,10 +93,13 @@ def status():
 DASHBOARD = "http://room-1.local:8080/"
 
 
-def payloads(node="room-1", *, min_c=40.0, max_c=55.0):
+PRESETS = ("Body", "Face", "Feet")
+
+
+def payloads(node="room-1", *, min_c=40.0, max_c=55.0, presets=PRESETS):
     topics = ha.Topics.for_config(mqtt_cfg(name=node), node)
     return topics, ha.discovery_payloads(topics, min_setpoint_c=min_c, max_setpoint_c=max_c,
-                                         configuration_url=DASHBOARD)
+                                         configuration_url=DASHBOARD, presets=presets)
 
 
 def test_climate_entity_takes_its_limits_from_the_config_not_home_assistants_35_c():
@@ -112,10 +117,13 @@ def test_climate_entity_takes_its_limits_from_the_config_not_home_assistants_35_
 ENTITIES = [
     "homeassistant/binary_sensor/room-1/ready/config",
     "homeassistant/button/room-1/acknowledge/config",
+    "homeassistant/button/room-1/extend/config",
     "homeassistant/climate/room-1/water/config",
     "homeassistant/event/room-1/last_command/config",
+    "homeassistant/sensor/room-1/auto_off_at/config",
     "homeassistant/sensor/room-1/duty/config",
     "homeassistant/sensor/room-1/fault/config",
+    "homeassistant/sensor/room-1/next_start/config",
     "homeassistant/sensor/room-1/ready_in/config",
     "homeassistant/sensor/room-1/relay_switches/config",
     "homeassistant/sensor/room-1/sensor_errors/config",
@@ -166,7 +174,7 @@ def render(template: str, status) -> str:
 
 @pytest.fixture(scope="module")
 def statuses():
-    """Real statuses: warming, switched off, and with a sensor fault latched."""
+    """Real statuses: warming, switched off, a sensor fault latched while on, and one latched while off."""
     found = {}
     with Simulation() as sim:
         sim.run(180)  # long enough for a steady rate of rise, so an estimate
@@ -177,7 +185,12 @@ def statuses():
     with Simulation(injections=[parse_injection("empty@2:20")]) as sim:
         sim.run(12)
         found["fault"] = sim.controller.status()
-    assert [s.mode for s in found.values()] == ["warming", "off", "fault"]
+    with Simulation(injections=[parse_injection("empty@2:20")]) as sim:
+        sim.controller.switch_off(source="test")
+        sim.run(12)
+        found["fault_while_off"] = sim.controller.status()
+    assert [s.mode for s in found.values()] == ["warming", "off", "fault", "fault"]
+    assert [s.switched_off for s in found.values()] == [False, True, False, True]
     return found
 
 
@@ -191,10 +204,12 @@ def test_the_climates_off_and_heat_go_to_the_mode_command_topic_and_its_mode_fol
     assert climate["mode_command_topic"] == topics.set_mode == "stonewarmer/room-1/set/mode"
     assert climate["modes"] == ["heat", "off"]
     modes = {name: render(climate["mode_state_template"], s) for name, s in statuses.items()}
-    # A fault is not "off": the person's choice stands, the action and the Fault sensor say why it is cold.
-    assert modes == {"warming": "heat", "off": "off", "fault": "heat"}
+    # The mode is the switch alone: a fault does not make "off" out of on, nor "heat" out of off.
+    # The action and the Fault sensor say why it is cold.
+    assert modes == {"warming": "heat", "off": "off", "fault": "heat", "fault_while_off": "off"}
     actions = {name: render(climate["action_template"], s) for name, s in statuses.items()}
-    assert actions == {"warming": "heating" if statuses["warming"].relay_on else "idle", "off": "off", "fault": "off"}
+    assert actions == {"warming": "heating" if statuses["warming"].relay_on else "idle", "off": "off",
+                       "fault": "off", "fault_while_off": "off"}
 
 
 @pytest.mark.parametrize(("payload", "mode"), [(b"heat", "heat"), (b"off", "off"), (b" off\n", "off")])
@@ -265,7 +280,7 @@ def test_the_fault_sensor_is_an_enum_of_every_fault_kind(statuses):
     assert sensor["device_class"] == "enum"
     assert sensor["options"] == ["none", *(kind.value for kind in FaultKind)]
     shown = {name: render(sensor["value_template"], s) for name, s in statuses.items()}
-    assert shown == {"warming": "none", "off": "none", "fault": "sensor"}
+    assert shown == {"warming": "none", "off": "none", "fault": "sensor", "fault_while_off": "sensor"}
     assert json.loads(render(sensor["json_attributes_template"], statuses["fault"]))["message"]
 
 
@@ -286,7 +301,76 @@ def test_the_climate_keeps_only_the_slow_warmer_mode_as_an_attribute(statuses):
     climate = entity("water", "climate")
     attributes = {name: json.loads(render(climate["json_attributes_template"], s)) for name, s in statuses.items()}
     assert attributes == {"warming": {"warmer_mode": "warming"}, "off": {"warmer_mode": "off"},
-                          "fault": {"warmer_mode": "fault"}}
+                          "fault": {"warmer_mode": "fault"}, "fault_while_off": {"warmer_mode": "fault"}}
+
+
+# -- presets, auto-off and the next start --------------------------------------------------------
+def test_presets_are_the_climates_preset_modes_sent_to_the_preset_topic(statuses):
+    topics, _ = payloads()
+    climate = entity("water", "climate")
+    assert climate["preset_modes"] == ["Body", "Face", "Feet"]  # HA adds its own "none" in front
+    assert climate["preset_mode_command_topic"] == topics.set_preset == "stonewarmer/room-1/set/preset"
+    assert climate["preset_mode_state_topic"] == topics.state
+    warming = statuses["warming"]
+    assert warming.setpoint_c == 52.0
+    assert render(climate["preset_mode_value_template"], warming) == "Body"  # the default presets' 52 degC
+
+
+def test_the_preset_mode_is_the_preset_whose_setpoint_is_set_else_none(statuses):
+    template = entity("water", "climate")["preset_mode_value_template"]
+    warming = statuses["warming"]
+    assert render(template, dataclasses.replace(warming, setpoint_c=48.0)) == "Face"
+    assert render(template, dataclasses.replace(warming, setpoint_c=50.5)) == "none"  # set by hand
+    twins = [{"name": "Back", "setpoint_c": 52.0}, {"name": "Body", "setpoint_c": 52.0}]
+    assert render(template, dataclasses.replace(warming, presets=twins)) == "Back"  # the first, as listed
+
+
+def test_a_preset_home_assistant_reserves_is_left_off_its_list_and_never_its_state(statuses):
+    climate = payloads(presets=("Body", "none", "None"))[1]["homeassistant/climate/room-1/water/config"]
+    assert climate["preset_modes"] == ["Body"]
+    reserved = dataclasses.replace(statuses["warming"], setpoint_c=50.0,
+                                   presets=[{"name": "none", "setpoint_c": 50.0}])
+    assert render(climate["preset_mode_value_template"], reserved) == "none"
+
+
+def test_without_presets_the_climate_has_no_preset_modes():
+    climate = payloads(presets=())[1]["homeassistant/climate/room-1/water/config"]
+    assert not {key for key in climate if key.startswith("preset")}
+
+
+@pytest.mark.parametrize(("payload", "name"), [(b"Face", "Face"), (b" Body 52\n", "Body 52"), (b"\xff", "\ufffd")])
+def test_preset_payload_is_the_name_left_to_the_controller_to_judge(payload, name):
+    assert parse_preset(payload) == name
+
+
+@pytest.mark.parametrize(("object_id", "name"), [("auto_off_at", "Auto-off at"), ("next_start", "Next start")])
+def test_auto_off_and_next_start_are_timestamp_sensors_in_utc(statuses, object_id, name):
+    sensor = entity(object_id)
+    assert (sensor["name"], sensor["device_class"]) == (name, "timestamp")
+    at_s = 1_746_556_230.4  # 2025-05-06 18:30:30.4 UTC
+    shown = render(sensor["value_template"], dataclasses.replace(statuses["warming"], **{object_id: at_s}))
+    assert shown == "2025-05-06T18:30:30+00:00"
+    assert datetime.fromisoformat(shown) == datetime.fromtimestamp(round(at_s), tz=UTC)
+    # None is HA's unknown: switched off, auto-off 0 (never), no start planned.
+    assert render(sensor["value_template"], dataclasses.replace(statuses["warming"], **{object_id: None})) == "None"
+
+
+def test_a_warmer_that_is_on_shows_when_auto_off_will_switch_it_off(statuses):
+    warming, off = statuses["warming"], statuses["off"]
+    sensor = entity("auto_off_at")
+    shown = datetime.fromisoformat(render(sensor["value_template"], warming))
+    assert shown.timestamp() == round(warming.auto_off_at)
+    # 10 h after it was switched on (the default auto_off_h), give or take the ticks since.
+    assert 10 * 3600 - 200 <= warming.auto_off_at - warming.wall_time_s <= 10 * 3600
+    assert render(sensor["value_template"], off) == "None"
+
+
+def test_the_keep_it_on_button_sends_extend_to_its_own_topic():
+    topics, _ = payloads()
+    button = entity("extend", "button")
+    assert (button["name"], button["command_topic"]) == ("Keep it on", topics.extend)
+    assert topics.extend == "stonewarmer/room-1/set/extend"
+    assert button["payload_press"] == ha.EXTEND_PAYLOAD
 
 
 # -- publishing cadence -----------------------------------------------------------------------
@@ -319,7 +403,8 @@ def test_setpoint_object_with_other_keys_is_refused():
 
 def test_the_commented_mqtt_block_in_the_shipped_config_shows_the_real_defaults():
     text = (REPO / "config" / "stonewarmer.toml").read_text()
-    block = text[text.index("# [mqtt]"):]
+    start = text.index("# [mqtt]")
+    block = text[start:text.index("\n[", start)]  # up to the next section that is not commented out
     uncommented = "\n".join(re.sub(r"^# (\[mqtt\]|\w+ = .*)$", r"\1", line) for line in block.splitlines())
     assert cfgmod.from_dict(tomllib.loads(uncommented)).mqtt == cfgmod.MqttConfig()
     assert len(re.findall(r"^# \w+ = ", block, flags=re.MULTILINE)) == len(cfgmod.MqttConfig.__slots__)

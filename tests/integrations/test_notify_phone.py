@@ -233,6 +233,24 @@ def test_each_event_is_worded_for_the_therapist():
     assert restart.urgent and ADVICE[FaultKind.OVERTEMP] in restart.body
 
 
+
+def test_the_schedule_and_auto_off_are_worded_for_the_therapist():
+    on = message_for(event(EventKind.AUTO_ON, source="schedule",
+                           message="warming to be ready by 08:30, setpoint 52.0 degC"))
+    assert (on.title, on.body) == ("Warming up on schedule",
+                                   "Switched on by the schedule: warming to be ready by 08:30, setpoint 52.0 °C.")
+    off = message_for(event(EventKind.AUTO_OFF, source="auto-off",
+                            message="no one has touched the warmer for 10 h: heater held off"))
+    assert off.body.startswith("Switched off by auto-off: no one has touched the warmer for 10 h")
+    warning = message_for(event(EventKind.AUTO_OFF_WARNING, source="auto-off",
+                                message="the warmer switches itself off in 15 min (10 h without a touch)"))
+    assert warning.priority == Priority.HIGH and "Extend" in warning.body
+    clock = message_for(event(EventKind.CLOCK_UNSYNCED, source="clock", message="the wall clock is not synchronised"))
+    assert clock.title.startswith("Warmer's clock not set") and "network" in clock.body
+    assert all(wanted(event(kind)) for kind in (EventKind.AUTO_ON, EventKind.AUTO_OFF, EventKind.AUTO_OFF_WARNING,
+                                               EventKind.CLOCK_UNSYNCED))
+
+
 def test_only_the_events_worth_a_notification_are_sent():
     assert wanted(event(EventKind.FAULT, fault=FaultKind.SENSOR))
     assert wanted(event(EventKind.START, fault=FaultKind.SENSOR))
@@ -377,3 +395,32 @@ def test_the_commented_notify_block_in_the_shipped_config_shows_the_real_default
     uncommented = "\n".join(re.sub(r"^# (\[notify\]|\w+ = .*)$", r"\1", line) for line in block.splitlines())
     assert cfgmod.from_dict(tomllib.loads(uncommented)).notify == cfgmod.NotifyConfig()
     assert len(re.findall(r"^# \w+ = ", block, flags=re.MULTILINE)) == len(cfgmod.NotifyConfig.__slots__)
+
+
+# -- the ntfy address set from the phone ----------------------------------------------------------
+
+def test_an_ntfy_address_set_from_the_phone_is_followed_at_once_and_kept(tmp_path, receiver, started):
+    from controller.integrations.notify.setting import NtfySetting
+
+    cfg = notify_cfg(tmp_path, ntfy_url=receiver.url("from-the-file"))
+    (tmp_path / "state").mkdir()
+    with Simulation(cfg, injections=[parse_injection("unplug@60")]) as sim:
+        setting = NtfySetting(sim.cfg)
+        started(notify.attach(sim.controller, sim.cfg, ntfy=setting))
+        assert setting.set(receiver.url("from-the-phone")) == receiver.url("from-the-phone")  # no restart
+        while sim.controller.status().fault is None and sim.t_s < 200:
+            sim.step()
+        posts = receiver.wait_for(1, timeout_s=5.0)
+    assert [p.path for p in posts] == ["/from-the-phone"]
+    assert NtfySetting(cfg).url == receiver.url("from-the-phone")  # kept for the next start
+
+
+@pytest.mark.parametrize("url", ["https://me:pw@ntfy.example/t", "ftp://ntfy.example/t", "https://ntfy.example/",
+                                 "https://ntfy.example/t x", 5])
+def test_an_ntfy_address_with_credentials_or_not_http_is_refused_and_nothing_kept(tmp_path, url):
+    from controller.integrations.notify.setting import NtfySetting
+
+    setting = NtfySetting(notify_cfg(tmp_path))
+    with pytest.raises(ValueError, match="notify.ntfy_url"):
+        setting.set(url)
+    assert setting.url == "" and not setting.path.exists()

@@ -19,14 +19,27 @@ JSON_SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.flo
 JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
 NAMES = st.sampled_from([*protocol.COMMANDS, "session", "autotune", "", "SET_SETPOINT"]) | st.text(max_size=20)
-FRAMES = st.fixed_dictionaries({}, optional={"id": JSON_SCALARS, "command": NAMES, "value": JSON_VALUES,
+PRESET_NAMES = st.sampled_from(["Body", "Face", "Hot", ""]) | st.text(max_size=8)
+PRESET_LISTS = st.lists(st.fixed_dictionaries({"name": PRESET_NAMES, "setpoint_c": st.floats(30, 70) | JSON_SCALARS}),
+                        max_size=3)
+DOCS = st.fixed_dictionaries({}, optional={
+    "version": st.sampled_from([1, 2, "1"]), "presets": PRESET_LISTS | JSON_VALUES,
+    "schedule": st.fixed_dictionaries({}, optional={"auto_off_h": st.floats(-1, 50) | JSON_SCALARS,
+                                                    "days": st.dictionaries(st.sampled_from(["mon", "sun", "x"]),
+                                                                            JSON_VALUES, max_size=2)}),
+    "probe_offset_c": st.floats(-4, 4) | JSON_SCALARS, "extra": JSON_VALUES})
+FRAMES = st.fixed_dictionaries({}, optional={"id": JSON_SCALARS, "command": NAMES,
+                                             "value": JSON_VALUES | st.floats(-60, 60),
+                                             "name": st.sampled_from(["Body", "Feet", "Hot"]) | JSON_VALUES,
+                                             "presets": PRESET_LISTS | JSON_VALUES, "settings": DOCS | JSON_VALUES,
                                              "source": JSON_SCALARS | st.sampled_from(["api", "mqtt", "web-ui"]),
                                              "extra": JSON_VALUES})
 
 
 def _state(controller):
     s = controller.status()
-    return controller.setpoint_c, s.mode, s.fault, len(controller.events)
+    return (controller.setpoint_c, s.mode, s.fault, len(controller.events), controller.settings(),
+            s.auto_off_at)
 
 
 def test_no_frame_crashes_control_or_changes_more_than_a_valid_command_may(make_controller, clock, tree):
@@ -35,26 +48,40 @@ def test_no_frame_crashes_control_or_changes_more_than_a_valid_command_may(make_
     hub = SessionHub(controller)
     low, high = controller.cfg.control.min_setpoint_c, controller.cfg.control.max_setpoint_c
 
-    @settings(max_examples=400, deadline=None)
+    @settings(max_examples=600, deadline=None)
     @given(frame=FRAMES | st.binary(max_size=200).map(lambda b: {"raw": b}))
     def check(frame):
         before = _state(controller)
         line = frame["raw"] if "raw" in frame else json.dumps(frame, allow_nan=True).encode()
         answer = hub.answer(line)
         protocol.encode(answer)  # always a sendable frame
-        setpoint, mode, fault, events = _state(controller)
+        after = _state(controller)
+        setpoint, doc = after[0], after[4]
         assert low <= setpoint <= high
+        assert all(low <= p["setpoint_c"] <= high for p in doc["presets"])  # no preset above the ceiling, ever
+        assert -3.0 <= doc["probe_offset_c"] <= 3.0
         if "error" in answer:  # refused: nothing changed
-            assert (setpoint, mode, fault, events) == before
+            assert after == before
             return
         # accepted: only what that command does
-        assert answer["id"] == frame["id"] and frame["command"] in protocol.COMMANDS
-        if frame["command"] == "set_setpoint":
+        command = frame["command"]
+        assert answer["id"] == frame["id"] and command in protocol.COMMANDS
+        if command == "set_setpoint":
             assert setpoint == frame["value"]
+        elif command == "apply_preset":
+            assert setpoint == dict((p["name"], p["setpoint_c"]) for p in before[4]["presets"])[frame["name"]]
         else:
             assert setpoint == before[0]
-        if frame["command"] in ("switch_off", "switch_on"):
-            assert controller.switched_off is (frame["command"] == "switch_off")
+        if command in ("switch_off", "switch_on"):
+            assert controller.switched_off is (command == "switch_off")
+        if command not in ("set_presets", "apply_settings"):
+            assert doc["presets"] == before[4]["presets"]
+        if command not in ("set_probe_offset", "calibrate", "apply_settings"):
+            assert doc["probe_offset_c"] == before[4]["probe_offset_c"]
+        if command not in ("set_auto_off_h", "apply_settings"):
+            assert doc["schedule"] == before[4]["schedule"]
+        if command == "settings":
+            assert answer["result"] == {"settings": before[4]} and after == before
 
     check()
     # No frame ticks the loop or touches the relay: the pin never switched on.
@@ -159,3 +186,36 @@ def test_a_client_that_never_reads_is_dropped_and_never_holds_up_a_tick(make_con
             received += chunk
         assert len(received) < QUEUE_FRAMES * 20 * 200
         sock.close()
+
+
+def test_each_new_command_is_answered_with_what_the_controller_did(make_controller, clock, tree):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [50.0] * 3)
+    hub = SessionHub(controller)
+
+    def ask(**frame):
+        return hub.answer(json.dumps({"id": 1, **frame}).encode())
+
+    assert ask(command="apply_preset", name="Face") == {"id": 1, "result": {"setpoint_c": 48.0}}
+    assert ask(command="set_auto_off_h", value=2) == {"id": 1, "result": {"auto_off_h": 2.0}}
+    assert ask(command="extend")["result"]["auto_off_at"] == clock.wall() + 7200.0
+    assert ask(command="calibrate", value=50.4)["result"]["probe_offset_c"] == 0.4
+    assert ask(command="set_probe_offset", value=0)["result"] == {"probe_offset_c": 0.0}
+    presets = [{"name": "Hands", "setpoint_c": 49.5}]
+    assert ask(command="set_presets", presets=presets)["result"]["settings"]["presets"] == presets
+    doc = ask(command="settings")["result"]["settings"]
+    assert ask(command="apply_settings", settings={**doc, "probe_offset_c": -1})["result"]["settings"] == \
+        {**doc, "probe_offset_c": -1.0}
+    refused = ask(command="apply_preset", name="Face")
+    assert refused["field"] == "preset" and refused["allowed"] == ["Hands"] and controller.setpoint_c == 48.0
+
+
+def test_a_frame_with_a_payload_of_the_wrong_shape_is_refused_by_the_protocol(make_controller):
+    hub = SessionHub(make_controller())
+    for frame, word in [({"command": "apply_preset", "name": 5}, "name must be"),
+                        ({"command": "apply_settings", "settings": []}, "settings must be"),
+                        ({"command": "set_presets", "presets": {}}, "presets must be"),
+                        ({"command": "calibrate"}, "value must be"),
+                        ({"command": "extend", "value": 1}, "extend takes only source")]:
+        answer = hub.answer(json.dumps({"id": 2, **frame}).encode())
+        assert answer["id"] == 2 and word in answer["error"], answer

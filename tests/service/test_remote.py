@@ -85,3 +85,39 @@ def test_with_the_control_process_gone_the_api_says_so_and_changes_nothing(linke
     assert answer.status_code == 503
     assert "controller is not running" in answer.get_json()["error"]
     assert controller.setpoint_c != 45.0
+
+
+def test_the_settings_commands_reach_the_controller_and_its_refusals_come_back(linked, clock, tree):
+    controller, remote, _ = linked
+    assert remote.settings() == controller.settings()
+    doc = {**remote.settings(), "presets": [{"name": "Hands", "setpoint_c": 49.0}], "probe_offset_c": 0.5}
+    assert remote.apply_settings(doc, source="api") == {**doc, "probe_offset_c": 0.5} == controller.settings()
+    assert remote.apply_preset("Hands") == 49.0 == controller.setpoint_c
+    assert remote.set_auto_off_h(1.5) == 1.5
+    assert remote.extend() == pytest.approx(clock.wall() + 5400.0, abs=1.0)
+    assert remote.set_probe_offset(-1) == -1.0 == controller.calibration.offset_c
+    assert remote.calibrate(30.8) == pytest.approx(0.8)  # the bath reads 30.0
+    with pytest.raises(CommandError, match="max_setpoint_c") as refused:
+        remote.set_presets([{"name": "Hot", "setpoint_c": 60.0}])
+    assert refused.value.field == "presets" and controller.settings()["presets"] == doc["presets"]
+
+
+def test_a_settings_document_too_large_for_a_frame_is_refused_before_sending(linked):
+    controller, remote, _ = linked
+    before = controller.settings()
+    with pytest.raises(CommandError, match="too large"):
+        remote.apply_settings({**before, "presets": [{"name": "x" * 40, "setpoint_c": 50.0}] * 100})
+    assert remote.connected and remote.settings() == before
+
+
+def test_the_web_side_tells_the_time_by_the_control_clock_not_its_own(linked, clock, tree):
+    """History and the dashboard ask "now" of the web's clock: in a simulation (or on a Pi whose clock
+    the control process sees differently) that must be the control process's wall clock, else
+    ``/api/history?since=<the warmer's time>`` is refused as "until before since"."""
+    import time
+
+    controller, remote, _ = linked
+    run_ticks(controller, clock, tree, [31.0])
+    wait_until(lambda: remote.status().tick == controller.status().tick, timeout_s=5, what="the tick")
+    assert abs(controller.clock.wall() - time.time()) > 3600  # the simulated wall clock is far from this one
+    assert remote.clock.wall() == pytest.approx(controller.clock.wall(), abs=2.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.core import config as cfgmod
-from controller.sim.simulation import Simulation, summarize
+from controller.sim.simulation import Simulation, parse_action, summarize
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +67,18 @@ def test_status_reports_an_estimated_time_to_ready_while_warming():
         assert status.mode == "warming"
         # ~9 more minutes to the band at ~2 degC/min, plus 5 minutes in the band.
         assert 700 < status.ready_in_s < 1100
+
+
+def test_switched_off_by_a_person_the_relay_pin_stays_open_until_switched_on():
+    actions = [parse_action("3600:off"), parse_action("5400:on")]
+    with Simulation(actions=actions) as sim:
+        sim.run(6000)
+        assert [outcome for _t, _kind, outcome in sim.actions_done] == ["switched off", "switched on"]
+        t0 = sim.t0
+        levels = [(t - t0, level) for t, level in sim.pin.changes]
+        level_at_3600 = [level for t, level in levels if t <= 3600][-1]
+        assert not any(level for t, level in levels if 3600 < t < 5400)
+        # the pin opened at once at 3600 s (or was open), and heats again after 5400 s
+        assert not level_at_3600 or any(not level for t, level in levels if 3600 <= t <= 3601)
+        assert any(level for t, level in levels if t >= 5400)
+        assert {r.mode for r in sim.trace if 3600 <= r.t_s < 5400} == {"off"}

@@ -91,9 +91,10 @@ class Warmer:
 
 @contextlib.contextmanager
 def run_warmer(tmp_dir: Path, *, speed: float, injections: list[str] = (), plant: str | None = None,
-               tokens: list[str] = ()) -> Iterator[Warmer]:
+               tokens: list[str] = (), config: str | None = None) -> Iterator[Warmer]:
     """A real ``stonewarmer run --simulate`` on a free port, a password set (and API tokens made for
-    ``tokens``); yields it, then kills it."""
+    ``tokens``), with ``config`` (TOML text) as its config file if given; yields it, then kills it.
+    Run again on the same ``tmp_dir``, it is the same warmer restarted (its state dir kept)."""
     require_chromium()
     cli = [sys.executable, "-m", "controller"]
     state = tmp_dir / "state"
@@ -105,6 +106,9 @@ def run_warmer(tmp_dir: Path, *, speed: float, injections: list[str] = (), plant
     log = tmp_dir / "run.log"  # a file, not a pipe nobody reads: a full pipe would stall the warmer
     args = [*cli, "run", "--simulate", "--state-dir", str(state), "--host", "127.0.0.1", "--port", str(port),
             "--speed", str(speed), *(f"--inject={i}" for i in injections), *(["--plant", plant] if plant else [])]
+    if config is not None:
+        (tmp_dir / "config.toml").write_text(config)
+        args += ["--config", str(tmp_dir / "config.toml")]
     with open(log, "wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

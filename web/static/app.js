@@ -1,5 +1,6 @@
 /* stonewarmer dashboard: live status (Server-Sent Events, polling as fallback), setpoint, sign-in,
-   chart and events. Temperatures arrive in degC; the page shows degC or degF (remembered per browser). */
+   chart and events; the practice day (off / on, presets, auto-off, schedule) is day.js, the settings
+   sheet settings.js. Temperatures arrive in degC; the page shows degC or degF (remembered per browser). */
 "use strict";
 
 (function () {
@@ -202,6 +203,8 @@
     document.title = (l.ok ? `${s.mode === "fault" ? "FAULT" : fmt(s.temperature_c)} · ${badge}` : "Not live") + " · Stone warmer";
     renderAlarm(s, l.ok, lost);
     renderSetpoint();
+    window.StoneDay.render(s, l.ok, state.events, canChange(), window.StoneSettings.current());
+    window.StoneSettings.renderCalibration();
     queueDraw();
   }
 
@@ -348,6 +351,7 @@
     $("signin").hidden = !(se.password_set && !se.signed_in);
     $("signout").hidden = !se.signed_in;
     window.StoneAccess.show(se.signed_in);
+    window.StoneSettings.show(se.signed_in).then(render);  // the day's words need the schedule
     if (!se.password_set) {
       msg.textContent = "Changes are switched off: no password is set yet. To set one, " + se.how_to_set_password + ".";
     } else if (!se.signed_in) {
@@ -516,6 +520,10 @@
     $("signin").addEventListener("submit", signIn);
     $("signout").addEventListener("click", signOut);
     window.StoneAccess.wire(api, hhmm);
+    const lent = { api, hhmm, num, fmt, fmtSp, words, onStatus, render, loadSession, toUnit, fromUnit,
+      unit: () => state.unit, status: () => state.status, refresh: render };
+    window.StoneDay.wire(lent);
+    window.StoneSettings.wire(lent);
     document.querySelectorAll(".tabs button").forEach((b) => b.addEventListener("click", () => {
       state.hours = Number(b.dataset.hours);
       document.querySelectorAll(".tabs button").forEach((o) => o.setAttribute("aria-pressed", String(o === b)));

@@ -82,11 +82,13 @@ window.StoneWords = (function () {
   /* Who made a change, as the events' `source` says it. */
   function who(source) {
     if (!source || source === "controller" || source === "interlock") return "";
+    const preset = /^(.*) \(preset (.*)\)$/.exec(source);  // "web (preset Body)": a preset's button
+    if (preset) return [who(preset[1]), `(preset ${preset[2]})`].filter(Boolean).join(" ");
     if (source === "web") return "from the dashboard";
     if (source.startsWith("token:")) return `by the app “${source.slice(6)}”`;
     return {
       mqtt: "from Home Assistant", autotune: "by the tuning run", bench: "by the benchmark",
-      state: "on start-up", cli: "from the command line",
+      state: "on start-up", cli: "from the command line", schedule: "by the schedule", "auto-off": "by auto-off",
     }[source] || "";
   }
 
@@ -115,6 +117,11 @@ window.StoneWords = (function () {
       case "ready": return "Stones ready.";
       case "off": return `Switched off${tail}: the heater is held off.`;
       case "on": return `Switched on${tail}.`;
+      case "auto-on": return "Switched itself on by the schedule: " + temperatures(e.message, fmt) + ".";
+      case "auto-off": return e.source === "auto-off"
+        ? "Switched itself off: no one had touched it for a long time." : "Switched itself off by the schedule.";
+      case "auto-off-warning": return "Switches itself off in 15 min unless someone keeps it on.";
+      case "clock-unsynced": return "The clock is not set: the schedule waits.";
       default: return temperatures(e.message, fmt) + (tail ? ` (${by})` : "");
     }
   }

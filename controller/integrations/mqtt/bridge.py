@@ -7,8 +7,9 @@ Threads, and why the control loop never waits on the broker:
   immutable snapshot) and publishes on change and every ``publish_interval_s``;
 * paho's network thread connects, reconnects with backoff (1 s doubling to
   60 s), and runs commands through :meth:`Controller.set_setpoint`,
-  :meth:`Controller.switch_off` / :meth:`Controller.switch_on` and
-  :meth:`Controller.acknowledge_fault`, which validate exactly as for the web.
+  :meth:`Controller.switch_off` / :meth:`Controller.switch_on`, :meth:`Controller.apply_preset`,
+  :meth:`Controller.extend` and :meth:`Controller.acknowledge_fault`, which validate exactly as
+  for the web.
 
 A broker outage just drops status messages (QoS 0: nothing piles up); the next
 connection publishes everything afresh.
@@ -25,6 +26,7 @@ from controller.core import config as cfgmod
 from controller.core.clock import MonotonicClock
 from controller.core.interfaces import ControllerView
 from controller.core.loop import CommandError
+from controller.core.status import Status
 from controller.integrations import ha_discovery as ha
 from controller.integrations.mqtt.client import RECONNECT_MAX_S, RECONNECT_MIN_S, STOP_TIMEOUT_S, make_client
 from controller.integrations.mqtt.records import Broker, Record, load_records, records_dir, save_record
@@ -91,6 +93,14 @@ def parse_mode(payload: bytes) -> str:
     return text
 
 
+def parse_preset(payload: bytes) -> str:
+    """The preset's name in a preset command, as Home Assistant sends it (the name itself).
+
+    Only unpacks; :meth:`Controller.apply_preset` judges the name against ``[presets]``.
+    """
+    return payload.decode("utf-8", errors="replace").strip()
+
+
 class Bridge:
     """One warmer on one broker. :meth:`start` returns at once; :meth:`stop` says goodbye."""
 
@@ -102,10 +112,13 @@ class Bridge:
         self.broker = Broker.from_config(m)
         self.node = ha.node_id(m)
         self.topics = ha.Topics.for_config(m, self.node)
-        c = cfg.control
-        self.discovery = (ha.discovery_payloads(self.topics, min_setpoint_c=c.min_setpoint_c,
-                                                max_setpoint_c=c.max_setpoint_c,
-                                                configuration_url=ha.dashboard_url(cfg)) if m.discovery else {})
+        self._dashboard_url = ha.dashboard_url(cfg)
+        # The climate's presets follow the warmer's (they can change from the phone): the
+        # discovery is rebuilt and sent again when they do (:meth:`_follow_presets`).
+        self._discovery_lock = threading.Lock()
+        self.preset_names: tuple[str, ...] = ()
+        self.discovery: dict[str, dict[str, Any]] = {}
+        self._set_presets(cfg.presets.names)
         self.state_dir = cfg.state.dir
         self.schedule = ChangeOrInterval(interval_s=m.publish_interval_s)
         self.client = make_client(self.broker, client_id=f"stonewarmer-{self.node}",
@@ -116,7 +129,9 @@ class Bridge:
         self.client.on_subscribe = self._on_subscribe
         self.client.message_callback_add(self.topics.set_setpoint, self._on_setpoint)
         self.client.message_callback_add(self.topics.set_mode, self._on_mode)
+        self.client.message_callback_add(self.topics.set_preset, self._on_preset)
         self.client.message_callback_add(self.topics.acknowledge, self._on_acknowledge)
+        self.client.message_callback_add(self.topics.extend, self._on_extend)
         #: Set once connected, discovery sent and the command topics subscribed (the broker
         #: handles one connection's packets in order, so it has the discovery by then).
         self.connected = threading.Event()
@@ -125,6 +140,11 @@ class Bridge:
         self._publisher = threading.Thread(target=self._publish_loop, name="mqtt-publish", daemon=True)
         self._problem_logged = False
         controller.add_listener(self._on_tick)
+
+    @property
+    def command_topics(self) -> tuple[str, ...]:
+        t = self.topics
+        return (t.set_setpoint, t.set_mode, t.set_preset, t.acknowledge, t.extend)
 
     @property
     def retained_topics(self) -> tuple[str, ...]:
@@ -169,9 +189,11 @@ class Bridge:
 
     def publish_state(self) -> bool:
         """Publish the latest status if it changed or the interval is up; True if sent."""
+        status = self.controller.status()
+        self._follow_presets(status)
         if not self.client.is_connected():
             return False
-        payload = json.dumps(ha.state_payload(self.controller.status()), sort_keys=True)
+        payload = json.dumps(ha.state_payload(status), sort_keys=True)
         now = self.clock.monotonic()
         if not self.schedule.due(payload, now):
             return False
@@ -181,6 +203,34 @@ class Bridge:
             return False
         self.schedule.sent(payload, now)
         return True
+
+    def _follow_presets(self, status: Status) -> None:
+        """Send the climate's discovery again when the warmer's presets have changed."""
+        names = tuple(preset["name"] for preset in status.presets)
+        if status.tick == 0 or names == self.preset_names:  # tick 0: no tick yet, maybe no presets known yet
+            return
+        log.info("MQTT: presets now %s: Home Assistant's list follows", ", ".join(names) or "(none)")
+        with self._discovery_lock:
+            self._set_presets(names)
+            if self.client.is_connected():
+                self._publish_discovery(self.client)
+
+    def _set_presets(self, names: tuple[str, ...]) -> None:
+        self.preset_names = names
+        if not self.cfg.mqtt.discovery:
+            return
+        c = self.cfg.control
+        self.discovery = ha.discovery_payloads(self.topics, min_setpoint_c=c.min_setpoint_c,
+                                               max_setpoint_c=c.max_setpoint_c,
+                                               configuration_url=self._dashboard_url, presets=names)
+        hidden = [name for name in names if name not in ha.ha_presets(names)]
+        if hidden:
+            log.warning("MQTT: preset %s is not offered to Home Assistant, which reserves the name; "
+                        "rename it to use it there", ", ".join(map(repr, hidden)))
+
+    def _publish_discovery(self, client) -> None:
+        for topic, config in self.discovery.items():
+            client.publish(topic, json.dumps(config, sort_keys=True, ensure_ascii=False), qos=1, retain=True)
 
     # -- paho's network thread ---------------------------------------------------------------
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
@@ -199,10 +249,10 @@ class Bridge:
                       "them by itself", records_dir(self.state_dir), exc)
         for topic in stale:  # renamed warmer or discovery turned off: remove the old entities
             client.publish(topic, b"", qos=1, retain=True)
-        for topic, config in self.discovery.items():
-            client.publish(topic, json.dumps(config, sort_keys=True, ensure_ascii=False), qos=1, retain=True)
+        with self._discovery_lock:
+            self._publish_discovery(client)
         client.publish(self.topics.availability, ha.PAYLOAD_ONLINE, qos=1, retain=True)
-        client.subscribe([(self.topics.set_setpoint, 1), (self.topics.set_mode, 1), (self.topics.acknowledge, 1)])
+        client.subscribe([(topic, 1) for topic in self.command_topics])
         self.schedule.forget()
         self._wake.set()
 
@@ -245,9 +295,20 @@ class Bridge:
 
         self._command("mode", message, switch)
 
+    def _on_preset(self, _client, _userdata, message) -> None:
+        def apply() -> dict[str, Any]:
+            name = parse_preset(message.payload)
+            return {"preset": name, "setpoint_c": self.controller.apply_preset(name, source="mqtt")}
+
+        self._command("preset", message, apply)
+
     def _on_acknowledge(self, _client, _userdata, message) -> None:
         self._command("acknowledge", message,
                       lambda: {"fault": self.controller.acknowledge_fault(source="mqtt").kind})
+
+    def _on_extend(self, _client, _userdata, message) -> None:
+        self._command("extend", message,
+                      lambda: {"auto_off_at": ha.timestamp(self.controller.extend(source="mqtt"))})
 
     def _command(self, name: str, message, run) -> None:
         """Run one command and answer on the result topic: ok, or the reason it was refused."""

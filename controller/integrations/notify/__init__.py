@@ -13,6 +13,7 @@ the rate limit), :mod:`.senders` (ntfy, Apprise), :mod:`.worker` (the thread).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -22,6 +23,7 @@ from controller.core.interfaces import ControllerView
 from controller.integrations import ha_discovery as ha
 from controller.integrations.notify.messages import wanted
 from controller.integrations.notify.senders import AppriseSender, NtfySender, read_token
+from controller.integrations.notify.setting import NtfySetting
 from controller.integrations.notify.worker import Sender, Worker
 
 log = logging.getLogger("stonewarmer.notify")
@@ -32,8 +34,10 @@ STOP_TIMEOUT_S = 1.0  # how long stopping waits for the attempts under way (all 
 class Notifications:
     """The workers of every configured destination (maybe none). :meth:`on_event` is the event sink."""
 
-    def __init__(self, workers: list[Worker]) -> None:
+    def __init__(self, workers: list[Worker], *, cfg: cfgmod.Config | None = None) -> None:
         self.workers = workers
+        self.cfg = cfg or cfgmod.Config()
+        self.started = False
 
     def on_event(self, event: Event) -> None:
         """Queue ``event`` on every destination if it is worth a notification. Never waits."""
@@ -42,9 +46,28 @@ class Notifications:
                 worker.put(event)
 
     def start(self) -> None:
+        self.started = True
         for worker in self.workers:
             worker.start()
             log.info("notify: notifications to %s", worker.sender.where)
+
+    def use_ntfy_url(self, url: str) -> None:
+        """Send to the ntfy address ``url`` from now on ("": to none), without a restart."""
+        self.cfg = dataclasses.replace(self.cfg, notify=dataclasses.replace(self.cfg.notify, ntfy_url=url))
+        try:
+            sender = ntfy_sender(self.cfg)
+        except cfgmod.ConfigError as exc:  # the token file went unreadable: say so, send without ntfy
+            log.error("notify: %s", exc)
+            sender = None
+        fresh = [_worker(sender, self.cfg)] if sender is not None else []
+        old = [w for w in self.workers if w.sender.kind == NtfySender.kind]
+        self.workers = [w for w in self.workers if w.sender.kind != NtfySender.kind] + fresh  # one swap
+        for worker in old:
+            worker.request_stop()
+        if self.started:
+            for worker in fresh:
+                worker.start()
+        log.info("notify: ntfy %s", fresh[0].sender.where if fresh else "off")
 
     def stop(self) -> None:
         for worker in self.workers:
@@ -57,25 +80,39 @@ class Notifications:
 def senders(cfg: cfgmod.Config) -> list[Sender]:
     """The destinations ``[notify]`` names; raise :class:`~controller.core.config.ConfigError` for a token
     file that cannot be read, an Apprise URL Apprise refuses, or Apprise not installed."""
+    ntfy = ntfy_sender(cfg)
+    return ([ntfy] if ntfy is not None else []) + \
+        [AppriseSender(url, index=i) for i, url in enumerate(cfg.notify.apprise_urls)]
+
+
+def ntfy_sender(cfg: cfgmod.Config) -> NtfySender | None:
+    """The ntfy destination of ``[notify]`` (None: no ntfy_url)."""
     n = cfg.notify
-    found: list[Sender] = []
-    if n.ntfy_url:
-        token = read_token(n.ntfy_token_file) if n.ntfy_token_file else None
-        found.append(NtfySender(n.ntfy_url, token=token, click_url=n.dashboard_url or ha.dashboard_url(cfg),
-                                timeout_s=n.timeout_s))
-    found += [AppriseSender(url, index=i) for i, url in enumerate(n.apprise_urls)]
-    return found
+    if not n.ntfy_url:
+        return None
+    token = read_token(n.ntfy_token_file) if n.ntfy_token_file else None
+    return NtfySender(n.ntfy_url, token=token, click_url=n.dashboard_url or ha.dashboard_url(cfg),
+                      timeout_s=n.timeout_s)
 
 
-def attach(controller: ControllerView, cfg: cfgmod.Config) -> Notifications:
+def _worker(sender: Sender, cfg: cfgmod.Config) -> Worker:
+    return Worker(sender, queue_size=cfg.notify.queue_size, burst=cfg.notify.burst, interval_s=cfg.notify.interval_s)
+
+
+def attach(controller: ControllerView, cfg: cfgmod.Config, *, ntfy: NtfySetting | None = None) -> Notifications:
     """The notification side of ``stonewarmer run``, before anything starts.
 
     Events recorded before this call (the start, a fault latched across the
     restart, a state problem) are queued too; nothing is sent until :meth:`start`.
+    ``ntfy``: the address set from the phone, which wins over ``[notify] ntfy_url`` and
+    is followed when it changes.
     """
-    notes = Notifications([Worker(sender, queue_size=cfg.notify.queue_size, burst=cfg.notify.burst,
-                                  interval_s=cfg.notify.interval_s) for sender in senders(cfg)])
-    if notes.workers:
+    if ntfy is not None:
+        cfg = dataclasses.replace(cfg, notify=dataclasses.replace(cfg.notify, ntfy_url=ntfy.url))
+    notes = Notifications([_worker(sender, cfg) for sender in senders(cfg)], cfg=cfg)
+    if ntfy is not None:
+        ntfy.add_listener(notes.use_ntfy_url)
+    if notes.workers or ntfy is not None:
         for event in controller.events.since(0):
             notes.on_event(event)
         controller.events.add_sink(notes.on_event)

@@ -62,6 +62,18 @@ TEXTS: dict[EventKind, Text] = {
     EventKind.ON: Text("Warmer switched on", "Switched on {by}: warming to {setpoint}.", Priority.LOW,
                        ("hotsprings",)),
     EventKind.NOTICE: Text("Warmer needs a look", "{message}.", Priority.HIGH, ("warning",)),
+    EventKind.AUTO_ON: Text("Warming up on schedule", "Switched on {by}: {message}.", Priority.LOW,
+                            ("alarm_clock",)),
+    EventKind.AUTO_OFF: Text("Warmer switched itself off",
+                             "Switched off {by}: {message}. The temperature is still watched; switch it on "
+                             "again from the dashboard.", Priority.DEFAULT, ("zzz",)),
+    EventKind.AUTO_OFF_WARNING: Text("Warmer switches itself off in 15 min",
+                                     "Auto-off: {message}. Tap Extend on the dashboard to keep it on.",
+                                     Priority.HIGH, ("hourglass",)),
+    EventKind.CLOCK_UNSYNCED: Text("Warmer's clock not set: schedule waiting",
+                                   "{message}. Check the warmer's network connection (it sets its clock from "
+                                   "the internet); switch it on by hand if clients are due.", Priority.HIGH,
+                                   ("warning",)),
 }
 
 FAULT_TITLES: dict[FaultKind, str] = {
