@@ -41,6 +41,8 @@ LATE_FIT_S = 300.0          # ~5 of their time constants) and again over its las
 LATE_MIN_RISE_C = 8.0       # ... once the water is this much warmer: the slope has bent by the losses
                             # alone, which gives the loss rate (a lid left off, a weak heater)
 LATER_RAMP_WEIGHT = 0.5     # a later warm-up moves the learned heating rate this far toward its own fit
+BENT_SHARE = 0.5            # ... if the probe rose at least this share of the heating rate (near the bath's
+                            # limit the losses bend the ramp: its line starts too early)
 HOLD_BAND_C = 1.0           # the loss rate is learned while the estimated water stays this close to where it
 HOLD_SETPOINT_C = 0.5       # was, within this of the setpoint (a hold) or at this share of full power (the
 HOLD_FULL_DUTY = 0.95       # heater at its limit) ...
@@ -69,6 +71,7 @@ class Learner:
         self._ramp: _Ramp | None = None
         self._hold: tuple[float, float, float, float] | None = None  # (since_s, water_c, on_s, sum water*s)
         self._ramp_end_s = -math.inf
+        self._off_since_s: float | None = -math.inf  # the heater off since (None: on); off before the start
         # The last warm-up's fit: (probe slope degC/s, water above the room there, the model before it)
         self._ramp_seen: tuple[float, float, tuple[float, float, float] | None] | None = None
 
@@ -82,7 +85,9 @@ class Learner:
     def _observe_ramp(self, now_s: float, reading_c: float | None, heater_on: bool,
                       setpoint_c: float) -> BathModel | None:
         ramp = self._ramp
+        off_since_s = self._off_since_s
         if not heater_on:
+            self._off_since_s = now_s if off_since_s is None else off_since_s
             self._ramp = None
             if ramp is not None:
                 self._ramp_end_s = now_s
@@ -92,8 +97,12 @@ class Learner:
             return None
         if reading_c is None:
             return None
+        self._off_since_s = None
         if ramp is None:
-            if reading_c <= setpoint_c - RAMP_BELOW_C:
+            # A later warm-up only from a settled bath: after a short stop (a heater check) the reading
+            # still falls, or still shows water poured in, and its line would be no heating rate.
+            settled = not self.model.learned or (off_since_s is not None and now_s - off_since_s >= STONES_SETTLE_S)
+            if reading_c <= setpoint_c - RAMP_BELOW_C and settled:
                 self._ramp = _Ramp(now_s, reading_c)
                 if not self.model.learned and reading_c <= ROOM_MAX_C:
                     # A cold start: the bath is at room temperature.
@@ -112,14 +121,20 @@ class Learner:
             return None
         slope, delay_s = fit
         m = self.model
-        # The longest delay any fit of this warm-up saw: the losses bending the ramp only shorten it.
-        ramp.delay_s = max(ramp.delay_s, delay_s)
+        # The longest delay any fit of this warm-up saw: the losses bending the ramp, and the stones taking
+        # their share after the water alone, only shorten it. And at least what the first rise says: a ramp
+        # of this slope behind a pure dead time rises DETECT_RISE_C latest, behind a lag sooner.
+        ramp.delay_s = max(ramp.delay_s, delay_s, ramp.detect_s - ramp.start_s - DETECT_RISE_C / slope)
         dead_s, lag_s = _split_delay(ramp.delay_s, ramp.detect_s - ramp.start_s, slope)
         if ramp.first_delay_s is None:
             ramp.first_delay_s = dead_s + lag_s
         water_c = ramp.mean_c + slope * ramp.delay_s
         rate = slope + m.loss_per_s * (water_c - m.room_c)
-        if m.learned and ramp.fits == 1:
+        if m.learned and slope < BENT_SHARE * rate:
+            # Near the bath's limit the losses bend the ramp: its line starts too early (no delay), and its
+            # heating rate is only as good as the losses assumed. The holds at full power learn the limit.
+            return None
+        if m.learned and ramp.fits == 0:
             # A later warm-up (more water, more stones): move toward it, not onto it.
             ramp.prior = (m.heat_rate_c_per_s, m.dead_time_s, m.lag_s)
         if ramp.prior is not None:

@@ -38,6 +38,7 @@ class BathTracker:
         self.observer: Observer | None = None
         self.budget = EnergyBudget()
         self.fitted = model.learned  # the heating rate comes from this bath (a warm-up seen now or before)
+        self._flows_c = 0.0  # the water's change in the last step from the heater and the learned losses alone
 
     @property
     def rate_share(self) -> float:
@@ -46,15 +47,20 @@ class BathTracker:
 
     @property
     def expected_water_change_c(self) -> float:
-        """How much the water should have moved this tick (degC): the model's prediction, scaled down to
-        the weakest heater's until this bath's heating rate is known. Each heater pulse stirs the water,
-        even at a steady hold: a probe whose raw value does not change through that is frozen."""
-        return 0.0 if self.observer is None else self.observer.predicted_water_change_c * self.rate_share
+        """How much the water should have moved this tick (degC): the heater's heat less the learned
+        losses, scaled down to the weakest heater's until this bath's heating rate is known. Each heater
+        pulse stirs the water, and a bath with the heater off cools: a probe whose raw value does not
+        change through that is frozen. Without the observer's missed heat flow, which is learned from the
+        probe itself: a frozen probe would teach it that the bath does not cool."""
+        return self._flows_c * self.rate_share
 
     def predict(self, dt_s: float, heater_on_s: float) -> None:
         """Advance the observer by ``dt_s`` with the heater on for ``heater_on_s`` of it."""
-        if self.observer is not None:
-            self.observer.predict(dt_s, heater_on_s)
+        obs = self.observer
+        if obs is not None:
+            m = self.model
+            self._flows_c = m.heat_rate_c_per_s * heater_on_s - m.loss_per_s * (obs.water_c - m.room_c) * dt_s
+            obs.predict(dt_s, heater_on_s)
 
     def learn(self, now_s: float, dt_s: float, heater_on_s: float, reading_c: float | None, *,
               setpoint_c: float, account: bool) -> Learned | None:

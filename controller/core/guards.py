@@ -7,6 +7,8 @@ one table of the rules, each with its test. :class:`HeldFor` times "held for N s
 
 from __future__ import annotations
 
+from collections import deque
+
 from controller.core.probe import Reading, ReadingKind
 
 STALE_S = 10.0              # no valid reading for this long latches (Klipper: 7 s)
@@ -30,6 +32,15 @@ HEATER_CHECK_DELAYS = 1.5   # before the watch latches, the heater is held off t
 HEATER_CHECK_SLOPE_S = 60.0 # ... plus this long, and the probe's slope over this long compared with before:
 HEATER_CHECK_SHARE = 0.3    # ... if it fell by this share of the heating rate, the element heats and the
 HEATER_QUIET_S = 1800.0     # ... bath is at its limit (a lid off): said plainly, not watched for this long
+HEATER_STEADY_SHARE = 0.15  # ... it starts once the reading's slope over the last minute and the minute before
+                            # agree within this share of the heating rate (half what the check looks for)
+HEATER_CHECK_DIP_C = 0.25   # ... it passes early once the reading fell this far (4 steps of 1/16 degC) below
+                            # where its slope was taking it: the element heated, the relay opened, the probe lives
+HEATER_LIMIT_S = 1200.0     # full power this long (relay-on s) without a rise of HEATING_RISE_C, even near the
+                            # setpoint or at the bath's limit, is checked too: there a steady reading shows
+                            # nothing of the element, the relay or the probe
+HEATER_STUCK_SHARE = 0.5    # ... the water where its losses take at least this share of full power (the limit)
+                            # that does not cool with the heater off: the relay is stuck on (or the probe frozen)
 HEATING_FALL_C = 0.15       # a reading falling this much in one tick (more than noise, more than any
                             # bath cools by itself) is cold water poured in: the watch starts afresh
 STUCK_ABOVE_C = 1.0
@@ -78,6 +89,30 @@ class HeldFor:
 
     def reset(self) -> None:
         self.since_s = None
+
+
+class ReadingHistory:
+    """The hottest valid reading of the last ``keep_s`` seconds, for the rules that judge a trend."""
+
+    def __init__(self, keep_s: float) -> None:
+        self.keep_s = keep_s
+        self.kept: deque[tuple[float, float]] = deque()  # (t_s, degC), oldest first
+
+    def add(self, now_s: float, temp_c: float) -> None:
+        self.kept.append((now_s, temp_c))
+        while self.kept and self.kept[0][0] < now_s - self.keep_s:
+            self.kept.popleft()
+
+    def mean_c(self, from_s: float, to_s: float) -> float:
+        """The mean reading between ``from_s`` and ``to_s`` (the latest when none is kept there)."""
+        temps = [c for t, c in self.kept if from_s <= t <= to_s]
+        return sum(temps) / len(temps) if temps else self.kept[-1][1]
+
+    def slope_c_per_s(self, now_s: float, span_s: float, average_s: float) -> float:
+        """The slope over the last ``span_s`` (degC/s), between ``average_s`` means at both ends."""
+        early = self.mean_c(now_s - span_s, now_s - span_s + average_s)
+        late = self.mean_c(now_s - average_s, now_s)
+        return (late - early) / (span_s - average_s)
 
 
 class ProbeWatch:

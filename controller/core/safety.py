@@ -20,12 +20,10 @@ acknowledge becomes an event; the latch is persisted by the controller.
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from collections.abc import Callable
 
 from controller.core import events as ev
-from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
+from controller.core.bath_model import BathModel
 from controller.core.faults import SEVERITY, AckRefused, Fault, FaultKind
 from controller.core.guards import (
     BUDGET_MIN_C,
@@ -35,17 +33,6 @@ from controller.core.guards import (
     DISAGREE_C,
     DISAGREE_S,
     GUARD_ABOVE_C,
-    HEATER_CHECK_DELAYS,
-    HEATER_CHECK_SHARE,
-    HEATER_CHECK_SLOPE_S,
-    HEATER_QUIET_S,
-    HEATING_BELOW_C,
-    HEATING_DELAY_MARGIN,
-    HEATING_FALL_C,
-    HEATING_MAX_S,
-    HEATING_MIN_DUTY,
-    HEATING_RATE_SHARE,
-    HEATING_RISE_C,
     MAX_BAD_IN_A_ROW,
     OVER_TARGET_C,
     OVER_TARGET_S,
@@ -60,7 +47,9 @@ from controller.core.guards import (
     SUSPECT_MAX_S,
     HeldFor,
     ProbeWatch,
+    ReadingHistory,
 )
+from controller.core.heating_watch import HeatingWatch
 from controller.core.probe import DESCRIPTIONS, Reading
 from controller.core.relay import Relay, TimeProportioner
 
@@ -96,12 +85,9 @@ class Interlock:
         self.estimate_c: float | None = None     # the estimate following the reading
         # rule state
         self._relay_off = HeldFor(STUCK_PERIOD_S, since_s=start_s)  # relay commanded off
-        self._heat_watch: tuple[float, float] | None = None  # (relay-on seconds, lowest reading) since armed
         self._last_tick_s: float | None = None
-        self._heater_check: tuple[float, float] | None = None  # (since_s, probe slope before, degC/s)
-        self._watch_quiet_until_s = -math.inf
-
-        self._history: deque[tuple[float, float]] = deque()    # (t, hottest valid C)
+        self._history = ReadingHistory(STUCK_PERIOD_S)         # the hottest valid reading
+        self.heating = HeatingWatch(history=self._history, trip=self._trip, notice=self._notice)
         self._over_target = HeldFor(OVER_TARGET_S)
         self._disagree = HeldFor(DISAGREE_S)
         self._cooling_low_c: float | None = None               # lowest temp of a cool-down
@@ -139,14 +125,17 @@ class Interlock:
             if not self._seen_temp and hottest_c > setpoint_c + GUARD_ABOVE_C:
                 self._cooling_low_c = hottest_c  # started hot: a cool-down, not an over-target
             self._seen_temp = True
-            self._track_history(now_s, probe_c)
+            self._history.add(now_s, probe_c)
             if hottest_c >= self.cutoff_c:  # cutoff: the hottest probe (or the water) reached it, latch at once
                 self._trip(FaultKind.OVERTEMP, f"water at {hottest_c:.1f} degC reached the cutoff "
                            f"{self.cutoff_c:.1f} degC", now_s)
             self._check_over_target(now_s, hottest_c, setpoint_c)
             self._check_stuck(now_s, probe_c, setpoint_c)
         if temp_c is not None:
-            self._check_heating(now_s, temp_c, duty, setpoint_c)
+            since_last_s = now_s - self._last_tick_s if self._last_tick_s is not None else 0.0
+            self.heating.update(now_s, temp_c, since_last_s=since_last_s, duty=duty, setpoint_c=setpoint_c,
+                                model=self.model, rate_known=self.rate_known, relay_on=self.relay.is_on,
+                                latched=self.latched is not None)
         self._check_budget(now_s, unconfirmed_c)
         if suspect_s >= SUSPECT_MAX_S:
             self._trip(FaultKind.SENSOR, f"the probe reading fell away {suspect_s / 60:.0f} min ago and has not "
@@ -223,7 +212,7 @@ class Interlock:
 
     def _rate_c_per_s(self, from_s: float, to_s: float, *, min_span_s: float) -> float | None:
         """The change over the kept readings between ``from_s`` and ``to_s``; None over less than ``min_span_s``."""
-        kept = [(t, c) for t, c in self._history if from_s <= t <= to_s]
+        kept = [(t, c) for t, c in self._history.kept if from_s <= t <= to_s]
         if len(kept) < 2 or kept[-1][0] - kept[0][0] < min_span_s:
             return None
         (t0, c0), (t1, c1) = kept[0], kept[-1]
@@ -264,11 +253,6 @@ class Interlock:
                 what = DESCRIPTIONS.get(watch.last_bad, watch.last_bad) if watch.last_bad else "no reading"
                 self._trip(FaultKind.SENSOR, f"{name}: no valid reading for {watch.age_s(now_s):.0f} s ({what})", now_s)
 
-    def _track_history(self, now_s: float, temp_c: float) -> None:
-        self._history.append((now_s, temp_c))
-        while self._history and self._history[0][0] < now_s - STUCK_PERIOD_S:
-            self._history.popleft()
-
     @property
     def budget_c(self) -> float:
         """Unconfirmed heat (degC of water) that latches: the water must stay below setpoint +
@@ -276,71 +260,13 @@ class Interlock:
         pulse_c = self.model.heat_rate_c_per_s * self.proportioner.min_switch_s
         return max(BUDGET_MIN_C, BUDGET_SAFE_ABOVE_C - BUDGET_OBSERVER_C - BUDGET_PULSE_SHARE * pulse_c)
 
-    def heating_period_s(self, water_c: float) -> float:
-        """Relay-on seconds in which a probe in water at ``water_c`` must rise HEATING_RISE_C (inf: not watched)."""
-        m = self.model
-        known = m.learned or self.rate_known
-        rate = HEATING_RATE_SHARE * m.heat_rate_c_per_s if known else HEAT_RATE_MIN_C_PER_S
-        # A heater at its limit (the lid off, losses not measured yet) is told from a dead one by the
-        # heater check before anything latches.
-        rate -= m.loss_per_s * max(0.0, water_c - m.room_c)
-        period_s = HEATING_DELAY_MARGIN * m.delay_s + HEATING_RISE_C / rate if rate > 0 else math.inf
-        return period_s if period_s <= HEATING_MAX_S else math.inf
-
-    def _check_heating(self, now_s: float, temp_c: float, duty: float, setpoint_c: float) -> None:
-        """Heating watch: more than HEATING_BELOW_C below the setpoint, with the relay on and a duty of at
-        least HEATING_MIN_DUTY, the reading must rise HEATING_RISE_C within :meth:`heating_period_s` of
-        relay-on time (a dead element) or the watch latches.
-        Re-armed by a rise, by a sudden fall (cold water poured in), and whenever the duty drops; a
-        slow fall (what the water does with no heat) keeps counting from its lowest point."""
-        if self._heater_check is not None:
-            self._finish_heater_check(now_s, temp_c, self._heater_check)
-            return
-        if (duty < HEATING_MIN_DUTY or self.latched or temp_c > setpoint_c - HEATING_BELOW_C
-                or now_s < self._watch_quiet_until_s):
-            self._heat_watch = None
-            return
-        on_s, low_c = self._heat_watch or (0.0, temp_c)
-        if low_c - temp_c >= HEATING_FALL_C or temp_c - low_c >= HEATING_RISE_C:
-            self._heat_watch = (0.0, temp_c)  # (re)arm: poured-in water, or it rose as it should
-            return
-        low_c = min(low_c, temp_c)
-        if self.relay.is_on:
-            on_s += now_s - self._last_tick_s if self._last_tick_s is not None else 0.0
-        self._heat_watch = (on_s, low_c)
-        period_s = self.heating_period_s(temp_c)  # the reading: a model not yet learned may run away
-        if on_s >= period_s:
-            # A dead element, or a working one at its limit (the lid off)? Hold it off and see.
-            self._heater_check = (now_s, self._slope_c_per_s(now_s))
-            self._heat_watch = None
-
     def heater_at_limit(self, now_s: float) -> bool:
-        """Whether the last heater check, within HEATER_QUIET_S, found a working element at its limit."""
-        return now_s < self._watch_quiet_until_s
+        """Whether the last heater check, within its quiet time, found a working element at its limit."""
+        return self.heating.at_limit(now_s)
 
-    def _slope_c_per_s(self, now_s: float) -> float:
-        """The probe's slope over the last HEATER_CHECK_SLOPE_S of kept readings (10 s means)."""
-        early = self._mean_c(now_s - HEATER_CHECK_SLOPE_S, now_s - HEATER_CHECK_SLOPE_S + STUCK_AVERAGE_S)
-        late = self._mean_c(now_s - STUCK_AVERAGE_S, now_s)
-        return (late - early) / (HEATER_CHECK_SLOPE_S - STUCK_AVERAGE_S)
-
-    def _finish_heater_check(self, now_s: float, temp_c: float, check: tuple[float, float]) -> None:
-        """At the end of a heater check: latch a dead element, or say the heater is at its limit."""
-        since_s, before = check
-        m = self.model
-        if now_s - since_s < HEATER_CHECK_DELAYS * m.delay_s + HEATER_CHECK_SLOPE_S:
-            return
-        self._heater_check = None
-        after = self._slope_c_per_s(now_s)
-        if before - after >= HEATER_CHECK_SHARE * m.heat_rate_c_per_s:
-            self._watch_quiet_until_s = now_s + HEATER_QUIET_S
-            self.events.record(monotonic_s=now_s, wall_time_s=self.wall(), kind=ev.EventKind.NOTICE,
-                               source="interlock", temperature_c=temp_c,
-                               message=f"the heater works but cannot warm the water at {temp_c:.1f} degC: "
-                               "is the lid off? Close it, or use less water or a stronger heater")
-            return
-        self._trip(FaultKind.HEATING, f"the water did not warm at full power, and cooled as fast with the heater "
-                   f"off ({before * 60:+.2f} and {after * 60:+.2f} degC/min): the element is not heating", now_s)
+    def _notice(self, now_s: float, temp_c: float, message: str) -> None:
+        self.events.record(monotonic_s=now_s, wall_time_s=self.wall(), kind=ev.EventKind.NOTICE,
+                           source="interlock", temperature_c=temp_c, message=message)
 
     def _check_budget(self, now_s: float, unconfirmed_c: float) -> None:
         """Energy budget: heat the probe did not confirm reaching :attr:`budget_c` latches a HEATING
@@ -354,29 +280,26 @@ class Interlock:
         still rising steadily at STUCK_RATE_SHARE of the bath's full-power rate (not slowing) latches."""
         if not self._relay_off.done(now_s) or temp_c <= setpoint_c + STUCK_ABOVE_C:
             return
-        start_t = self._history[0][0]
+        start_t = self._history.kept[0][0]
         if now_s - start_t < STUCK_PERIOD_S - 1.5:
             return
         # 10 s means at the start, middle and end of the window: a noisy probe must not decide it.
-        start_c = self._mean_c(start_t, start_t + STUCK_AVERAGE_S)
-        mid_c = self._mean_c(now_s - STUCK_PERIOD_S / 2, now_s - STUCK_PERIOD_S / 2 + STUCK_AVERAGE_S)
-        end_c = self._mean_c(now_s - STUCK_AVERAGE_S, now_s)
+        mean_c = self._history.mean_c
+        start_c = mean_c(start_t, start_t + STUCK_AVERAGE_S)
+        mid_c = mean_c(now_s - STUCK_PERIOD_S / 2, now_s - STUCK_PERIOD_S / 2 + STUCK_AVERAGE_S)
+        end_c = mean_c(now_s - STUCK_AVERAGE_S, now_s)
         # A welded contact heats on at a steady rate, a share of full power; heat still arriving
         # through a slow probe after a switch-off (a laggy bath overshooting), or hot water poured
         # in, fades. Require the rise to go on at that rate.
         m = self.model
         rate = STUCK_RATE_SHARE * (m.heat_rate_c_per_s - m.loss_per_s * max(0.0, temp_c - m.room_c))
-        recent_c = self._mean_c(now_s - STUCK_RECENT_S - STUCK_AVERAGE_S, now_s - STUCK_RECENT_S)
+        recent_c = mean_c(now_s - STUCK_RECENT_S - STUCK_AVERAGE_S, now_s - STUCK_RECENT_S)
         rise_c = end_c - start_c
         if (rise_c > max(STUCK_RISE_MIN_C, rate * STUCK_PERIOD_S)
                 and min(end_c - mid_c, mid_c - start_c) >= STUCK_STILL_RISING * rise_c  # both halves: no step
                 and end_c - recent_c >= rate * STUCK_RECENT_S):
             self._trip(FaultKind.STUCK_RELAY, f"water rose {end_c - start_c:.1f} degC in {now_s - start_t:.0f} s "
                        f"with the heater switched off (now {temp_c:.1f} degC)", now_s)
-
-    def _mean_c(self, from_s: float, to_s: float) -> float:
-        temps = [c for t, c in self._history if from_s <= t <= to_s]
-        return sum(temps) / len(temps) if temps else self._history[-1][1]
 
     def _check_over_target(self, now_s: float, temp_c: float, setpoint_c: float) -> None:
         """Over target: more than OVER_TARGET_C above the setpoint (or above the lowest point of a
@@ -417,7 +340,7 @@ class Interlock:
             return "no fresh reading"
         if hottest_c >= setpoint_c + GUARD_ABOVE_C:
             return GUARD_REASON
-        if self._heater_check is not None:
+        if self.heating.checking:
             return "heater check: held off to see whether the element heats"
         return None
 
@@ -438,8 +361,7 @@ class Interlock:
         self._on_latch_change()
 
     def _reset_rules(self) -> None:
-        self._heat_watch = None
-        self._heater_check = None
+        self.heating.reset()
         self._over_target.reset()
         self._disagree.reset()
         self._cooling_low_c = None

@@ -174,3 +174,25 @@ def test_the_lid_open_on_a_lossy_bath_is_not_a_fault():
 
     with session(lossy, seconds=5400, on_step=lid) as sim:
         assert faults(sim) == []
+
+
+def fleet_like(*, power_w, water_kg, stones_kg, lid_open_factor=1.0, **params):
+    """A bath built as the fleet builds one (controller/sim/fleet.py): element, pot and losses from its size."""
+    return dict(power_w=power_w, element_j_per_k=power_w * 5.0 / 20.0, element_w_per_k=power_w / 20.0,
+                water_kg=water_kg, pot_j_per_k=200.0 + 60.0 * water_kg, stones_kg=stones_kg,
+                loss_w_per_k=(2.5 + 0.5 * water_kg) * lid_open_factor, **params)
+
+
+def test_a_probe_frozen_above_the_setpoint_while_the_bath_cools_is_found():
+    # 1.8 kW into 3.8 L, lid on: the setpoint lowered 5 degC, the heater off, the probe freezes as the water
+    # cools. The observer would learn from the frozen probe that the bath does not cool; the heater's heat
+    # and the learned losses say it does.
+    strong = bath(**fleet_like(power_w=1769.0, water_kg=3.8, stones_kg=1.6, room_c=15.0, start_c=15.0,
+                               probe_lag_s=26.0, dead_time_s=9.0))
+    with session(strong, setpoint_c=50.0, seconds=3600 + 1200, actions=[Action(3600.0, "setpoint=45")],
+                 injections=[Injection("freeze", 3630.0, math.inf)]) as sim:
+        tripped = [(t, kind) for t, kind, _ in faults(sim)]
+        assert tripped and tripped[0][0] <= 3630 + 900 and tripped[0][1] == "sensor"
+        assert not sim.relay_pin_on()
+        assert all(not r.relay for r in sim.trace if r.t_s >= tripped[0][0])
+
