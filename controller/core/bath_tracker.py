@@ -64,9 +64,7 @@ class BathTracker:
             self._flows_c = m.heat_rate_c_per_s * heater_on_s - m.loss_per_s * (obs.water_c - m.room_c) * dt_s
             obs.predict(dt_s, heater_on_s)
             if self._model_probe_c is not None:
-                # Without the missed heat flow the observer learns from the probe: a welded relay's heat
-                # would be learned into it (up to the losses) and hide.
-                self._model_probe_c += obs.predicted_change_c - obs.drift_c_per_s * dt_s
+                self._model_probe_c += obs.predicted_own_change_c  # without the flow learned from the probe
 
     def learn(self, now_s: float, dt_s: float, heater_on_s: float, reading_c: float | None, *,
               setpoint_c: float, account: bool) -> Learned | None:

@@ -281,7 +281,7 @@ class Interlock:
         self.welded.add(now_s, departure_c)
         if self._relay_off.held_s(now_s) < self.welded.window_s(self.model) or temp_c <= setpoint_c:
             return
-        welded = self.welded.welded(now_s, self.model)
+        welded = self.welded.welded(now_s, self.model, temp_c)
         if welded is not None:
             rise_c, rate = welded
             self._trip(FaultKind.STUCK_RELAY, f"with the heater switched off the water rose {rise_c:.1f} degC above "

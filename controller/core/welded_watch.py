@@ -52,9 +52,11 @@ class WeldedWatch:
         """Record the reading's departure from the model (degC) at ``now_s``."""
         self._departures.add(now_s, departure_c)
 
-    def welded(self, now_s: float, model: BathModel) -> tuple[float, float] | None:
-        """(departure over the window degC, its rate degC/s) when it departed upward in every segment at
-        STUCK_RATE_SHARE of the learned heating rate and is not slowing; else None."""
+    def welded(self, now_s: float, model: BathModel, temp_c: float) -> tuple[float, float] | None:
+        """(departure over the window degC, its rate degC/s) when, with the reading at ``temp_c``, it departed
+        upward in every segment at least half-way from the losses to the learned heating rate and is not
+        slowing; else None. A reading that stands still departs at the losses (the model has it cooling),
+        a welded element at the full heating rate (the model has it cooling, the element heats)."""
         kept = self._departures.kept
         segment_s = self.segment_s(model)
         if not kept or now_s - kept[0][0] < SEGMENTS * segment_s + STUCK_AVERAGE_S - 1.5:
@@ -63,7 +65,8 @@ class WeldedWatch:
         ends = [self._departures.mean_c(t - STUCK_AVERAGE_S, t)
                 for t in (now_s - i * segment_s for i in range(SEGMENTS, -1, -1))]
         rises = [b - a for a, b in zip(ends, ends[1:])]
-        least_c = STUCK_RATE_SHARE * model.heat_rate_c_per_s * segment_s
+        losses = model.loss_per_s * max(0.0, temp_c - model.room_c)
+        least_c = (losses + STUCK_RATE_SHARE * (model.heat_rate_c_per_s - losses)) * segment_s
         total_c = ends[-1] - ends[0]
         if total_c < STUCK_RISE_MIN_C or min(rises) < least_c or rises[-1] < STUCK_STEADY_SHARE * rises[-2]:
             return None
