@@ -49,7 +49,7 @@ STUCK_LAG_SHARE = 0.5       # ... judged over 3 segments of half the probe's lea
 STUCK_SEGMENT_MIN_S = 20.0  # ... seen through the lag, slows by exp(-1/2) = 0.61 from one to the next) but
 STUCK_SEGMENT_MAX_S = 40.0  # ... no shorter than this (noise) nor longer than this (a welded relay is alarmed
                             # within 3 min, after the probe's delay)
-STUCK_RATE_SHARE = 0.5      # the reading departs upward from the model in each segment at least this share of
+STUCK_RATE_SHARE = 0.35     # the reading departs upward from the model in each segment at least this share of
                             # the way from the losses (a reading standing still) to the learned heating rate (a
                             # welded element, learned within 20 %): it rises at half the net rate beyond the model ...
 STUCK_STEADY_SHARE = 0.75   # ... and in the last segment at >= this share of the one before (not slowing)
