@@ -9,6 +9,11 @@
 * **Off at.** At a weekday's "off at HH:MM" the warmer switches itself off; after a power cut
   an "off at" missed while the warmer was on takes effect, and a "ready by" whose window
   (until its "off at", else the end of that day) is still open starts.
+* **Planned through.** The planner remembers the wall time up to which it has planned
+  (``planned_through_wall_s``, kept across restarts): only a "ready by" after that time can
+  start the warmer. A "ready by" that had already passed when the schedule was set, or at the
+  first start after install, never switches on a warmer that someone switched off; one that
+  passed while the warmer had no power still starts (its window permitting).
 * **Auto-off.** After ``auto_off_h`` hours without a person's action (and without a switch-on)
   the warmer switches itself off, with a warning :data:`WARNING_S` before; "extend" (or any
   person's command) counts the hours afresh. Timed on the monotonic clock.
@@ -85,6 +90,8 @@ class Planner:
         self.started_for_wall_s: float | None = saved.get("started_for_wall_s")  # the "ready by" last started
         self.stopped_for_wall_s: float | None = saved.get("stopped_for_wall_s")  # the "off at" last carried out
         self.on_since_wall_s: float | None = saved.get("on_since_wall_s")        # the last switch-on
+        # Only a "ready by" after this wall time may start the warmer (None: now, at the first synced tick).
+        self.planned_through_wall_s: float | None = saved.get("planned_through_wall_s")
         self.active_s = now_s          # the last person's action or switch-on (auto-off counts from here)
         self.warned = False
         self.synced = False
@@ -98,7 +105,8 @@ class Planner:
         state: dict[str, Any] = {"factor": self.factor, "warmups": self.warmups,
                                  "started_for_wall_s": self.started_for_wall_s,
                                  "stopped_for_wall_s": self.stopped_for_wall_s,
-                                 "on_since_wall_s": self.on_since_wall_s}
+                                 "on_since_wall_s": self.on_since_wall_s,
+                                 "planned_through_wall_s": self.planned_through_wall_s}
         if self.schedule_set:
             state["schedule"] = self.schedule.to_table()
         return state
@@ -121,7 +129,7 @@ class Planner:
         warmups = saved.get("warmups")
         if isinstance(warmups, int) and not isinstance(warmups, bool) and warmups >= 0:
             restored["warmups"] = warmups
-        for key in ("started_for_wall_s", "stopped_for_wall_s", "on_since_wall_s"):
+        for key in ("started_for_wall_s", "stopped_for_wall_s", "on_since_wall_s", "planned_through_wall_s"):
             wall_s = finite_float(saved.get(key))
             if wall_s is not None:
                 restored[key] = wall_s
@@ -140,10 +148,15 @@ class Planner:
 
     def switched_on(self, now_s: float, wall_s: float) -> None:
         """The warmer was switched on (by anyone): auto-off counts from now; a missed "off at"
-        before now does not switch it off again."""
+        before now does not switch it off again. With the wall clock not synchronised the time
+        is unknown: the first synced tick takes its wall time as the switch-on's."""
         self.person_acted(now_s)
-        if self.synced:
-            self.on_since_wall_s = wall_s
+        self.on_since_wall_s = wall_s if self.synced else None
+
+    def plan_from(self, wall_s: float | None) -> None:
+        """The schedule was set: a "ready by" at or before ``wall_s`` (None: the wall clock is not
+        synchronised, so the first synced tick's time) has passed and starts nothing."""
+        self.planned_through_wall_s = wall_s
 
     # -- each tick ------------------------------------------------------------------------------
     def decide(self, *, now_s: float, wall_s: float, synced: bool, switched_off: bool,
@@ -155,6 +168,8 @@ class Planner:
             self._unsynced_said = False
             if self.on_since_wall_s is None and not switched_off:
                 self.on_since_wall_s = wall_s  # on since an unknown time: from the first right wall time
+            if self.planned_through_wall_s is None:
+                self.planned_through_wall_s = wall_s
         decision = self._auto_off(now_s, switched_off)
         if decision is not None:
             return decision
@@ -165,7 +180,9 @@ class Planner:
                 return Decision("unsynced", "clock", "the wall clock is not synchronised: the schedule waits "
                                 "(no automatic start or stop until NTP has set the time)")
             return None
-        return self._off_at(wall_s, switched_off) or self._ready_by(wall_s, lead_s)
+        decision = self._off_at(wall_s, switched_off) or self._ready_by(wall_s, lead_s)
+        self.planned_through_wall_s = wall_s
+        return decision
 
     def auto_off_at_s(self, switched_off: bool) -> float | None:
         """When auto-off will switch the warmer off (s, monotonic); None: off already, or never."""
@@ -199,8 +216,8 @@ class Planner:
     def _ready_by(self, wall_s: float, lead_s: Callable[[str], float]) -> Decision | None:
         self.next_start_wall_s = None
         for ready_wall_s, day in sorted(self._times(wall_s, "ready_by"), key=lambda t: t[0]):
-            if ready_wall_s == self.started_for_wall_s:
-                continue
+            if ready_wall_s == self.started_for_wall_s or ready_wall_s <= (self.planned_through_wall_s or wall_s):
+                continue  # started already, or passed before the planner got to it
             start_wall_s = ready_wall_s - min(MAX_LEAD_S, lead_s(day.preset))
             if start_wall_s > wall_s:
                 self.next_start_wall_s = start_wall_s
