@@ -70,7 +70,7 @@ class PersonCommands:
         def bath(self) -> BathModel: ...
         def _persist(self) -> None: ...
         def _snapshot(self, now: float) -> Status: ...
-        def set_setpoint(self, value: Any, *, source: str = "api") -> float: ...
+        def set_setpoint(self, value: Any, *, source: str = "api", wait: bool = True) -> float: ...
 
     def fresh_c(self, now_s: float) -> float | None:
         """The fresh corrected reading of the main probe (degC; None: none fresh). The interlock keeps
@@ -128,15 +128,23 @@ class PersonCommands:
         self._saver.save_pending(wait=wait)
         return True
 
-    def apply_preset(self, name: Any, *, source: str = "api") -> float:
+    def apply_preset(self, name: Any, *, source: str = "api", wait: bool = True) -> float:
         """Set the setpoint of the preset called ``name``; return it (degC). The setpoint is
-        validated as any other (never above ``max_setpoint_c``)."""
+        validated as any other (never above ``max_setpoint_c``). ``wait=False``: as for :meth:`_switch`."""
         presets = self.cfg.presets
         celsius = presets.get(name) if isinstance(name, str) else None
         if celsius is None:
             raise CommandError(f"preset {name!r} is not known: allowed are {', '.join(presets.names) or '(none)'}",
                                field="preset", allowed=list(presets.names))
-        return self.set_setpoint(celsius, source=f"{source} (preset {name})")
+        return self.set_setpoint(celsius, source=f"{source} (preset {name})", wait=wait)
+
+    def _touched(self, now_s: float, source: str, setpoint_c: float) -> float:
+        """A setpoint or preset that changes nothing (call under the lock): still a person's action,
+        so auto-off counts afresh (as for any person's command); returns ``setpoint_c``."""
+        if not source.startswith(AUTOMATIC_SOURCES):
+            self.planner.person_acted(now_s)
+            self._status = self._snapshot(now_s)  # the auto-off time shown moves
+        return setpoint_c
 
     def extend(self, *, source: str = "api") -> float:
         """Push auto-off back: ``auto_off_h`` hours from now. Returns when it will switch off now
@@ -219,7 +227,7 @@ class PersonCommands:
         if decision.action == "on":
             if decision.preset:
                 try:
-                    self.apply_preset(decision.preset, source=decision.source)
+                    self.apply_preset(decision.preset, source=decision.source, wait=False)  # never wait for the disk
                 except CommandError as exc:  # a preset removed since: warm to the setpoint as it is
                     log.warning("schedule: %s", exc)
             self._switch(off=False, source=decision.source, reason=decision.message, wait=False)

@@ -6,6 +6,7 @@ the heater is judged by the relay pin's recorded changes.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -74,6 +75,24 @@ def test_a_ready_by_with_a_preset_applies_it_before_switching_on(make_controller
     controller = switched_off_warmer(make_controller, clock, tree, {"mon": {"ready_by": "08:30", "preset": "Face"}})
     run_ticks(controller, clock, tree, [ROOM_C])
     assert controller.setpoint_c == 48.0 and not controller.switched_off
+
+
+def test_a_scheduled_start_with_a_preset_never_makes_the_tick_wait_for_the_disk(make_controller, clock, tree):
+    set_local(clock, 8, 29)
+    controller = switched_off_warmer(make_controller, clock, tree, {"mon": {"ready_by": "08:30", "preset": "Face"}})
+    saving = controller._saver._save_lock
+    saving.acquire()  # another thread is in the middle of a slow save
+    try:
+        ticking = threading.Thread(target=run_ticks, args=(controller, clock, tree, [ROOM_C]))
+        ticking.start()
+        ticking.join(timeout=2.0)
+        assert not ticking.is_alive()  # the tick did not wait for that save
+    finally:
+        saving.release()
+        ticking.join()
+    assert controller.setpoint_c == 48.0 and not controller.switched_off
+    controller.tick()  # the queued save goes with a later tick
+    assert controller.store.load()["setpoint_c"] == 48.0
 
 
 def test_an_unsynchronised_clock_never_starts_the_warmer_and_says_so(make_controller, clock, tree, pins):
@@ -168,6 +187,8 @@ def test_auto_off_warns_then_extend_pushes_it_back_then_it_switches_off(make_con
     lambda c: c.set_setpoint(50.0, source="web"),
     lambda c: c.apply_preset("Feet", source="web"),
     lambda c: c.switch_off(source="web") and c.switch_on(source="web"),
+    lambda c: c.set_setpoint(c.setpoint_c, source="web"),  # the same again: nothing changes but auto-off
+    lambda c: c.apply_preset("Body", source="web") and c.apply_preset("Body", source="web"),
 ])
 def test_a_persons_command_makes_auto_off_count_afresh(make_controller, clock, tree, act):
     set_local(clock, 9, 0)
