@@ -251,4 +251,6 @@ class PersonCommands:
                 "presets": [{"name": name, "setpoint_c": celsius} for name, celsius in self.cfg.presets.items],
                 "auto_off_at": self._auto_off_wall_s(now),
                 "next_start": self.planner.next_start_wall_s,
-                "clock_synced": self.planner.synced}
+                "clock_synced": self.planner.synced,
+                "time_zone": self.planner.zone_name,
+                "utc_offset_s": self.planner.utc_offset_s(self.clock.wall())}

@@ -17,6 +17,10 @@
 * **Auto-off.** After ``auto_off_h`` hours without a person's action (and without a switch-on)
   the warmer switches itself off, with a warning :data:`WARNING_S` before; "extend" (or any
   person's command) counts the hours afresh. Timed on the monotonic clock.
+* **The time zone.** "HH:MM" is the Pi's local time (``/etc/localtime``, ``timedatectl
+  set-timezone``), daylight saving included: a time the clocks skip (02:30 the night they go
+  forward) is an hour later, a time they repeat is the first. The status says the zone
+  (``time_zone``, ``utc_offset_s``) so the phone shows times in the warmer's zone, not its own.
 * **The wall clock.** The Pi has no battery clock: until NTP has synchronised it the wall
   time can be days off, so nothing that needs the time of day happens before then
   (docs/field-notes.md, "Knowing the wall clock is right").
@@ -29,10 +33,12 @@ interlock holds the relay as for a person's command.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from controller.core.bath_model import BathModel
 from controller.core.numbers import finite_float
@@ -99,6 +105,7 @@ class Planner:
         self._started_s = now_s
         self._warmup: _Warmup | None = None
         self.next_start_wall_s: float | None = None
+        self.zone_name = zone_name(tz)
 
     # -- what is kept across restarts -------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
@@ -247,6 +254,11 @@ class Planner:
                 times.append((local.timestamp(), day))
         return times
 
+    def utc_offset_s(self, wall_s: float) -> float:
+        """The schedule's zone's offset from UTC at ``wall_s`` (s; +3600 for CET, +7200 for CEST)."""
+        offset = datetime.fromtimestamp(wall_s, UTC).astimezone(self.tz).utcoffset()
+        return offset.total_seconds() if offset is not None else 0.0
+
     def _clock_text(self, wall_s: float) -> str:
         when = datetime.fromtimestamp(wall_s, self.tz)
         return hhmm(when.hour * 60 + when.minute)
@@ -280,3 +292,29 @@ class Planner:
         self.factor = ratio if self.warmups == 0 else self.factor + FACTOR_WEIGHT * (ratio - self.factor)
         self.warmups += 1
         return True
+
+
+def zone_name(tz: tzinfo | None) -> str:
+    """The IANA name of ``tz`` (None: the Pi's local zone, from ``TZ`` or ``/etc/localtime``), as a
+    browser's ``Intl`` takes it ("Europe/Berlin"); the zone's abbreviation when it has no known name."""
+    key = getattr(tz, "key", None)
+    if isinstance(key, str):
+        return key
+    if tz is None:
+        name = os.environ.get("TZ", "").lstrip(":")  # when set, the process's local time follows it
+        if not name:
+            try:
+                name = os.readlink("/etc/localtime").partition("zoneinfo/")[2]
+            except OSError:
+                name = ""
+        if name and _known_zone(name):
+            return name
+    return datetime.now(UTC).astimezone(tz).tzname() or "UTC"
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError; a bad name a ValueError
+        return False
+    return True

@@ -7,6 +7,7 @@ the heater is judged by the relay pin's recorded changes.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -381,3 +382,20 @@ def test_the_first_start_after_install_does_not_start_for_a_ready_by_already_pas
     planner = Planner(Schedule.from_table({"mon": {"ready_by": "08:00"}}), now_s=0.0, tz=BERLIN)
     assert decisions(planner, berlin(2026, 3, 2, 20, 0), berlin(2026, 3, 2, 21, 0), lead_s=1800.0) == []
     assert planner.to_state()["planned_through_wall_s"] == berlin(2026, 3, 2, 21, 0)
+
+
+def test_the_status_says_the_warmers_time_zone_and_its_offset_from_utc_now(make_controller, clock, tree,
+                                                                           monkeypatch):
+    monkeypatch.setenv("TZ", "Europe/Berlin")  # the Pi's zone, as timedatectl set-timezone would make it
+    time.tzset()
+    try:
+        controller = make_controller()
+        clock.wall_offset_s = berlin(2026, 7, 1, 12, 0) - clock.monotonic()
+        summer = run_ticks(controller, clock, tree, [ROOM_C])[-1]
+        clock.wall_offset_s = berlin(2026, 12, 1, 12, 0) - clock.monotonic()
+        winter = run_ticks(controller, clock, tree, [ROOM_C])[-1]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert (summer.time_zone, summer.utc_offset_s) == ("Europe/Berlin", 7200.0)
+    assert (winter.time_zone, winter.utc_offset_s) == ("Europe/Berlin", 3600.0)
