@@ -107,9 +107,9 @@ def parse_command(line: bytes) -> Command:
     if extra:
         raise FrameError(f"{name} takes only {', '.join(sorted(FIELDS[name]))}, got {sorted(extra)[:5]}", id=frame_id)
     source = frame.get("source", "api")
-    if not isinstance(source, str) or not SOURCE_RE.fullmatch(source):
-        raise FrameError(f"source must be a word of lower-case letters, digits, - or _ (and :name), "
-                         f"got {_short(source)}", id=frame_id)
+    problem = source_problem(source)
+    if problem:
+        raise FrameError(problem, id=frame_id)
     value: Any = None
     if name in PAYLOADS:
         key = PAYLOADS[name]
@@ -118,6 +118,13 @@ def parse_command(line: bytes) -> Command:
         if not shape_ok(value):
             raise FrameError(f"{name} {key} must be {shape}, got {_short(value)}", id=frame_id)
     return Command(frame_id, name, source, value)
+
+
+def source_problem(source: object) -> str | None:
+    """Why ``source`` cannot be recorded as who asked (None: it can)."""
+    if isinstance(source, str) and SOURCE_RE.fullmatch(source):
+        return None
+    return f"source must be a word of lower-case letters, digits, - or _ (and :name), got {_short(source)}"
 
 
 def _no_constant(name: str) -> Any:
