@@ -27,10 +27,11 @@ command methods stay the authority on what a value may be.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from controller.core.numbers import finite_float
 
 VERSION = 1
 SESSION = "session"            # the control-socket command that opens a session
@@ -45,7 +46,7 @@ COMMANDS = ("set_setpoint", "acknowledge_fault", "switch_off", "switch_on", "app
 PAYLOADS = {"set_setpoint": "value", "set_probe_offset": "value", "calibrate": "value", "set_auto_off_h": "value",
             "apply_preset": "name", "set_presets": "presets", "apply_settings": "settings"}
 _SHAPES: dict[str, tuple[Any, str]] = {
-    "value": (lambda v: type(v) in (int, float) and math.isfinite(float(v)), "a number"),
+    "value": (lambda v: finite_float(v) is not None, "a number"),
     "name": (lambda v: isinstance(v, str) and 0 < len(v) <= 40, "a preset's name (1 to 40 characters)"),
     "presets": (lambda v: isinstance(v, list), 'a list of {"name", "setpoint_c"}'),
     "settings": (lambda v: isinstance(v, dict), "a settings document (an object)"),
@@ -87,7 +88,19 @@ def hello_answer(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_command(line: bytes) -> Command:
-    """Check one command frame (without its newline); raise :class:`FrameError` naming what is wrong."""
+    """Check one command frame (without its newline); raise :class:`FrameError` naming what is wrong.
+
+    Whatever goes wrong in the checking is a :class:`FrameError` too: no frame ends the session.
+    """
+    try:
+        return _parse(line)
+    except FrameError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a check that failed on a frame nobody thought of: refused
+        raise FrameError(f"the frame could not be checked ({type(exc).__name__}): nothing was changed") from None
+
+
+def _parse(line: bytes) -> Command:
     if len(line) >= MAX_FRAME_BYTES:
         raise FrameError(f"frame longer than {MAX_FRAME_BYTES} bytes")
     try:

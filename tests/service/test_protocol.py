@@ -7,6 +7,7 @@ import json
 import socket
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,9 @@ from controller.service.control import ControlServer
 from controller.service.session import QUEUE_FRAMES, SessionHub
 from tests.helpers import run_ticks
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=50)
+# Integers far beyond a float's range too (a 1000-digit number is valid JSON and fits in a frame).
+JSON_SCALARS = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.integers(-(10**1000), 10**1000)
+                | st.sampled_from([2**1024, -(2**1024), 10**400]) | st.floats() | st.text(max_size=50))
 JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
 NAMES = st.sampled_from([*protocol.COMMANDS, "session", "autotune", "", "SET_SETPOINT"]) | st.text(max_size=20)
@@ -94,6 +97,31 @@ def test_a_valid_setpoint_frame_is_applied_and_answered_with_its_id(make_control
     answer = SessionHub(controller).answer(b'{"id": 5, "command": "set_setpoint", "value": 40, "source": "api"}')
     assert answer == {"id": 5, "result": {"setpoint_c": 40.0}}
     assert controller.setpoint_c == 40.0
+
+
+def test_a_number_too_large_for_a_float_is_refused_and_the_session_goes_on(make_controller, clock, tree, tmp_path):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [30.0] * 3)
+    before = controller.setpoint_c
+    with served(tmp_path, controller) as server:
+        sock, frames = _session(server.path)
+        sock.sendall(b'{"id": 1, "command": "set_setpoint", "value": 1%s}\n' % (b"0" * 400))
+        sock.sendall(b'{"id": 2, "command": "switch_off"}\n')
+        answers = {}
+        while len(answers) < 2:
+            frame = json.loads(frames.readline())
+            if "id" in frame:
+                answers[frame["id"]] = frame
+        sock.close()
+    assert answers[1]["error"].startswith("set_setpoint value must be a number")
+    assert answers[2] == {"id": 2, "result": {"changed": True}}  # the same session, still served
+    assert controller.setpoint_c == before
+
+
+def test_a_check_that_fails_on_an_unforeseen_frame_is_a_refusal_never_an_exception(monkeypatch):
+    monkeypatch.setitem(protocol._SHAPES, "value", (lambda v: 1 / 0, "a number"))
+    with pytest.raises(protocol.FrameError, match=r"could not be checked \(ZeroDivisionError\)"):
+        protocol.parse_command(b'{"id": 3, "command": "set_setpoint", "value": 40}')
 
 
 def test_a_setpoint_above_the_ceiling_is_refused_by_the_controller_itself(make_controller, clock, tree):
