@@ -5,8 +5,10 @@ opens a session on the control socket (``controller/service/control.py``) with
 
     {"command": "session", "version": 1}
 
-and the control process answers ``{"hello": "stonewarmer", "version": 1}`` (or an
-``error`` naming the version it speaks, and closes). From then on the control process
+and the control process answers ``{"hello": "stonewarmer", "version": 1, "boot": "<hex>"}``
+(or an ``error`` naming the version it speaks, and closes). ``boot`` is new at every start
+of the control process, whose event ids count from 1 again: the web side keeps events
+apart by ``(boot, id)``. From then on the control process
 pushes ``{"status": {...}}`` after every tick and ``{"event": {...}}`` for every event
 (the events it holds first), and the web process sends commands
 
@@ -78,13 +80,16 @@ def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
-def hello_answer(request: dict[str, Any]) -> dict[str, Any]:
-    """The control process's answer to a session request: the hello, or why not (``error``)."""
+def hello_answer(request: dict[str, Any], *, boot: str) -> dict[str, Any]:
+    """The control process's answer to a session request: the hello, or why not (``error``).
+
+    ``boot``: this start of the control process (its event ids count from 1 again at every start).
+    """
     version = request.get("version")
     if type(version) is not int or version != VERSION:
         return {"error": f"protocol version {version!r} is not supported: this controller speaks version {VERSION}",
                 "version": VERSION}
-    return {"hello": "stonewarmer", "version": VERSION}
+    return {"hello": "stonewarmer", "version": VERSION, "boot": boot}
 
 
 def parse_command(line: bytes) -> Command:
