@@ -98,6 +98,12 @@ class SessionHub:
         """The session, as a command of the control socket (with the other commands: ``|``)."""
         return Commands(session=self.serve, stop=self.stop)
 
+    @property
+    def sessions(self) -> int:
+        """How many sessions are connected."""
+        with self._lock:
+            return len(self._clients)
+
     def stop(self) -> None:
         """End every session (the control process is stopping)."""
         with self._lock:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.qa.processes import wait_until
 from controller.service import protocol
 from controller.service.control import ControlServer
 from controller.service.session import QUEUE_FRAMES, SessionHub
@@ -142,9 +143,9 @@ def _session(path, version=protocol.VERSION):
 
 
 @contextlib.contextmanager
-def served(tmp_path, controller):
-    """``controller``'s sessions on a real control socket, stopped on the way out."""
-    server = ControlServer(tmp_path / "control.sock", SessionHub(controller).commands())
+def served(tmp_path, controller, *, hub: SessionHub | None = None):
+    """``controller``'s sessions (through ``hub``) on a real control socket, stopped on the way out."""
+    server = ControlServer(tmp_path / "control.sock", (hub or SessionHub(controller)).commands())
     server.start()
     try:
         yield server
@@ -196,12 +197,13 @@ def test_a_frame_longer_than_the_bound_ends_that_session_only(make_controller, t
 
 def test_a_client_that_never_reads_is_dropped_and_never_holds_up_a_tick(make_controller, clock, tree, tmp_path):
     controller = make_controller()
-    with served(tmp_path, controller) as server:
+    hub = SessionHub(controller)
+    with served(tmp_path, controller, hub=hub) as server:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
         sock.connect(str(server.path))
         sock.sendall(protocol.encode({"command": "session", "version": 1}))
-        time.sleep(0.2)  # the session is registered (real threads)
+        wait_until(lambda: hub.sessions == 1, timeout_s=5, what="the session to be registered")
         slowest_s = 0.0
         for _ in range(QUEUE_FRAMES * 20):  # far more statuses than fit in the socket and the queue
             started = time.perf_counter()
