@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import time
 
@@ -169,7 +170,9 @@ def test_a_session_gets_the_hello_then_the_controllers_status_and_answers_comman
     before = controller.status()
     with served(tmp_path, controller) as server:
         sock, frames = _session(server.path)
-        assert json.loads(frames.readline()) == {"hello": "stonewarmer", "version": 1}
+        hello = json.loads(frames.readline())
+        assert hello == {"hello": "stonewarmer", "version": 1, "boot": hello["boot"]}
+        assert re.fullmatch(r"[0-9a-f]{32}", hello["boot"])  # new at every start of the control process
         sock.sendall(b'not json\n{"id": 3, "command": "switch_off", "source": "api"}\n')
         seen = []
         while not any(f.get("id") == 3 for f in seen) and len(seen) < 20:
