@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from controller.core.bath_model import BathModel
+from controller.core.numbers import finite_float
 from controller.core.weekly import DayPlan, Schedule, hhmm
 
 AIM_EARLY_S = 300.0        # aim to be ready this long before "ready by": never late, at most ~10 min early
@@ -111,17 +112,19 @@ class Planner:
             return {}, [f"saved planner {saved!r} is not a table; starting afresh"]
         restored: dict[str, Any] = {}
         problems: list[str] = []
-        factor = saved.get("factor")
-        if isinstance(factor, (int, float)) and _number(factor) and FACTOR_MIN <= factor <= FACTOR_MAX:
-            restored["factor"] = float(factor)
-        elif factor is not None:
-            problems.append(f"saved warm-up factor {factor!r} is not within {FACTOR_MIN:g}..{FACTOR_MAX:g}")
+        factor = finite_float(saved.get("factor"))
+        if factor is not None and FACTOR_MIN <= factor <= FACTOR_MAX:
+            restored["factor"] = factor
+        elif saved.get("factor") is not None:
+            problems.append(f"saved warm-up factor {saved['factor']!r:.40} is not within "
+                            f"{FACTOR_MIN:g}..{FACTOR_MAX:g}")
         warmups = saved.get("warmups")
         if isinstance(warmups, int) and not isinstance(warmups, bool) and warmups >= 0:
             restored["warmups"] = warmups
         for key in ("started_for_wall_s", "stopped_for_wall_s", "on_since_wall_s"):
-            if _number(saved.get(key)):
-                restored[key] = float(saved[key])
+            wall_s = finite_float(saved.get(key))
+            if wall_s is not None:
+                restored[key] = wall_s
         if "schedule" in saved:
             try:
                 restored["schedule"] = Schedule.from_table(saved["schedule"])
@@ -260,7 +263,3 @@ class Planner:
         self.factor = ratio if self.warmups == 0 else self.factor + FACTOR_WEIGHT * (ratio - self.factor)
         self.warmups += 1
         return True
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

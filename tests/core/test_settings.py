@@ -56,6 +56,9 @@ def test_applied_settings_are_in_force_kept_across_a_restart_and_win_over_the_co
     ({"schedule": {"auto_off_h": 1, "days": {"someday": {}}}}, "schedule"),
     ({"probe_offset_c": 3.5}, "probe_offset_c"),
     ({"probe_offset_c": "0"}, "probe_offset_c"),
+    ({"probe_offset_c": 10**400}, "probe_offset_c"),                # ints too large for a float
+    ({"presets": [{"name": "Hot", "setpoint_c": 10**400}]}, "presets"),
+    ({"schedule": {"auto_off_h": 10**400, "days": {}}}, "schedule"),
     ({"version": 2}, "version"),
     ({"colour": "red"}, "colour"),
 ])
