@@ -58,6 +58,9 @@ class Observer:
         self.bias_c = 0.0
         self.predicted_change_c = 0.0  # the model's probe change in the last step (no correction)
         self.predicted_water_change_c = 0.0  # ... and the water's
+        self.predicted_own_change_c = 0.0  # ... the probe's without the missed heat flow (learned from the probe)
+        self._flow_c = self._flow_probe_c = 0.0  # that flow's heat in the water, and at the probe (delayed, lagged)
+        self._flow_delay: deque[float] = deque()
         self.departing = False         # the last reading fell away from the model faster than allowed
         self.suspect = False           # a reading fell away and has not risen with heat since
         self.suspect_s = 0.0           # ... for this long
@@ -133,6 +136,8 @@ class Observer:
         n = max(1, round(model.dead_time_s))
         # oldest first: the water as it was dead_time ago .. now
         self._delay = deque(self._water_c - slope_c_per_s * (n - i) for i in range(n))
+        self._flow_delay = deque(self._flow_c for _ in range(n))
+        self._flow_probe_c = self._flow_c
 
     def step(self, dt_s: float, heater_on_s: float, reading_c: float | None) -> None:
         """Advance by ``dt_s`` with the heater on for ``heater_on_s`` of it; correct from a valid reading."""
@@ -153,6 +158,13 @@ class Observer:
         before = self._probe_c
         self._probe_c += (delayed - self._probe_c) * dt_s / (m.lag_s + dt_s)
         self.predicted_change_c = self._probe_c - before
+        # The missed heat flow's share of that, through the same delay: a welded relay's heat would be learned
+        # into the flow (up to the losses) and hide from the stuck-relay rule.
+        self._flow_c += self.drift_c_per_s * dt_s
+        self._flow_delay.append(self._flow_c)
+        flow_before = self._flow_probe_c
+        self._flow_probe_c += (self._flow_delay.popleft() - self._flow_probe_c) * dt_s / (m.lag_s + dt_s)
+        self.predicted_own_change_c = self.predicted_change_c - (self._flow_probe_c - flow_before)
         self.predicted_water_change_c = self._water_c - water_before
 
     def correct(self, dt_s: float, reading_c: float | None) -> None:

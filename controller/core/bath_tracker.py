@@ -39,6 +39,8 @@ class BathTracker:
         self.budget = EnergyBudget()
         self.fitted = model.learned  # the heating rate comes from this bath (a warm-up seen now or before)
         self._flows_c = 0.0  # the water's change in the last step from the heater and the learned losses alone
+        self._model_probe_c: float | None = None  # the probe as the model alone moves it from the first reading
+        self.departure_c: float | None = None     # the last valid reading less that (degC): for the stuck relay
 
     @property
     def rate_share(self) -> float:
@@ -61,6 +63,8 @@ class BathTracker:
             m = self.model
             self._flows_c = m.heat_rate_c_per_s * heater_on_s - m.loss_per_s * (obs.water_c - m.room_c) * dt_s
             obs.predict(dt_s, heater_on_s)
+            if self._model_probe_c is not None:
+                self._model_probe_c += obs.predicted_own_change_c  # without the flow learned from the probe
 
     def learn(self, now_s: float, dt_s: float, heater_on_s: float, reading_c: float | None, *,
               setpoint_c: float, account: bool) -> Learned | None:
@@ -72,6 +76,10 @@ class BathTracker:
                 self.observer = Observer(self.model, reading_c)
             return None
         obs.correct(dt_s, reading_c)
+        if reading_c is not None:
+            if self._model_probe_c is None:
+                self._model_probe_c = reading_c
+            self.departure_c = reading_c - self._model_probe_c
         m = self.model
         # Heat that should show at the probe by now: the model's rise plus the losses it made up for.
         rise = max(0.0, obs.predicted_change_c + obs.loss_per_s * max(0.0, obs.probe_c - m.room_c) * dt_s)

@@ -43,15 +43,18 @@ HEATER_STUCK_SHARE = 0.5    # ... the water where its losses take at least this 
                             # that does not cool with the heater off: the relay is stuck on (or the probe frozen)
 HEATING_FALL_C = 0.15       # a reading falling this much in one tick (more than noise, more than any
                             # bath cools by itself) is cold water poured in: the watch starts afresh
-STUCK_ABOVE_C = 1.0
-STUCK_PERIOD_S = 120.0
-STUCK_RATE_SHARE = 0.25     # a welded element heats at full power: the rise must be >= 1/4 of it
-STUCK_RISE_MIN_C = 0.25     # ... and at least this over the period (10 s means: ~10 sigma of the noise)
-STUCK_STILL_RISING = 0.35   # ... and >= 35 % of it in each half of the period (a steady rise: ~45-50 %;
-                            # hot water poured in rises in one step)
-STUCK_AVERAGE_S = 10.0      # temperatures in the rule are 10 s means
-STUCK_RECENT_S = 30.0       # ... and still rising over the last 30 s at 1/3 of full power: hot
-                            # water poured in a minute ago has stopped rising by then
+STUCK_PERIOD_S = 120.0      # the readings kept for the trend rules (the heater check's two slopes)
+# Stuck relay (controller/core/welded_watch.py): with the relay commanded off and the reading above the setpoint,
+STUCK_LAG_SHARE = 0.5       # ... judged over 3 segments of half the probe's learned lag (hot water poured in,
+STUCK_SEGMENT_MIN_S = 20.0  # ... seen through the lag, slows by exp(-1/2) = 0.61 from one to the next) but
+STUCK_SEGMENT_MAX_S = 40.0  # ... no shorter than this (noise) nor longer than this (a welded relay is alarmed
+                            # within 3 min, after the probe's delay)
+STUCK_RATE_SHARE = 0.35     # the reading departs upward from the model in each segment at least this share of
+                            # the way from the losses (a reading standing still) to the learned heating rate (a
+                            # welded element, learned within 20 %): it rises at half the net rate beyond the model ...
+STUCK_STEADY_SHARE = 0.75   # ... and in the last segment at >= this share of the one before (not slowing)
+STUCK_RISE_MIN_C = 0.25     # ... and by at least this over the window (10 s means: ~10 sigma of the noise)
+STUCK_AVERAGE_S = 10.0      # departures in the rule are 10 s means
 OVER_TARGET_C = 3.0
 OVER_TARGET_S = 60.0
 DISAGREE_C = 3.0

@@ -210,7 +210,7 @@ class Controller(PersonCommands, SettingsCommands):
             # A bad reading has no temperature to act on: the interlock holds the relay off this
             # tick (and from the first tick until a valid reading); the PID keeps its state.
             self.interlock.tick(now, self.calibration.judged(judged), secondary, self._duty, self.setpoint_c,
-                                held_off=self.switched_off,
+                                held_off=self.switched_off, departure_c=self.tracker.departure_c,
                                 water_c=obs.guard_water_c if obs is not None else None,
                                 estimate_c=obs.water_c if obs is not None else None,
                                 unconfirmed_c=self.tracker.budget.unconfirmed_c,

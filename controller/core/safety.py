@@ -37,13 +37,7 @@ from controller.core.guards import (
     OVER_TARGET_C,
     OVER_TARGET_S,
     STALE_S,
-    STUCK_ABOVE_C,
-    STUCK_AVERAGE_S,
     STUCK_PERIOD_S,
-    STUCK_RATE_SHARE,
-    STUCK_RECENT_S,
-    STUCK_RISE_MIN_C,
-    STUCK_STILL_RISING,
     SUSPECT_MAX_S,
     HeldFor,
     ProbeWatch,
@@ -52,6 +46,7 @@ from controller.core.guards import (
 from controller.core.heating_watch import HeatingWatch
 from controller.core.probe import DESCRIPTIONS, Reading
 from controller.core.relay import Relay, TimeProportioner
+from controller.core.welded_watch import WeldedWatch
 
 #: Why the relay is held off when the water is at or above setpoint + GUARD_ABOVE_C.
 GUARD_REASON = f"guard: at or above setpoint + {GUARD_ABOVE_C:g} degC"
@@ -88,6 +83,7 @@ class Interlock:
         self._last_tick_s: float | None = None
         self._history = ReadingHistory(STUCK_PERIOD_S)         # the hottest valid reading
         self.heating = HeatingWatch(history=self._history, trip=self._trip, notice=self._notice)
+        self.welded = WeldedWatch()
         self._over_target = HeldFor(OVER_TARGET_S)
         self._disagree = HeldFor(DISAGREE_S)
         self._cooling_low_c: float | None = None               # lowest temp of a cool-down
@@ -97,7 +93,7 @@ class Interlock:
     def tick(self, now_s: float, primary: Reading | None, secondary: Reading | None,
              duty: float, setpoint_c: float, *, water_c: float | None = None,
              estimate_c: float | None = None, unconfirmed_c: float = 0.0, suspect_s: float = 0.0,
-             held_off: bool = False) -> bool:
+             departure_c: float | None = None, held_off: bool = False) -> bool:
         """Evaluate every rule, then drive the relay. Return whether it is on.
 
         ``held_off``: a person switched the warmer off: the relay opens at once (not at the end of
@@ -107,7 +103,8 @@ class Interlock:
         reading not believed), for the rules; ``estimate_c``: the model's estimate following
         the reading, for an acknowledge (None: no estimate yet); ``unconfirmed_c``: the energy
         budget's heat the probe has not confirmed (degC of water); ``suspect_s``: how long the reading
-        has been suspect (fell away, not risen with heat since).
+        has been suspect (fell away, not risen with heat since); ``departure_c``: the reading less the
+        model's own change (it departs upward at the heating rate from a welded relay).
         """
         bad = self.primary.see(primary)
         if self.has_safety_probe:
@@ -130,7 +127,7 @@ class Interlock:
                 self._trip(FaultKind.OVERTEMP, f"water at {hottest_c:.1f} degC reached the cutoff "
                            f"{self.cutoff_c:.1f} degC", now_s)
             self._check_over_target(now_s, hottest_c, setpoint_c)
-            self._check_stuck(now_s, probe_c, setpoint_c)
+            self._check_stuck(now_s, probe_c, setpoint_c, departure_c)
         if temp_c is not None:
             since_last_s = now_s - self._last_tick_s if self._last_tick_s is not None else 0.0
             self.heating.update(now_s, temp_c, since_last_s=since_last_s, duty=duty, setpoint_c=setpoint_c,
@@ -275,31 +272,20 @@ class Interlock:
             self._trip(FaultKind.HEATING, f"the heater delivered heat for {unconfirmed_c:.1f} degC of water that "
                        "the probe did not show: probe out of the water or stuck, or the element not heating", now_s)
 
-    def _check_stuck(self, now_s: float, temp_c: float, setpoint_c: float) -> None:
-        """Stuck relay: commanded off for STUCK_PERIOD_S, above the setpoint + STUCK_ABOVE_C, and
-        still rising steadily at STUCK_RATE_SHARE of the bath's full-power rate (not slowing) latches."""
-        if not self._relay_off.done(now_s) or temp_c <= setpoint_c + STUCK_ABOVE_C:
+    def _check_stuck(self, now_s: float, temp_c: float, setpoint_c: float, departure_c: float | None) -> None:
+        """Stuck relay: the relay commanded off for the welded watch's window, the reading above the setpoint,
+        and departing upward from the model steadily at half the heating rate latches
+        (:mod:`controller.core.welded_watch`)."""
+        if departure_c is None:
             return
-        start_t = self._history.kept[0][0]
-        if now_s - start_t < STUCK_PERIOD_S - 1.5:
+        self.welded.add(now_s, departure_c)
+        if self._relay_off.held_s(now_s) < self.welded.window_s(self.model) or temp_c <= setpoint_c:
             return
-        # 10 s means at the start, middle and end of the window: a noisy probe must not decide it.
-        mean_c = self._history.mean_c
-        start_c = mean_c(start_t, start_t + STUCK_AVERAGE_S)
-        mid_c = mean_c(now_s - STUCK_PERIOD_S / 2, now_s - STUCK_PERIOD_S / 2 + STUCK_AVERAGE_S)
-        end_c = mean_c(now_s - STUCK_AVERAGE_S, now_s)
-        # A welded contact heats on at a steady rate, a share of full power; heat still arriving
-        # through a slow probe after a switch-off (a laggy bath overshooting), or hot water poured
-        # in, fades. Require the rise to go on at that rate.
-        m = self.model
-        rate = STUCK_RATE_SHARE * (m.heat_rate_c_per_s - m.loss_per_s * max(0.0, temp_c - m.room_c))
-        recent_c = mean_c(now_s - STUCK_RECENT_S - STUCK_AVERAGE_S, now_s - STUCK_RECENT_S)
-        rise_c = end_c - start_c
-        if (rise_c > max(STUCK_RISE_MIN_C, rate * STUCK_PERIOD_S)
-                and min(end_c - mid_c, mid_c - start_c) >= STUCK_STILL_RISING * rise_c  # both halves: no step
-                and end_c - recent_c >= rate * STUCK_RECENT_S):
-            self._trip(FaultKind.STUCK_RELAY, f"water rose {end_c - start_c:.1f} degC in {now_s - start_t:.0f} s "
-                       f"with the heater switched off (now {temp_c:.1f} degC)", now_s)
+        welded = self.welded.welded(now_s, self.model, temp_c)
+        if welded is not None:
+            rise_c, rate = welded
+            self._trip(FaultKind.STUCK_RELAY, f"with the heater switched off the water rose {rise_c:.1f} degC above "
+                       f"what the bath does by itself, {rate * 60:.2f} degC/min (now {temp_c:.1f} degC)", now_s)
 
     def _check_over_target(self, now_s: float, temp_c: float, setpoint_c: float) -> None:
         """Over target: more than OVER_TARGET_C above the setpoint (or above the lowest point of a
@@ -364,4 +350,5 @@ class Interlock:
         self.heating.reset()
         self._over_target.reset()
         self._disagree.reset()
+        self.welded.reset()
         self._cooling_low_c = None

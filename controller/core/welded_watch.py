@@ -1,0 +1,77 @@
+"""The stuck-relay rule: with the relay commanded off, does the reading keep departing upward from the model?
+
+With the relay commanded off the bath model predicts what the probe does: the heat of the last
+pulses still arriving through the probe's delay, then the losses. A welded contact keeps the
+element on: the reading departs upward from that prediction at the full heating rate, and keeps
+departing at that rate. Hot water poured in departs by a bounded step (its heat over the bath's
+capacity) that the probe shows through its lag: its departure slows by ``exp(-segment / lag)``
+from one segment to the next and stops. A lid put back on is the losses the model no longer
+finds, a small share of the heating rate on any bath that can hold its setpoint.
+
+:class:`WeldedWatch` keeps the departure (the reading less the model's own change, from
+:class:`controller.core.bath_tracker.BathTracker`) and judges it over three segments of about
+half the probe's lag each. The thresholds are in :mod:`controller.core.guards`.
+
+Stdlib only: this module is part of the heater's own code.
+"""
+
+from __future__ import annotations
+
+from controller.core.bath_model import BathModel
+from controller.core.guards import (
+    STUCK_AVERAGE_S,
+    STUCK_LAG_SHARE,
+    STUCK_RATE_SHARE,
+    STUCK_RISE_MIN_C,
+    STUCK_SEGMENT_MAX_S,
+    STUCK_SEGMENT_MIN_S,
+    STUCK_STEADY_SHARE,
+    ReadingHistory,
+)
+
+SEGMENTS = 3
+
+
+class WeldedWatch:
+    """The reading's departure from the model, kept for the last few minutes; :meth:`welded` judges it."""
+
+    def __init__(self) -> None:
+        self._departures = ReadingHistory(SEGMENTS * STUCK_SEGMENT_MAX_S + STUCK_AVERAGE_S)
+
+    @staticmethod
+    def segment_s(model: BathModel) -> float:
+        """Each of the three segments the departure is judged over (s): half the probe's lag, so that
+        heat poured in, seen through the lag, slows by at least exp(-1/2) = 0.61 from one to the next."""
+        return min(STUCK_SEGMENT_MAX_S, max(STUCK_SEGMENT_MIN_S, STUCK_LAG_SHARE * model.lag_s))
+
+    def window_s(self, model: BathModel) -> float:
+        """How long the relay must have been commanded off for a verdict (s)."""
+        return SEGMENTS * self.segment_s(model) + STUCK_AVERAGE_S
+
+    def add(self, now_s: float, departure_c: float) -> None:
+        """Record the reading's departure from the model (degC) at ``now_s``."""
+        self._departures.add(now_s, departure_c)
+
+    def welded(self, now_s: float, model: BathModel, temp_c: float) -> tuple[float, float] | None:
+        """(departure over the window degC, its rate degC/s) when, with the reading at ``temp_c``, it departed
+        upward in every segment at least half-way from the losses to the learned heating rate and is not
+        slowing; else None. A reading that stands still departs at the losses (the model has it cooling),
+        a welded element at the full heating rate (the model has it cooling, the element heats)."""
+        kept = self._departures.kept
+        segment_s = self.segment_s(model)
+        if not kept or now_s - kept[0][0] < SEGMENTS * segment_s + STUCK_AVERAGE_S - 1.5:
+            return None
+        # 10 s means at the segments' ends: the DS18B20's 1/16 degC steps must not decide.
+        ends = [self._departures.mean_c(t - STUCK_AVERAGE_S, t)
+                for t in (now_s - i * segment_s for i in range(SEGMENTS, -1, -1))]
+        rises = [b - a for a, b in zip(ends, ends[1:])]
+        losses = model.loss_per_s * max(0.0, temp_c - model.room_c)
+        least_c = (losses + STUCK_RATE_SHARE * (model.heat_rate_c_per_s - losses)) * segment_s
+        total_c = ends[-1] - ends[0]
+        if total_c < STUCK_RISE_MIN_C or min(rises) < least_c or rises[-1] < STUCK_STEADY_SHARE * rises[-2]:
+            return None
+        return total_c, total_c / (SEGMENTS * segment_s)
+
+    def reset(self) -> None:
+        """Forget the departures (an acknowledge)."""
+        self._departures.kept.clear()

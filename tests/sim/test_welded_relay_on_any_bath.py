@@ -1,0 +1,60 @@
+"""The stuck-relay rule on baths other than the reference: judged against the learned model.
+
+A welded relay keeps the reading departing from the model at the full heating rate; hot water
+poured in departs by a step that fades through the probe's lag. Each bath is the simulator's own,
+given by its parameters.
+"""
+
+from __future__ import annotations
+
+import math
+
+from controller.core import config as cfgmod
+from controller.core.faults import FaultKind
+from controller.qa.fleet import run_everyday
+from controller.sim.fleet import FleetBath
+from controller.sim.plant import BathParams, StoneBath
+from controller.sim.simulation import Injection, Simulation
+
+
+def fleet_like(*, power_w, water_kg, stones_kg, room_c, lag_s, dead_time_s):
+    """A bath built the way the bench's fleet builds one (pot, element and losses grow with it)."""
+    p = BathParams("test", power_w=power_w, element_j_per_k=power_w * 5.0 / 20.0, element_w_per_k=power_w / 20.0,
+                   water_kg=water_kg, pot_j_per_k=200.0 + 60.0 * water_kg, stones_kg=stones_kg,
+                   loss_w_per_k=2.5 + 0.5 * water_kg, probe_lag_s=lag_s, dead_time_s=dead_time_s,
+                   room_c=room_c, start_c=room_c)
+    return lambda: StoneBath(p)
+
+
+def simulation(make_plant, *, setpoint_c, injections=(), on_step=None):
+    cfg = cfgmod.replace(cfgmod.Config(), "control", setpoint_c=setpoint_c)
+    return Simulation(cfg, make_plant=make_plant, injections=list(injections), on_step=on_step, seed=1)
+
+
+def faults(sim):
+    return [(round(e.monotonic_s - sim.t0), e.fault) for e in sim.controller.events.since(0) if e.kind == "fault"]
+
+
+def test_hot_water_poured_into_a_bath_with_a_30_s_probe_lag_is_not_a_welded_relay():
+    # The bench's everyday session (stones returned cold, the lid open 5 min, a cold top-up, then 7 % of the
+    # water at 70 degC) on 1183 W, 9.3 L + 7.6 kg stones, lag 30 s: through the lag the hot pour looked
+    # like a steady rise for a minute.
+    params = BathParams("test", power_w=1183.0, element_j_per_k=295.7, element_w_per_k=59.1, water_kg=9.3,
+                        pot_j_per_k=758.0, stones_kg=7.57, loss_w_per_k=7.15, lid_open_factor=3.86,
+                        probe_lag_s=29.5, dead_time_s=11.5, room_c=28.13, start_c=28.13)
+    session = run_everyday(FleetBath(0, params, 49.0, False), seed=7)
+    assert session["false_trips"] == []
+
+
+def test_a_welded_relay_on_a_slow_laggy_bath_is_alarmed_within_3_minutes_of_the_heater_wanted_off():
+    # 605 W into 10 L + 4.9 kg stones, probe lag 28 s, dead time 45 s: a welded relay warms the water
+    # 0.9 degC a minute, and the probe shows it 1.2 min late.
+    slow = fleet_like(power_w=605.0, water_kg=10.0, stones_kg=4.85, room_c=22.7, lag_s=28.4, dead_time_s=44.9)
+    weld_s = 4800.0
+    with simulation(slow, setpoint_c=51.5, injections=[Injection("stuck-relay", weld_s, math.inf)]) as sim:
+        sim.run(weld_s + 900)
+        wanted_off_s = next(t - sim.t0 for t, level in sim.pin.changes if not level and t - sim.t0 >= weld_s)
+        stuck_s = next(t for t, kind in faults(sim) if kind == FaultKind.STUCK_RELAY)
+        assert stuck_s - wanted_off_s <= 180.0
+        assert not sim.relay_pin_on()
+        assert all(t - sim.t0 < stuck_s for t, level in sim.pin.changes if level)
