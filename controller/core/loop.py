@@ -90,7 +90,7 @@ class Controller(PersonCommands, SettingsCommands):
         self._model_gains = not saved_on_purpose and (c.kp, c.ki, c.kd) == defaults
         self.pid = PID(Gains(kp=gains.get("kp", c.kp), ki=gains.get("ki", c.ki), kd=gains.get("kd", c.kd)))
         if self._model_gains:
-            model_control.apply_model_gains(self.pid, self.bath)
+            model_control.apply_model_gains(self.pid, self.bath, min_pulse_s=cfg.relay.effective_min_switch_s)
         now = clock.monotonic()
         self._last_tick_s = now
         self._setpoint_moved_s = -math.inf
@@ -239,7 +239,8 @@ class Controller(PersonCommands, SettingsCommands):
         if learned.rate_fitted:
             self.interlock.rate_known = True
         if self._model_gains:
-            model_control.apply_model_gains(self.pid, learned.model)
+            model_control.apply_model_gains(self.pid, learned.model,
+                                            min_pulse_s=self.cfg.relay.effective_min_switch_s)
         if learned.counted:
             self._persist()
 
@@ -333,6 +334,7 @@ class Controller(PersonCommands, SettingsCommands):
             self.pid.gains = gains
             default = PID(gains)
             self.pid.integral_band_c, self.pid.integral_max = default.integral_band_c, default.integral_max
+            self.pid.integral_below_feedforward = default.integral_below_feedforward
             self.pid.reset()
             self.events.record(monotonic_s=self.clock.monotonic(), wall_time_s=self.clock.wall(),
                                kind=ev.EventKind.NOTICE, source=source,
