@@ -202,8 +202,8 @@ class Controller(PersonCommands, SettingsCommands):
                     settling = now - self._setpoint_moved_s < settle_s
                     guarded = self.interlock.guarded
                     self._duty = self.pid.update(obs.water_c, self.setpoint_c, now, feedforward=self._feedforward(),
-                                                 integrate=not (settling or guarded or obs.suspect
-                                                                or self.tracker.learner.stones_settling(now)),
+                                                 integrate=not (settling or guarded or obs.suspect),
+                                                 integrate_up=not self.tracker.learner.stones_settling(now),
                                                  integral_c=reading_c
                                                  if self._model_gains else None)
             # A bad reading has no temperature to act on: the interlock holds the relay off this

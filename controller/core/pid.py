@@ -53,12 +53,14 @@ class PID:
         self.p = self.i = self.d = 0.0
 
     def update(self, measured_c: float, setpoint_c: float, now_s: float, *, feedforward: float = 0.0,
-               integrate: bool = True, integral_c: float | None = None) -> float:
+               integrate: bool = True, integrate_up: bool = True, integral_c: float | None = None) -> float:
         """Return the duty for this step.
 
         ``feedforward``: the duty the bath model says holds the setpoint, added to the output;
         ``integrate=False`` holds the integral where it is (the heater is blocked, or the
-        setpoint just moved: neither is an error the integral should learn); ``integral_c``:
+        setpoint just moved: neither is an error the integral should learn); ``integrate_up=False``
+        lets it move only down (the stones still soak up heat: a reading below the setpoint may be
+        theirs, one above never is); ``integral_c``:
         integrate the error of this temperature instead (an estimate corrected by the measurement,
         while the others act on the estimate).
         """
@@ -85,7 +87,7 @@ class PID:
         pushing_down = error < 0 and (feedforward + self.integral + below if feedforward > 0 else unclamped) <= 0.0
         i_error = error if integral_c is None else setpoint_c - integral_c
         near = abs(error) <= self.integral_band_c and abs(i_error) <= self.integral_band_c
-        if integrate and dt > 0 and near and not (pushing_up or pushing_down):
+        if integrate and dt > 0 and near and not (pushing_up or pushing_down) and (integrate_up or i_error < 0):
             # The integral corrects the feed-forward: it may not take more than the whole range.
             high = min(1.0 - feedforward, self.integral_max)
             low = -min(feedforward, self.integral_max) - below
