@@ -36,6 +36,20 @@ def run_ticks(controller, clock, tree, temps, *, second=None, dt_s: float = 1.0)
     return statuses
 
 
+class ScriptedProbe:
+    """A probe source (``ProbeSource``) that returns whatever the test put in ``next``, once."""
+
+    def __init__(self):
+        self.next = None
+
+    def poll(self, now_s):
+        got, self.next = self.next, None
+        return got
+
+    def close(self):
+        pass
+
+
 def csrf_token(client) -> str:
     """The CSRF token of ``client``'s current session (signed in or not)."""
     return client.get("/api/session").get_json()["csrf_token"]

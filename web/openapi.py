@@ -81,6 +81,9 @@ _STATUS = {
                        "ready in time (seconds since the epoch); null: none planned, or the clock is not synchronised"},
         "clock_synced": {"type": "boolean", "description": "the wall clock is synchronised (NTP): the schedule "
                          "starts and stops nothing until it is"},
+        "time_zone": {"type": "string", "description": "the warmer's time zone, of the schedule's HH:MM "
+                      '(an IANA name such as "Europe/Berlin", else its abbreviation)'},
+        "utc_offset_s": {"type": "number", "description": "that zone's offset from UTC now (seconds)"},
     },
 }
 

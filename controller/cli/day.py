@@ -17,6 +17,7 @@ from typing import Any
 
 from controller.cli.options import UserError, add_config_arg, load_config
 from controller.core import config as cfgmod
+from controller.core.atomic import atomic_write
 from controller.service.control import socket_path
 from controller.service.remote import RemoteController
 
@@ -74,7 +75,11 @@ def cmd_settings(args: argparse.Namespace) -> int:
         if args.verb == "export":
             text = json.dumps({**remote.settings(), "notify": {"ntfy_url": _ntfy_url(cfg) or None}}, indent=2) + "\n"
             if args.file:
-                Path(args.file).write_text(text, encoding="utf-8")
+                try:  # a cut or a full card mid-write leaves the previous export whole
+                    atomic_write(args.file, text, mode=0o600)
+                except OSError as exc:
+                    raise UserError(f"cannot write the settings to {args.file}: {exc.strerror or exc}; "
+                                    "nothing was written") from None
                 print(f"settings written to {args.file}")
             else:
                 sys.stdout.write(text)

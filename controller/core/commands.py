@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from controller.core.interfaces import Clock
     from controller.core.persistence import StateSaver
     from controller.core.pid import PID
+    from controller.core.probe import Reading
     from controller.core.readiness import Readiness
     from controller.core.safety import Interlock
     from controller.core.status import Status
@@ -62,18 +63,36 @@ class PersonCommands:
     _readiness: Readiness
     _saver: StateSaver
     _status: Status
+    _judged_by: tuple[Reading | None, Calibration] | None = None  # (the reading, its calibration) at an offset change
 
     if TYPE_CHECKING:  # the controller's own methods, which these commands call
         @property
         def bath(self) -> BathModel: ...
         def _persist(self) -> None: ...
         def _snapshot(self, now: float) -> Status: ...
-        def set_setpoint(self, value: Any, *, source: str = "api") -> float: ...
+        def set_setpoint(self, value: Any, *, source: str = "api", wait: bool = True) -> float: ...
 
     def fresh_c(self, now_s: float) -> float | None:
         """The fresh corrected reading of the main probe (degC; None: none fresh). The interlock keeps
         the judged one (the hotter of raw and corrected): the correction is taken back where it was not added."""
-        return self.calibration.from_judged_c(self.interlock.primary.fresh_c(now_s))
+        return self._judging().from_judged_c(self.interlock.primary.fresh_c(now_s))
+
+    def raw_c(self, now_s: float) -> float | None:
+        """The fresh uncorrected reading of the main probe (degC; None: none fresh)."""
+        return self._judging().raw_from_judged_c(self.interlock.primary.fresh_c(now_s))
+
+    def _judging(self) -> Calibration:
+        """The calibration the interlock's latest main reading was judged with: the one in force, but
+        after an offset change the one before, until the next reading (a second calibration before
+        then must not take the new offset for the old one's and add it twice)."""
+        held = self._judged_by
+        if held is not None and held[0] is self.interlock.primary.last:
+            return held[1]
+        return self.calibration
+
+    def _offset_changing(self) -> None:
+        """Call before the offset changes: the reading in hand keeps the calibration it was judged with."""
+        self._judged_by = (self.interlock.primary.last, self._judging())
 
     def switch_off(self, *, source: str = "api") -> bool:
         """Hold the heater off (readings, rules, history and alarms go on). Returns whether
@@ -109,15 +128,23 @@ class PersonCommands:
         self._saver.save_pending(wait=wait)
         return True
 
-    def apply_preset(self, name: Any, *, source: str = "api") -> float:
+    def apply_preset(self, name: Any, *, source: str = "api", wait: bool = True) -> float:
         """Set the setpoint of the preset called ``name``; return it (degC). The setpoint is
-        validated as any other (never above ``max_setpoint_c``)."""
+        validated as any other (never above ``max_setpoint_c``). ``wait=False``: as for :meth:`_switch`."""
         presets = self.cfg.presets
         celsius = presets.get(name) if isinstance(name, str) else None
         if celsius is None:
             raise CommandError(f"preset {name!r} is not known: allowed are {', '.join(presets.names) or '(none)'}",
                                field="preset", allowed=list(presets.names))
-        return self.set_setpoint(celsius, source=f"{source} (preset {name})")
+        return self.set_setpoint(celsius, source=f"{source} (preset {name})", wait=wait)
+
+    def _touched(self, now_s: float, source: str, setpoint_c: float) -> float:
+        """A setpoint or preset that changes nothing (call under the lock): still a person's action,
+        so auto-off counts afresh (as for any person's command); returns ``setpoint_c``."""
+        if not source.startswith(AUTOMATIC_SOURCES):
+            self.planner.person_acted(now_s)
+            self._status = self._snapshot(now_s)  # the auto-off time shown moves
+        return setpoint_c
 
     def extend(self, *, source: str = "api") -> float:
         """Push auto-off back: ``auto_off_h`` hours from now. Returns when it will switch off now
@@ -143,12 +170,16 @@ class PersonCommands:
                 raise ValueError(f"schedule {table!r} is not allowed: must be an object like [schedule] "
                                  '(auto_off_h, mon ... sun = { ready_by = "08:30", preset, off_at })')
             schedule = Schedule.from_table(table)
-            schedule.check_presets(self.cfg.presets.names)
         except ValueError as exc:
             raise CommandError(str(exc), field="schedule") from None
-        with self._lock:
+        with self._lock:  # the presets checked under the same hold that sets the schedule: no lost update
+            try:
+                schedule.check_presets(self.cfg.presets.names)
+            except ValueError as exc:
+                raise CommandError(str(exc), field="schedule") from None
             now = self.clock.monotonic()
             self.planner.schedule, self.planner.schedule_set = schedule, True
+            self.planner.plan_from(self.clock.wall() if self.clock.wall_synced() else None)
             self.planner.person_acted(now)
             self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(), kind=ev.EventKind.NOTICE,
                                source=source, message=f"schedule set: {schedule.to_table()}")
@@ -196,7 +227,7 @@ class PersonCommands:
         if decision.action == "on":
             if decision.preset:
                 try:
-                    self.apply_preset(decision.preset, source=decision.source)
+                    self.apply_preset(decision.preset, source=decision.source, wait=False)  # never wait for the disk
                 except CommandError as exc:  # a preset removed since: warm to the setpoint as it is
                     log.warning("schedule: %s", exc)
             self._switch(off=False, source=decision.source, reason=decision.message, wait=False)
@@ -216,8 +247,10 @@ class PersonCommands:
         now = self.clock.monotonic()
         return {"switched_off": self.switched_off,
                 "probe_offset_c": self.calibration.offset_c,
-                "raw_temperature_c": self.calibration.raw_from_judged_c(self.interlock.primary.fresh_c(now)),
+                "raw_temperature_c": self.raw_c(now),
                 "presets": [{"name": name, "setpoint_c": celsius} for name, celsius in self.cfg.presets.items],
                 "auto_off_at": self._auto_off_wall_s(now),
                 "next_start": self.planner.next_start_wall_s,
-                "clock_synced": self.planner.synced}
+                "clock_synced": self.planner.synced,
+                "time_zone": self.planner.zone_name,
+                "utc_offset_s": self.planner.utc_offset_s(self.clock.wall())}

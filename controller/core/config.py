@@ -11,7 +11,6 @@ stones above 54.4 degC are too hot to handle, water at 55 degC burns in ~30 s.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import tomllib
 from dataclasses import dataclass, fields
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.core.calibration import MAX_OFFSET_C
+from controller.core.numbers import finite_float
 from controller.core.presets import DEFAULT_PRESETS, Presets
 from controller.core.weekly import Schedule
 
@@ -236,9 +236,9 @@ def _check_value(section: str, key: str, value: Any, default: Any) -> Any:
         if isinstance(value, bool) or not ok:
             kind = "a whole number" if expected is int else "a number"
             raise ConfigError(f"{where} = {value!r} is not allowed: must be {kind}")
+        if finite_float(value) is None:  # NaN, inf, or an int too large for a float (a state file's)
+            raise ConfigError(f"{where} = {value!r:.40} is not allowed: must be a finite number")
         value = expected(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{where} = {value!r} is not allowed: must be a finite number")
         if (section, key) in _RANGES:
             low, high, unit = _RANGES[(section, key)]
             if not low <= value <= high:

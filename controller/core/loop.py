@@ -35,6 +35,7 @@ from controller.core.commands import PersonCommands
 from controller.core.config import Config
 from controller.core.faults import AckRefused, Fault, FaultKind
 from controller.core.interfaces import Clock, ProbeSource
+from controller.core.numbers import finite_float
 from controller.core.pid import PID, Gains
 from controller.core.readiness import Readiness
 from controller.core.relay import Relay, TimeProportioner
@@ -262,26 +263,25 @@ class Controller(PersonCommands, SettingsCommands):
         self._listeners.append(listener)
 
     # -- commands (any thread) ----------------------------------------------------------
-    def set_setpoint(self, value: Any, *, source: str = "api") -> float:
-        """Set the target temperature (degC). Raise :class:`CommandError` if not allowed."""
+    def set_setpoint(self, value: Any, *, source: str = "api", wait: bool = True) -> float:
+        """Set the target temperature (degC). Raise :class:`CommandError` if not allowed. ``wait=False``
+        (the control thread): leave the save queued rather than wait for another thread's."""
         c = self.cfg.control
         allowed = {"min": c.min_setpoint_c, "max": c.max_setpoint_c, "unit": "degC"}
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise CommandError(f"setpoint_c must be a number of degC, got {value!r}",
                                field="setpoint_c", allowed=allowed)
-        try:
-            setpoint_c = float(value)
-        except OverflowError:  # an int too large for a float: certainly out of range
-            setpoint_c = math.inf
-        if not math.isfinite(setpoint_c) or not c.min_setpoint_c <= setpoint_c <= c.max_setpoint_c:
-            raise CommandError(f"setpoint_c {setpoint_c!r} is outside the allowed range "
+        setpoint_c = finite_float(value)  # None: NaN, inf, or an int too large for a float: out of range
+        if setpoint_c is None or not c.min_setpoint_c <= setpoint_c <= c.max_setpoint_c:
+            shown = value if setpoint_c is None else setpoint_c
+            raise CommandError(f"setpoint_c {shown!r:.40} is outside the allowed range "
                                f"{c.min_setpoint_c:g} to {c.max_setpoint_c:g} degC",
                                field="setpoint_c", allowed=allowed)
         with self._lock:
             now = self.clock.monotonic()
             old = self.setpoint_c
             if setpoint_c == old:  # nothing changes: no event, no save (a client repeating itself floods no log)
-                return setpoint_c
+                return self._touched(now, source, setpoint_c)  # but a person's tap still counts for auto-off
             self.setpoint_c = setpoint_c
             self._setpoint_moved_s = now
             if setpoint_c < old:
@@ -291,7 +291,7 @@ class Controller(PersonCommands, SettingsCommands):
                                temperature_c=self.fresh_c(now), source=source)
             self._persist()
             self._status = self._snapshot(now)
-        self._saver.save_pending()
+        self._saver.save_pending(wait=wait)
         return setpoint_c
 
     def acknowledge_fault(self, *, source: str = "api") -> Fault:

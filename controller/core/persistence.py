@@ -69,6 +69,8 @@ def restore(store: StateStore, cfg: Config, clock: Clock) -> tuple[dict[str, Any
             restored["bath"] = BathModel.from_dict(data["bath"])
         except ValueError as exc:
             problems.append(f"saved {exc}; learning the bath afresh")
+        except OverflowError:  # an int too large for a float
+            problems.append("saved bath model has a number out of range; learning the bath afresh")
     switched_off = data.get("switched_off", False)
     if isinstance(switched_off, bool):
         restored["switched_off"] = switched_off

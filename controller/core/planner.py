@@ -9,9 +9,18 @@
 * **Off at.** At a weekday's "off at HH:MM" the warmer switches itself off; after a power cut
   an "off at" missed while the warmer was on takes effect, and a "ready by" whose window
   (until its "off at", else the end of that day) is still open starts.
+* **Planned through.** The planner remembers the wall time up to which it has planned
+  (``planned_through_wall_s``, kept across restarts): only a "ready by" after that time can
+  start the warmer. A "ready by" that had already passed when the schedule was set, or at the
+  first start after install, never switches on a warmer that someone switched off; one that
+  passed while the warmer had no power still starts (its window permitting).
 * **Auto-off.** After ``auto_off_h`` hours without a person's action (and without a switch-on)
   the warmer switches itself off, with a warning :data:`WARNING_S` before; "extend" (or any
   person's command) counts the hours afresh. Timed on the monotonic clock.
+* **The time zone.** "HH:MM" is the Pi's local time (``/etc/localtime``, ``timedatectl
+  set-timezone``), daylight saving included: a time the clocks skip (02:30 the night they go
+  forward) is an hour later, a time they repeat is the first. The status says the zone
+  (``time_zone``, ``utc_offset_s``) so the phone shows times in the warmer's zone, not its own.
 * **The wall clock.** The Pi has no battery clock: until NTP has synchronised it the wall
   time can be days off, so nothing that needs the time of day happens before then
   (docs/field-notes.md, "Knowing the wall clock is right").
@@ -24,12 +33,15 @@ interlock holds the relay as for a person's command.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from controller.core.bath_model import BathModel
+from controller.core.numbers import finite_float
 from controller.core.weekly import DayPlan, Schedule, hhmm
 
 AIM_EARLY_S = 300.0        # aim to be ready this long before "ready by": never late, at most ~10 min early
@@ -84,6 +96,8 @@ class Planner:
         self.started_for_wall_s: float | None = saved.get("started_for_wall_s")  # the "ready by" last started
         self.stopped_for_wall_s: float | None = saved.get("stopped_for_wall_s")  # the "off at" last carried out
         self.on_since_wall_s: float | None = saved.get("on_since_wall_s")        # the last switch-on
+        # Only a "ready by" after this wall time may start the warmer (None: now, at the first synced tick).
+        self.planned_through_wall_s: float | None = saved.get("planned_through_wall_s")
         self.active_s = now_s          # the last person's action or switch-on (auto-off counts from here)
         self.warned = False
         self.synced = False
@@ -91,13 +105,15 @@ class Planner:
         self._started_s = now_s
         self._warmup: _Warmup | None = None
         self.next_start_wall_s: float | None = None
+        self.zone_name = zone_name(tz)
 
     # -- what is kept across restarts -------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"factor": self.factor, "warmups": self.warmups,
                                  "started_for_wall_s": self.started_for_wall_s,
                                  "stopped_for_wall_s": self.stopped_for_wall_s,
-                                 "on_since_wall_s": self.on_since_wall_s}
+                                 "on_since_wall_s": self.on_since_wall_s,
+                                 "planned_through_wall_s": self.planned_through_wall_s}
         if self.schedule_set:
             state["schedule"] = self.schedule.to_table()
         return state
@@ -111,17 +127,19 @@ class Planner:
             return {}, [f"saved planner {saved!r} is not a table; starting afresh"]
         restored: dict[str, Any] = {}
         problems: list[str] = []
-        factor = saved.get("factor")
-        if isinstance(factor, (int, float)) and _number(factor) and FACTOR_MIN <= factor <= FACTOR_MAX:
-            restored["factor"] = float(factor)
-        elif factor is not None:
-            problems.append(f"saved warm-up factor {factor!r} is not within {FACTOR_MIN:g}..{FACTOR_MAX:g}")
+        factor = finite_float(saved.get("factor"))
+        if factor is not None and FACTOR_MIN <= factor <= FACTOR_MAX:
+            restored["factor"] = factor
+        elif saved.get("factor") is not None:
+            problems.append(f"saved warm-up factor {saved['factor']!r:.40} is not within "
+                            f"{FACTOR_MIN:g}..{FACTOR_MAX:g}")
         warmups = saved.get("warmups")
         if isinstance(warmups, int) and not isinstance(warmups, bool) and warmups >= 0:
             restored["warmups"] = warmups
-        for key in ("started_for_wall_s", "stopped_for_wall_s", "on_since_wall_s"):
-            if _number(saved.get(key)):
-                restored[key] = float(saved[key])
+        for key in ("started_for_wall_s", "stopped_for_wall_s", "on_since_wall_s", "planned_through_wall_s"):
+            wall_s = finite_float(saved.get(key))
+            if wall_s is not None:
+                restored[key] = wall_s
         if "schedule" in saved:
             try:
                 restored["schedule"] = Schedule.from_table(saved["schedule"])
@@ -137,10 +155,15 @@ class Planner:
 
     def switched_on(self, now_s: float, wall_s: float) -> None:
         """The warmer was switched on (by anyone): auto-off counts from now; a missed "off at"
-        before now does not switch it off again."""
+        before now does not switch it off again. With the wall clock not synchronised the time
+        is unknown: the first synced tick takes its wall time as the switch-on's."""
         self.person_acted(now_s)
-        if self.synced:
-            self.on_since_wall_s = wall_s
+        self.on_since_wall_s = wall_s if self.synced else None
+
+    def plan_from(self, wall_s: float | None) -> None:
+        """The schedule was set: a "ready by" at or before ``wall_s`` (None: the wall clock is not
+        synchronised, so the first synced tick's time) has passed and starts nothing."""
+        self.planned_through_wall_s = wall_s
 
     # -- each tick ------------------------------------------------------------------------------
     def decide(self, *, now_s: float, wall_s: float, synced: bool, switched_off: bool,
@@ -152,6 +175,8 @@ class Planner:
             self._unsynced_said = False
             if self.on_since_wall_s is None and not switched_off:
                 self.on_since_wall_s = wall_s  # on since an unknown time: from the first right wall time
+            if self.planned_through_wall_s is None:
+                self.planned_through_wall_s = wall_s
         decision = self._auto_off(now_s, switched_off)
         if decision is not None:
             return decision
@@ -162,7 +187,9 @@ class Planner:
                 return Decision("unsynced", "clock", "the wall clock is not synchronised: the schedule waits "
                                 "(no automatic start or stop until NTP has set the time)")
             return None
-        return self._off_at(wall_s, switched_off) or self._ready_by(wall_s, lead_s)
+        decision = self._off_at(wall_s, switched_off) or self._ready_by(wall_s, lead_s)
+        self.planned_through_wall_s = wall_s
+        return decision
 
     def auto_off_at_s(self, switched_off: bool) -> float | None:
         """When auto-off will switch the warmer off (s, monotonic); None: off already, or never."""
@@ -196,8 +223,8 @@ class Planner:
     def _ready_by(self, wall_s: float, lead_s: Callable[[str], float]) -> Decision | None:
         self.next_start_wall_s = None
         for ready_wall_s, day in sorted(self._times(wall_s, "ready_by"), key=lambda t: t[0]):
-            if ready_wall_s == self.started_for_wall_s:
-                continue
+            if ready_wall_s == self.started_for_wall_s or ready_wall_s <= (self.planned_through_wall_s or wall_s):
+                continue  # started already, or passed before the planner got to it
             start_wall_s = ready_wall_s - min(MAX_LEAD_S, lead_s(day.preset))
             if start_wall_s > wall_s:
                 self.next_start_wall_s = start_wall_s
@@ -226,6 +253,11 @@ class Planner:
                 local = datetime(date.year, date.month, date.day, minutes // 60, minutes % 60, tzinfo=date.tzinfo)
                 times.append((local.timestamp(), day))
         return times
+
+    def utc_offset_s(self, wall_s: float) -> float:
+        """The schedule's zone's offset from UTC at ``wall_s`` (s; +3600 for CET, +7200 for CEST)."""
+        offset = datetime.fromtimestamp(wall_s, UTC).astimezone(self.tz).utcoffset()
+        return offset.total_seconds() if offset is not None else 0.0
 
     def _clock_text(self, wall_s: float) -> str:
         when = datetime.fromtimestamp(wall_s, self.tz)
@@ -262,5 +294,27 @@ class Planner:
         return True
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def zone_name(tz: tzinfo | None) -> str:
+    """The IANA name of ``tz`` (None: the Pi's local zone, from ``TZ`` or ``/etc/localtime``), as a
+    browser's ``Intl`` takes it ("Europe/Berlin"); the zone's abbreviation when it has no known name."""
+    key = getattr(tz, "key", None)
+    if isinstance(key, str):
+        return key
+    if tz is None:
+        name = os.environ.get("TZ", "").lstrip(":")  # when set, the process's local time follows it
+        if not name:
+            try:
+                name = os.readlink("/etc/localtime").partition("zoneinfo/")[2]
+            except OSError:
+                name = ""
+        if name and _known_zone(name):
+            return name
+    return datetime.now(UTC).astimezone(tz).tzname() or "UTC"
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError; a bad name a ValueError
+        return False
+    return True

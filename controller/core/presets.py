@@ -8,10 +8,11 @@ at load too, so no preset can ever reach above the ceiling.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from controller.core.numbers import finite_float
 
 #: A preset's name: what a button shows. Letters, digits, spaces, "-" and "_", at most 24.
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 _-]{0,23}"
@@ -77,9 +78,10 @@ class Presets:
             if not re.fullmatch(NAME_PATTERN, name):
                 raise ValueError(f"[presets] {name!r} is not allowed as a name: must be letters, digits, spaces, "
                                  '"-" and "_" (at most 24, starting with a letter or digit)')
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"[presets] {name} = {value!r} is not allowed: must be a number of degC")
-            items.append((name, float(value)))
+            celsius = finite_float(value)
+            if celsius is None:
+                raise ValueError(f"[presets] {name} = {value!r:.40} is not allowed: must be a number of degC")
+            items.append((name, celsius))
         return cls(tuple(items))
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from controller.core import events as ev
 from controller.core.calibration import MAX_OFFSET_C, Calibration
 from controller.core.commands import CommandError
 from controller.core.presets import Presets
-from controller.core.weekly import WEEKDAYS, Schedule
+from controller.core.weekly import AUTO_OFF_MAX_H, WEEKDAYS, Schedule
 
 if TYPE_CHECKING:
     from controller.core.config import Config
@@ -159,6 +160,8 @@ class SettingsCommands:
 
     if TYPE_CHECKING:  # the controller's own methods
         def _persist(self) -> None: ...
+        def _offset_changing(self) -> None: ...
+        def raw_c(self, now_s: float) -> float | None: ...
         def _snapshot(self, now: float) -> Status: ...
 
     def settings(self) -> dict[str, Any]:
@@ -168,38 +171,38 @@ class SettingsCommands:
 
     def apply_settings(self, doc: Any, *, source: str = "api") -> dict[str, Any]:
         """Replace all the settings with ``doc``, validated as a whole first; return them as now in force."""
-        return self._apply(parse(doc, self.cfg), source=source, message="settings replaced")
+        settings = parse(doc, self.cfg)
+        return self._apply(lambda _current: settings, source=source, message="settings replaced")
 
     def set_presets(self, items: Any, *, source: str = "api") -> dict[str, Any]:
         """Replace the presets (``[{"name", "setpoint_c"}, ...]``); the schedule may name only these."""
         presets = checked_presets(items, self.cfg)
-        with self._lock:
-            current = self._settings()
-        try:
-            current.schedule.check_presets(presets.names)
-        except ValueError as exc:
-            raise CommandError(f"{exc}: change the schedule first", field="presets") from None
-        return self._apply(dataclasses.replace(current, presets=presets), source=source,
+
+        def change(current: Settings) -> Settings:
+            try:
+                current.schedule.check_presets(presets.names)
+            except ValueError as exc:
+                raise CommandError(f"{exc}: change the schedule first", field="presets") from None
+            return dataclasses.replace(current, presets=presets)
+        return self._apply(change, source=source,
                            message=f"presets set: {', '.join(f'{n} {c:g}' for n, c in presets.items) or '(none)'}")
 
     def set_auto_off_h(self, hours: Any, *, source: str = "api") -> float:
         """Set the hours without a person's action before auto-off (0: never); return them."""
-        with self._lock:
-            current = self._settings()
-        try:
-            schedule = Schedule.from_table({**current.schedule.to_table(), "auto_off_h": hours})
-        except ValueError as exc:
-            raise CommandError(str(exc), field="auto_off_h", allowed={"min": 0, "max": 48, "unit": "h"}) from None
-        self._apply(dataclasses.replace(current, schedule=schedule), source=source,
-                    message=f"auto-off set to {schedule.auto_off_h:g} h")
-        return schedule.auto_off_h
+        def change(current: Settings) -> Settings:
+            try:
+                schedule = Schedule.from_table({**current.schedule.to_table(), "auto_off_h": hours})
+            except ValueError as exc:
+                raise CommandError(str(exc), field="auto_off_h",
+                                   allowed={"min": 0, "max": AUTO_OFF_MAX_H, "unit": "h"}) from None
+            return dataclasses.replace(current, schedule=schedule)
+        doc = self._apply(change, source=source, message=lambda new: f"auto-off set to {new.schedule.auto_off_h:g} h")
+        return float(doc["schedule"]["auto_off_h"])
 
     def set_probe_offset(self, offset_c: Any, *, source: str = "api") -> float:
         """Set the probe's correction (degC, -3..+3); return it."""
         checked = checked_offset(offset_c, self.cfg)
-        with self._lock:
-            current = self._settings()
-        self._apply(dataclasses.replace(current, probe_offset_c=checked), source=source,
+        self._apply(lambda current: dataclasses.replace(current, probe_offset_c=checked), source=source,
                     message=f"probe offset set to {checked:+.2f} degC")
         return checked
 
@@ -225,10 +228,6 @@ class SettingsCommands:
                                                                "max": round(raw_c + MAX_OFFSET_C, 2), "unit": "degC"})
         return self.set_probe_offset(offset_c, source=source)
 
-    def raw_c(self, now_s: float) -> float | None:
-        """The fresh uncorrected reading of the main probe (degC; None: none fresh)."""
-        return self.calibration.raw_from_judged_c(self.interlock.primary.fresh_c(now_s))
-
     # -- inside ----------------------------------------------------------------------------
     def _settings(self) -> Settings:
         return Settings(self.cfg.presets, self.planner.schedule, self.calibration.offset_c)
@@ -244,17 +243,24 @@ class SettingsCommands:
                                        probe=dataclasses.replace(self.cfg.probe, offset_c=offset_c))
         self.calibration = Calibration(offset_c)
 
-    def _apply(self, settings: Settings, *, source: str, message: str) -> dict[str, Any]:
+    def _apply(self, change: Callable[[Settings], Settings], *, source: str,
+               message: str | Callable[[Settings], str]) -> dict[str, Any]:
+        """Apply ``change(settings in force)`` (which may raise :class:`CommandError`), read and replaced
+        under one hold of the lock, so two commands at once never undo each other."""
         with self._lock:
+            settings = change(self._settings())
             now = self.clock.monotonic()
             if settings.probe_offset_c != self.calibration.offset_c:
                 self.pid.reset()  # the reading moves by the change: nothing carried over
+                self._offset_changing()
             self._use(presets=settings.presets, offset_c=settings.probe_offset_c)
+            if settings.schedule != self.planner.schedule:
+                self.planner.plan_from(self.clock.wall() if self.clock.wall_synced() else None)
             self.planner.schedule, self.planner.schedule_set = settings.schedule, True
             self._settings_set = True
             self.planner.person_acted(now)
             self.events.record(monotonic_s=now, wall_time_s=self.clock.wall(), kind=ev.EventKind.NOTICE,
-                               source=source, message=message)
+                               source=source, message=message if isinstance(message, str) else message(settings))
             self._persist()
             self._status = self._snapshot(now)
             doc = self._settings().to_doc()

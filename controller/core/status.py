@@ -61,6 +61,8 @@ class Status:
     auto_off_at: float | None = None  # wall time (s since the epoch) auto-off switches off; None: off or never
     next_start: float | None = None   # wall time of the next start by the schedule; None: none planned
     clock_synced: bool = False        # the wall clock is synchronised (the schedule waits until it is)
+    time_zone: str = ""               # the warmer's time zone, of the schedule's HH:MM ("Europe/Berlin")
+    utc_offset_s: float = 0.0         # that zone's offset from UTC now (s): +3600 in CET, +7200 in CEST
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,10 +13,11 @@ What the warmer does with it is in :mod:`controller.core.planner`.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from controller.core.numbers import finite_float
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 AUTO_OFF_MAX_H = 48.0
@@ -79,11 +80,11 @@ class Schedule:
         days = []
         for key, value in table.items():
             if key == "auto_off_h":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                        or not 0 <= value <= AUTO_OFF_MAX_H:
-                    raise ValueError(f"[schedule] auto_off_h = {value!r} is not allowed: must be a number of hours "
+                hours = finite_float(value)
+                if hours is None or not 0 <= hours <= AUTO_OFF_MAX_H:
+                    raise ValueError(f"[schedule] auto_off_h = {value!r:.40} is not allowed: must be a number of hours "
                                      f"between 0 and {AUTO_OFF_MAX_H:g} (0 = never)")
-                auto_off_h = float(value)
+                auto_off_h = hours
             elif key in WEEKDAYS:
                 days.append(_day(key, value))
             else:

@@ -2,7 +2,10 @@
 
 A Unix stream socket, ``control.sock`` in the state dir, mode 0660: only the
 service user, its group (the web process's user is in it) and root can connect
-(no network, no password). A client sends one
+(no network, no password). Who connected is then known from the kernel
+(``SO_PEERCRED``, see :class:`Peers`): the web process's user may open its
+session and nothing else; the other commands (autotune) are for root and the
+service's own user. A client sends one
 JSON object on one line, ``{"command": NAME, ...}``; the service answers with JSON
 lines until it closes the connection. The commands are given by the layer that
 owns them (:class:`Commands`: autotune's come from ``controller.tuning.job``), so
@@ -17,18 +20,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pwd
 import socket
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.service.protocol import SESSION
+from controller.service.protocol import SESSION, source_problem
 
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "control.sock"  # in the state dir
+WEB_USER = "stonewarmer-web"  # the web process's user (the installer creates it)
 MAX_REQUEST_BYTES = 4096
 REQUEST_TIMEOUT_S = 5.0       # a client has this long to send its request line
 
@@ -61,6 +67,38 @@ class Commands:
         return Commands({**self.handlers, **other.handlers}, stop, other.session or self.session)
 
 
+@dataclass(frozen=True)
+class Peers:
+    """Who may do what on the socket, by the uid the kernel gives for the connection."""
+
+    commands: frozenset[int]  # every command: root and the service's own user
+    sessions: frozenset[int]  # the web session only: those and the web process's user
+
+    @classmethod
+    def of_this_service(cls, *, web_user: str = WEB_USER) -> Peers:
+        """Root and this process's user for everything; ``web_user`` (when it exists) for the session."""
+        own = frozenset({0, os.geteuid()})
+        try:
+            web = {pwd.getpwnam(web_user).pw_uid}
+        except KeyError:  # no such user: a development checkout, where both processes run as one user
+            web = set()
+        return cls(commands=own, sessions=own | web)
+
+    def check(self, uid: int, command: object) -> None:
+        """Raise :class:`CommandRefused` unless the user ``uid`` may send ``command``."""
+        allowed = self.sessions if command == SESSION else self.commands
+        if uid not in allowed:
+            raise CommandRefused(f"{command!r} is not allowed for uid {uid}: only for root and the service's user"
+                                 + (" and the web process's user" if command == SESSION else ""))
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (from the kernel: it cannot lie)."""
+    _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                          struct.calcsize("3i")))
+    return int(uid)
+
+
 def socket_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / SOCKET_NAME
 
@@ -68,9 +106,10 @@ def socket_path(state_dir: str | Path) -> Path:
 class ControlServer:
     """Serves :class:`Commands` on ``path``, one thread per connection."""
 
-    def __init__(self, path: Path, commands: Commands) -> None:
+    def __init__(self, path: Path, commands: Commands, *, peers: Peers | None = None) -> None:
         self.path = path
         self.commands = commands
+        self.peers = peers or Peers.of_this_service()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
@@ -125,7 +164,9 @@ class ControlServer:
                 return True
 
             try:
+                uid = peer_uid(conn)
                 request, pending = _read_request(conn)
+                self.peers.check(uid, request.get("command"))
                 if request.get("command") == SESSION and self.commands.session is not None:
                     self.commands.session(request, conn, pending)
                     return
@@ -164,6 +205,9 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, Any], bytes]:
         raise CommandRefused('the request must be one JSON object on one line, e.g. {"command": "..."}') from None
     if not isinstance(request, dict):
         raise CommandRefused('the request must be one JSON object, e.g. {"command": "..."}')
+    problem = source_problem(request.get("source", "cli"))  # it goes into the event log
+    if problem:
+        raise CommandRefused(problem)
     return request, pending
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from controller.core.clock import TIME_ERROR
+from controller.core.clock import TIME_ERROR, TIMESYNC_FLAG
 from controller.service.installer import UNIT_NAMES, WATCHDOG_DROPIN, hostname_advice
 from controller.service.system_view import Finding, System
 
@@ -28,11 +28,19 @@ def clock_findings(system: System) -> list[Finding]:
     elif system.is_live:
         state = system.clock_state()
         synced = None if state is None else state != TIME_ERROR
+    if synced and system.is_live and not system.path(TIMESYNC_FLAG).exists():
+        # The service's sandbox (ProtectClock=yes) refuses even a read-only adjtimex(2): inside it,
+        # only systemd-timesyncd's flag file tells that the clock is right.
+        return [Finding("warn", "clock synchronised, but not by systemd-timesyncd (chrony or ntpd?): the service "
+                                f"cannot see it from its sandbox (it reads {TIMESYNC_FLAG}), so the ready-by "
+                                "schedule never starts the warmer",
+                        "use systemd-timesyncd for NTP: sudo apt install systemd-timesyncd "
+                        "(it replaces chrony and ntp), then check: timedatectl timesync-status")]
     if synced:
         return [Finding("ok", "clock synchronised (NTP)")]
     what = "clock not synchronised" if synced is False else "cannot tell whether the clock is synchronised"
-    return [Finding("warn", f"{what}: the Pi has no battery clock, so event and history times may be wrong "
-                            "(heater timing does not depend on it)",
+    return [Finding("warn", f"{what}: the Pi has no battery clock, so event and history times may be wrong and "
+                            "the ready-by schedule waits for it (heater timing does not depend on it)",
                     "connect the Pi to a network with internet access for NTP "
                     "(check: timedatectl timesync-status)")]
 

@@ -25,11 +25,11 @@ from pathlib import Path
 from controller.core import config as cfgmod
 from controller.core.atomic import atomic_write
 from controller.service import upgrade, web_files
+from controller.service.control import WEB_USER  # the web process (in the group stonewarmer: the control socket)
 from controller.service.steps import Host, InstallError, Step, execute, run_command
 from controller.service.upgrade import PREFIX, UNIT_NAME, UNIT_NAMES, VENV, WEB_UNIT_NAME
 
 USER = "stonewarmer"          # the control process (in the group gpio)
-WEB_USER = "stonewarmer-web"  # the web process (in the group stonewarmer: the control socket)
 GPIO_GROUP = "gpio"
 LINK = Path("/usr/local/bin/stonewarmer")
 UNITS_DIR = Path("/etc/systemd/system")

@@ -5,8 +5,10 @@ opens a session on the control socket (``controller/service/control.py``) with
 
     {"command": "session", "version": 1}
 
-and the control process answers ``{"hello": "stonewarmer", "version": 1}`` (or an
-``error`` naming the version it speaks, and closes). From then on the control process
+and the control process answers ``{"hello": "stonewarmer", "version": 1, "boot": "<hex>"}``
+(or an ``error`` naming the version it speaks, and closes). ``boot`` is new at every start
+of the control process, whose event ids count from 1 again: the web side keeps events
+apart by ``(boot, id)``. From then on the control process
 pushes ``{"status": {...}}`` after every tick and ``{"event": {...}}`` for every event
 (the events it holds first), and the web process sends commands
 
@@ -27,10 +29,11 @@ command methods stay the authority on what a value may be.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from controller.core.numbers import finite_float
 
 VERSION = 1
 SESSION = "session"            # the control-socket command that opens a session
@@ -45,7 +48,7 @@ COMMANDS = ("set_setpoint", "acknowledge_fault", "switch_off", "switch_on", "app
 PAYLOADS = {"set_setpoint": "value", "set_probe_offset": "value", "calibrate": "value", "set_auto_off_h": "value",
             "apply_preset": "name", "set_presets": "presets", "apply_settings": "settings"}
 _SHAPES: dict[str, tuple[Any, str]] = {
-    "value": (lambda v: type(v) in (int, float) and math.isfinite(float(v)), "a number"),
+    "value": (lambda v: finite_float(v) is not None, "a number"),
     "name": (lambda v: isinstance(v, str) and 0 < len(v) <= 40, "a preset's name (1 to 40 characters)"),
     "presets": (lambda v: isinstance(v, list), 'a list of {"name", "setpoint_c"}'),
     "settings": (lambda v: isinstance(v, dict), "a settings document (an object)"),
@@ -77,17 +80,32 @@ def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
-def hello_answer(request: dict[str, Any]) -> dict[str, Any]:
-    """The control process's answer to a session request: the hello, or why not (``error``)."""
+def hello_answer(request: dict[str, Any], *, boot: str) -> dict[str, Any]:
+    """The control process's answer to a session request: the hello, or why not (``error``).
+
+    ``boot``: this start of the control process (its event ids count from 1 again at every start).
+    """
     version = request.get("version")
     if type(version) is not int or version != VERSION:
         return {"error": f"protocol version {version!r} is not supported: this controller speaks version {VERSION}",
                 "version": VERSION}
-    return {"hello": "stonewarmer", "version": VERSION}
+    return {"hello": "stonewarmer", "version": VERSION, "boot": boot}
 
 
 def parse_command(line: bytes) -> Command:
-    """Check one command frame (without its newline); raise :class:`FrameError` naming what is wrong."""
+    """Check one command frame (without its newline); raise :class:`FrameError` naming what is wrong.
+
+    Whatever goes wrong in the checking is a :class:`FrameError` too: no frame ends the session.
+    """
+    try:
+        return _parse(line)
+    except FrameError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a check that failed on a frame nobody thought of: refused
+        raise FrameError(f"the frame could not be checked ({type(exc).__name__}): nothing was changed") from None
+
+
+def _parse(line: bytes) -> Command:
     if len(line) >= MAX_FRAME_BYTES:
         raise FrameError(f"frame longer than {MAX_FRAME_BYTES} bytes")
     try:
@@ -107,9 +125,9 @@ def parse_command(line: bytes) -> Command:
     if extra:
         raise FrameError(f"{name} takes only {', '.join(sorted(FIELDS[name]))}, got {sorted(extra)[:5]}", id=frame_id)
     source = frame.get("source", "api")
-    if not isinstance(source, str) or not SOURCE_RE.fullmatch(source):
-        raise FrameError(f"source must be a word of lower-case letters, digits, - or _ (and :name), "
-                         f"got {_short(source)}", id=frame_id)
+    problem = source_problem(source)
+    if problem:
+        raise FrameError(problem, id=frame_id)
     value: Any = None
     if name in PAYLOADS:
         key = PAYLOADS[name]
@@ -118,6 +136,13 @@ def parse_command(line: bytes) -> Command:
         if not shape_ok(value):
             raise FrameError(f"{name} {key} must be {shape}, got {_short(value)}", id=frame_id)
     return Command(frame_id, name, source, value)
+
+
+def source_problem(source: object) -> str | None:
+    """Why ``source`` cannot be recorded as who asked (None: it can)."""
+    if isinstance(source, str) and SOURCE_RE.fullmatch(source):
+        return None
+    return f"source must be a word of lower-case letters, digits, - or _ (and :name), got {_short(source)}"
 
 
 def _no_constant(name: str) -> Any:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from controller.core.atomic import atomic_write
 from controller.core.config import Config
 from controller.core.events import EVENTS_KEPT, Event, EventKind
 from controller.core.faults import Fault, FaultKind
@@ -33,6 +34,8 @@ from controller.core.status import Mode, Status
 from controller.service import protocol
 
 log = logging.getLogger(__name__)
+
+EVENTS_CURSOR = "events-cursor.json"  # in the web process's state dir: the last event its sinks had
 
 COMMAND_TIMEOUT_S = 3.0   # the control process answers a command within one tick
 RETRY_MIN_S = 0.1         # reconnect after this long, doubling ...
@@ -69,12 +72,26 @@ class RemoteClock:
 
 
 class RemoteEvents:
-    """The control process's events as they arrive (an :class:`~controller.core.events.EventLog` to read)."""
+    """The control process's events as they arrive (an :class:`~controller.core.events.EventLog` to read).
 
-    def __init__(self) -> None:
+    The control process numbers its events from 1 at every start (its ``boot`` in the hello),
+    so an event is known here by ``(boot, id)`` and gets an id of this process's own, always
+    increasing (the dashboard's streams read ``since(last id)``). The sinks (history, phone
+    notifications) hear of each event once: a new session starts with the latest events
+    again, and what a sink already had is only kept for reading. ``cursor_path``: where the
+    last event handed to the sinks is kept, so a restarted web process does not hand them
+    the same events again (None: in memory only).
+    """
+
+    def __init__(self, *, cursor_path: Path | None = None) -> None:
         self._events: deque[Event] = deque(maxlen=EVENTS_KEPT)
         self._sinks: list[Callable[[Event], None]] = []
         self._lock = threading.Lock()
+        self._cursor_path = cursor_path
+        self._boot = ""            # the control process's start the events come from
+        self._seen_id = 0          # its last event kept here
+        self._delivered = _read_cursor(cursor_path)  # (boot, id) of the last event handed to the sinks
+        self._next_id = 1
 
     def add_sink(self, sink: Callable[[Event], None]) -> None:
         self._sinks.append(sink)
@@ -83,23 +100,64 @@ class RemoteEvents:
         with self._lock:
             return [e for e in self._events if e.id > after_id]
 
+    def begin(self, boot: str) -> None:
+        """A session with the control process's start ``boot`` begins (its events follow)."""
+        with self._lock:
+            if boot != self._boot:  # the control process started again: its ids count from 1
+                self._boot, self._seen_id = boot, 0
+
     def receive(self, event: Event) -> None:
         with self._lock:
-            if self._events and event.id <= self._events[-1].id:
-                return  # already known (a new session starts with the latest events again)
-            self._events.append(event)
+            if event.id <= self._seen_id:
+                return  # already here (a new session starts with the latest events again)
+            self._seen_id = event.id
+            local = dataclasses.replace(event, id=self._next_id)
+            self._next_id += 1
+            self._events.append(local)
+            boot, delivered_id = self._delivered
+            if boot == self._boot and event.id <= delivered_id:
+                return  # handed to the sinks before this process started: for reading only
+            self._delivered = (self._boot, event.id)
         for sink in self._sinks:
-            sink(event)
+            sink(local)
+        self._keep_cursor()
+
+    def _keep_cursor(self) -> None:
+        if self._cursor_path is None:
+            return
+        boot, event_id = self._delivered
+        try:
+            atomic_write(self._cursor_path, json.dumps({"boot": boot, "event_id": event_id}).encode(), durable=False)
+        except OSError as exc:  # the events still go on; only a restart may repeat some
+            log.error("cannot keep the events' cursor in %s: %s", self._cursor_path, exc.strerror or exc)
+
+
+def _read_cursor(path: Path | None) -> tuple[str, int]:
+    """(boot, id) of the last event handed to the sinks by an earlier run of this process; ("", 0) for none."""
+    if path is None:
+        return "", 0
+    try:
+        cursor = json.loads(path.read_text(encoding="utf-8"))
+        boot, event_id = cursor["boot"], cursor["event_id"]
+    except FileNotFoundError:
+        return "", 0
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.error("%s is not usable (%s): the latest events may be sent again", path, exc)
+        return "", 0
+    if not isinstance(boot, str) or type(event_id) is not int:
+        return "", 0
+    return boot, event_id
 
 
 class RemoteController:
     """A client of the control process's session; :meth:`start` connects (and reconnects) in the background."""
 
-    def __init__(self, path: Path, cfg: Config) -> None:
+    def __init__(self, path: Path, cfg: Config, *, events_cursor: Path | None = None) -> None:
+        """``events_cursor``: the file that keeps which events the sinks already had (see :class:`RemoteEvents`)."""
         self.path = path
         self.cfg = cfg
         self.clock = RemoteClock(self)
-        self.events = RemoteEvents()
+        self.events = RemoteEvents(cursor_path=events_cursor)
         self._listeners: list[Callable[[Status], None]] = []
         self._status = _placeholder(cfg)
         self._received_s = time.monotonic()  # local time the status arrived
@@ -222,6 +280,7 @@ class RemoteController:
             hello = json.loads(frames.readline(protocol.MAX_FRAME_BYTES * 16) or b"null")
             if not isinstance(hello, dict) or hello.get("hello") != "stonewarmer":
                 raise ValueError(f"the control process refused the session: {hello}")
+            self.events.begin(str(hello.get("boot", "")))
             sock.settimeout(None)
             self._sock = sock
             log.info("connected to the control process at %s", self.path)

@@ -14,6 +14,7 @@ import logging
 import queue
 import socket
 import threading
+import uuid
 from typing import Any
 
 from controller.core.events import Event
@@ -87,6 +88,7 @@ class SessionHub:
 
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
+        self.boot = uuid.uuid4().hex  # this start of the control process: its event ids start at 1 again
         self._clients: set[Client] = set()
         self._lock = threading.Lock()
         controller.add_listener(self._on_status)
@@ -95,6 +97,12 @@ class SessionHub:
     def commands(self) -> Commands:
         """The session, as a command of the control socket (with the other commands: ``|``)."""
         return Commands(session=self.serve, stop=self.stop)
+
+    @property
+    def sessions(self) -> int:
+        """How many sessions are connected."""
+        with self._lock:
+            return len(self._clients)
 
     def stop(self) -> None:
         """End every session (the control process is stopping)."""
@@ -119,7 +127,7 @@ class SessionHub:
 
     def serve(self, request: dict[str, Any], conn: socket.socket, pending: bytes) -> None:
         """Run one session on ``conn`` until either side ends it (on the connection's thread)."""
-        answer = protocol.hello_answer(request)
+        answer = protocol.hello_answer(request, boot=self.boot)
         if "error" in answer:
             conn.sendall(protocol.encode(answer))
             return

@@ -250,20 +250,20 @@ def _serve_web(cfg: cfgmod.Config, *, host: str | None, port: int | None, notifi
 
     Its own watchdog: ``WATCHDOG=1`` every half second while the server thread lives.
     """
-    from controller.service.remote import RemoteController
+    from controller.service.remote import EVENTS_CURSOR, RemoteController
     from web import web_state_dir
 
     path = socket_path(cfg.state.dir)
     files_problem = _move_old_web_files(cfg.state.dir)
     cfg = cfgmod.replace(cfg, "state", dir=str(web_state_dir(cfg.state.dir)))
     stop = _stop_on_signals()
-    remote = RemoteController(path, cfg)
+    remote = RemoteController(path, cfg, events_cursor=Path(cfg.state.dir) / EVENTS_CURSOR)
     parts: list[tuple[str, Callable[[], None]]] = [("systemd notifier", notifier.close),
                                                    ("control link", remote.stop)]
     failed = False
     try:
-        remote.start()
         web, bridge = _attach_web(remote, cfg, parts)
+        remote.start()  # after the history and the notifications listen: every event reaches them once
         host, port = host or cfg.web.host, port or cfg.web.port
         try:
             web.start(host, port)

@@ -24,7 +24,9 @@ a test keeps them equal.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,16 +112,27 @@ def advice(state_dir: str | Path, names: list[str], why: str) -> str:
 
 
 def _own(path: Path, owner: tuple[int, int] | None) -> None:
-    """Give ``path`` (and, for a directory, what it holds) its owner and the web's modes."""
+    """Give ``path`` (and, for a directory, what it holds) its owner and the web's modes.
+
+    Each file is opened with ``O_NOFOLLOW`` and changed through its descriptor, so a link
+    (even one put in place after the walk saw a file) is never followed out of the state dir.
+    """
     paths = [path]
     if path.is_dir() and not path.is_symlink():
         paths += [Path(d) / n for d, dirs, files in os.walk(path) for n in (*dirs, *files)]
     for p in paths:
-        if p.is_symlink():
-            continue  # never follow a link out of the state dir
-        if owner is not None:
-            os.chown(p, *owner)
-        os.chmod(p, DIR_MODE if p.is_dir() else FILE_MODE)
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENXIO):
+                continue  # a link (never followed), or a socket (nothing of the web's)
+            raise
+        try:
+            if owner is not None:
+                os.fchown(fd, *owner)
+            os.fchmod(fd, DIR_MODE if stat.S_ISDIR(os.fstat(fd).st_mode) else FILE_MODE)
+        finally:
+            os.close(fd)
 
 
 def _free_name(directory: Path, name: str) -> str:

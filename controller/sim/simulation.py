@@ -199,7 +199,8 @@ class Simulation:
                              safety_id=SECONDARY_ID if cfg.probe.safety_id else "")
         cfg = cfgmod.replace(cfg, "state", dir=str(state_dir))
         if ready_at_s is not None:  # a "ready by" at that simulated second, on a wall clock that puts it on the minute
-            clock = clock or SimClock(wall_start_s=ready_wall_start_s(ready_at_s, wall_start_s=SimClock().wall()))
+            clock = clock or SimClock(wall_start_s=ready_wall_start_s(ready_at_s, wall_start_s=SimClock().wall(),
+                                                                      state_dir=state_dir))
             cfg = ready_by_config(cfg, clock.wall() + ready_at_s)
         self.cfg = cfg
         self.make_plant = make_plant

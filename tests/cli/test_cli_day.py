@@ -3,7 +3,9 @@ control socket), and a clear one-line error when no service runs."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 
 import pytest
 
@@ -62,6 +64,21 @@ def test_settings_export_then_import_round_trips_and_a_wrong_file_changes_nothin
     assert cli.main(["settings", "--config", config, "import", str(out)]) == 2
     assert "max_setpoint_c" in capsys.readouterr().err
     assert controller.settings()["presets"] == [{"name": "Hands", "setpoint_c": 49.0}]
+
+
+def test_a_settings_export_the_disk_refuses_leaves_the_previous_file_whole(service, tmp_path, capsys, monkeypatch):
+    _controller, config = service
+    out = tmp_path / "settings.json"
+    out.write_text('{"kept": true}')
+
+    def full_card(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full_card)
+    assert cli.main(["settings", "--config", config, "export", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "nothing was written" in err
+    assert out.read_text() == '{"kept": true}' and [p.name for p in tmp_path.iterdir() if "settings" in p.name] == \
+        ["settings.json"]
 
 
 @pytest.mark.parametrize("argv", [["off"], ["on"], ["preset", "Body"], ["extend"], ["settings", "export"]])

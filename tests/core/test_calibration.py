@@ -13,23 +13,10 @@ from controller.core.clock import SimClock
 from controller.core.loop import Controller
 from controller.core.state import StateStore
 from controller.sim.simpins import ClockedMockFactory
+from tests.helpers import ScriptedProbe
 
 CFG = cfgmod.Config()
 CUTOFF_C = CFG.control.cutoff_c
-
-
-class Scripted:
-    """A probe source that returns whatever the test says."""
-
-    def __init__(self):
-        self.next = None
-
-    def poll(self, now_s):
-        got, self.next = self.next, None
-        return got
-
-    def close(self):
-        pass
 
 
 def build(tmp_path, offset_c, *, setpoint_c=CFG.control.max_setpoint_c):
@@ -38,7 +25,7 @@ def build(tmp_path, offset_c, *, setpoint_c=CFG.control.max_setpoint_c):
     cfg = cfgmod.replace(CFG, "probe", offset_c=offset_c)
     cfg = cfgmod.replace(cfg, "control", setpoint_c=setpoint_c)
     cfg = cfgmod.replace(cfg, "state", dir=str(tmp_path))
-    source = Scripted()
+    source = ScriptedProbe()
     controller = Controller(cfg, clock=clock, primary=source, pin_factory=factory, store=StateStore(tmp_path))
     return controller, clock, source, factory.pin(CFG.relay.pin)
 

@@ -16,6 +16,7 @@ import subprocess
 import pytest
 
 from controller.core import config as cfgmod
+from controller.core.bath_model import BathModel
 from controller.core.faults import FaultKind
 from controller.core.pid import Gains
 from controller.core.state import STATE_FILE, StateStore
@@ -121,6 +122,11 @@ def test_a_corrupt_state_file_is_set_aside_and_the_heater_stays_off_until_acknow
     ({"fault": "overtemp"}, "state"),                                  # damaged: kept latched
     ({"fault": {"kind": "meteor", "message": "?"}}, "state"),          # unknown kind: kept latched
     ({"fault": {"kind": "overtemp", "message": "60 degC", "wall_time_s": "yesterday"}}, "overtemp"),
+    ({"gains": {"kp": 10**400, "ki": 0, "kd": 0}}, "state"),          # ints too large for a float
+    ({"planner": {"factor": 10**400}}, "state"),
+    ({"settings": {"presets": [{"name": "Body", "setpoint_c": 10**400}]}}, "state"),
+    ({"settings": {"probe_offset_c": -(10**400)}}, "state"),
+    ({"bath": {**BathModel().to_dict(), "heat_rate_c_per_s": 10**400}}, "state"),
 ])
 def test_damaged_values_latch_a_fault_instead_of_crashing(tmp_path, content, fault):
     write_state(tmp_path, json.dumps({"version": 1, **content}))

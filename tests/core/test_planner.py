@@ -6,7 +6,10 @@ the heater is judged by the relay pin's recorded changes.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -73,6 +76,24 @@ def test_a_ready_by_with_a_preset_applies_it_before_switching_on(make_controller
     controller = switched_off_warmer(make_controller, clock, tree, {"mon": {"ready_by": "08:30", "preset": "Face"}})
     run_ticks(controller, clock, tree, [ROOM_C])
     assert controller.setpoint_c == 48.0 and not controller.switched_off
+
+
+def test_a_scheduled_start_with_a_preset_never_makes_the_tick_wait_for_the_disk(make_controller, clock, tree):
+    set_local(clock, 8, 29)
+    controller = switched_off_warmer(make_controller, clock, tree, {"mon": {"ready_by": "08:30", "preset": "Face"}})
+    saving = controller._saver._save_lock
+    saving.acquire()  # another thread is in the middle of a slow save
+    try:
+        ticking = threading.Thread(target=run_ticks, args=(controller, clock, tree, [ROOM_C]))
+        ticking.start()
+        ticking.join(timeout=2.0)
+        assert not ticking.is_alive()  # the tick did not wait for that save
+    finally:
+        saving.release()
+        ticking.join()
+    assert controller.setpoint_c == 48.0 and not controller.switched_off
+    controller.tick()  # the queued save goes with a later tick
+    assert controller.store.load()["setpoint_c"] == 48.0
 
 
 def test_an_unsynchronised_clock_never_starts_the_warmer_and_says_so(make_controller, clock, tree, pins):
@@ -167,6 +188,8 @@ def test_auto_off_warns_then_extend_pushes_it_back_then_it_switches_off(make_con
     lambda c: c.set_setpoint(50.0, source="web"),
     lambda c: c.apply_preset("Feet", source="web"),
     lambda c: c.switch_off(source="web") and c.switch_on(source="web"),
+    lambda c: c.set_setpoint(c.setpoint_c, source="web"),  # the same again: nothing changes but auto-off
+    lambda c: c.apply_preset("Body", source="web") and c.apply_preset("Body", source="web"),
 ])
 def test_a_persons_command_makes_auto_off_count_afresh(make_controller, clock, tree, act):
     set_local(clock, 9, 0)
@@ -238,3 +261,141 @@ def test_a_saved_planner_state_that_cannot_be_used_is_named():
                                           "started_for_wall_s": "soon"})
     assert restored == {} and len(problems) == 2
     assert "factor" in problems[0] and "schedule" in problems[1]
+
+
+def test_a_ready_by_that_passed_before_it_was_set_does_not_switch_on_a_warmer_switched_off(make_controller, clock,
+                                                                                           tree, pins):
+    set_local(clock, 19, 0)
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [ROOM_C])
+    controller.switch_off(source="test")  # she switches off for the night ...
+    set_local(clock, 20, 0)
+    controller.set_schedule({"mon": {"ready_by": "08:00"}, "tue": {"ready_by": "08:00"}}, source="test")  # and plans
+    before = relay_on_times(pins)
+    status = run_ticks(controller, clock, tree, [ROOM_C] * 30, dt_s=60.0)[-1]
+    assert controller.switched_off and not kinds(controller, EventKind.AUTO_ON) and relay_on_times(pins) == before
+    assert status.next_start is not None and status.next_start > wall_of(20, 0)  # tomorrow's, not today's
+    controller.close()
+    set_local(clock, 21, 0)  # a power cut after the plan: today's 08:00 still does not start
+    again = make_controller()
+    run_ticks(again, clock, tree, [ROOM_C] * 5)
+    assert again.switched_off and not kinds(again, EventKind.AUTO_ON)
+
+
+def test_a_later_ready_by_set_during_the_day_still_starts(make_controller, clock, tree):
+    set_local(clock, 9, 0)
+    controller = switched_off_warmer(make_controller, clock, tree, {"mon": {"ready_by": "08:00", "off_at": "18:00"}})
+    run_ticks(controller, clock, tree, [ROOM_C] * 5)
+    assert controller.switched_off  # 08:00 had passed when it was set
+    controller.set_schedule({"mon": {"ready_by": "10:00", "off_at": "18:00"}}, source="test")  # an afternoon client
+    run_ticks(controller, clock, tree, [ROOM_C] * 60, dt_s=60.0)
+    started = kinds(controller, EventKind.AUTO_ON)
+    assert not controller.switched_off and len(started) == 1 and "ready by 10:00" in started[0].message
+
+
+def test_editing_the_off_at_during_a_window_switches_off_at_the_new_time(make_controller, clock, tree):
+    set_local(clock, 7, 59)
+    controller = switched_off_warmer(make_controller, clock, tree, {"mon": {"ready_by": "08:00", "off_at": "18:00"}})
+    run_ticks(controller, clock, tree, [ROOM_C] * 5, dt_s=60.0)
+    assert not controller.switched_off
+    controller.set_schedule({"mon": {"ready_by": "08:00", "off_at": "08:30"}}, source="test")  # a short day
+    run_ticks(controller, clock, tree, [ROOM_C] * 30, dt_s=60.0)
+    stopped = kinds(controller, EventKind.AUTO_OFF)
+    assert controller.switched_off and [e.source for e in stopped] == ["schedule"]
+    assert wall_of(8, 30) <= stopped[0].wall_time_s <= wall_of(8, 31)
+    assert len(kinds(controller, EventKind.AUTO_ON)) == 1  # the 08:00 window does not start it again
+
+
+def test_a_persons_switch_on_before_the_clock_is_synchronised_is_not_undone_at_sync(make_controller, clock, tree):
+    set_local(clock, 7, 0)
+    first = make_controller()
+    run_ticks(first, clock, tree, [ROOM_C])
+    first.set_schedule({"mon": {"ready_by": "08:00", "off_at": "18:00"}}, source="test")
+    first.close()  # on since 07:00, the power goes ...
+    clock.synced = False
+    set_local(clock, 19, 0)  # ... and comes back after the off-at, without network
+    again = make_controller()
+    run_ticks(again, clock, tree, [ROOM_C])
+    again.switch_off(source="test")
+    again.switch_on(source="test")  # she wants it on this evening
+    run_ticks(again, clock, tree, [ROOM_C] * 5)
+    clock.synced = True  # the network comes up
+    run_ticks(again, clock, tree, [ROOM_C] * 10)
+    assert not again.switched_off and not kinds(again, EventKind.AUTO_OFF)
+
+
+# -- time zones, daylight saving, midnight and the week's end (the planner alone, on a zone's wall clock) --
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def berlin(year: int, month: int, day: int, hour: int, minute: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN).timestamp()
+
+
+def decisions(planner: Planner, from_wall_s: float, to_wall_s: float, *, lead_s: float, switched_off: bool = True,
+              step_s: float = 60.0) -> list[tuple[float, str]]:
+    """Tick the planner each ``step_s`` of wall time; (wall time, action) of each decision."""
+    made = []
+    wall_s = from_wall_s
+    while wall_s <= to_wall_s:
+        decision = planner.decide(now_s=wall_s - from_wall_s, wall_s=wall_s, synced=True, switched_off=switched_off,
+                                  lead_s=lambda _preset: lead_s)
+        if decision is not None and decision.action in ("on", "off"):
+            made.append((wall_s, decision.action))
+            switched_off = decision.action == "off"
+        wall_s += step_s
+    return made
+
+
+@pytest.mark.parametrize("day", [(2026, 3, 29), (2026, 10, 25)])  # the clocks go forward, and back
+def test_a_ready_by_on_a_daylight_saving_day_is_at_that_local_time(day):
+    planner = Planner(Schedule.from_table({"auto_off_h": 0, "sun": {"ready_by": "08:00", "off_at": "12:00"}}),
+                      now_s=0.0, tz=BERLIN)
+    made = decisions(planner, berlin(*day, 0, 0), berlin(*day, 13, 0), lead_s=3600.0)
+    assert made == [(berlin(*day, 7, 0), "on"), (berlin(*day, 12, 0), "off")]
+
+
+def test_a_ready_by_at_a_time_the_clocks_skip_is_an_hour_later():
+    planner = Planner(Schedule.from_table({"auto_off_h": 0, "sun": {"ready_by": "02:30"}}), now_s=0.0, tz=BERLIN)
+    made = decisions(planner, berlin(2026, 3, 29, 0, 0), berlin(2026, 3, 29, 6, 0), lead_s=600.0)
+    assert made == [(berlin(2026, 3, 29, 3, 20), "on")]  # 02:30 does not exist that night: 03:30 it is
+
+
+def test_a_ready_by_just_after_midnight_starts_the_evening_before_on_the_previous_weekday():
+    planner = Planner(Schedule.from_table({"auto_off_h": 0, "mon": {"ready_by": "00:30"}}), now_s=0.0, tz=BERLIN)
+    made = decisions(planner, berlin(2026, 11, 29, 22, 0), berlin(2026, 11, 30, 2, 0), lead_s=2 * 3600.0)
+    assert made == [(berlin(2026, 11, 29, 22, 30), "on")]  # Sunday evening, for Monday 00:30
+
+
+def test_after_a_power_cut_a_sunday_ready_by_does_not_start_on_monday():
+    schedule = Schedule.from_table({"auto_off_h": 0, "sun": {"ready_by": "20:00"}})
+    saved = {"planned_through_wall_s": berlin(2026, 11, 29, 12, 0)}  # the power went on Sunday at noon
+    planner = Planner(schedule, now_s=0.0, tz=BERLIN, saved=saved)
+    assert decisions(planner, berlin(2026, 11, 30, 0, 5), berlin(2026, 11, 30, 8, 0), lead_s=600.0) == []
+    planner = Planner(schedule, now_s=0.0, tz=BERLIN, saved=saved)
+    assert decisions(planner, berlin(2026, 11, 29, 23, 50), berlin(2026, 11, 29, 23, 55), lead_s=600.0) == \
+        [(berlin(2026, 11, 29, 23, 50), "on")]  # back before midnight: its window is still open
+
+
+def test_the_first_start_after_install_does_not_start_for_a_ready_by_already_passed_today():
+    planner = Planner(Schedule.from_table({"mon": {"ready_by": "08:00"}}), now_s=0.0, tz=BERLIN)
+    assert decisions(planner, berlin(2026, 3, 2, 20, 0), berlin(2026, 3, 2, 21, 0), lead_s=1800.0) == []
+    assert planner.to_state()["planned_through_wall_s"] == berlin(2026, 3, 2, 21, 0)
+
+
+def test_the_status_says_the_warmers_time_zone_and_its_offset_from_utc_now(make_controller, clock, tree,
+                                                                           monkeypatch):
+    monkeypatch.setenv("TZ", "Europe/Berlin")  # the Pi's zone, as timedatectl set-timezone would make it
+    time.tzset()
+    try:
+        controller = make_controller()
+        clock.wall_offset_s = berlin(2026, 7, 1, 12, 0) - clock.monotonic()
+        summer = run_ticks(controller, clock, tree, [ROOM_C])[-1]
+        clock.wall_offset_s = berlin(2026, 12, 1, 12, 0) - clock.monotonic()
+        winter = run_ticks(controller, clock, tree, [ROOM_C])[-1]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert (summer.time_zone, summer.utc_offset_s) == ("Europe/Berlin", 7200.0)
+    assert (winter.time_zone, winter.utc_offset_s) == ("Europe/Berlin", 3600.0)

@@ -14,24 +14,11 @@ from controller.core.clock import SimClock
 from controller.core.loop import CommandError, Controller
 from controller.core.state import StateStore
 from controller.sim.simpins import ClockedMockFactory
+from tests.helpers import ScriptedProbe
 
 CFG = cfgmod.Config()
 CUTOFF_C = CFG.control.cutoff_c
 MIN_SWITCH_S = CFG.relay.effective_min_switch_s
-
-
-class Scripted:
-    """A probe source that returns whatever the test says, without a file."""
-
-    def __init__(self):
-        self.next = None
-
-    def poll(self, now_s):
-        got, self.next = self.next, None
-        return got
-
-    def close(self):
-        pass
 
 
 near_target = st.tuples(st.just("valid"), st.floats(min_value=35, max_value=60))
@@ -69,7 +56,7 @@ def test_relay_is_never_on_when_unsafe(tmp_path_factory, steps):
     state_dir = tmp_path_factory.mktemp("state")
     clock = SimClock()
     factory = ClockedMockFactory(clock)
-    source = Scripted()
+    source = ScriptedProbe()
     controller = build(clock, factory, state_dir, source)
     pin = factory.pin(CFG.relay.pin)
     last_temp = None          # last valid temperature handed to the controller

@@ -4,12 +4,14 @@ kept in the state file, winning over the config; no preset ever above the ceilin
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
 from controller.core.events import EventKind
 from controller.core.loop import CommandError
 from controller.core.settings import NO_READING_FIELD
+from controller.core.weekly import Schedule
 from tests.helpers import run_ticks
 
 DOC = {"version": 1,
@@ -56,6 +58,9 @@ def test_applied_settings_are_in_force_kept_across_a_restart_and_win_over_the_co
     ({"schedule": {"auto_off_h": 1, "days": {"someday": {}}}}, "schedule"),
     ({"probe_offset_c": 3.5}, "probe_offset_c"),
     ({"probe_offset_c": "0"}, "probe_offset_c"),
+    ({"probe_offset_c": 10**400}, "probe_offset_c"),                # ints too large for a float
+    ({"presets": [{"name": "Hot", "setpoint_c": 10**400}]}, "presets"),
+    ({"schedule": {"auto_off_h": 10**400, "days": {}}}, "schedule"),
     ({"version": 2}, "version"),
     ({"colour": "red"}, "colour"),
 ])
@@ -121,6 +126,34 @@ def test_calibrate_sets_the_offset_from_the_latest_raw_reading(make_controller, 
     assert status.temperature_c == pytest.approx(51.2) and status.raw_temperature_c == pytest.approx(50.0)
     assert controller.calibrate(49.7) == pytest.approx(-0.3)  # from the raw reading, not the corrected one
     assert notices(controller)[-1].message == "probe offset set to -0.30 degC"
+
+
+@pytest.mark.parametrize("thermometer_c, offset_c", [(51.0, 1.0), (49.0, -1.0)])
+def test_calibrating_twice_before_the_next_reading_sets_the_offset_once(make_controller, clock, tree,
+                                                                         thermometer_c, offset_c):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [50.0] * 3)
+    assert controller.calibrate(thermometer_c) == pytest.approx(offset_c)
+    assert controller.status().raw_temperature_c == pytest.approx(50.0)  # the reading in hand is still raw 50
+    assert controller.calibrate(thermometer_c) == pytest.approx(offset_c)  # a second tap: not twice the offset
+    status = run_ticks(controller, clock, tree, [50.0])[-1]
+    assert status.temperature_c == pytest.approx(thermometer_c) and status.raw_temperature_c == pytest.approx(50.0)
+
+
+def test_two_settings_commands_at_once_both_take_effect(make_controller, monkeypatch):
+    controller = make_controller()
+    other = threading.Thread(target=controller.set_probe_offset, args=(1.0,))
+    from_table = Schedule.from_table
+
+    def slow_from_table(table):  # another command arrives while set_auto_off_h is building its schedule
+        if not other.is_alive() and other.ident is None:
+            other.start()
+            other.join(timeout=0.2)
+        return from_table(table)
+    monkeypatch.setattr(Schedule, "from_table", staticmethod(slow_from_table))
+    assert controller.set_auto_off_h(3) == 3.0
+    other.join()
+    assert controller.settings()["schedule"]["auto_off_h"] == 3.0 and controller.settings()["probe_offset_c"] == 1.0
 
 
 def test_calibrate_without_a_fresh_reading_is_refused(make_controller):

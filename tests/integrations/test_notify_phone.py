@@ -9,12 +9,13 @@ import sys
 import time
 import tomllib
 from email.header import decode_header, make_header
+from types import SimpleNamespace
 
 import pytest
 
 from controller.core import config as cfgmod
 from controller.core.clock import SimClock
-from controller.core.events import Event, EventKind
+from controller.core.events import Event, EventKind, EventLog
 from controller.core.faults import ADVICE, FaultKind
 from controller.integrations import notify
 from controller.integrations.notify.messages import Message, Priority, merge, message_for, wanted
@@ -424,3 +425,26 @@ def test_an_ntfy_address_with_credentials_or_not_http_is_refused_and_nothing_kep
     with pytest.raises(ValueError, match="notify.ntfy_url"):
         setting.set(url)
     assert setting.url == "" and not setting.path.exists()
+
+
+def test_the_access_token_goes_only_to_the_server_of_the_config_never_to_an_address_from_the_phone(tmp_path,
+                                                                                                    receiver, started):
+    from controller.integrations.notify.setting import NtfySetting
+
+    token_file = tmp_path / "ntfy-token"
+    token_file.write_text("tk_secret123\n")
+    cfg = notify_cfg(tmp_path, ntfy_url=receiver.url("room-1"), ntfy_token_file=str(token_file))
+    (tmp_path / "state").mkdir()
+    with Receiver() as elsewhere:
+        setting = NtfySetting(cfg)
+        notes = started(notify.attach(SimpleNamespace(events=EventLog()), cfg, ntfy=setting))
+        setting.set(elsewhere.url("stolen"))  # another server (port): no token
+        notes.on_event(event(EventKind.FAULT, fault=FaultKind.SENSOR))
+        (stranger,) = elsewhere.wait_for(1, timeout_s=5.0)
+        setting.set(receiver.url("room-2"))  # the config's server, another topic: the token
+        notes.on_event(event(EventKind.FAULT, fault=FaultKind.SENSOR, n=2))
+        (own,) = receiver.wait_for(1, timeout_s=5.0)
+    assert "Authorization" not in stranger.headers
+    assert (own.path, own.headers["Authorization"]) == ("/room-2", "Bearer tk_secret123")
+    assert notify.same_server("https://ntfy.example/a", "HTTPS://ntfy.example:443/b")
+    assert not notify.same_server("https://ntfy.example/a", "http://ntfy.example/a")

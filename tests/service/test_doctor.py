@@ -301,9 +301,22 @@ def test_an_unsynchronised_clock_is_a_warning_with_what_to_do(pi):
     assert finding.level == "warn" and "NTP" in finding.todo
 
 
-def test_without_timedatectl_the_kernel_clock_state_is_asked():
-    unsynced = System(root=Path("/"), run=lambda argv: None, clock_state=lambda: host_checks.TIME_ERROR)
-    synced = System(root=Path("/"), run=lambda argv: None, clock_state=lambda: 0)
+def test_a_clock_synchronised_by_another_ntp_service_is_a_warning_the_sandboxed_schedule_cannot_see_it(pi):
+    system, _, paths = pi
+    answers = Answers()
+    answers.by_command["timedatectl"] = (0, "yes\n")  # chrony keeps the clock right ...
+    live = System(root=paths["root"], run=answers, clock_state=lambda: 0, live=True)
+    (finding,) = host_checks.clock_findings(live)  # ... but timesyncd's flag is not there
+    assert finding.level == "warn" and "not by systemd-timesyncd" in finding.what
+    assert finding.todo.startswith("use systemd-timesyncd for NTP: sudo apt install systemd-timesyncd")
+    write(paths["root"] / host_checks.TIMESYNC_FLAG.relative_to("/"), "")
+    assert host_checks.clock_findings(live) == [doctor.Finding("ok", "clock synchronised (NTP)")]
+
+
+def test_without_timedatectl_the_kernel_clock_state_is_asked(tmp_path):
+    write(tmp_path / host_checks.TIMESYNC_FLAG.relative_to("/"), "")
+    unsynced = System(root=tmp_path, run=lambda argv: None, clock_state=lambda: host_checks.TIME_ERROR, live=True)
+    synced = System(root=tmp_path, run=lambda argv: None, clock_state=lambda: 0, live=True)
     assert doctor.clock_findings(unsynced)[0].what.startswith("clock not synchronised")
     assert doctor.clock_findings(synced)[0].level == "ok"
 

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.qa.processes import wait_until
 from controller.service import protocol
 from controller.service.control import ControlServer
 from controller.service.session import QUEUE_FRAMES, SessionHub
 from tests.helpers import run_ticks
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=50)
+# Integers far beyond a float's range too (a 1000-digit number is valid JSON and fits in a frame).
+JSON_SCALARS = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.integers(-(10**1000), 10**1000)
+                | st.sampled_from([2**1024, -(2**1024), 10**400]) | st.floats() | st.text(max_size=50))
 JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
 NAMES = st.sampled_from([*protocol.COMMANDS, "session", "autotune", "", "SET_SETPOINT"]) | st.text(max_size=20)
@@ -96,6 +101,31 @@ def test_a_valid_setpoint_frame_is_applied_and_answered_with_its_id(make_control
     assert controller.setpoint_c == 40.0
 
 
+def test_a_number_too_large_for_a_float_is_refused_and_the_session_goes_on(make_controller, clock, tree, tmp_path):
+    controller = make_controller()
+    run_ticks(controller, clock, tree, [30.0] * 3)
+    before = controller.setpoint_c
+    with served(tmp_path, controller) as server:
+        sock, frames = _session(server.path)
+        sock.sendall(b'{"id": 1, "command": "set_setpoint", "value": 1%s}\n' % (b"0" * 400))
+        sock.sendall(b'{"id": 2, "command": "switch_off"}\n')
+        answers = {}
+        while len(answers) < 2:
+            frame = json.loads(frames.readline())
+            if "id" in frame:
+                answers[frame["id"]] = frame
+        sock.close()
+    assert answers[1]["error"].startswith("set_setpoint value must be a number")
+    assert answers[2] == {"id": 2, "result": {"changed": True}}  # the same session, still served
+    assert controller.setpoint_c == before
+
+
+def test_a_check_that_fails_on_an_unforeseen_frame_is_a_refusal_never_an_exception(monkeypatch):
+    monkeypatch.setitem(protocol._SHAPES, "value", (lambda v: 1 / 0, "a number"))
+    with pytest.raises(protocol.FrameError, match=r"could not be checked \(ZeroDivisionError\)"):
+        protocol.parse_command(b'{"id": 3, "command": "set_setpoint", "value": 40}')
+
+
 def test_a_setpoint_above_the_ceiling_is_refused_by_the_controller_itself(make_controller, clock, tree):
     controller = make_controller()
     run_ticks(controller, clock, tree, [30.0] * 3)
@@ -114,9 +144,9 @@ def _session(path, version=protocol.VERSION):
 
 
 @contextlib.contextmanager
-def served(tmp_path, controller):
-    """``controller``'s sessions on a real control socket, stopped on the way out."""
-    server = ControlServer(tmp_path / "control.sock", SessionHub(controller).commands())
+def served(tmp_path, controller, *, hub: SessionHub | None = None):
+    """``controller``'s sessions (through ``hub``) on a real control socket, stopped on the way out."""
+    server = ControlServer(tmp_path / "control.sock", (hub or SessionHub(controller)).commands())
     server.start()
     try:
         yield server
@@ -140,7 +170,9 @@ def test_a_session_gets_the_hello_then_the_controllers_status_and_answers_comman
     before = controller.status()
     with served(tmp_path, controller) as server:
         sock, frames = _session(server.path)
-        assert json.loads(frames.readline()) == {"hello": "stonewarmer", "version": 1}
+        hello = json.loads(frames.readline())
+        assert hello == {"hello": "stonewarmer", "version": 1, "boot": hello["boot"]}
+        assert re.fullmatch(r"[0-9a-f]{32}", hello["boot"])  # new at every start of the control process
         sock.sendall(b'not json\n{"id": 3, "command": "switch_off", "source": "api"}\n')
         seen = []
         while not any(f.get("id") == 3 for f in seen) and len(seen) < 20:
@@ -168,12 +200,13 @@ def test_a_frame_longer_than_the_bound_ends_that_session_only(make_controller, t
 
 def test_a_client_that_never_reads_is_dropped_and_never_holds_up_a_tick(make_controller, clock, tree, tmp_path):
     controller = make_controller()
-    with served(tmp_path, controller) as server:
+    hub = SessionHub(controller)
+    with served(tmp_path, controller, hub=hub) as server:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
         sock.connect(str(server.path))
         sock.sendall(protocol.encode({"command": "session", "version": 1}))
-        time.sleep(0.2)  # the session is registered (real threads)
+        wait_until(lambda: hub.sessions == 1, timeout_s=5, what="the session to be registered")
         slowest_s = 0.0
         for _ in range(QUEUE_FRAMES * 20):  # far more statuses than fit in the socket and the queue
             started = time.perf_counter()

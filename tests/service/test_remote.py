@@ -9,7 +9,7 @@ from controller.core.interfaces import ControllerView
 from controller.core.loop import CommandError
 from controller.qa.processes import wait_until
 from controller.service.control import ControlServer
-from controller.service.remote import NOT_RUNNING, RemoteController
+from controller.service.remote import EVENTS_CURSOR, NOT_RUNNING, RemoteController
 from controller.service.session import SessionHub
 from tests.helpers import AuthActions, run_ticks
 
@@ -121,3 +121,49 @@ def test_the_web_side_tells_the_time_by_the_control_clock_not_its_own(linked, cl
     wait_until(lambda: remote.status().tick == controller.status().tick, timeout_s=5, what="the tick")
     assert abs(controller.clock.wall() - time.time()) > 3600  # the simulated wall clock is far from this one
     assert remote.clock.wall() == pytest.approx(controller.clock.wall(), abs=2.0)
+
+
+def test_events_after_a_control_restart_reach_the_sinks_and_a_restarted_web_does_not_repeat_them(
+        make_controller, clock, tree, tmp_path):
+    path, cursor = tmp_path / "control.sock", tmp_path / "web" / EVENTS_CURSOR
+    cursor.parent.mkdir()
+    first = make_controller()
+    run_ticks(first, clock, tree, [30.0] * 2)
+    for setpoint_c in (40.0, 41.0, 42.0, 43.0):  # ids up to 5 in the first start
+        first.set_setpoint(setpoint_c, source="api")
+    server = ControlServer(path, SessionHub(first).commands())
+    server.start()
+    web = RemoteController(path, first.cfg, events_cursor=cursor)
+    heard: list[str] = []
+    web.events.add_sink(lambda e: heard.append(e.message))
+    web.start()
+    try:
+        wait_until(lambda: len(heard) == 5, timeout_s=5, what="the first start's events")
+        server.stop()
+        first.close()
+        wait_until(lambda: not web.connected, timeout_s=5, what="the session to end")
+        second = make_controller()  # the control process again: its ids count from 1
+        server = ControlServer(path, SessionHub(second).commands())
+        server.start()
+        wait_until(lambda: web.connected, timeout_s=5, what="the web to reconnect")
+        second.set_setpoint(44.0, source="api")
+        wait_until(lambda: heard[-1].endswith("-> 44.0 degC"), timeout_s=5, what="the new start's events")
+        assert len(heard) == 5 + len(second.events)  # every event of the new start, once
+        ids = [e.id for e in web.events.since(0)]
+        assert ids == sorted(set(ids))  # the dashboard's streams read since(last id): always increasing
+    finally:
+        web.stop()
+    again = RemoteController(path, second.cfg, events_cursor=cursor)  # the web process restarted
+    heard_again: list[str] = []
+    again.events.add_sink(lambda e: heard_again.append(e.message))
+    again.start()
+    try:
+        wait_until(lambda: again.connected, timeout_s=5, what="the restarted web's session")
+        wait_until(lambda: len(again.events.since(0)) == len(second.events), timeout_s=5, what="the backlog")
+        assert heard_again == []  # the backlog is there to read, not sent to the phone or the history again
+        second.set_setpoint(45.0, source="api")
+        wait_until(lambda: heard_again, timeout_s=5, what="the next event")
+        assert heard_again == ["setpoint 44.0 -> 45.0 degC"]
+    finally:
+        again.stop()
+        server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,17 @@ def test_the_web_process_moves_its_own_files_at_start_and_says_what_to_do_when_i
     assert supervisor._move_old_web_files(str(state)) is None  # as the files' own user (`stonewarmer run`)
     assert web_files.old_layout(state) == []
     assert signs_in(web_state_dir(state), make_controller(), OLD_PASSWORD)
+
+
+def test_moving_never_changes_a_file_a_link_points_to_even_one_swapped_in_after_the_check(tmp_path, monkeypatch):
+    state, outside = tmp_path / "state", tmp_path / "outside"
+    state.mkdir()
+    outside.write_text("not the web's")
+    outside.chmod(0o644)
+    before = outside.stat()
+    (state / history.HISTORY_FILE).symlink_to(outside)
+    monkeypatch.setattr(Path, "is_symlink", lambda self: False)  # the link appeared after any check
+    web_files.move_into_web_dir(state, owner=(before.st_uid, before.st_gid + 1))
+    after = outside.stat()
+    assert (after.st_mode & 0o777, after.st_gid) == (0o644, before.st_gid)
+    assert os.path.islink(web_files.web_dir(state) / history.HISTORY_FILE)  # moved as the link it is

@@ -32,3 +32,12 @@ def test_ready_at_has_the_water_ready_within_ten_minutes_before_and_never_late(t
         first_s = sim.trace[in_band.index(True)].t_s
         settled_s = max(r.t_s for r, ok in zip(sim.trace, in_band) if not ok) + 1.0  # in the band for good
         assert first_s >= EARLIEST_S and settled_s <= READY_AT_S, (first_s, settled_s)
+
+
+def test_a_second_ready_at_run_on_the_same_state_dir_switches_on_again(tmp_path):
+    cfg = cfgmod.replace(cfgmod.Config(), "state", dir=str(tmp_path / "state"))
+    for run in range(2):
+        with Simulation(cfg, ready_at_s=1200.0, keep_trace=False) as sim:
+            sim.run(1300)
+            started = [e for e in sim.controller.events.since(0) if e.kind == EventKind.AUTO_ON]
+            assert len(started) == 1 and not sim.controller.switched_off, f"run {run + 1}"

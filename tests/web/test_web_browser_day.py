@@ -16,6 +16,7 @@ import signal
 import time
 import urllib.request
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -208,6 +209,30 @@ def test_a_planned_start_is_said_with_the_ready_by_time(warmer, page):
         route.fulfill(json={**status, "clock_synced": True, "next_start": start.timestamp()})
 
     page.route("**/api/stream", lambda route: route.fulfill(status=503))  # the page polls /api/status instead
+    page.route("**/api/status", planned)
+    page.reload()
+    expect(page.locator("#day-note")).to_contain_text("Starts at 07:12 to be ready by 08:00.", timeout=10_000)
+
+
+@pytest.mark.parametrize("zone_name", ["Asia/Kolkata", "Nowhere/Unknown"])  # unknown to the browser: the offset
+def test_a_planned_start_is_said_in_the_warmers_time_zone_not_the_phones(warmer, page, zone_name):
+    from playwright.sync_api import expect
+
+    days = {d: {"ready_by": "08:00"} for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    settings = _call(warmer, "GET", "/api/settings")
+    _call(warmer, "PUT", "/api/settings", {**settings, "schedule": {"auto_off_h": 10, "days": days}})
+    kolkata = ZoneInfo("Asia/Kolkata")  # UTC+05:30 all year; the phone (this machine's Chromium) is on UTC
+    wall = datetime.fromtimestamp(warmer.status()["wall_time_s"], kolkata)
+    start = wall.replace(hour=7, minute=12, second=0, microsecond=0)
+    if start <= wall:
+        start += timedelta(days=1)
+
+    def planned(route):  # a warmer in Kolkata whose clock is set
+        status = route.fetch().json()
+        route.fulfill(json={**status, "clock_synced": True, "next_start": start.timestamp(),
+                            "time_zone": zone_name, "utc_offset_s": 19800.0})
+
+    page.route("**/api/stream", lambda route: route.fulfill(status=503))
     page.route("**/api/status", planned)
     page.reload()
     expect(page.locator("#day-note")).to_contain_text("Starts at 07:12 to be ready by 08:00.", timeout=10_000)

@@ -13,9 +13,9 @@ the rate limit), :mod:`.senders` (ntfy, Apprise), :mod:`.worker` (the thread).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
+import urllib.parse
 
 from controller.core import config as cfgmod
 from controller.core.events import Event
@@ -53,9 +53,8 @@ class Notifications:
 
     def use_ntfy_url(self, url: str) -> None:
         """Send to the ntfy address ``url`` from now on ("": to none), without a restart."""
-        self.cfg = dataclasses.replace(self.cfg, notify=dataclasses.replace(self.cfg.notify, ntfy_url=url))
         try:
-            sender = ntfy_sender(self.cfg)
+            sender = ntfy_sender(self.cfg, url=url)  # self.cfg keeps [notify] ntfy_url: the token's server
         except cfgmod.ConfigError as exc:  # the token file went unreadable: say so, send without ntfy
             log.error("notify: %s", exc)
             sender = None
@@ -77,22 +76,43 @@ class Notifications:
             worker.stop(max(0.0, deadline_s - time.monotonic()))
 
 
-def senders(cfg: cfgmod.Config) -> list[Sender]:
+def senders(cfg: cfgmod.Config, *, ntfy_url: str | None = None) -> list[Sender]:
     """The destinations ``[notify]`` names; raise :class:`~controller.core.config.ConfigError` for a token
     file that cannot be read, an Apprise URL Apprise refuses, or Apprise not installed."""
-    ntfy = ntfy_sender(cfg)
+    ntfy = ntfy_sender(cfg, url=ntfy_url)
     return ([ntfy] if ntfy is not None else []) + \
         [AppriseSender(url, index=i) for i, url in enumerate(cfg.notify.apprise_urls)]
 
 
-def ntfy_sender(cfg: cfgmod.Config) -> NtfySender | None:
-    """The ntfy destination of ``[notify]`` (None: no ntfy_url)."""
+def ntfy_sender(cfg: cfgmod.Config, *, url: str | None = None) -> NtfySender | None:
+    """The ntfy destination: ``url`` (the address set from the phone) or ``[notify] ntfy_url``; None for none.
+
+    The access token of ``[notify] ntfy_token_file`` goes only to the server of ``[notify] ntfy_url``
+    (same scheme, host and port): an address typed on the phone cannot carry it anywhere else.
+    """
     n = cfg.notify
-    if not n.ntfy_url:
+    url = n.ntfy_url if url is None else url
+    if not url:
         return None
-    token = read_token(n.ntfy_token_file) if n.ntfy_token_file else None
-    return NtfySender(n.ntfy_url, token=token, click_url=n.dashboard_url or ha.dashboard_url(cfg),
-                      timeout_s=n.timeout_s)
+    token = None
+    if n.ntfy_token_file:
+        if same_server(url, n.ntfy_url):
+            token = read_token(n.ntfy_token_file)
+        else:
+            log.warning("notify: the access token of [notify] ntfy_token_file is only for %s; sending to %s "
+                        "without it", _server(n.ntfy_url) or "the server of [notify] ntfy_url", _server(url))
+    return NtfySender(url, token=token, click_url=n.dashboard_url or ha.dashboard_url(cfg), timeout_s=n.timeout_s)
+
+
+def same_server(url: str, other: str) -> bool:
+    """Whether two addresses name one server: the same scheme, host and port."""
+    return bool(url and other) and _server(url) == _server(other)
+
+
+def _server(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
 
 
 def _worker(sender: Sender, cfg: cfgmod.Config) -> Worker:
@@ -107,9 +127,8 @@ def attach(controller: ControllerView, cfg: cfgmod.Config, *, ntfy: NtfySetting 
     ``ntfy``: the address set from the phone, which wins over ``[notify] ntfy_url`` and
     is followed when it changes.
     """
-    if ntfy is not None:
-        cfg = dataclasses.replace(cfg, notify=dataclasses.replace(cfg.notify, ntfy_url=ntfy.url))
-    notes = Notifications([_worker(sender, cfg) for sender in senders(cfg)], cfg=cfg)
+    notes = Notifications([_worker(sender, cfg) for sender in senders(cfg, ntfy_url=ntfy.url if ntfy else None)],
+                          cfg=cfg)
     if ntfy is not None:
         ntfy.add_listener(notes.use_ntfy_url)
     if notes.workers or ntfy is not None:
