@@ -12,6 +12,8 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from controller.core.numbers import finite_float
+
 #: Largest request body accepted (bytes): a setpoint or a password fits many times over.
 MAX_BODY_BYTES = 4096
 
@@ -126,11 +128,8 @@ def finite_number(data: dict[str, Any], key: str, allowed: Any) -> float:
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ApiError(422, f"{key} must be a number, got {value!r}"[:200], field=key, allowed=allowed)
-    try:
-        number = float(value)
-    except OverflowError:  # an integer with hundreds of digits
-        number = math.inf
-    if not math.isfinite(number):
+    number = finite_float(value)  # None: NaN, inf, or an integer with hundreds of digits
+    if number is None:
         raise ApiError(422, f"{key} must be a finite number", field=key, allowed=allowed)
     return number
 
