@@ -91,7 +91,7 @@ class Controller(PersonCommands, SettingsCommands):
         self._model_gains = not saved_on_purpose and (c.kp, c.ki, c.kd) == defaults
         self.pid = PID(Gains(kp=gains.get("kp", c.kp), ki=gains.get("ki", c.ki), kd=gains.get("kd", c.kd)))
         if self._model_gains:
-            model_control.apply_model_gains(self.pid, self.bath)
+            model_control.apply_model_gains(self.pid, self.bath, min_pulse_s=cfg.relay.effective_min_switch_s)
         now = clock.monotonic()
         self._last_tick_s = now
         self._setpoint_moved_s = -math.inf
@@ -203,8 +203,8 @@ class Controller(PersonCommands, SettingsCommands):
                     settling = now - self._setpoint_moved_s < settle_s
                     guarded = self.interlock.guarded
                     self._duty = self.pid.update(obs.water_c, self.setpoint_c, now, feedforward=self._feedforward(),
-                                                 integrate=not (settling or guarded or obs.suspect
-                                                                or self.tracker.learner.stones_settling(now)),
+                                                 integrate=not (settling or guarded or obs.suspect),
+                                                 integrate_up=not self.tracker.learner.stones_settling(now),
                                                  integral_c=reading_c
                                                  if self._model_gains else None)
             # A bad reading has no temperature to act on: the interlock holds the relay off this
@@ -240,7 +240,8 @@ class Controller(PersonCommands, SettingsCommands):
         if learned.rate_fitted:
             self.interlock.rate_known = True
         if self._model_gains:
-            model_control.apply_model_gains(self.pid, learned.model)
+            model_control.apply_model_gains(self.pid, learned.model,
+                                            min_pulse_s=self.cfg.relay.effective_min_switch_s)
         if learned.counted:
             self._persist()
 
@@ -333,6 +334,7 @@ class Controller(PersonCommands, SettingsCommands):
             self.pid.gains = gains
             default = PID(gains)
             self.pid.integral_band_c, self.pid.integral_max = default.integral_band_c, default.integral_max
+            self.pid.integral_below_feedforward = default.integral_below_feedforward
             self.pid.reset()
             self.events.record(monotonic_s=self.clock.monotonic(), wall_time_s=self.clock.wall(),
                                kind=ev.EventKind.NOTICE, source=source,

@@ -18,6 +18,8 @@ INTEGRAL_TIMES = 8.0    # integral time = this many closed-loop times: it correc
 INTEGRAL_BAND_SHARE = 0.2  # ... and only within this share of the proportional band: not on the way there
 INTEGRAL_MAX_DUTY = 0.15   # ... and never more than this much duty either way: it corrects the model, it does
                            # not hold an open lid (that would overshoot when the lid goes back on)
+RIPPLE_CENTRE_SHARE = 0.5  # ... except downward by up to this share of one minimum pulse's rise: where that
+                           # pulse lifts the water past the setpoint, the pulse fires below it, centring the ripple
 
 
 def closed_loop_s(model: BathModel) -> float:
@@ -25,15 +27,21 @@ def closed_loop_s(model: BathModel) -> float:
     return max(CLOSED_LOOP_S, CLOSED_LOOP_DELAYS * model.delay_s)
 
 
-def apply_model_gains(pid: PID, model: BathModel) -> None:
+def apply_model_gains(pid: PID, model: BathModel, *, min_pulse_s: float) -> None:
     """Gains for the estimated water: a proportional band of one closed-loop time of full
     power, the integral INTEGRAL_TIMES slower and only close to the setpoint, no derivative
-    (the estimate is ahead of the probe already)."""
+    (the estimate is ahead of the probe already). ``min_pulse_s``: the relay's shortest pulse (s).
+
+    The integral learns from the probe's mean, so on a bath where one minimum pulse lifts the water
+    past the setpoint it may go below cancelling the feed-forward, by up to RIPPLE_CENTRE_SHARE of that
+    pulse's rise: the next pulse then waits until the water is that far below, and the ripple centres
+    on the setpoint instead of sitting on top of it (docs/control.md, "Control from the model")."""
     band_c = model.heat_rate_c_per_s * closed_loop_s(model)
     kp = 1.0 / band_c
     pid.gains = Gains(kp=kp, ki=kp / (INTEGRAL_TIMES * closed_loop_s(model)), kd=0.0)
     pid.integral_band_c = INTEGRAL_BAND_SHARE * band_c
     pid.integral_max = INTEGRAL_MAX_DUTY
+    pid.integral_below_feedforward = kp * RIPPLE_CENTRE_SHARE * model.heat_rate_c_per_s * min_pulse_s
 
 
 def feedforward_duty(model: BathModel, observer: Observer | None, setpoint_c: float) -> float:

@@ -33,11 +33,15 @@ class Gains:
 
 class PID:
     def __init__(self, gains: Gains, *, derivative_tau_s: float = DERIVATIVE_TAU_S,
-                 integral_band_c: float = INTEGRAL_BAND_C, integral_max: float = 1.0) -> None:
+                 integral_band_c: float = INTEGRAL_BAND_C, integral_max: float = 1.0,
+                 integral_below_feedforward: float = 0.0) -> None:
         self.gains = gains
         self.derivative_tau_s = derivative_tau_s
         self.integral_band_c = integral_band_c
         self.integral_max = integral_max  # the most duty the integral may add (or, with a feed-forward, take)
+        # ... and how far below cancelling the feed-forward it may go (duty): where one minimum relay pulse
+        # lifts the water past the setpoint, the next pulse then fires that much (/ kp) below it
+        self.integral_below_feedforward = integral_below_feedforward
         self.reset()
 
     def reset(self) -> None:
@@ -49,12 +53,14 @@ class PID:
         self.p = self.i = self.d = 0.0
 
     def update(self, measured_c: float, setpoint_c: float, now_s: float, *, feedforward: float = 0.0,
-               integrate: bool = True, integral_c: float | None = None) -> float:
+               integrate: bool = True, integrate_up: bool = True, integral_c: float | None = None) -> float:
         """Return the duty for this step.
 
         ``feedforward``: the duty the bath model says holds the setpoint, added to the output;
         ``integrate=False`` holds the integral where it is (the heater is blocked, or the
-        setpoint just moved: neither is an error the integral should learn); ``integral_c``:
+        setpoint just moved: neither is an error the integral should learn); ``integrate_up=False``
+        lets it move only down (the stones still soak up heat: a reading below the setpoint may be
+        theirs, one above never is); ``integral_c``:
         integrate the error of this temperature instead (an estimate corrected by the measurement,
         while the others act on the estimate).
         """
@@ -76,14 +82,15 @@ class PID:
         # Downward, only the slow part of the output counts: with a feed-forward the proportional term
         # swings through 0 with every relay pulse (a pulse-limited bath), and an integral frozen there
         # would leave the ripple on top of the setpoint instead of around it. The integral's own bound
-        # (-feedforward) keeps it from winding up.
-        pushing_down = error < 0 and (feedforward + self.integral if feedforward > 0 else unclamped) <= 0.0
+        # keeps it from winding up.
+        below = self.integral_below_feedforward if feedforward > 0 else 0.0
+        pushing_down = error < 0 and (feedforward + self.integral + below if feedforward > 0 else unclamped) <= 0.0
         i_error = error if integral_c is None else setpoint_c - integral_c
         near = abs(error) <= self.integral_band_c and abs(i_error) <= self.integral_band_c
-        if integrate and dt > 0 and near and not (pushing_up or pushing_down):
+        if integrate and dt > 0 and near and not (pushing_up or pushing_down) and (integrate_up or i_error < 0):
             # The integral corrects the feed-forward: it may not take more than the whole range.
             high = min(1.0 - feedforward, self.integral_max)
-            low = max(-feedforward, -self.integral_max)
+            low = -min(feedforward, self.integral_max) - below
             self.integral = min(high, max(low, self.integral + g.ki * i_error * dt))
         self.i = self.integral
         return min(1.0, max(0.0, feedforward + self.p + self.integral + self.d))

@@ -66,3 +66,27 @@ def test_with_a_feed_forward_the_integral_still_cannot_push_below_zero_duty():
     for t in range(3600):
         pid.update(55.0, 52.0, float(t), feedforward=0.1)
     assert pid.integral == pytest.approx(-0.1)
+
+
+def test_with_a_feed_forward_the_integral_may_go_below_it_only_by_the_ripple_allowance():
+    # A minimum relay pulse lifts the water past the setpoint: the integral may take the output below the
+    # feed-forward by integral_below_feedforward, so the next pulse waits for the water to fall below the
+    # setpoint; never further.
+    pid = PID(Gains(kp=1.0, ki=0.01, kd=0.0), integral_band_c=10.0, integral_below_feedforward=0.08)
+    for t in range(3600):
+        pid.update(52.3, 52.0, float(t), feedforward=0.1)
+    assert pid.integral == pytest.approx(-0.18)
+    assert pid.update(52.0 - 0.05, 52.0, 3600.0, feedforward=0.1) == 0.0   # 0.05 degC below: still off
+    assert pid.update(52.0 - 0.1, 52.0, 3601.0, feedforward=0.1) > 0.0     # past 0.08 degC below: on
+
+
+def test_while_the_stones_soak_up_heat_the_integral_only_moves_down():
+    # Stones still soaking up heat hold the reading below the setpoint: not an error to learn upward.
+    # A reading above the setpoint is never theirs (a minimum pulse's ripple on top): it is learned.
+    pid = PID(Gains(kp=1.0, ki=0.01, kd=0.0), integral_band_c=10.0, integral_below_feedforward=0.08)
+    for t in range(100):
+        pid.update(51.7, 52.0, float(t), feedforward=0.1, integrate_up=False)
+    assert pid.integral == 0.0
+    for t in range(100, 200):
+        pid.update(52.3, 52.0, float(t), feedforward=0.1, integrate_up=False)
+    assert pid.integral < -0.1

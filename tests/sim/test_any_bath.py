@@ -196,3 +196,17 @@ def test_a_probe_frozen_above_the_setpoint_while_the_bath_cools_is_found():
         assert not sim.relay_pin_on()
         assert all(not r.relay for r in sim.trace if r.t_s >= tripped[0][0])
 
+
+
+def test_a_pulse_limited_bath_holds_its_ripple_centred_on_the_setpoint():
+    # 1.5 kW into 4.1 L with 1.8 kg of stones: one 10 s minimum pulse lifts the water ~0.85 degC, far more
+    # than the hold needs. Fired as the water comes down to the setpoint, the ripple sat on top of it
+    # (-0.1 .. +0.53 degC, mean +0.24); the integral learns from the probe's mean to fire it below.
+    strong = bath(**fleet_like(power_w=1500.0, water_kg=4.1, stones_kg=1.8, room_c=20.0, start_c=20.0,
+                               probe_lag_s=22.0, dead_time_s=7.0))
+    pulse_c = 1500.0 * 10.0 / (4.1 * 4186.0 + 200.0 + 60.0 * 4.1)
+    with session(strong, setpoint_c=54.0, seconds=3600) as sim:
+        assert faults(sim) == []
+        held = [r.water_c - 54.0 for r in sim.trace if r.t_s >= 2400]
+        assert abs(sum(held) / len(held)) <= 0.1
+        assert max(held) <= 0.45 * pulse_c and min(held) >= -0.45 * pulse_c
