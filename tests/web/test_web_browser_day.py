@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import re
 import signal
-import time
 import urllib.request
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from controller.qa.processes import wait_until
 from tests.web.browser import chromium, run_warmer, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -67,9 +67,8 @@ def test_switch_off_holds_the_relay_off_across_a_restart_and_switch_on_heats_aga
         expect(page.locator("#events")).to_contain_text("Switched off from the dashboard")
         # A simulated minute later the relay has never closed since, and the mode is off all along.
         expect(page.locator("#temp")).to_have_text(re.compile(r"^\d+\.\d$"))
-        deadline_wall_s = off_wall_s + 60
-        while warmer.status()["wall_time_s"] < deadline_wall_s:
-            time.sleep(0.2)
+        wait_until(lambda: warmer.status()["wall_time_s"] >= off_wall_s + 60, timeout_s=30,
+                   what="a simulated minute with the warmer off")
         status = warmer.status()
         assert status["mode"] == "off" and status["relay_on"] is False
         series = _history(warmer, off_wall_s + 2)  # the tick in flight when the tap came may still heat
@@ -87,9 +86,8 @@ def test_switch_off_holds_the_relay_off_across_a_restart_and_switch_on_heats_aga
         expect(page.locator("#power")).to_have_text("Switch off")
         expect(page.locator("#day-msg")).to_have_text("Switched on.")
         on_wall_s = warmer.status()["wall_time_s"]
-        deadline_wall_s = on_wall_s + 30
-        while warmer.status()["wall_time_s"] < deadline_wall_s:
-            time.sleep(0.2)
+        wait_until(lambda: warmer.status()["wall_time_s"] >= on_wall_s + 30, timeout_s=30,
+                   what="half a simulated minute switched on")
         assert 1 in _history(warmer, on_wall_s)["relay_on"]  # cold water: it heats again
 
 
