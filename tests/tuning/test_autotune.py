@@ -142,6 +142,7 @@ class _HungUpTerminal:
 def test_a_hang_up_cancels_autotune_with_the_heater_off_even_with_the_terminal_gone(tmp_path, monkeypatch):
     # The SSH session drops while the experiment heats at full power: SIGHUP arrives and
     # every later print fails. Unhandled, SIGHUP kills the process with the relay driven on.
+    hangup_before = signal.getsignal(signal.SIGHUP)  # SIG_IGN under nohup, SIG_DFL in a terminal
     sims = []
     real_step = Simulation.step
 
@@ -163,7 +164,7 @@ def test_a_hang_up_cancels_autotune_with_the_heater_off_even_with_the_terminal_g
     last_t, last_on = levels[-1]
     assert not last_on and 700 <= last_t <= 700 + sim.cfg.relay.effective_min_switch_s + 1
     assert not (tmp_path / "autotune.json").exists()  # cancelled: nothing tuned, nothing saved
-    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL  # the handlers were put back
+    assert signal.getsignal(signal.SIGHUP) is hangup_before  # the handlers were put back
 
 
 def test_autotune_on_the_hardware_leaves_the_pin_driven_off_when_stopped(tmp_path, pins, tree, monkeypatch):
