@@ -54,9 +54,10 @@ class WeldedWatch:
 
     def welded(self, now_s: float, model: BathModel, temp_c: float) -> tuple[float, float] | None:
         """(departure over the window degC, its rate degC/s) when, with the reading at ``temp_c``, it departed
-        upward in every segment at least half-way from the losses to the learned heating rate and is not
-        slowing; else None. A reading that stands still departs at the losses (the model has it cooling),
-        a welded element at the full heating rate (the model has it cooling, the element heats)."""
+        upward in every segment at least ``STUCK_RATE_SHARE`` of the way from the losses to the learned
+        heating rate and is not slowing; else None. A reading that stands still departs at the losses (the
+        model has it cooling), a welded element at the full heating rate (the model has it cooling, the
+        element heats)."""
         kept = self._departures.kept
         segment_s = self.segment_s(model)
         if not kept or now_s - kept[0][0] < SEGMENTS * segment_s + STUCK_AVERAGE_S - 1.5:
