@@ -149,7 +149,10 @@ class SessionHub:
         while not client.closed.is_set():
             while b"\n" in data:
                 line, data = data.split(b"\n", 1)
-                client.offer(protocol.encode(self.answer(line)))
+                answer = self.answer(line)
+                if "result" in answer:  # the command's effect before its answer: the web's next read shows it
+                    client.offer(_status_frame(self.controller.status()) or b"")
+                client.offer(protocol.encode(answer))
             if len(data) >= protocol.MAX_FRAME_BYTES:  # the framing is lost: say so and end the session
                 client.offer(protocol.encode({"id": None, "error": f"frame longer than {protocol.MAX_FRAME_BYTES} "
                                                                     "bytes: session ended"}))

@@ -167,3 +167,15 @@ def test_events_after_a_control_restart_reach_the_sinks_and_a_restarted_web_does
     finally:
         again.stop()
         server.stop()
+
+
+def test_a_command_answered_over_the_socket_shows_in_the_web_sides_status_at_once(linked):
+    """The API answers a command with the status: it must be the status after the command, not the
+    last tick's (the dashboard and scripts read it straight after their command)."""
+    controller, remote, _ = linked
+    remote.set_setpoint(40.0, source="test")
+    assert remote.status().setpoint_c == 40.0
+    remote.set_probe_offset(-1.0, source="test")
+    assert remote.status().probe_offset_c == -1.0 == controller.status().probe_offset_c
+    remote.switch_off(source="test")
+    assert remote.status().switched_off is True

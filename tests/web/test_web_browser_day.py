@@ -141,7 +141,7 @@ def test_a_preset_is_one_tap_and_a_refused_one_is_said_in_words(warmer, page):
     page.click("text=Face 48")
     expect(page.locator("#sp")).to_have_text("48.0", timeout=5_000)
     expect(page.locator("#day-msg")).to_have_text("Face: set to 48.0 °C.")
-    assert warmer.status()["setpoint_c"] == 48.0
+    wait_until(lambda: warmer.status()["setpoint_c"] == 48.0, timeout_s=10, what="the preset in the status")
     expect(page.locator("#presets button[aria-pressed=true]")).to_have_text("Face 48")
 
     # A preset the warmer does not know (the request changed on its way): refused, in words, nothing changed.
@@ -252,12 +252,14 @@ def test_the_probe_check_applies_the_thermometer_offset_and_refuses_one_out_of_r
     page.click("#calibrate")
     expect(page.locator("#calibration-msg")).to_contain_text(re.compile(r"Correction −\d\.\d °C applied"),
                                                              timeout=5_000)
+    # The status reaches the web process with the control process's next tick: wait for it.
+    wait_until(lambda: warmer.status()["probe_offset_c"] != 0, timeout_s=10, what="the offset in the status")
     offset_c = warmer.status()["probe_offset_c"]
     assert -2.0 < offset_c < -0.3  # the water warms while the thumb types
     expect(page.locator("#calibration-now")).to_contain_text("with the correction of −")
     page.click("#reset-offset")
     expect(page.locator("#calibration-msg")).to_contain_text("Correction reset", timeout=5_000)
-    assert warmer.status()["probe_offset_c"] == 0
+    wait_until(lambda: warmer.status()["probe_offset_c"] == 0, timeout_s=10, what="the reset in the status")
 
 
 def test_settings_export_downloads_a_file_and_import_refuses_a_bad_one_and_loads_a_good_one(warmer, page, tmp_path):
