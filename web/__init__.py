@@ -86,7 +86,10 @@ class WebRuntime:
             # Bounded: `stonewarmer run` must exit within 5 s of SIGTERM (the heater is already
             # off by now); a server thread that does not return in time is a daemon and dies with us.
             server.task_dispatcher.shutdown(timeout=STOP_WAIT_S)
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            try:
+                server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            except OSError:  # the loop has ended and closed its trigger already: nothing is left to close
+                log.debug("web server loop already closed")
             if self._thread is not None:
                 self._thread.join(timeout=STOP_WAIT_S)
         if self.history is not None:
