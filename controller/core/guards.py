@@ -49,11 +49,13 @@ STUCK_LAG_SHARE = 0.5       # ... judged over 3 segments of half the probe's lea
 STUCK_SEGMENT_MIN_S = 20.0  # ... seen through the lag, slows by exp(-1/2) = 0.61 from one to the next) but
 STUCK_SEGMENT_MAX_S = 40.0  # ... no shorter than this (noise) nor longer than this (a welded relay is alarmed
                             # within 3 min, after the probe's delay)
-STUCK_RATE_SHARE = 0.35     # the reading departs upward from the model in each segment at least this share of
-                            # the way from the losses (a reading standing still) to the learned heating rate (a
-                            # welded element, learned within 20 %): it rises at half the net rate beyond the model ...
+STUCK_RATE_SHARE = 0.35     # the reading itself rises in each segment, beyond what the model's last pulses
+                            # explain (the departure less the losses: a reading standing still departs at
+                            # the losses), at least this share of a welded element's rise: the learned heating
+                            # rate (within 20 %) less the losses as the bath behaves ...
+STUCK_OWN_RISE_MIN_C = 0.0625  # ... and by at least one of the DS18B20's 1/16 degC steps (in 10 s means)
 STUCK_STEADY_SHARE = 0.75   # ... and in the last segment at >= this share of the one before (not slowing)
-STUCK_RISE_MIN_C = 0.25     # ... and by at least this over the window (10 s means: ~10 sigma of the noise)
+STUCK_RISE_MIN_C = 0.25     # ... and departs by at least this over the window (10 s means: ~10 sigma of the noise)
 STUCK_AVERAGE_S = 10.0      # departures in the rule are 10 s means
 OVER_TARGET_C = 3.0
 OVER_TARGET_S = 60.0
