@@ -31,7 +31,10 @@ HEATING_MAX_S = 1800.0      # a bath that needs longer than this for it is at it
 HEATER_CHECK_DELAYS = 1.5   # before the watch latches, the heater is held off this many probe delays
 HEATER_CHECK_SLOPE_S = 60.0 # ... plus this long, and the probe's slope over this long compared with before:
 HEATER_CHECK_SHARE = 0.3    # ... if it fell by this share of the heating rate, the element heats and the
-HEATER_QUIET_S = 1800.0     # ... bath is at its limit (a lid off): said plainly, not watched for this long
+HEATER_QUIET_S = 1800.0     # ... bath is at its limit (a lid off): said plainly, not watched for this long,
+HEATER_STILL_S = 300.0      # ... unless the reading has not moved a single 1/16 degC step for this long: water at
+                            # its limit still drifts (the room, the stones) and a live probe's noise crosses
+                            # steps; a probe stuck or frozen does not (the next check finds it)
 HEATER_STEADY_SHARE = 0.15  # ... it starts once the reading's slope over the last minute and the minute before
                             # agree within this share of the heating rate (half what the check looks for)
 HEATER_CHECK_DIP_C = 0.25   # ... it passes early once the reading fell this far (4 steps of 1/16 degC) below
