@@ -17,6 +17,7 @@ from controller.core import model_control
 from controller.core.bath_learning import Learner
 from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
 from controller.core.bath_observer import EnergyBudget, Observer
+from controller.core.lifted_watch import LiftedWatch
 
 BUDGET_RATE_SHARE = 0.5  # the budget expects the probe to show half the learned heating: cold stones just
                          # put back soak up to ~40 % of it first (the guard does not rely on the budget)
@@ -48,6 +49,7 @@ class BathTracker:
         self.missed_losses_c_per_s = 0.0  # losses the model misses, as the bath behaved lately (degC/s, >= 0)
         self._missed_water_c = self._missed_probe_c = 0.0  # their heat taken from the water, and at the probe
         self._missed_delay: deque[float] = deque()          # ... through the probe's dead time (one entry a tick)
+        self.lifted = LiftedWatch()
 
     @property
     def rate_share(self) -> float:
@@ -109,6 +111,8 @@ class BathTracker:
         m = self.model
         # Heat that should show at the probe by now: the model's rise plus the losses it made up for.
         rise = max(0.0, obs.predicted_change_c + obs.loss_per_s * max(0.0, obs.probe_c - m.room_c) * dt_s)
+        self.lifted.update(now_s, dt_s, reading_c, heat_c=m.heat_rate_c_per_s * heater_on_s * self.rate_share,
+                           loss_per_s=obs.loss_per_s, suspect=obs.suspect and account, model=m)
         if account:
             self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=obs.predicted_change_c,
                              expected_rise_c=rise * BUDGET_RATE_SHARE * self.rate_share, departing=obs.suspect)
@@ -129,6 +133,10 @@ class BathTracker:
                                          - (model.loss_per_s - m.loss_per_s) * excess_c)
         self.model = model
         return Learned(model, counted, rate_fitted)
+
+    def unseen_heat_s(self, now_s: float) -> float:
+        """How long ago heat went in that a probe in the water would have shown by now (0: none)."""
+        return self.lifted.unseen_s(now_s, self.model)
 
     def take_unconfirmed_heat(self) -> None:
         """A fault latched: heat the probe never showed is taken as real (it went into the water)."""

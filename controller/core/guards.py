@@ -60,6 +60,15 @@ STUCK_OWN_RISE_MIN_C = 0.0625  # ... and by at least one of the DS18B20's 1/16 d
 STUCK_STEADY_SHARE = 0.75   # ... and in the last segment at >= this share of the one before (not slowing)
 STUCK_RISE_MIN_C = 0.25     # ... and departs by at least this over the window (10 s means: ~10 sigma of the noise)
 STUCK_AVERAGE_S = 10.0      # departures in the rule are 10 s means
+# Lifted probe (controller/core/lifted_watch.py): a suspect reading (fallen away faster than the bath cools) ...
+LIFTED_FALL_C = 0.25        # ... at least this below its warmest of the probe delay before (4 steps of 1/16 degC:
+                            # it fell, not a dead element's reading that the model expected to rise) ...
+LIFTED_HEAT_C = 0.5         # ... after this much net heat (degC of the bath: the water rises CONFIRM_RISE_C = 0.3
+                            # with it even if stones put back cold take 40 % first) ...
+LIFTED_DELAYS = 3.0         # ... that has not risen for this many probe delays since (a probe in the water shows
+                            # heat one delay later: 3 for the learned delay's error and the lag's tail) ...
+LIFTED_STILL_C = 0.0625     # ... and now fell less than one 1/16 degC step over the last probe delay (a probe in
+                            # cold water poured in is still falling through its lag) is not in the water
 OVER_TARGET_C = 3.0
 OVER_TARGET_S = 60.0
 DISAGREE_C = 3.0

@@ -33,6 +33,8 @@ from controller.core.guards import (
     DISAGREE_C,
     DISAGREE_S,
     GUARD_ABOVE_C,
+    LIFTED_DELAYS,
+    LIFTED_HEAT_C,
     MAX_BAD_IN_A_ROW,
     OVER_TARGET_C,
     OVER_TARGET_S,
@@ -93,7 +95,8 @@ class Interlock:
     def tick(self, now_s: float, primary: Reading | None, secondary: Reading | None,
              duty: float, setpoint_c: float, *, water_c: float | None = None,
              estimate_c: float | None = None, unconfirmed_c: float = 0.0, suspect_s: float = 0.0,
-             departure_c: float | None = None, missed_losses_c_per_s: float = 0.0, held_off: bool = False) -> bool:
+             departure_c: float | None = None, missed_losses_c_per_s: float = 0.0, unseen_heat_s: float = 0.0,
+             held_off: bool = False) -> bool:
         """Evaluate every rule, then drive the relay. Return whether it is on.
 
         ``held_off``: a person switched the warmer off: the relay opens at once (not at the end of
@@ -105,7 +108,9 @@ class Interlock:
         budget's heat the probe has not confirmed (degC of water); ``suspect_s``: how long the reading
         has been suspect (fell away, not risen with heat since); ``departure_c``: the reading less the
         model's own change (it departs upward at the heating rate from a welded relay), counting
-        ``missed_losses_c_per_s``: losses the model misses (degC/s).
+        ``missed_losses_c_per_s``: losses the model misses (degC/s); ``unseen_heat_s``: how long ago heat went in
+        that a probe in the water would have shown, a suspect reading standing still since
+        (:mod:`controller.core.lifted_watch`).
         """
         bad = self.primary.see(primary)
         if self.has_safety_probe:
@@ -135,6 +140,9 @@ class Interlock:
                                 model=self.model, rate_known=self.rate_known, relay_on=self.relay.is_on,
                                 latched=self.latched is not None)
         self._check_budget(now_s, unconfirmed_c)
+        if unseen_heat_s >= LIFTED_DELAYS * self.model.delay_s:
+            self._trip(FaultKind.SENSOR, f"the probe reading fell away and showed nothing of the {LIFTED_HEAT_C:g} "
+                       f"degC of heat the water got {unseen_heat_s:.0f} s ago: is the probe in the water?", now_s)
         if suspect_s >= SUSPECT_MAX_S:
             self._trip(FaultKind.SENSOR, f"the probe reading fell away {suspect_s / 60:.0f} min ago and has not "
                        "risen with the heat since: is the probe in the water?", now_s)
