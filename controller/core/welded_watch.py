@@ -1,16 +1,18 @@
-"""The stuck-relay rule: with the relay commanded off, does the reading keep departing upward from the model?
+"""The stuck-relay rule: with the relay commanded off, does the reading keep rising by itself beyond the model?
 
 With the relay commanded off the bath model predicts what the probe does: the heat of the last
 pulses still arriving through the probe's delay, then the losses. A welded contact keeps the
-element on: the reading departs upward from that prediction at the full heating rate, and keeps
-departing at that rate. Hot water poured in departs by a bounded step (its heat over the bath's
-capacity) that the probe shows through its lag: its departure slows by ``exp(-segment / lag)``
-from one segment to the next and stops. A lid put back on is the losses the model no longer
-finds, a small share of the heating rate on any bath that can hold its setpoint.
+element on: the water rises at the heating rate less the losses, and the reading departs upward
+from that prediction at the full heating rate, and keeps departing at that rate. What it departs
+beyond the losses is the reading's own rise: a reading standing still (a frozen probe) departs
+at the losses exactly, a lid put back on or stones put back cold at less. Hot water poured in
+departs by a bounded step (its heat over the bath's capacity) that the probe shows through its
+lag: its departure slows by ``exp(-segment / lag)`` from one segment to the next and stops.
 
 :class:`WeldedWatch` keeps the departure (the reading less the model's own change, from
-:class:`controller.core.bath_tracker.BathTracker`) and judges it over three segments of about
-half the probe's lag each. The thresholds are in :mod:`controller.core.guards`.
+:class:`controller.core.bath_tracker.BathTracker`, with the losses as the bath behaves) and
+judges it over three segments of about half the probe's lag each. The thresholds are in
+:mod:`controller.core.guards`.
 
 Stdlib only: this module is part of the heater's own code.
 """
