@@ -10,15 +10,20 @@ Stdlib only: this module is part of the heater's own code.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, NamedTuple
 
 from controller.core import model_control
 from controller.core.bath_learning import Learner
 from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
 from controller.core.bath_observer import EnergyBudget, Observer
+from controller.core.lifted_watch import LiftedWatch
 
 BUDGET_RATE_SHARE = 0.5  # the budget expects the probe to show half the learned heating: cold stones just
                          # put back soak up to ~40 % of it first (the guard does not rely on the budget)
+MISSED_LOSSES_FORGET_S = 1200.0  # losses the model misses (a lid off, losses not measured yet) are kept in the
+                                 # departure at once but forgotten only over 20 min: a welded relay's heat, which
+                                 # the observer learns as fewer losses within a minute or two, must not hide
 
 
 class Learned(NamedTuple):
@@ -41,6 +46,10 @@ class BathTracker:
         self._flows_c = 0.0  # the water's change in the last step from the heater and the learned losses alone
         self._model_probe_c: float | None = None  # the probe as the model alone moves it from the first reading
         self.departure_c: float | None = None     # the last valid reading less that (degC): for the stuck relay
+        self.missed_losses_c_per_s = 0.0  # losses the model misses, as the bath behaved lately (degC/s, >= 0)
+        self._missed_water_c = self._missed_probe_c = 0.0  # their heat taken from the water, and at the probe
+        self._missed_delay: deque[float] = deque()          # ... through the probe's dead time (one entry a tick)
+        self.lifted = LiftedWatch()
 
     @property
     def rate_share(self) -> float:
@@ -63,8 +72,27 @@ class BathTracker:
             m = self.model
             self._flows_c = m.heat_rate_c_per_s * heater_on_s - m.loss_per_s * (obs.water_c - m.room_c) * dt_s
             obs.predict(dt_s, heater_on_s)
+            # The losses the observer's missed flow holds: more at once, fewer only slowly.
+            missed = max(0.0, -obs.drift_c_per_s)
+            forget = min(1.0, dt_s / MISSED_LOSSES_FORGET_S)
+            self.missed_losses_c_per_s = max(missed, self.missed_losses_c_per_s
+                                             + (missed - self.missed_losses_c_per_s) * forget)
             if self._model_probe_c is not None:
-                self._model_probe_c += obs.predicted_own_change_c  # without the flow learned from the probe
+                # Without the flow learned from the probe (a welded relay's heat would hide in it), with the
+                # losses it held before: a bath whose losses were not measured yet cools at its true rate.
+                self._model_probe_c += obs.predicted_own_change_c + self._missed_at_probe_c(dt_s)
+
+    def _missed_at_probe_c(self, dt_s: float) -> float:
+        """The missed losses' change at the probe this step (degC): through its dead time and lag, as the
+        model's own losses reach it."""
+        m = self.model
+        self._missed_water_c -= self.missed_losses_c_per_s * dt_s
+        self._missed_delay.append(self._missed_water_c)
+        while len(self._missed_delay) > max(1, round(m.dead_time_s)):
+            self._missed_delay.popleft()
+        before = self._missed_probe_c
+        self._missed_probe_c += (self._missed_delay[0] - self._missed_probe_c) * dt_s / (m.lag_s + dt_s)
+        return self._missed_probe_c - before
 
     def learn(self, now_s: float, dt_s: float, heater_on_s: float, reading_c: float | None, *,
               setpoint_c: float, account: bool) -> Learned | None:
@@ -83,6 +111,8 @@ class BathTracker:
         m = self.model
         # Heat that should show at the probe by now: the model's rise plus the losses it made up for.
         rise = max(0.0, obs.predicted_change_c + obs.loss_per_s * max(0.0, obs.probe_c - m.room_c) * dt_s)
+        self.lifted.update(now_s, dt_s, reading_c, heat_c=m.heat_rate_c_per_s * heater_on_s * self.rate_share,
+                           loss_per_s=obs.loss_per_s, suspect=obs.suspect and account, model=m)
         if account:
             self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=obs.predicted_change_c,
                              expected_rise_c=rise * BUDGET_RATE_SHARE * self.rate_share, departing=obs.suspect)
@@ -97,8 +127,16 @@ class BathTracker:
             self.fitted = True
         else:
             obs.take_model(model)
+        # Losses the new loss rate now explains are no longer missed.
+        excess_c = max(1.0, obs.water_c - model.room_c)
+        self.missed_losses_c_per_s = max(0.0, self.missed_losses_c_per_s
+                                         - (model.loss_per_s - m.loss_per_s) * excess_c)
         self.model = model
         return Learned(model, counted, rate_fitted)
+
+    def unseen_heat_s(self, now_s: float) -> float:
+        """How long ago heat went in that a probe in the water would have shown by now (0: none)."""
+        return self.lifted.unseen_s(now_s, self.model)
 
     def take_unconfirmed_heat(self) -> None:
         """A fault latched: heat the probe never showed is taken as real (it went into the water)."""

@@ -31,7 +31,10 @@ HEATING_MAX_S = 1800.0      # a bath that needs longer than this for it is at it
 HEATER_CHECK_DELAYS = 1.5   # before the watch latches, the heater is held off this many probe delays
 HEATER_CHECK_SLOPE_S = 60.0 # ... plus this long, and the probe's slope over this long compared with before:
 HEATER_CHECK_SHARE = 0.3    # ... if it fell by this share of the heating rate, the element heats and the
-HEATER_QUIET_S = 1800.0     # ... bath is at its limit (a lid off): said plainly, not watched for this long
+HEATER_QUIET_S = 1800.0     # ... bath is at its limit (a lid off): said plainly, not watched for this long,
+HEATER_STILL_S = 300.0      # ... unless the reading has not moved a single 1/16 degC step for this long: water at
+                            # its limit still drifts (the room, the stones) and a live probe's noise crosses
+                            # steps; a probe stuck or frozen does not (the next check finds it)
 HEATER_STEADY_SHARE = 0.15  # ... it starts once the reading's slope over the last minute and the minute before
                             # agree within this share of the heating rate (half what the check looks for)
 HEATER_CHECK_DIP_C = 0.25   # ... it passes early once the reading fell this far (4 steps of 1/16 degC) below
@@ -49,12 +52,23 @@ STUCK_LAG_SHARE = 0.5       # ... judged over 3 segments of half the probe's lea
 STUCK_SEGMENT_MIN_S = 20.0  # ... seen through the lag, slows by exp(-1/2) = 0.61 from one to the next) but
 STUCK_SEGMENT_MAX_S = 40.0  # ... no shorter than this (noise) nor longer than this (a welded relay is alarmed
                             # within 3 min, after the probe's delay)
-STUCK_RATE_SHARE = 0.35     # the reading departs upward from the model in each segment at least this share of
-                            # the way from the losses (a reading standing still) to the learned heating rate (a
-                            # welded element, learned within 20 %): it rises at half the net rate beyond the model ...
+STUCK_RATE_SHARE = 0.35     # the reading itself rises in each segment, beyond what the model's last pulses
+                            # explain (the departure less the losses: a reading standing still departs at
+                            # the losses), at least this share of a welded element's rise: the learned heating
+                            # rate (within 20 %) less the losses as the bath behaves ...
+STUCK_OWN_RISE_MIN_C = 0.0625  # ... and by at least one of the DS18B20's 1/16 degC steps (in 10 s means)
 STUCK_STEADY_SHARE = 0.75   # ... and in the last segment at >= this share of the one before (not slowing)
-STUCK_RISE_MIN_C = 0.25     # ... and by at least this over the window (10 s means: ~10 sigma of the noise)
+STUCK_RISE_MIN_C = 0.25     # ... and departs by at least this over the window (10 s means: ~10 sigma of the noise)
 STUCK_AVERAGE_S = 10.0      # departures in the rule are 10 s means
+# Lifted probe (controller/core/lifted_watch.py): a suspect reading (fallen away faster than the bath cools) ...
+LIFTED_FALL_C = 0.25        # ... at least this below its warmest of the probe delay before (4 steps of 1/16 degC:
+                            # it fell, not a dead element's reading that the model expected to rise) ...
+LIFTED_HEAT_C = 0.5         # ... after this much net heat (degC of the bath: the water rises CONFIRM_RISE_C = 0.3
+                            # with it even if stones put back cold take 40 % first) ...
+LIFTED_DELAYS = 3.0         # ... that has not risen for this many probe delays since (a probe in the water shows
+                            # heat one delay later: 3 for the learned delay's error and the lag's tail) ...
+LIFTED_STILL_C = 0.0625     # ... and now fell less than one 1/16 degC step over the last probe delay (a probe in
+                            # cold water poured in is still falling through its lag) is not in the water
 OVER_TARGET_C = 3.0
 OVER_TARGET_S = 60.0
 DISAGREE_C = 3.0

@@ -33,6 +33,7 @@ from controller.core.guards import (
     HEATER_LIMIT_S,
     HEATER_QUIET_S,
     HEATER_STEADY_SHARE,
+    HEATER_STILL_S,
     HEATER_STUCK_SHARE,
     HEATING_BELOW_C,
     HEATING_DELAY_MARGIN,
@@ -68,6 +69,7 @@ class HeatingWatch:
         self._check: _Check | None = None
         self._quiet_until_s = -math.inf
         self._said = False  # the limit was said since the reading last rose
+        self._still: tuple[float, float] | None = None  # (the reading, since when it has not moved a step)
 
     @property
     def checking(self) -> bool:
@@ -94,10 +96,15 @@ class HeatingWatch:
         """Account one tick of full power (``since_last_s`` of it with the relay ``relay_on``); start or
         finish a heater check. Re-armed by a rise, by a sudden fall (cold water poured in), and whenever
         the duty drops; a slow fall (what the water does with no heat) keeps counting from its lowest point."""
+        if self._still is None or temp_c != self._still[0]:
+            self._still = (temp_c, now_s)
         if self._check is not None:
             self._finish(now_s, temp_c, self._check, model)
             return
-        if duty < HEATING_MIN_DUTY or latched or now_s < self._quiet_until_s:
+        # The rest after a check that found the bath at its limit ends early when the reading stands still:
+        # a probe stuck or frozen since shows the water at its limit as well as a live one would.
+        resting = now_s < self._quiet_until_s and now_s - self._still[1] < HEATER_STILL_S
+        if duty < HEATING_MIN_DUTY or latched or resting:
             self._watch = None
             return
         on_s, low_c = self._watch or (0.0, temp_c)

@@ -211,6 +211,8 @@ class Controller(PersonCommands, SettingsCommands):
             # tick (and from the first tick until a valid reading); the PID keeps its state.
             self.interlock.tick(now, self.calibration.judged(judged), secondary, self._duty, self.setpoint_c,
                                 held_off=self.switched_off, departure_c=self.tracker.departure_c,
+                                missed_losses_c_per_s=self.tracker.missed_losses_c_per_s,
+                                unseen_heat_s=self.tracker.unseen_heat_s(now),
                                 water_c=obs.guard_water_c if obs is not None else None,
                                 estimate_c=obs.water_c if obs is not None else None,
                                 unconfirmed_c=self.tracker.budget.unconfirmed_c,

@@ -33,6 +33,8 @@ from controller.core.guards import (
     DISAGREE_C,
     DISAGREE_S,
     GUARD_ABOVE_C,
+    LIFTED_DELAYS,
+    LIFTED_HEAT_C,
     MAX_BAD_IN_A_ROW,
     OVER_TARGET_C,
     OVER_TARGET_S,
@@ -93,7 +95,8 @@ class Interlock:
     def tick(self, now_s: float, primary: Reading | None, secondary: Reading | None,
              duty: float, setpoint_c: float, *, water_c: float | None = None,
              estimate_c: float | None = None, unconfirmed_c: float = 0.0, suspect_s: float = 0.0,
-             departure_c: float | None = None, held_off: bool = False) -> bool:
+             departure_c: float | None = None, missed_losses_c_per_s: float = 0.0, unseen_heat_s: float = 0.0,
+             held_off: bool = False) -> bool:
         """Evaluate every rule, then drive the relay. Return whether it is on.
 
         ``held_off``: a person switched the warmer off: the relay opens at once (not at the end of
@@ -104,7 +107,10 @@ class Interlock:
         the reading, for an acknowledge (None: no estimate yet); ``unconfirmed_c``: the energy
         budget's heat the probe has not confirmed (degC of water); ``suspect_s``: how long the reading
         has been suspect (fell away, not risen with heat since); ``departure_c``: the reading less the
-        model's own change (it departs upward at the heating rate from a welded relay).
+        model's own change (it departs upward at the heating rate from a welded relay), counting
+        ``missed_losses_c_per_s``: losses the model misses (degC/s); ``unseen_heat_s``: how long ago heat went in
+        that a probe in the water would have shown, a suspect reading standing still since
+        (:mod:`controller.core.lifted_watch`).
         """
         bad = self.primary.see(primary)
         if self.has_safety_probe:
@@ -127,13 +133,16 @@ class Interlock:
                 self._trip(FaultKind.OVERTEMP, f"water at {hottest_c:.1f} degC reached the cutoff "
                            f"{self.cutoff_c:.1f} degC", now_s)
             self._check_over_target(now_s, hottest_c, setpoint_c)
-            self._check_stuck(now_s, probe_c, setpoint_c, departure_c)
+            self._check_stuck(now_s, probe_c, setpoint_c, departure_c, missed_losses_c_per_s)
         if temp_c is not None:
             since_last_s = now_s - self._last_tick_s if self._last_tick_s is not None else 0.0
             self.heating.update(now_s, temp_c, since_last_s=since_last_s, duty=duty, setpoint_c=setpoint_c,
                                 model=self.model, rate_known=self.rate_known, relay_on=self.relay.is_on,
                                 latched=self.latched is not None)
         self._check_budget(now_s, unconfirmed_c)
+        if unseen_heat_s >= LIFTED_DELAYS * self.model.delay_s:
+            self._trip(FaultKind.SENSOR, f"the probe reading fell away and showed nothing of the {LIFTED_HEAT_C:g} "
+                       f"degC of heat the water got {unseen_heat_s:.0f} s ago: is the probe in the water?", now_s)
         if suspect_s >= SUSPECT_MAX_S:
             self._trip(FaultKind.SENSOR, f"the probe reading fell away {suspect_s / 60:.0f} min ago and has not "
                        "risen with the heat since: is the probe in the water?", now_s)
@@ -272,16 +281,17 @@ class Interlock:
             self._trip(FaultKind.HEATING, f"the heater delivered heat for {unconfirmed_c:.1f} degC of water that "
                        "the probe did not show: probe out of the water or stuck, or the element not heating", now_s)
 
-    def _check_stuck(self, now_s: float, temp_c: float, setpoint_c: float, departure_c: float | None) -> None:
+    def _check_stuck(self, now_s: float, temp_c: float, setpoint_c: float, departure_c: float | None,
+                     missed_losses_c_per_s: float) -> None:
         """Stuck relay: the relay commanded off for the welded watch's window, the reading above the setpoint,
-        and departing upward from the model steadily at half the heating rate latches
+        and rising steadily beyond what the model's last pulses explain latches
         (:mod:`controller.core.welded_watch`)."""
         if departure_c is None:
             return
         self.welded.add(now_s, departure_c)
         if self._relay_off.held_s(now_s) < self.welded.window_s(self.model) or temp_c <= setpoint_c:
             return
-        welded = self.welded.welded(now_s, self.model, temp_c)
+        welded = self.welded.welded(now_s, self.model, temp_c, missed_losses_c_per_s=missed_losses_c_per_s)
         if welded is not None:
             rise_c, rate = welded
             self._trip(FaultKind.STUCK_RELAY, f"with the heater switched off the water rose {rise_c:.1f} degC above "

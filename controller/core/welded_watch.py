@@ -1,16 +1,18 @@
-"""The stuck-relay rule: with the relay commanded off, does the reading keep departing upward from the model?
+"""The stuck-relay rule: with the relay commanded off, does the reading keep rising by itself beyond the model?
 
 With the relay commanded off the bath model predicts what the probe does: the heat of the last
 pulses still arriving through the probe's delay, then the losses. A welded contact keeps the
-element on: the reading departs upward from that prediction at the full heating rate, and keeps
-departing at that rate. Hot water poured in departs by a bounded step (its heat over the bath's
-capacity) that the probe shows through its lag: its departure slows by ``exp(-segment / lag)``
-from one segment to the next and stops. A lid put back on is the losses the model no longer
-finds, a small share of the heating rate on any bath that can hold its setpoint.
+element on: the water rises at the heating rate less the losses, and the reading departs upward
+from that prediction at the full heating rate, and keeps departing at that rate. What it departs
+beyond the losses is the reading's own rise: a reading standing still (a frozen probe) departs
+at the losses exactly, a lid put back on or stones put back cold at less. Hot water poured in
+departs by a bounded step (its heat over the bath's capacity) that the probe shows through its
+lag: its departure slows by ``exp(-segment / lag)`` from one segment to the next and stops.
 
 :class:`WeldedWatch` keeps the departure (the reading less the model's own change, from
-:class:`controller.core.bath_tracker.BathTracker`) and judges it over three segments of about
-half the probe's lag each. The thresholds are in :mod:`controller.core.guards`.
+:class:`controller.core.bath_tracker.BathTracker`, with the losses as the bath behaves) and
+judges it over three segments of about half the probe's lag each. The thresholds are in
+:mod:`controller.core.guards`.
 
 Stdlib only: this module is part of the heater's own code.
 """
@@ -21,6 +23,7 @@ from controller.core.bath_model import BathModel
 from controller.core.guards import (
     STUCK_AVERAGE_S,
     STUCK_LAG_SHARE,
+    STUCK_OWN_RISE_MIN_C,
     STUCK_RATE_SHARE,
     STUCK_RISE_MIN_C,
     STUCK_SEGMENT_MAX_S,
@@ -52,12 +55,16 @@ class WeldedWatch:
         """Record the reading's departure from the model (degC) at ``now_s``."""
         self._departures.add(now_s, departure_c)
 
-    def welded(self, now_s: float, model: BathModel, temp_c: float) -> tuple[float, float] | None:
-        """(departure over the window degC, its rate degC/s) when, with the reading at ``temp_c``, it departed
-        upward in every segment at least ``STUCK_RATE_SHARE`` of the way from the losses to the learned
-        heating rate and is not slowing; else None. A reading that stands still departs at the losses (the
-        model has it cooling), a welded element at the full heating rate (the model has it cooling, the
-        element heats)."""
+    def welded(self, now_s: float, model: BathModel, temp_c: float, *,
+               missed_losses_c_per_s: float = 0.0) -> tuple[float, float] | None:
+        """(departure over the window degC, its rate degC/s) when, with the reading at ``temp_c``, the reading
+        itself rose in every segment beyond what the model's last pulses explain, at least ``STUCK_RATE_SHARE``
+        of the rise a welded element gives (the heating rate less the losses), and is not slowing; else None.
+        ``missed_losses_c_per_s``: the losses the model misses, which the departure already counts.
+
+        The departure rises at the losses when the reading stands still (the model has the bath cooling),
+        and at the heating rate with a welded element; what it rises beyond the losses is the reading's own
+        rise, the water's net heating, which a lid put back on, cold stones or a frozen probe never give."""
         kept = self._departures.kept
         segment_s = self.segment_s(model)
         if not kept or now_s - kept[0][0] < SEGMENTS * segment_s + STUCK_AVERAGE_S - 1.5:
@@ -65,11 +72,11 @@ class WeldedWatch:
         # 10 s means at the segments' ends: the DS18B20's 1/16 degC steps must not decide.
         ends = [self._departures.mean_c(t - STUCK_AVERAGE_S, t)
                 for t in (now_s - i * segment_s for i in range(SEGMENTS, -1, -1))]
-        rises = [b - a for a, b in zip(ends, ends[1:])]
-        losses = model.loss_per_s * max(0.0, temp_c - model.room_c)
-        least_c = (losses + STUCK_RATE_SHARE * (model.heat_rate_c_per_s - losses)) * segment_s
+        losses = model.loss_per_s * max(0.0, temp_c - model.room_c) + missed_losses_c_per_s
+        own_rises = [b - a - losses * segment_s for a, b in zip(ends, ends[1:])]
+        least_c = max(STUCK_RATE_SHARE * (model.heat_rate_c_per_s - losses) * segment_s, STUCK_OWN_RISE_MIN_C)
         total_c = ends[-1] - ends[0]
-        if total_c < STUCK_RISE_MIN_C or min(rises) < least_c or rises[-1] < STUCK_STEADY_SHARE * rises[-2]:
+        if total_c < STUCK_RISE_MIN_C or min(own_rises) < least_c or own_rises[-1] < STUCK_STEADY_SHARE * own_rises[-2]:
             return None
         return total_c, total_c / (SEGMENTS * segment_s)
 

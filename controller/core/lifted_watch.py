@@ -1,0 +1,65 @@
+"""The lifted-probe rule: heat went in that a probe in the water would have shown, and it shows nothing.
+
+A reading that fell away faster than the bath can cool is *suspect* (the observer,
+:mod:`controller.core.bath_observer`): cold water poured in, or the probe out of the water.
+The heat tells them apart. Heat that warms the water (the heater's, less the losses at the
+water the reading says) shows at a probe in the water a probe delay later; stones put back
+cold take at most 40 % of it first. So once the reading has really fallen (a dead element in a
+bath the model thought warming departs from it too, but its reading does not fall) and enough
+net heat went in for the water to rise CONFIRM_RISE_C (which believes the reading again), a
+probe that has not risen two 1/16 degC steps LIFTED_DELAYS probe delays later, and stands still,
+is not in the water. A probe still falling is still showing cold water poured in through its
+lag: the count waits for it to stand still; one that rose starts it afresh. The numbers are
+in :mod:`controller.core.guards`.
+
+Stdlib only: this module is part of the heater's own code.
+"""
+
+from __future__ import annotations
+
+from controller.core.bath_model import DEAD_MAX_S, LAG_MAX_S, BathModel
+from controller.core.guards import LIFTED_FALL_C, LIFTED_HEAT_C, LIFTED_STILL_C, STUCK_AVERAGE_S, ReadingHistory
+
+
+class LiftedWatch:
+    """Net heat given since the reading became suspect, and since when it was enough to show."""
+
+    def __init__(self) -> None:
+        self.heat_c = 0.0                 # net heat since the reading became suspect (degC of the bath)
+        self.since_s: float | None = None  # when it reached LIFTED_HEAT_C
+        self.top_c: float | None = None    # the warmest reading of the probe delay before it became suspect
+        self.low_c = 0.0                   # the lowest 10 s mean of the reading since the heat reached LIFTED_HEAT_C
+        self._readings = ReadingHistory(DEAD_MAX_S + LAG_MAX_S + STUCK_AVERAGE_S)
+
+    def update(self, now_s: float, dt_s: float, reading_c: float | None, *, heat_c: float, loss_per_s: float,
+               suspect: bool, model: BathModel) -> None:
+        """Account one tick: ``heat_c`` the heater gave (degC of the bath), the losses at ``loss_per_s`` (1/s)
+        at the water the reading says; ``suspect``: the reading fell away and has not risen with heat since."""
+        if reading_c is not None:
+            self._readings.add(now_s, reading_c)
+        if not suspect:
+            self.heat_c, self.since_s, self.top_c = 0.0, None, None
+            return
+        if reading_c is None:
+            return
+        if self.top_c is None:
+            self.top_c = max(c for t, c in self._readings.kept if t >= now_s - model.delay_s)
+        self.heat_c += heat_c - loss_per_s * max(0.0, reading_c - model.room_c) * dt_s
+        mean_c = self._readings.mean_c(now_s - STUCK_AVERAGE_S, now_s)
+        if self.since_s is None:
+            if self.heat_c >= LIFTED_HEAT_C:
+                self.since_s, self.low_c = now_s, mean_c
+        elif mean_c - self.low_c >= 2 * LIFTED_STILL_C:
+            self.heat_c, self.since_s = 0.0, None  # it rose with the heat: in the water; more heat must go unseen
+        else:
+            self.low_c = min(self.low_c, mean_c)
+
+    def unseen_s(self, now_s: float, model: BathModel) -> float:
+        """How long ago enough heat to show went in, the reading standing still now (0: not so)."""
+        if self.since_s is None or self.top_c is None or not self._readings.kept:
+            return 0.0
+        delay_s = model.delay_s
+        fell_c = (self._readings.mean_c(now_s - delay_s, now_s - delay_s + STUCK_AVERAGE_S)
+                  - self._readings.mean_c(now_s - STUCK_AVERAGE_S, now_s))
+        fallen_c = self.top_c - self._readings.mean_c(now_s - STUCK_AVERAGE_S, now_s)
+        return now_s - self.since_s if abs(fell_c) < LIFTED_STILL_C and fallen_c >= LIFTED_FALL_C else 0.0

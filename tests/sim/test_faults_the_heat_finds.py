@@ -1,0 +1,44 @@
+"""Faults only the heat can tell: a probe stuck at a bath's limit, a probe lifted at the hold.
+
+At a bath's limit (a heater too weak for its setpoint, at full power) a probe stuck or frozen shows what a
+live one would; only the heater check (the relay held off: a live probe shows the bath cooling) finds it.
+A probe lifted at the hold reads the room; the guard keeps the water where the heat says, and the heat
+that a probe in the water would have shown tells. Judged the way the bench's fleet judges a fault run
+(:func:`controller.qa.fleet.run_fault`): on the true water, within its 40 minutes.
+"""
+
+from __future__ import annotations
+
+from controller.core.faults import FaultKind
+from controller.qa.fleet import FAULT_OBSERVE_S, run_fault
+from controller.sim.fleet import FleetBath
+from controller.sim.plant import BathParams
+
+
+def fault_run(fault, *, setpoint_c, lid_off, **params):
+    """The bench's fault run of one bath, given by its plant parameters (room and start temperature the same)."""
+    bath = BathParams("test", start_c=params["room_c"], **params)
+    return run_fault(FleetBath(0, bath, setpoint_c, lid_off), fault)
+
+
+def test_a_probe_stuck_at_a_bath_s_limit_is_found_although_the_last_heater_check_passed():
+    # 600 W into 12.5 L + 4 kg stones with the lid off in a 28 degC room: it holds at most 46.7 degC
+    # (set 52.5). The probe sticks at 45.0 degC after hours at full power, within the heater check's rest.
+    run = fault_run("probe stuck at 45.0", setpoint_c=52.5, lid_off=True, power_w=600.0, element_j_per_k=150.0,
+                    element_w_per_k=30.0, water_kg=12.48, pot_j_per_k=948.6, stones_kg=3.97, loss_w_per_k=8.74,
+                    lid_open_factor=3.67, probe_lag_s=29.1, dead_time_s=43.9, room_c=28.0)
+    assert run["reported"] == FaultKind.SENSOR
+    assert run["trip_s"] < FAULT_OBSERVE_S
+    assert run["peak_water_c"] < 52.5
+
+
+def test_a_probe_lifted_at_hold_is_caught_within_minutes_not_at_the_suspect_timeout():
+    # 1132 W into 13.3 L + 5.6 kg stones, lid on, lag 19 s, dead time 30 s, set 47.5 degC: the probe, lifted
+    # at the hold, cools to the room. The guard holds the water as the heat says it is; the heat that went in
+    # would have shown at a probe in the water within a probe delay, and the reading stands still.
+    run = fault_run("probe lifted at hold", setpoint_c=47.5, lid_off=False, power_w=1132.4, element_j_per_k=283.1,
+                    element_w_per_k=56.6, water_kg=13.32, pot_j_per_k=999.4, stones_kg=5.62, loss_w_per_k=9.16,
+                    lid_open_factor=5.86, probe_lag_s=19.4, dead_time_s=30.3, room_c=18.5)
+    assert run["reported"] == FaultKind.SENSOR
+    assert run["trip_s"] <= 300.0
+    assert run["peak_water_c"] < 47.5 + 1.5
