@@ -154,9 +154,11 @@ class TimeProportioner:
         # minimum off-time): then simply ask again.
         if self._cycle_start_s is not None and self._pulse_s is not None:
             # Next pulse once this cycle has delivered its share: pulse / period = duty; and not
-            # before the cycle the pulse was sized for (at the duty it ended on: judged by a later
-            # duty's cycle, a short mid-duty pulse could get a long high-duty cycle's gap).
-            cycle_s = self._pulse_cycle_s
+            # before the shorter of the cycle the pulse was sized for (the duty it ended on) and the
+            # cycle the duty asks for now. Either keeps the ripple within RIPPLE_SHARE; the longer
+            # would give a mid-duty pulse a high duty's gap, or a duty that rose (cold stones put
+            # back, the water dipping) the long wait of the small pulse before.
+            cycle_s = min(self._pulse_cycle_s, self.ripple_cycle_s(duty))
             due_s = self._ideal_start_s + max(cycle_s, self._pulse_s / duty)
             if now_s < due_s:
                 return False

@@ -106,6 +106,21 @@ def test_a_pulse_the_relay_held_to_its_minimum_on_time_counts_in_full():
     assert starts[:2] == [0, 200]
 
 
+def test_a_duty_rising_after_a_minimum_pulse_starts_the_next_at_the_cycle_it_asks_for():
+    # A 10 s pulse at 10 % (a 100 s cycle), then the water dips and the duty rises to 50 %: the next pulse
+    # comes after 50 %'s 32 s cycle, not after the window (60 s) or the small duty's 100 s.
+    tp = TimeProportioner(window_s=60.0, min_switch_s=10.0)
+    relay_on, last_switch, starts = False, -1e9, []
+    for t in range(80):
+        duty = 0.1 if t <= 10 else 0.5
+        want = tp.want_on(float(t), duty, relay_on)
+        if want != relay_on and t - last_switch >= 10:
+            relay_on, last_switch = want, t
+            if relay_on:
+                starts.append(t)
+    assert starts[:2] == [0, 32]
+
+
 def test_a_duty_rising_after_a_mid_duty_pulse_starts_the_next_within_that_pulse_s_cycle():
     # A 50 % pulse (16 s of a 32 s cycle) while the duty then rises toward 90 %: the gap is that cycle's,
     # not a 60 s one's (a short pulse with a long gap would deliver half the heat asked for).
