@@ -14,9 +14,9 @@ import math
 from gpiozero import DigitalOutputDevice, Factory
 
 #: The most a cycle may swing the water (peak to peak), as a share of one minimum pulse's rise. The
-#: hold band allows half a swing plus the centring around the setpoint within 0.6 x one pulse's rise;
-#: at 0.8 the half swing (0.4) leaves a third of that for the centring, as at low duty, where the
-#: minimum pulse itself swings the water by ~1 x (half: 0.5).
+#: hold band allows half a swing plus the centring of the ripple on the setpoint within 0.6 x one
+#: pulse's rise: at 0.8 the half swing (0.4 x) leaves a third of it for the centring. A minimum
+#: pulse at low duty swings the water ~1 x and leaves a sixth: mid duties are no worse than that.
 RIPPLE_SHARE = 0.8
 
 
@@ -83,8 +83,8 @@ class TimeProportioner:
     be shorter than ``min_switch_s``, the cycle is stretched instead of rounded: the pulse (or gap)
     is held at the minimum and the cycle lengthened so the average is still exactly ``d``.
     A bath holding 52 degC needs ~15 % duty, under the 10 s / 60 s a mechanical relay allows: it
-    gets 10 s pulses every ~65 s, and never more than one switch-on per window; a lid-off bath at
-    50 % gets 16 s pulses every 32 s (docs/control.md, "Time-proportioning", has the wear).
+    gets 10 s pulses every ~65 s (~55 switch-ons an hour); a lid-off bath at 50 % gets 16 s pulses
+    every 32 s (docs/control.md, "Time-proportioning", has the wear).
 
     The duty is re-read every tick, so a pulse in progress follows the PID.
     """
