@@ -44,11 +44,12 @@ def test_active_low_relay_drives_the_pin_high_for_off(pins):
     assert pin.state is False
 
 
-def simulate(tp: TimeProportioner, duty: float, seconds: int, min_switch_s: float):
-    """Run a proportioner against a relay obeying the timing rules; return on-seconds and switch-ons."""
+def simulate(tp: TimeProportioner, duty, seconds: int, min_switch_s: float):
+    """Run a proportioner against a relay obeying the timing rules; return on-seconds, switch-ons and the
+    (second, level) edges. ``duty``: a constant, or a function of the second."""
     on, last_switch, on_s, ons, edges = False, -1e9, 0, 0, []
     for t in range(seconds):
-        want = tp.want_on(float(t), duty, on)
+        want = tp.want_on(float(t), duty(t) if callable(duty) else duty, on)
         if want != on and t - last_switch >= min_switch_s:
             on, last_switch = want, t
             edges.append((t, on))
@@ -95,43 +96,23 @@ def test_a_pulse_the_relay_held_to_its_minimum_on_time_counts_in_full():
     # The duty asks for a moment of heat and falls to 0; the relay stays on its 10 s minimum. Those 10 s
     # were delivered: at a duty of 0.05 the next pulse is due 10 / 0.05 = 200 s after the first.
     tp = TimeProportioner(window_s=60.0, min_switch_s=10.0)
-    relay_on, last_switch, starts = False, -1e9, []
-    for t in range(400):
-        duty = 0.05 if t == 0 or t >= 20 else 0.0
-        want = tp.want_on(float(t), duty, relay_on)
-        if want != relay_on and t - last_switch >= 10:
-            relay_on, last_switch = want, t
-            if relay_on:
-                starts.append(t)
-    assert starts[:2] == [0, 200]
+    _, _, edges = simulate(tp, lambda t: 0.05 if t == 0 or t >= 20 else 0.0, 400, 10.0)
+    assert [t for t, level in edges if level][:2] == [0, 200]
 
 
 def test_a_duty_rising_after_a_minimum_pulse_starts_the_next_at_the_cycle_it_asks_for():
     # A 10 s pulse at 10 % (a 100 s cycle), then the water dips and the duty rises to 50 %: the next pulse
     # comes after 50 %'s 32 s cycle, not after the window (60 s) or the small duty's 100 s.
     tp = TimeProportioner(window_s=60.0, min_switch_s=10.0)
-    relay_on, last_switch, starts = False, -1e9, []
-    for t in range(80):
-        duty = 0.1 if t <= 10 else 0.5
-        want = tp.want_on(float(t), duty, relay_on)
-        if want != relay_on and t - last_switch >= 10:
-            relay_on, last_switch = want, t
-            if relay_on:
-                starts.append(t)
-    assert starts[:2] == [0, 32]
+    _, _, edges = simulate(tp, lambda t: 0.1 if t <= 10 else 0.5, 80, 10.0)
+    assert [t for t, level in edges if level][:2] == [0, 32]
 
 
 def test_a_duty_rising_after_a_mid_duty_pulse_starts_the_next_within_that_pulse_s_cycle():
     # A 50 % pulse (16 s of a 32 s cycle) while the duty then rises toward 90 %: the gap is that cycle's,
     # not a 60 s one's (a short pulse with a long gap would deliver half the heat asked for).
     tp = TimeProportioner(window_s=60.0, min_switch_s=10.0)
-    relay_on, last_switch, edges = False, -1e9, []
-    for t in range(60):
-        duty = 0.5 if t <= 16 else 0.9
-        want = tp.want_on(float(t), duty, relay_on)
-        if want != relay_on and t - last_switch >= 10:
-            relay_on, last_switch = want, t
-            edges.append((t, relay_on))
+    _, _, edges = simulate(tp, lambda t: 0.5 if t <= 16 else 0.9, 60, 10.0)
     assert edges[:3] == [(0, True), (16, False), (32, True)]
 
 
