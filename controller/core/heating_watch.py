@@ -42,6 +42,7 @@ from controller.core.guards import (
     HEATING_MIN_DUTY,
     HEATING_RATE_SHARE,
     HEATING_RISE_C,
+    OVER_TARGET_C,
     STUCK_AVERAGE_S,
     ReadingHistory,
 )
@@ -94,8 +95,9 @@ class HeatingWatch:
     def update(self, now_s: float, temp_c: float, *, since_last_s: float, duty: float, setpoint_c: float,
                model: BathModel, rate_known: bool, relay_on: bool, latched: bool) -> None:
         """Account one tick of full power (``since_last_s`` of it with the relay ``relay_on``); start or
-        finish a heater check. Re-armed by a rise, by a sudden fall (cold water poured in), and whenever
-        the duty drops; a slow fall (what the water does with no heat) keeps counting from its lowest point."""
+        finish a heater check. Re-armed by a rise, by a sudden fall (cold water poured in), whenever
+        the duty drops, and while the heater holds the reading at the setpoint (:meth:`_holds`); a slow
+        fall (what the water does with no heat) keeps counting from its lowest point."""
         if self._still is None or temp_c != self._still[0]:
             self._still = (temp_c, now_s)
         if self._check is not None:
@@ -104,7 +106,8 @@ class HeatingWatch:
         # The rest after a check that found the bath at its limit ends early when the reading stands still:
         # a probe stuck or frozen since shows the water at its limit as well as a live one would.
         resting = now_s < self._quiet_until_s and now_s - self._still[1] < HEATER_STILL_S
-        if duty < HEATING_MIN_DUTY or latched or resting:
+        if duty < HEATING_MIN_DUTY or latched or resting \
+                or self._holds(temp_c, setpoint_c, model, rate_known=rate_known):
             self._watch = None
             return
         on_s, low_c = self._watch or (0.0, temp_c)
@@ -130,6 +133,16 @@ class HeatingWatch:
             now_c = self.history.mean_c(now_s - STUCK_AVERAGE_S, now_s)
             self._check = _Check(now_s, before, now_c)
             self._watch = None
+
+    @staticmethod
+    def _holds(temp_c: float, setpoint_c: float, model: BathModel, *, rate_known: bool) -> bool:
+        """Whether the heater holds the reading at the setpoint on a bath that is not at its limit: full
+        power would lift the water past the over-target limit (the learned bath's top, a lid-off bath at
+        a high hold duty). A welded relay there shows as the rise the stuck-relay and over-target rules
+        latch on; a heater check would find nothing more and cost the hold the water's fall while the
+        probe's delay hides it (1.5 degC on a small lid-off bath)."""
+        known = model.learned or rate_known
+        return known and temp_c >= setpoint_c and model.max_water_c >= setpoint_c + OVER_TARGET_C
 
     def _slope_c_per_s(self, now_s: float) -> float:
         return self.history.slope_c_per_s(now_s, HEATER_CHECK_SLOPE_S, STUCK_AVERAGE_S)

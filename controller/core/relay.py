@@ -13,6 +13,12 @@ import math
 
 from gpiozero import DigitalOutputDevice, Factory
 
+#: The most a cycle may swing the water (peak to peak), as a share of one minimum pulse's rise. The
+#: hold band allows half a swing plus the centring of the ripple on the setpoint within 0.6 x one
+#: pulse's rise: at 0.8 the half swing (0.4 x) leaves a third of it for the centring. A minimum
+#: pulse at low duty swings the water ~1 x and leaves a sixth: mid duties are no worse than that.
+RIPPLE_SHARE = 0.8
+
 
 class Relay:
     """The heater relay on ``pin`` (BCM numbering).
@@ -66,15 +72,19 @@ class Relay:
 
 
 class TimeProportioner:
-    """Turns a duty (0..1) into relay on/off: one pulse per cycle of ``window_s``.
+    """Turns a duty (0..1) into relay on/off: one pulse per cycle.
 
-    A duty ``d`` gives a pulse of ``d * window_s`` every ``window_s``. Where that
-    pulse (or the gap after it) would be shorter than ``min_switch_s``, the
-    cycle is stretched instead of rounded: the pulse (or gap) is held at the
-    minimum and the cycle lengthened so the average is still exactly ``d``.
-    A bath holding 52 degC needs ~15 % duty, under the 10 s / 60 s a mechanical
-    relay allows: it gets 10 s pulses every ~65 s, the smallest ripple those
-    contacts allow, and never more than one switch-on per window.
+    A duty ``d`` gives a pulse of ``d * cycle`` every cycle (:meth:`cycle_s`). The cycle is
+    ``window_s`` but at mid duties, where one cycle swings the water by ``(P/C) * d(1-d) * cycle``
+    peak to peak: there it shortens until that swing is no more than RIPPLE_SHARE of what one
+    minimum pulse puts into the water, ``(P/C) * min_switch_s``, the least ripple the relay can
+    make at all. The heater's power and the bath cancel out: only the duty and the relay's own
+    limits set the cycle, so no bath has to be known. Where the pulse (or the gap after it) would
+    be shorter than ``min_switch_s``, the cycle is stretched instead of rounded: the pulse (or gap)
+    is held at the minimum and the cycle lengthened so the average is still exactly ``d``.
+    A bath holding 52 degC needs ~15 % duty, under the 10 s / 60 s a mechanical relay allows: it
+    gets 10 s pulses every ~65 s (~55 switch-ons an hour); a lid-off bath at 50 % gets 16 s pulses
+    every 32 s (docs/control.md, "Time-proportioning", has the wear).
 
     The duty is re-read every tick, so a pulse in progress follows the PID.
     """
@@ -89,6 +99,7 @@ class TimeProportioner:
         self._cycle_start_s: float | None = None  # when the current pulse began
         self._ideal_start_s = 0.0                 # when it was due (ticks round it late)
         self._pulse_s: float | None = None        # its length, once it ended
+        self._pulse_cycle_s = self.window_s        # the cycle it was sized for (the duty then)
 
     def interrupt(self, now_s: float) -> None:
         """The relay was held off (a guard, a bad reading): a pulse in progress ends here and
@@ -96,18 +107,27 @@ class TimeProportioner:
         if self._cycle_start_s is not None and self._pulse_s is None:
             self._pulse_s = max(0.0, now_s - self._cycle_start_s)
 
+    def cycle_s(self, duty: float) -> float:
+        """The cycle for ``duty`` (s): :meth:`ripple_cycle_s`, longer where the pulse or the gap would
+        be under ``min_switch_s``; ``inf`` at 0 and 1 (no cycle)."""
+        if duty <= 0.0 or duty >= 1.0:
+            return math.inf
+        m = self.min_switch_s
+        return max(self.ripple_cycle_s(duty), m / duty, m / (1.0 - duty))
+
+    def ripple_cycle_s(self, duty: float) -> float:
+        """The cycle ``duty`` asks for before the minimum on/off times stretch it (s): ``window_s``,
+        shorter at mid duties so one cycle's ripple stays within RIPPLE_SHARE of one minimum pulse's."""
+        spread = duty * (1.0 - duty)
+        return self.window_s if spread <= 0.0 else min(self.window_s, RIPPLE_SHARE * self.min_switch_s / spread)
+
     def on_time_s(self, duty: float) -> float:
         """Pulse length for ``duty`` (s); ``inf`` means stay on."""
-        w, m = self.window_s, self.min_switch_s
         if duty <= 0.0:
             return 0.0
         if duty >= 1.0:
             return float("inf")
-        if duty * w < m:
-            return m                       # short pulse: hold it at the minimum
-        if (1.0 - duty) * w < m:
-            return m * duty / (1.0 - duty)  # short gap: gap at the minimum
-        return duty * w
+        return duty * self.cycle_s(duty)
 
     def want_on(self, now_s: float, duty: float, relay_on: bool) -> bool:
         """Whether the relay should be on now. ``relay_on`` is its actual state."""
@@ -117,25 +137,36 @@ class TimeProportioner:
                 self._cycle_start_s = self._ideal_start_s = now_s
                 self._pulse_s = None
             if now_s - self._cycle_start_s < self.on_time_s(duty):
+                self._pulse_s = None  # running (again, if the duty rose before the relay could open)
+                self._pulse_cycle_s = self.ripple_cycle_s(duty)
                 return True
-            if self._pulse_s is None:
-                self._pulse_s = now_s - self._cycle_start_s
+            # The pulse is what the relay delivered: a relay that holds its minimum on-time past a
+            # duty that fell to 0 delivered all of it, and the next pulse waits for that too.
+            self._pulse_s = now_s - self._cycle_start_s
             return False
         if duty <= 0.0:
             return False
         if duty >= 1.0:
             # Full power wanted: now, not when the schedule of a smaller duty says.
-            self._cycle_start_s, self._ideal_start_s, self._pulse_s = now_s, now_s, None
-            return True
+            return self._start(now_s, now_s, duty)
         ideal_s = now_s
         # _pulse_s is None here only if the relay refused the last start (its
         # minimum off-time): then simply ask again.
         if self._cycle_start_s is not None and self._pulse_s is not None:
-            # Next pulse once this cycle has delivered its share: pulse / period = duty.
-            due_s = self._ideal_start_s + max(self.window_s, self._pulse_s / duty)
+            # Next pulse once this cycle has delivered its share: pulse / period = duty; and not
+            # before the shorter of the cycle the pulse was sized for (the duty it ended on) and the
+            # cycle the duty asks for now. Either keeps the ripple within RIPPLE_SHARE; the longer
+            # would give a mid-duty pulse a high duty's gap, or a duty that rose (cold stones put
+            # back, the water dipping) the long wait of the small pulse before.
+            cycle_s = min(self._pulse_cycle_s, self.ripple_cycle_s(duty))
+            due_s = self._ideal_start_s + max(cycle_s, self._pulse_s / duty)
             if now_s < due_s:
                 return False
-            if now_s - due_s < self.window_s:
+            if now_s - due_s < cycle_s:
                 ideal_s = due_s  # keep the schedule: a start a tick late is made up next cycle
+        return self._start(now_s, ideal_s, duty)
+
+    def _start(self, now_s: float, ideal_s: float, duty: float) -> bool:
         self._cycle_start_s, self._ideal_start_s, self._pulse_s = now_s, ideal_s, None
+        self._pulse_cycle_s = self.ripple_cycle_s(duty)
         return True
