@@ -65,6 +65,7 @@ class Observer:
         self.suspect = False           # a reading fell away and has not risen with heat since
         self.suspect_s = 0.0           # ... for this long
         self._anchor_c = 0.0           # the bias before the reading fell away
+        self._high_c = 0.0             # the highest bias of about the last probe delay (see correct)
         self._low_c = 0.0              # the lowest reading since
         self._suspect_heat_c = 0.0     # the heat delivered since (degC of the whole bath)
         self.drift_c_per_s = 0.0       # heat flow the model misses (negative: more losses), degC/s
@@ -129,6 +130,7 @@ class Observer:
         ramp ``slope_c_per_s`` over the delay (0: settled), unless ``water_c`` says where it is."""
         self.model = model
         self.suspect, self.suspect_s, self._anchor_c, self._suspect_heat_c = False, 0.0, self.bias_c, 0.0
+        self._high_c = self.bias_c
         self.drift_c_per_s = self._trend_c_per_s = 0.0
         ahead_c = slope_c_per_s * model.delay_s
         self._water_c = (reading_c + ahead_c if water_c is None else water_c) - self.bias_c
@@ -195,6 +197,7 @@ class Observer:
                                            m.loss_per_s * excess)
             if self.departing and not self.suspect:
                 self.suspect, self.suspect_s, self._low_c, self._suspect_heat_c = True, 0.0, reading_c, 0.0
+                self._anchor_c = max(self._anchor_c, self._high_c)
             if self.suspect:
                 if self._suspect_heat_c > 0:  # "not risen with the heat" counts once heat went in: a warmer
                     self.suspect_s += dt_s    # held off in a cold bath (1/16 degC steps) never confirms it
@@ -203,11 +206,16 @@ class Observer:
                     self.suspect, self._suspect_heat_c = False, 0.0  # it rose with the heat: a probe in the water
         if not self.suspect:
             self._anchor_c = self.bias_c
+            # A probe leaving the water drags the estimate down for a few ticks (through its lag) before its
+            # fall is fast enough to tell from a lossy bath cooling: the suspect reading's anchor is the highest
+            # bias of about the last probe delay, not the one of the tick before (a 1 degC gap on a lid-off bath).
+            self._high_c = max(self.bias_c, self._high_c + (self.bias_c - self._high_c) * dt_s / (m.delay_s + dt_s))
 
     def add_heat(self, rise_c: float) -> None:
         """Count ``rise_c`` of heat the probe never confirmed as real (it went into the water)."""
         self.bias_c += rise_c
         self._anchor_c += rise_c
+        self._high_c += rise_c
 
 
 # -- the energy budget -----------------------------------------------------------------------------

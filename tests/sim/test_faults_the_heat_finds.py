@@ -42,3 +42,16 @@ def test_a_probe_lifted_at_hold_is_caught_within_minutes_not_at_the_suspect_time
     assert run["reported"] == FaultKind.SENSOR
     assert run["trip_s"] <= 300.0
     assert run["peak_water_c"] < 47.5 + 1.5
+
+
+def test_a_probe_lifted_mid_pulse_on_a_small_lid_off_bath_leaves_the_water_below_setpoint_plus_1_5():
+    # 1657 W into 3.4 L + 5.9 kg stones with the lid off (a 10 s pulse lifts the water 1.1 degC), lag 15 s, dead
+    # time 17 s, set 49 degC: the probe, lifted during a pulse, first falls through its lag as slowly as this
+    # lossy bath may cool, dragging the estimate down for a few ticks before the fall is fast enough to be
+    # suspect. The guard must count the heat since from the estimate of before that fall, not of the tick before.
+    run = fault_run("probe lifted at hold", setpoint_c=49.0, lid_off=True, power_w=1657.0698, element_j_per_k=414.2675,
+                    element_w_per_k=82.8535, water_kg=3.36708, pot_j_per_k=402.0248, stones_kg=5.872712,
+                    loss_w_per_k=4.18354, lid_open_factor=5.817447, probe_lag_s=14.530106, dead_time_s=16.912967,
+                    room_c=15.381688)
+    assert run["caught"]
+    assert run["peak_water_c"] < 49.0 + 1.5
