@@ -112,7 +112,7 @@ class BathTracker:
         # Heat that should show at the probe by now: the model's rise plus the losses it made up for.
         rise = max(0.0, obs.predicted_change_c + obs.loss_per_s * max(0.0, obs.probe_c - m.room_c) * dt_s)
         self.lifted.update(now_s, dt_s, reading_c, heat_c=m.heat_rate_c_per_s * heater_on_s * self.rate_share,
-                           loss_per_s=obs.loss_per_s, suspect=obs.suspect and account, model=m)
+                           loss_per_s=obs.loss_per_s, suspect=obs.suspect, model=m)
         if account:
             self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=obs.predicted_change_c,
                              expected_rise_c=rise * BUDGET_RATE_SHARE * self.rate_share, departing=obs.suspect)
@@ -127,7 +127,9 @@ class BathTracker:
             self.fitted = True
         else:
             obs.take_model(model)
-        # Losses the new loss rate now explains are no longer missed.
+        # Losses the new loss rate now explains are no longer missed; a lower rate leaves more of what the bath
+        # lately lost unexplained (the observer's flow moves the same way, take_model): model and missed together
+        # stay the losses as the bath behaved.
         excess_c = max(1.0, obs.water_c - model.room_c)
         self.missed_losses_c_per_s = max(0.0, self.missed_losses_c_per_s
                                          - (model.loss_per_s - m.loss_per_s) * excess_c)

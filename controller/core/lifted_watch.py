@@ -5,12 +5,20 @@ A reading that fell away faster than the bath can cool is *suspect* (the observe
 The heat tells them apart. Heat that warms the water (the heater's, less the losses at the
 water the reading says) shows at a probe in the water a probe delay later; stones put back
 cold take at most 40 % of it first. So once the reading has really fallen (a dead element in a
-bath the model thought warming departs from it too, but its reading does not fall) and enough
-net heat went in for the water to rise CONFIRM_RISE_C (which believes the reading again), a
-probe that has not risen two 1/16 degC steps LIFTED_DELAYS probe delays later, and stands still,
-is not in the water. A probe still falling is still showing cold water poured in through its
-lag: the count waits for it to stand still; one that rose starts it afresh. The numbers are
-in :mod:`controller.core.guards`.
+bath the model thought warming departs from it too, but its reading does not fall) and stands
+still, LIFTED_HEAT_C of net heat given *since it stood still* (enough for the water to rise
+CONFIRM_RISE_C, which believes the reading again) and no rise of two 1/16 degC steps
+LIFTED_DELAYS probe delays later says the probe is not in the water.
+
+What this must not take for a lifted probe: cold water poured in, or stones put back cold, read
+through the probe's lag. Their reading is still falling (the count waits for it to stand still),
+and while the guard holds the heater back the heat given barely covers the losses at the cold
+water the reading says (the count waits for the net heat, and forgets it when the losses take it
+back). The watch is kept through a latched fault: acknowledged with the probe still out, the
+reading has fallen as far from the same top, and the rule trips again (at once, unless the
+losses took the counted heat back meanwhile) instead of taking the fallen reading as its new
+top. The numbers are in
+:mod:`controller.core.guards`.
 
 Stdlib only: this module is part of the heater's own code.
 """
@@ -22,11 +30,11 @@ from controller.core.guards import LIFTED_FALL_C, LIFTED_HEAT_C, LIFTED_STILL_C,
 
 
 class LiftedWatch:
-    """Net heat given since the reading became suspect, and since when it was enough to show."""
+    """Net heat given since a suspect reading stood still, and since when it was enough to show."""
 
     def __init__(self) -> None:
-        self.heat_c = 0.0                 # net heat since the reading became suspect (degC of the bath)
-        self.since_s: float | None = None  # when it reached LIFTED_HEAT_C
+        self.heat_c = 0.0                 # net heat since the reading stood still (degC of the bath)
+        self.since_s: float | None = None  # when that reached LIFTED_HEAT_C
         self.top_c: float | None = None    # the warmest reading of the probe delay before it became suspect
         self.low_c = 0.0                   # the lowest 10 s mean of the reading since the heat reached LIFTED_HEAT_C
         self._readings = ReadingHistory(DEAD_MAX_S + LAG_MAX_S + STUCK_AVERAGE_S)
@@ -44,22 +52,32 @@ class LiftedWatch:
             return
         if self.top_c is None:
             self.top_c = max(c for t, c in self._readings.kept if t >= now_s - model.delay_s)
+        if not self._still(now_s, model):
+            self.heat_c, self.since_s = 0.0, None  # still falling (or rising): the probe shows something
+            return
         self.heat_c += heat_c - loss_per_s * max(0.0, reading_c - model.room_c) * dt_s
-        mean_c = self._readings.mean_c(now_s - STUCK_AVERAGE_S, now_s)
-        if self.since_s is None:
-            if self.heat_c >= LIFTED_HEAT_C:
-                self.since_s, self.low_c = now_s, mean_c
+        mean_c = self._mean_c(now_s)
+        if self.heat_c < LIFTED_HEAT_C:
+            self.heat_c, self.since_s = max(0.0, self.heat_c), None  # the losses took it back: nothing to show
+        elif self.since_s is None:
+            self.since_s, self.low_c = now_s, mean_c
         elif mean_c - self.low_c >= 2 * LIFTED_STILL_C:
             self.heat_c, self.since_s = 0.0, None  # it rose with the heat: in the water; more heat must go unseen
         else:
             self.low_c = min(self.low_c, mean_c)
 
     def unseen_s(self, now_s: float, model: BathModel) -> float:
-        """How long ago enough heat to show went in, the reading standing still now (0: not so)."""
+        """How long ago enough heat to show went in, the reading standing still since (0: not so)."""
         if self.since_s is None or self.top_c is None or not self._readings.kept:
             return 0.0
+        fallen_c = self.top_c - self._mean_c(now_s)
+        return now_s - self.since_s if fallen_c >= LIFTED_FALL_C else 0.0
+
+    def _mean_c(self, now_s: float) -> float:
+        return self._readings.mean_c(now_s - STUCK_AVERAGE_S, now_s)
+
+    def _still(self, now_s: float, model: BathModel) -> bool:
+        """The reading moved less than one 1/16 degC step over the last probe delay (10 s means)."""
         delay_s = model.delay_s
-        fell_c = (self._readings.mean_c(now_s - delay_s, now_s - delay_s + STUCK_AVERAGE_S)
-                  - self._readings.mean_c(now_s - STUCK_AVERAGE_S, now_s))
-        fallen_c = self.top_c - self._readings.mean_c(now_s - STUCK_AVERAGE_S, now_s)
-        return now_s - self.since_s if abs(fell_c) < LIFTED_STILL_C and fallen_c >= LIFTED_FALL_C else 0.0
+        then_c = self._readings.mean_c(now_s - delay_s, now_s - delay_s + STUCK_AVERAGE_S)
+        return abs(then_c - self._mean_c(now_s)) < LIFTED_STILL_C
