@@ -83,6 +83,12 @@ class Observer:
         m = self.model
         return max(0.0, m.loss_per_s - self.drift_c_per_s / max(1.0, self.water_c - m.room_c))
 
+    @property
+    def correction_c_per_s(self) -> float:
+        """The correction's mean over the last TREND_S (degC/s): heat the model and the drift still miss
+        (negative: the bath takes more than they say, e.g. stones soaking up heat)."""
+        return self._trend_c_per_s
+
     def take_model(self, model: BathModel) -> None:
         """Use ``model`` from now on, keeping the losses as the bath behaves now: what the missed
         heat flow held that the new loss rate now explains leaves the flow."""
@@ -195,6 +201,12 @@ class Observer:
                 drift_s = DRIFT_UP_S if self._trend_c_per_s > 0 else DRIFT_S
                 self.drift_c_per_s = clamp(self.drift_c_per_s + step / drift_s, -loss * excess,
                                            m.loss_per_s * excess)
+            elif pull >= up and self.drift_c_per_s < 0 and not self.suspect:
+                # The water rises faster than the model can follow at all: a heat loss it still counts (a lid
+                # put back on) is not there. Forget it as fast as a correction upward; a saturated correction
+                # teaches nothing else (hot water poured in), and left alone the loss kept the estimate
+                # degrees below the water for an hour, the heater on at full power against the guard.
+                self.drift_c_per_s = min(0.0, self.drift_c_per_s + step / DRIFT_UP_S)
             if self.departing and not self.suspect:
                 self.suspect, self.suspect_s, self._low_c, self._suspect_heat_c = True, 0.0, reading_c, 0.0
                 self._anchor_c = max(self._anchor_c, self._high_c)
