@@ -25,9 +25,10 @@ def _true_rate(p: BathParams) -> float:
     return p.power_w / (p.water_kg * WATER_J_PER_KG_K + p.pot_j_per_k + p.stones_kg * BASALT_J_PER_KG_K)
 
 
-def _warm_up_then_off(p: BathParams, *, off_s: int) -> tuple[Learner, list[float]]:
+def _warm_up_then_off(p: BathParams, *, off_s: int, pulse_every_s: int = 0) -> tuple[Learner, list[float]]:
     """Full power until the water is 6 degC under the setpoint (where a long probe delay makes the approach
-    let go), then the heater off for ``off_s``; the learned heating rate after every second with it off."""
+    let go), then the heater off for ``off_s`` (but for 10 s pulses every ``pulse_every_s``, if given); the
+    learned heating rate after each of those seconds."""
     plant = StoneBath(p)
     learner = Learner(BathModel())
     rng = random.Random(1)
@@ -37,10 +38,11 @@ def _warm_up_then_off(p: BathParams, *, off_s: int) -> tuple[Learner, list[float
         reading = round((plant.probe_c() + rng.gauss(0.0, 0.03)) * 16) / 16
         learner.observe(float(t), reading, plant.water_c, True, SETPOINT_C, 1.0)
         t += 1
-    for _ in range(off_s):
-        plant.advance(1.0, False)
+    for i in range(off_s):
+        on = pulse_every_s > 0 and i % pulse_every_s >= pulse_every_s - 10
+        plant.advance(1.0, on)
         reading = round((plant.probe_c() + rng.gauss(0.0, 0.03)) * 16) / 16
-        learner.observe(float(t), reading, plant.water_c, False, SETPOINT_C, 1.0)
+        learner.observe(float(t), reading, plant.water_c, on, SETPOINT_C, 1.0)
         rates.append(learner.model.heat_rate_c_per_s)
         t += 1
     return learner, rates
@@ -65,3 +67,12 @@ def test_the_ramp_after_the_relay_opens_is_fitted_once_the_heater_is_off():
     # one fit, a dead time after the relay opened: the readings until then are still the full-power ramp's
     assert len(changes) == 1
     assert changes[0] == pytest.approx(learner.model.dead_time_s, abs=2)
+
+
+def test_the_ramp_after_the_relay_opens_is_not_fitted_on_a_heater_pulse():
+    # 10 s pulses from 25 s, 60 s, 95 s ... after the relay opened: the dead time (about 60 s) ends in one
+    p = _stone_heavy(dead_time_s=55.0, lag_s=30.0)
+    learner, rates = _warm_up_then_off(p, off_s=180, pulse_every_s=35)
+    changes = [i for i in range(1, len(rates)) if rates[i] != rates[i - 1]]
+    assert len(changes) == 1
+    assert changes[0] == 70  # the first tick with the heater off after that pulse
