@@ -83,12 +83,6 @@ class Observer:
         m = self.model
         return max(0.0, m.loss_per_s - self.drift_c_per_s / max(1.0, self.water_c - m.room_c))
 
-    @property
-    def correction_c_per_s(self) -> float:
-        """The correction's mean over the last TREND_S (degC/s): heat the model and the drift still miss
-        (negative: the bath takes more than they say, e.g. stones soaking up heat)."""
-        return self._trend_c_per_s
-
     def take_model(self, model: BathModel) -> None:
         """Use ``model`` from now on, keeping the losses as the bath behaves now: what the missed
         heat flow held that the new loss rate now explains leaves the flow."""

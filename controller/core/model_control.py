@@ -49,10 +49,5 @@ def feedforward_duty(model: BathModel, observer: Observer | None, setpoint_c: fl
     were measured, not the missed-heat flow of the moment: what an open lid takes extra is left to the
     proportional term, so nothing stored overshoots when the lid goes back on."""
     if not model.loss_fits and observer is not None:
-        # Nothing measured yet: what the bath takes now, and what the correction still adds. Heat the model
-        # misses (the stones soaking up heat, an open lid) shows in the correction first; the missed-heat flow
-        # learns it over minutes, and meanwhile the proportional term alone held a small fast bath ~1 degC low
-        # while it crept the last degrees of its warm-up (2.4 x the full-power time).
-        missed = 0.0 if observer.suspect else -observer.correction_c_per_s / model.heat_rate_c_per_s
-        return min(1.0, max(0.0, observer.hold_duty(setpoint_c) + missed))
+        return min(1.0, observer.hold_duty(setpoint_c))  # nothing measured yet: what it does now
     return min(1.0, model.hold_duty(setpoint_c))

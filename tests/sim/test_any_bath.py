@@ -229,26 +229,3 @@ def test_the_lid_put_back_on_a_weak_heaters_bath_does_not_leave_it_at_full_power
         assert peak_water(sim, 3900) <= 52.5 + 0.2
         last = [r.relay for r in sim.trace if r.t_s >= 3900 + 2400]
         assert sum(last) / len(last) < 0.8  # it holds at ~62 % duty, not at full power
-
-
-def test_the_last_degrees_of_a_small_lid_off_bath_with_a_strong_heater_do_not_creep():
-    # 1150 W into 3.1 L + 1.8 kg with the lid off, a 34 s dead time: full power reaches 46.5 degC in ~330 s.
-    # The open lid's losses are not measured yet and the missed-heat flow learns them over minutes: the
-    # proportional term alone held the water ~1 degC low and it crept the last degrees, 2.4 x the full-power
-    # time (now 1.74 x: the feed-forward takes what the correction still adds).
-    fast = bath(lid_open_factor=5.45, **fleet_like(power_w=1150.0, water_kg=3.1, stones_kg=1.8, room_c=26.5,
-                                                   start_c=26.5, probe_lag_s=6.0, dead_time_s=34.0))
-    plant, full_s = lid_off(fast()), 0
-    while plant.water_c < 46.5:
-        plant.advance(1.0, True)
-        full_s += 1
-
-    with session(lambda: lid_off(fast()), setpoint_c=47.0, seconds=1200) as sim:
-        assert faults(sim) == []
-        assert first_in_band_s(sim, 47.0) <= 2.0 * full_s
-        assert peak_water(sim) <= 47.0 + 0.5
-
-
-def lid_off(plant):
-    plant.set_lid(True)
-    return plant
