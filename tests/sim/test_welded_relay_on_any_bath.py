@@ -125,3 +125,22 @@ def test_a_welded_relay_on_a_lid_off_bath_whose_losses_are_not_measured_yet_is_t
 def test_a_welded_relay_on_a_lid_off_bath_whose_losses_are_not_measured_yet_is_alarmed_within_3_minutes():
     wanted_off_s, stuck_s, _ = _welded_lid_off_bath()
     assert stuck_s - wanted_off_s <= 180.0
+
+
+def test_a_welded_relay_on_a_bath_that_can_pass_its_setpoint_only_a_little_is_told_as_a_stuck_relay():
+    # 1081 W into 9.9 L + 3.6 kg stones with the lid off holds at most 54.6 degC (set 53): a weld at the ~95 %
+    # hold duty warms the water a few hundredths of a degC a minute. Once the guard holds the relay off, the
+    # reading keeps creeping up where the bath's losses (nearly full power) would cool it fast.
+    params = BathParams("test", power_w=1081.0, element_j_per_k=270.3, element_w_per_k=54.1, water_kg=9.89,
+                        pot_j_per_k=793.3, stones_kg=3.64, loss_w_per_k=7.44, lid_open_factor=4.26,
+                        probe_lag_s=18.2, dead_time_s=30.4, room_c=20.5, start_c=20.5)
+    weld_s = 6464.0
+    with simulation(lambda: StoneBath(params), setpoint_c=53.0,
+                    injections=[Injection("stuck-relay", weld_s, math.inf)]) as sim:
+        sim.plant.set_lid(True)
+        sim.run(weld_s + 2400)
+        tripped = faults(sim)
+        assert tripped and tripped[0][1] == FaultKind.STUCK_RELAY and tripped[0][0] > weld_s
+        assert not sim.relay_pin_on()
+        assert all(t - sim.t0 < tripped[0][0] for t, level in sim.pin.changes if level)
+        assert max(r.water_c for r in sim.trace) < 53.0 + 1.5  # the weld cannot take it far: not the point
