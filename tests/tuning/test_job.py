@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -111,5 +112,7 @@ def test_sudo_autotune_runs_in_the_service_and_a_dropped_client_does_not_stop_it
     finally:
         proc.terminate()
         output = proc.communicate(timeout=10)[0]
+        # On a failure above, the service's own account of it (a crash, a refused request) goes into the report.
+        print("the service's output:", output, sep="\n", file=sys.stderr)
     assert proc.returncode == 0, output
     assert "autotune started" in output and not path.exists()
