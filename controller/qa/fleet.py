@@ -230,6 +230,7 @@ def run_fault(bath: FleetBath, fault: str, *, seed: int = 1) -> dict:
         setpoint_c = sim.controller.setpoint_c
         # A welded relay: the alarm is timed from when the interlock first wanted the heater off (the pin)
         offs = [t - sim.t0 for t, level in sim.pin.changes if not level and t - sim.t0 >= at_s]
+        on_at_s = [level for t, level in sim.pin.changes if t - sim.t0 < at_s][-1:] == [True]
     finally:
         sim.close()
     first = after[0] if after else None
@@ -238,9 +239,10 @@ def run_fault(bath: FleetBath, fault: str, *, seed: int = 1) -> dict:
     # A welded relay the interlock never wanted off (a bath too weak to reach its setpoint, at full power)
     # gives no heat beyond what was asked for: nothing can tell it and there is nothing to alarm; the run is
     # judged on the water like any other fault, and counted apart.
-    never_wanted_off = kind == "stuck-relay" and not offs
+    never_wanted_off = kind == "stuck-relay" and on_at_s and not offs
     if kind == "stuck-relay" and not never_wanted_off:
-        safe = first is not None and first.monotonic_s - sim.t0 - offs[0] <= WELDED_ALARM_S
+        wanted_off_s = offs[0] if offs else at_s  # the pin already off at the weld: wanted off from then
+        safe = first is not None and first.monotonic_s - sim.t0 - wanted_off_s <= WELDED_ALARM_S
     else:
         safe = peak <= setpoint_c + SAFE_ABOVE_C
     return {"bath": bath.index, "label": bath.label(), "fault": fault, "at_s": at_s,

@@ -50,3 +50,12 @@ def test_a_welded_relay_the_interlock_never_wanted_off_is_judged_on_the_water_an
     assert run["safe"] and run["peak_above_setpoint_c"] < 0.0
     summary = summarize_fleet({"everyday": [], "faults": [run]})["faults"]["relay welded"]
     assert summary["never_wanted_off"] == 1 and summary["unsafe"] == 0
+
+
+def test_a_welded_relay_already_wanted_off_when_it_welds_is_timed_from_the_weld():
+    # 1624 W into 3.5 L + 9.7 kg of stones holds 54 degC at a small duty: the weld comes between two pulses,
+    # with the pin already off, and the alarm is timed from the weld itself
+    params = sim_fleet.draw(200, seed=1)[20].params
+    run = run_fault(sim_fleet.FleetBath(20, params, 54.0, False), "relay welded", seed=1)
+    assert not run["never_wanted_off"]
+    assert run["caught"] and run["safe"] and run["trip_s"] <= 180.0
