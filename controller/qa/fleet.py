@@ -8,7 +8,8 @@ Each bath of :func:`controller.sim.fleet.draw` runs twice through the real code 
   raised back. Nothing may trip.
 * **fault**: the same start, then one real fault (cycling through :data:`FAULTS` by
   bath index). It must be caught, and the true water must stay below setpoint + 1.5 degC
-  (the welded relay, which nothing can switch off, must be alarmed within 3 min).
+  (the welded relay, which nothing can switch off, must be alarmed within 3 min of the heater
+  first wanted off; one never wanted off is judged on the water and counted apart).
 
 Figures (docs/control.md, "The fleet"): false trips, the approach overshoot (the true
 water's first lobe above the setpoint, on the warm-up and after the setpoint is raised),
