@@ -86,15 +86,25 @@ class Learner:
                       setpoint_c: float) -> BathModel | None:
         ramp = self._ramp
         off_since_s = self._off_since_s
+        if ramp is not None and ramp.off_s is not None:
+            if not heater_on:
+                self._off_since_s = now_s if off_since_s is None else off_since_s
+            elif reading_c is not None:
+                self._off_since_s = None
+            return self._observe_tail(now_s, reading_c, heater_on, ramp)
         if not heater_on:
             self._off_since_s = now_s if off_since_s is None else off_since_s
             self._ramp = None
-            if ramp is not None:
-                self._ramp_end_s = now_s
-            if ramp is not None and ramp.fits:
-                self.model = replace(self.model, warmups=self.model.warmups + 1)
-                return self.model
-            return None
+            if ramp is None:
+                return None
+            self._ramp_end_s = now_s
+            if not ramp.fits:
+                return None
+            if not ramp.past_window(now_s):
+                ramp.off_s = now_s  # the probe still shows the full-power water for a dead time
+                self._ramp = ramp
+            self.model = replace(self.model, warmups=self.model.warmups + 1)
+            return self.model
         if reading_c is None:
             return None
         self._off_since_s = None
@@ -103,7 +113,7 @@ class Learner:
             # still falls, or still shows water poured in, and its line would be no heating rate.
             settled = not self.model.learned or (off_since_s is not None and now_s - off_since_s >= STONES_SETTLE_S)
             if reading_c <= setpoint_c - RAMP_BELOW_C and settled:
-                self._ramp = _Ramp(now_s, reading_c)
+                self._ramp = _Ramp(now_s, reading_c, later=self.model.learned)
                 if not self.model.learned and reading_c <= ROOM_MAX_C:
                     # A cold start: the bath is at room temperature.
                     self.model = replace(self.model, room_c=clamp(reading_c, ROOM_MIN_C, ROOM_MAX_C))
@@ -113,12 +123,35 @@ class Learner:
         ramp.add(now_s, reading_c)
         if ramp.detect_s is None or now_s - ramp.last_fit_s < FIT_EVERY_S:
             return None
-        if ramp.first_delay_s is not None and now_s - ramp.detect_s > max(FIT_WINDOW_MIN_S,
-                                                                          FIT_SPANS * ramp.first_delay_s):
+        if ramp.past_window(now_s):
             return self._late_fit(now_s, ramp)
+        return self._fit_ramp(now_s, ramp)
+
+    def _observe_tail(self, now_s: float, reading_c: float | None, heater_on: bool, ramp: _Ramp) -> BathModel | None:
+        """The relay opened: the water's slope changed then, and the probe shows it one dead time later
+        (it sees nothing of the water newer than that). Until then its readings are still the full-power
+        ramp's, the part of it where the stones have taken the most of their share: with a long probe
+        delay that is a large part of what the probe showed of a short warm-up. One last fit then, on a
+        tick with the heater off (a heater pulse's tick would take the model as a ramp's new start)."""
+        assert ramp.off_s is not None
+        if ramp.tail_done:
+            if heater_on:
+                return None
+            self._ramp = None
+            return self._fit_ramp(now_s, ramp)
+        if now_s < ramp.off_s + self.model.dead_time_s:
+            if reading_c is not None:
+                ramp.add(now_s, reading_c)
+            return None
+        ramp.tail_done = True
+        return None if heater_on else self._observe_tail(now_s, reading_c, heater_on, ramp)
+
+    def _fit_ramp(self, now_s: float, ramp: _Ramp) -> BathModel | None:
+        """The heating rate, dead time and lag from the ramp's line so far."""
         fit = ramp.fit(now_s)
         if fit is None:
             return None
+        assert ramp.detect_s is not None
         slope, delay_s = fit
         m = self.model
         # The longest delay any fit of this warm-up saw: the losses bending the ramp, and the stones taking
@@ -130,11 +163,11 @@ class Learner:
             ramp.first_delay_s = dead_s + lag_s
         water_c = ramp.mean_c + slope * ramp.delay_s
         rate = slope + m.loss_per_s * (water_c - m.room_c)
-        if m.learned and slope < BENT_SHARE * rate:
+        if ramp.later and slope < BENT_SHARE * rate:
             # Near the bath's limit the losses bend the ramp: its line starts too early (no delay), and its
             # heating rate is only as good as the losses assumed. The holds at full power learn the limit.
             return None
-        if m.learned and ramp.fits == 0:
+        if ramp.later and ramp.fits == 0:
             # A later warm-up (more water, more stones): move toward it, not onto it.
             ramp.prior = (m.heat_rate_c_per_s, m.dead_time_s, m.lag_s)
         if ramp.prior is not None:
@@ -227,8 +260,9 @@ class Learner:
 class _Ramp:
     """One full-power warm-up's readings, kept as prefix sums for O(1) line fits."""
 
-    def __init__(self, start_s: float, start_c: float) -> None:
+    def __init__(self, start_s: float, start_c: float, *, later: bool) -> None:
         self.start_s = start_s
+        self.later = later  # a later warm-up: the model was learned before it
         self.start_c = start_c
         self.detect_s: float | None = None
         self._above = 0
@@ -243,6 +277,13 @@ class _Ramp:
         self.first_delay_s: float | None = None
         self.delay_s = 0.0
         self.late_done = False
+        self.off_s: float | None = None  # when the relay opened (the tail: the probe still shows the ramp)
+        self.tail_done = False
+
+    def past_window(self, now_s: float) -> bool:
+        """Whether the fits of this warm-up are over (the losses and the stones bend it from here)."""
+        return (self.detect_s is not None and self.first_delay_s is not None
+                and now_s - self.detect_s > max(FIT_WINDOW_MIN_S, FIT_SPANS * self.first_delay_s))
 
     def add(self, t_s: float, reading_c: float) -> None:
         rel = t_s - self.start_s

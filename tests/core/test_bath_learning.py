@@ -1,0 +1,78 @@
+"""Learning the heating rate on the baths where the stones hide it: a short warm-up of a strong heater in
+little water with many stones, seen through a long probe delay."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from controller.core.bath_learning import Learner
+from controller.core.bath_model import BathModel
+from controller.sim.plant import BASALT_J_PER_KG_K, WATER_J_PER_KG_K, BathParams, StoneBath
+
+SETPOINT_C = 50.0
+
+
+def _stone_heavy(*, dead_time_s: float, lag_s: float) -> BathParams:
+    """1800 W into 3 L of water and 10 kg of stones, lid on: the stones are 40 % of the heat capacity."""
+    return BathParams("stone-heavy", power_w=1800.0, element_j_per_k=450.0, element_w_per_k=90.0, water_kg=3.0,
+                      pot_j_per_k=380.0, stones_kg=10.0, loss_w_per_k=4.0, probe_lag_s=lag_s,
+                      dead_time_s=dead_time_s, room_c=22.0, start_c=22.0)
+
+
+def _true_rate(p: BathParams) -> float:
+    return p.power_w / (p.water_kg * WATER_J_PER_KG_K + p.pot_j_per_k + p.stones_kg * BASALT_J_PER_KG_K)
+
+
+def _warm_up_then_off(p: BathParams, *, off_s: int, pulse_every_s: int = 0) -> tuple[Learner, list[float]]:
+    """Full power until the water is 6 degC under the setpoint (where a long probe delay makes the approach
+    let go), then the heater off for ``off_s`` (but for 10 s pulses every ``pulse_every_s``, if given); the
+    learned heating rate after each of those seconds."""
+    plant = StoneBath(p)
+    learner = Learner(BathModel())
+    rng = random.Random(1)
+    t, rates = 0, []
+    while plant.water_c < SETPOINT_C - 6.0:
+        plant.advance(1.0, True)
+        reading = round((plant.probe_c() + rng.gauss(0.0, 0.03)) * 16) / 16
+        learner.observe(float(t), reading, plant.water_c, True, SETPOINT_C, 1.0)
+        t += 1
+    for i in range(off_s):
+        on = pulse_every_s > 0 and i % pulse_every_s >= pulse_every_s - 10
+        plant.advance(1.0, on)
+        reading = round((plant.probe_c() + rng.gauss(0.0, 0.03)) * 16) / 16
+        learner.observe(float(t), reading, plant.water_c, on, SETPOINT_C, 1.0)
+        rates.append(learner.model.heat_rate_c_per_s)
+        t += 1
+    return learner, rates
+
+
+@pytest.mark.parametrize("dead_time_s,lag_s", [(60.0, 30.0), (45.0, 20.0)])
+def test_a_short_warm_up_behind_a_long_dead_time_learns_the_ramp_the_probe_shows_after_the_relay_opens(
+        dead_time_s, lag_s):
+    p = _stone_heavy(dead_time_s=dead_time_s, lag_s=lag_s)
+    learner, rates = _warm_up_then_off(p, off_s=180)
+    true_rate = _true_rate(p)
+    # As the relay opened, the probe had shown only the first minutes, when the water alone took the heat.
+    assert rates[0] > 1.2 * true_rate
+    assert learner.model.heat_rate_c_per_s == pytest.approx(true_rate, rel=0.2)
+    assert learner.model.warmups == 1
+
+
+def test_the_ramp_after_the_relay_opens_is_fitted_once_the_heater_is_off():
+    p = _stone_heavy(dead_time_s=60.0, lag_s=30.0)
+    learner, rates = _warm_up_then_off(p, off_s=180)
+    changes = [i for i in range(1, len(rates)) if rates[i] != rates[i - 1]]
+    # one fit, a dead time after the relay opened: the readings until then are still the full-power ramp's
+    assert len(changes) == 1
+    assert changes[0] == pytest.approx(learner.model.dead_time_s, abs=2)
+
+
+def test_the_ramp_after_the_relay_opens_is_not_fitted_on_a_heater_pulse():
+    # 10 s pulses from 25 s, 60 s, 95 s ... after the relay opened: the dead time (about 60 s) ends in one
+    p = _stone_heavy(dead_time_s=55.0, lag_s=30.0)
+    learner, rates = _warm_up_then_off(p, off_s=180, pulse_every_s=35)
+    changes = [i for i in range(1, len(rates)) if rates[i] != rates[i - 1]]
+    assert len(changes) == 1
+    assert changes[0] == 70  # the first tick with the heater off after that pulse
