@@ -60,6 +60,11 @@ STUCK_OWN_RISE_MIN_C = 0.0625  # ... and by at least one of the DS18B20's 1/16 d
 STUCK_STEADY_SHARE = 0.75   # ... and in the last segment at >= this share of the one before (not slowing)
 STUCK_RISE_MIN_C = 0.25     # ... and departs by at least this over the window (10 s means: ~10 sigma of the noise)
 STUCK_AVERAGE_S = 10.0      # departures in the rule are 10 s means
+STUCK_CREEP_S = 600.0       # a welded element on a bath that can pass its setpoint only a little: the relay
+                            # commanded off for the probe's dead time and 3 lags (the last pulse's tail) and
+                            # this long, the reading above the setpoint rose in both halves of it ...
+STUCK_CREEP_RISE_C = 0.125  # ... by two 1/16 degC steps in all (10 s means), where the losses as the bath behaves
+                            # would have cooled it at least as much: heat the relay was told not to give
 # Lifted probe (controller/core/lifted_watch.py): a suspect reading (fallen away faster than the bath cools) ...
 LIFTED_FALL_C = 0.25        # ... at least this below its warmest of the probe delay before (4 steps of 1/16 degC:
                             # it fell, not a dead element's reading that the model expected to rise) ...

@@ -39,6 +39,7 @@ from controller.core.guards import (
     OVER_TARGET_C,
     OVER_TARGET_S,
     STALE_S,
+    STUCK_CREEP_S,
     STUCK_PERIOD_S,
     SUSPECT_MAX_S,
     HeldFor,
@@ -283,19 +284,30 @@ class Interlock:
 
     def _check_stuck(self, now_s: float, temp_c: float, setpoint_c: float, departure_c: float | None,
                      missed_losses_c_per_s: float) -> None:
-        """Stuck relay: the relay commanded off for the welded watch's window, the reading above the setpoint,
-        and rising steadily beyond what the model's last pulses explain latches
-        (:mod:`controller.core.welded_watch`)."""
+        """Stuck relay, with the reading above the setpoint (:mod:`controller.core.welded_watch`): the relay
+        commanded off for the welded watch's window and the reading rising steadily beyond what the model's last
+        pulses explain latches; so does the relay commanded off for many minutes and the reading creeping up
+        where the losses would cool it (a bath that can pass its setpoint only a little)."""
+        self.welded.add_reading(now_s, temp_c)
         if departure_c is None:
             return
         self.welded.add(now_s, departure_c)
-        if self._relay_off.held_s(now_s) < self.welded.window_s(self.model) or temp_c <= setpoint_c:
+        off_s = self._relay_off.held_s(now_s)
+        if temp_c <= setpoint_c:
             return
-        welded = self.welded.welded(now_s, self.model, temp_c, missed_losses_c_per_s=missed_losses_c_per_s)
+        welded = self.welded.welded(now_s, self.model, temp_c, missed_losses_c_per_s=missed_losses_c_per_s) \
+            if off_s >= self.welded.window_s(self.model) else None
         if welded is not None:
             rise_c, rate = welded
             self._trip(FaultKind.STUCK_RELAY, f"with the heater switched off the water rose {rise_c:.1f} degC above "
                        f"what the bath does by itself, {rate * 60:.2f} degC/min (now {temp_c:.1f} degC)", now_s)
+            return
+        creep = self.welded.creep(now_s, self.model, temp_c, off_s=off_s, missed_losses_c_per_s=missed_losses_c_per_s)
+        if creep is not None:
+            rise_c, fall_c = creep
+            self._trip(FaultKind.STUCK_RELAY, f"with the heater switched off for {off_s / 60:.0f} min the water kept "
+                       f"rising ({rise_c:+.2f} degC in {STUCK_CREEP_S / 60:.0f} min) where the bath's losses alone "
+                       f"would have cooled it {fall_c:.1f} degC (now {temp_c:.1f} degC)", now_s)
 
     def _check_over_target(self, now_s: float, temp_c: float, setpoint_c: float) -> None:
         """Over target: more than OVER_TARGET_C above the setpoint (or above the lowest point of a

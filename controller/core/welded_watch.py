@@ -9,6 +9,12 @@ at the losses exactly, a lid put back on or stones put back cold at less. Hot wa
 departs by a bounded step (its heat over the bath's capacity) that the probe shows through its
 lag: its departure slows by ``exp(-segment / lag)`` from one segment to the next and stops.
 
+A bath that can pass its setpoint only a little (its losses take nearly full power there) rises
+from a weld too slowly for that: a 1/16 degC step in minutes. There the relay, once held off by
+the guard, stays commanded off, and the reading, which the losses would cool, keeps creeping up
+(:meth:`WeldedWatch.creep`): only heat does that. A reading standing still is a frozen probe (its
+own rule), a lid put back on slows the cooling but never turns it into a rise.
+
 :class:`WeldedWatch` keeps the departure (the reading less the model's own change, from
 :class:`controller.core.bath_tracker.BathTracker`, with the losses as the bath behaves) and
 judges it over three segments of about half the probe's lag each. The thresholds are in
@@ -22,6 +28,8 @@ from __future__ import annotations
 from controller.core.bath_model import BathModel
 from controller.core.guards import (
     STUCK_AVERAGE_S,
+    STUCK_CREEP_RISE_C,
+    STUCK_CREEP_S,
     STUCK_LAG_SHARE,
     STUCK_OWN_RISE_MIN_C,
     STUCK_RATE_SHARE,
@@ -40,6 +48,7 @@ class WeldedWatch:
 
     def __init__(self) -> None:
         self._departures = ReadingHistory(SEGMENTS * STUCK_SEGMENT_MAX_S + STUCK_AVERAGE_S)
+        self._readings = ReadingHistory(STUCK_CREEP_S + STUCK_AVERAGE_S)
 
     @staticmethod
     def segment_s(model: BathModel) -> float:
@@ -54,6 +63,33 @@ class WeldedWatch:
     def add(self, now_s: float, departure_c: float) -> None:
         """Record the reading's departure from the model (degC) at ``now_s``."""
         self._departures.add(now_s, departure_c)
+
+    def add_reading(self, now_s: float, temp_c: float) -> None:
+        """Record the reading (degC) at ``now_s``."""
+        self._readings.add(now_s, temp_c)
+
+    def creep(self, now_s: float, model: BathModel, temp_c: float, *, off_s: float,
+              missed_losses_c_per_s: float = 0.0) -> tuple[float, float] | None:
+        """(the reading's rise degC, the fall the losses would have given degC) over the last ``STUCK_CREEP_S``,
+        on a bath where :meth:`welded` cannot see a weld (``STUCK_RATE_SHARE`` of its rise at the losses is
+        under one 1/16 degC step a segment), with the relay commanded off for ``off_s``: when that covers the
+        last pulse's tail at the probe (its dead time and 3 lags) and the span, the reading rose in both halves
+        of the span and by ``STUCK_CREEP_RISE_C`` in all, where the losses as the bath behaves
+        (``missed_losses_c_per_s`` on top of the model's) would have cooled it at least as much; else None."""
+        kept = self._readings.kept
+        if off_s < model.dead_time_s + 3.0 * model.lag_s + STUCK_CREEP_S or not kept \
+                or now_s - kept[0][0] < STUCK_CREEP_S - 1.5:
+            return None
+        losses = model.loss_per_s * max(0.0, temp_c - model.room_c) + missed_losses_c_per_s
+        if STUCK_RATE_SHARE * (model.heat_rate_c_per_s - losses) * self.segment_s(model) >= STUCK_OWN_RISE_MIN_C:
+            return None  # a weld rises a step a segment here: :meth:`welded` judges it, a slower rise is not one
+        fall_c = losses * STUCK_CREEP_S
+        start_c, middle_c, end_c = (self._readings.mean_c(t - STUCK_AVERAGE_S, t)
+                                    for t in (now_s - STUCK_CREEP_S, now_s - STUCK_CREEP_S / 2, now_s))
+        if fall_c < STUCK_CREEP_RISE_C or middle_c <= start_c or end_c <= middle_c \
+                or end_c - start_c < STUCK_CREEP_RISE_C:
+            return None
+        return end_c - start_c, fall_c
 
     def welded(self, now_s: float, model: BathModel, temp_c: float, *,
                missed_losses_c_per_s: float = 0.0) -> tuple[float, float] | None:
@@ -81,5 +117,6 @@ class WeldedWatch:
         return total_c, total_c / (SEGMENTS * segment_s)
 
     def reset(self) -> None:
-        """Forget the departures (an acknowledge)."""
+        """Forget the departures and readings (an acknowledge)."""
         self._departures.kept.clear()
+        self._readings.kept.clear()
