@@ -195,6 +195,12 @@ class Observer:
                 drift_s = DRIFT_UP_S if self._trend_c_per_s > 0 else DRIFT_S
                 self.drift_c_per_s = clamp(self.drift_c_per_s + step / drift_s, -loss * excess,
                                            m.loss_per_s * excess)
+            elif pull >= up and self.drift_c_per_s < 0 and not self.suspect:
+                # The water rises faster than the model can follow at all: a heat loss it still counts (a lid
+                # put back on) is not there. Forget it as fast as a correction upward; a saturated correction
+                # teaches nothing else (hot water poured in), and left alone the loss kept the estimate
+                # degrees below the water for an hour, the heater on at full power against the guard.
+                self.drift_c_per_s = min(0.0, self.drift_c_per_s + step / DRIFT_UP_S)
             if self.departing and not self.suspect:
                 self.suspect, self.suspect_s, self._low_c, self._suspect_heat_c = True, 0.0, reading_c, 0.0
                 self._anchor_c = max(self._anchor_c, self._high_c)

@@ -133,7 +133,9 @@ class _Watch:
         self.approaches.append(_Approach(math.inf))
 
     def __call__(self, sim: Simulation, row) -> None:
-        t, water, sp = row.t_s, stone_bath(sim).water_c, row.setpoint_c
+        # The setpoint as it is now: the row's was taken before this step's event (a setpoint raised while the
+        # water is still above the lowered one is no overshoot of the raised one)
+        t, water, sp = row.t_s, stone_bath(sim).water_c, sim.controller.setpoint_c
         if self.warm_s is None and water >= sp - WARM_BAND_C:
             self.warm_s = t
             self.learned_at_warm = sim.controller.bath.to_dict()

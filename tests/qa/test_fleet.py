@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 from controller.cli.main import main
+from controller.qa import fleet
 from controller.qa.fleet import run_fault, summarize_fleet
 from controller.sim import fleet as sim_fleet
-from controller.sim.plant import BathParams
+from controller.sim.plant import BathParams, StoneBath
 
 
 def test_the_fleet_is_drawn_from_the_documented_ranges_and_repeats_with_its_seed():
@@ -35,6 +37,21 @@ def test_bench_fleet_runs_every_bath_twice_and_judges_the_true_water(capsys):
     for run in report["everyday"]:
         assert run["warmup_ratio"] is not None and run["overshoot_c"] < 1.0
         assert abs(run["heat_rate_error"]) <= 0.2
+
+
+def test_a_setpoint_raised_while_the_water_is_above_the_lowered_one_is_no_overshoot():
+    # The row of the step that raises the setpoint still carries the lowered one: a big slow bath whose stones keep
+    # the water 0.5 degC above the lowered setpoint was counted as 0.5 degC of overshoot of the raised one.
+    bath = sim_fleet.draw(1, seed=1)[0]
+    sim = SimpleNamespace(plant=StoneBath(bath.params), controller=SimpleNamespace(setpoint_c=46.0))
+    sim.plant.water_c = 43.5
+    watch = fleet._Watch(bath, fleet._times(bath))
+    watch.warm_s, watch.approaches[0].done = 0.0, True  # the warm-up is over
+    watch.setpoint_raised(0.0)
+    watch(sim, SimpleNamespace(t_s=0.0, setpoint_c=43.0))  # the row: before the raise
+    sim.plant.water_c = 46.2
+    watch(sim, SimpleNamespace(t_s=60.0, setpoint_c=46.0))
+    assert abs(watch.overshoot_c - 0.2) < 1e-9
 
 
 def test_a_welded_relay_the_interlock_never_wanted_off_is_judged_on_the_water_and_counted_apart():
