@@ -65,6 +65,10 @@ STUCK_CREEP_S = 600.0       # a welded element on a bath that can pass its setpo
                             # this long, the reading above the setpoint rose in both halves of it ...
 STUCK_CREEP_RISE_C = 0.125  # ... by two 1/16 degC steps in all (10 s means), where the losses as the bath behaves
                             # would have cooled it at least as much: heat the relay was told not to give
+STUCK_CREEP_UNEVEN = 2.0    # ... spread over the span as an element's heat is: no window of two probe lags (at
+STUCK_CREEP_STEP_MIN_S = 60.0  # least this long) holds more than this many times its even share of the rise and
+                            # a 1/16 degC step (hot water poured in rises at once, in both halves if twice)
+STUCK_TAIL_LAGS = 3.0       # the last pulse's heat has reached the probe after its dead time and this many lags
 # Lifted probe (controller/core/lifted_watch.py): a suspect reading (fallen away faster than the bath cools) ...
 LIFTED_FALL_C = 0.25        # ... at least this below its warmest of the probe delay before (4 steps of 1/16 degC:
                             # it fell, not a dead element's reading that the model expected to rise) ...

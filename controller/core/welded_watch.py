@@ -30,6 +30,8 @@ from controller.core.guards import (
     STUCK_AVERAGE_S,
     STUCK_CREEP_RISE_C,
     STUCK_CREEP_S,
+    STUCK_CREEP_STEP_MIN_S,
+    STUCK_CREEP_UNEVEN,
     STUCK_LAG_SHARE,
     STUCK_OWN_RISE_MIN_C,
     STUCK_RATE_SHARE,
@@ -37,6 +39,7 @@ from controller.core.guards import (
     STUCK_SEGMENT_MAX_S,
     STUCK_SEGMENT_MIN_S,
     STUCK_STEADY_SHARE,
+    STUCK_TAIL_LAGS,
     ReadingHistory,
 )
 
@@ -72,24 +75,49 @@ class WeldedWatch:
               missed_losses_c_per_s: float = 0.0) -> tuple[float, float] | None:
         """(the reading's rise degC, the fall the losses would have given degC) over the last ``STUCK_CREEP_S``,
         on a bath where :meth:`welded` cannot see a weld (``STUCK_RATE_SHARE`` of its rise at the losses is
-        under one 1/16 degC step a segment), with the relay commanded off for ``off_s``: when that covers the
-        last pulse's tail at the probe (its dead time and 3 lags) and the span, the reading rose in both halves
-        of the span and by ``STUCK_CREEP_RISE_C`` in all, where the losses as the bath behaves
+        under one 1/16 degC step a segment: a weld lifts the water less than ~0.5 degC a minute, a bath that
+        can pass its setpoint only a little or a slow one), with the relay commanded off for ``off_s``: when
+        that covers the last pulse's tail at the probe (its dead time and 3 lags) and the span, the reading rose
+        in both halves of the span and by ``STUCK_CREEP_RISE_C`` in all, spread over it as an element's heat is
+        (no window of two probe lags holds more than ``STUCK_CREEP_UNEVEN`` times its even share of it and a
+        step: hot water poured in rises there at once), where the losses as the bath behaves
         (``missed_losses_c_per_s`` on top of the model's) would have cooled it at least as much; else None."""
         kept = self._readings.kept
-        if off_s < model.dead_time_s + 3.0 * model.lag_s + STUCK_CREEP_S or not kept \
+        if off_s < model.dead_time_s + STUCK_TAIL_LAGS * model.lag_s + STUCK_CREEP_S or not kept \
                 or now_s - kept[0][0] < STUCK_CREEP_S - 1.5:
             return None
-        losses = model.loss_per_s * max(0.0, temp_c - model.room_c) + missed_losses_c_per_s
+        losses = self._losses_c_per_s(model, temp_c, missed_losses_c_per_s)
         if STUCK_RATE_SHARE * (model.heat_rate_c_per_s - losses) * self.segment_s(model) >= STUCK_OWN_RISE_MIN_C:
             return None  # a weld rises a step a segment here: :meth:`welded` judges it, a slower rise is not one
         fall_c = losses * STUCK_CREEP_S
         start_c, middle_c, end_c = (self._readings.mean_c(t - STUCK_AVERAGE_S, t)
                                     for t in (now_s - STUCK_CREEP_S, now_s - STUCK_CREEP_S / 2, now_s))
-        if fall_c < STUCK_CREEP_RISE_C or middle_c <= start_c or end_c <= middle_c \
-                or end_c - start_c < STUCK_CREEP_RISE_C:
+        rise_c = end_c - start_c
+        if fall_c < STUCK_CREEP_RISE_C or middle_c <= start_c or end_c <= middle_c or rise_c < STUCK_CREEP_RISE_C:
             return None
-        return end_c - start_c, fall_c
+        window_s = max(STUCK_CREEP_STEP_MIN_S, 2.0 * model.lag_s)
+        if self._largest_rise_c(now_s, window_s) > \
+                STUCK_CREEP_UNEVEN * window_s / STUCK_CREEP_S * rise_c + STUCK_OWN_RISE_MIN_C:
+            return None  # steps, not a creep: hot water poured in (more than once)
+        return rise_c, fall_c
+
+    def _largest_rise_c(self, now_s: float, window_s: float) -> float:
+        """The largest rise (degC) of the reading's 10 s means over any ``window_s`` of the creep's span: one
+        pass over the kept readings, only when everything else says creep."""
+        sums: dict[int, list[float]] = {}
+        for t, c in self._readings.kept:
+            if t > now_s - STUCK_CREEP_S:
+                acc = sums.setdefault(int((t - (now_s - STUCK_CREEP_S)) // STUCK_AVERAGE_S), [0.0, 0.0])
+                acc[0] += c
+                acc[1] += 1.0
+        means = {i: total / n for i, (total, n) in sums.items()}
+        lag_bins = max(1, round(window_s / STUCK_AVERAGE_S))
+        return max((means[i + lag_bins] - means[i] for i in means if i + lag_bins in means), default=0.0)
+
+    @staticmethod
+    def _losses_c_per_s(model: BathModel, temp_c: float, missed_losses_c_per_s: float) -> float:
+        """The losses as the bath behaves at ``temp_c`` (degC/s): the model's and what it misses."""
+        return model.loss_per_s * max(0.0, temp_c - model.room_c) + missed_losses_c_per_s
 
     def welded(self, now_s: float, model: BathModel, temp_c: float, *,
                missed_losses_c_per_s: float = 0.0) -> tuple[float, float] | None:
@@ -108,7 +136,7 @@ class WeldedWatch:
         # 10 s means at the segments' ends: the DS18B20's 1/16 degC steps must not decide.
         ends = [self._departures.mean_c(t - STUCK_AVERAGE_S, t)
                 for t in (now_s - i * segment_s for i in range(SEGMENTS, -1, -1))]
-        losses = model.loss_per_s * max(0.0, temp_c - model.room_c) + missed_losses_c_per_s
+        losses = self._losses_c_per_s(model, temp_c, missed_losses_c_per_s)
         own_rises = [b - a - losses * segment_s for a, b in zip(ends, ends[1:])]
         least_c = max(STUCK_RATE_SHARE * (model.heat_rate_c_per_s - losses) * segment_s, STUCK_OWN_RISE_MIN_C)
         total_c = ends[-1] - ends[0]

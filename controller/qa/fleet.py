@@ -9,7 +9,7 @@ Each bath of :func:`controller.sim.fleet.draw` runs twice through the real code 
 * **fault**: the same start, then one real fault (cycling through :data:`FAULTS` by
   bath index). It must be caught, and the true water must stay below setpoint + 1.5 degC
   (the welded relay, which nothing can switch off, must be alarmed within 3 min of the heater
-  first wanted off; one never wanted off is judged on the water and counted apart).
+  first wanted off, or of the weld when the heater was off then or never wanted off after it).
 
 Figures (docs/control.md, "The fleet"): false trips, the approach overshoot (the true
 water's first lobe above the setpoint, on the warm-up and after the setpoint is raised),
@@ -233,18 +233,16 @@ def run_fault(bath: FleetBath, fault: str, *, seed: int = 1) -> dict:
         setpoint_c = sim.controller.setpoint_c
         # A welded relay: the alarm is timed from when the interlock first wanted the heater off (the pin)
         offs = [t - sim.t0 for t, level in sim.pin.changes if not level and t - sim.t0 >= at_s]
-        on_at_s = [level for t, level in sim.pin.changes if t - sim.t0 < at_s][-1:] == [True]
+        on_at_weld = [level for t, level in sim.pin.changes if t - sim.t0 < at_s][-1:] == [True]
     finally:
         sim.close()
     first = after[0] if after else None
     trip_s = first.monotonic_s - sim.t0 - at_s if first else None
     peak = watch.peak_water_c
-    # A welded relay the interlock never wanted off (a bath too weak to reach its setpoint, at full power)
-    # gives no heat beyond what was asked for: nothing can tell it and there is nothing to alarm; the run is
-    # judged on the water like any other fault, and counted apart.
-    never_wanted_off = kind == "stuck-relay" and on_at_s and not offs
-    if kind == "stuck-relay" and not never_wanted_off:
-        wanted_off_s = offs[0] if offs else at_s  # the pin already off at the weld: wanted off from then
+    if kind == "stuck-relay":
+        # Timed from the weld when the pin was off then, or never went off after it: a bath too weak for its
+        # setpoint gives a weld no heat beyond what was asked for until its lid goes back on, and it still counts
+        wanted_off_s = offs[0] if on_at_weld and offs else at_s
         safe = first is not None and first.monotonic_s - sim.t0 - wanted_off_s <= WELDED_ALARM_S
     else:
         safe = peak <= setpoint_c + SAFE_ABOVE_C
@@ -252,7 +250,6 @@ def run_fault(bath: FleetBath, fault: str, *, seed: int = 1) -> dict:
             "caught": first is not None, "reported": first.fault if first else None,
             "message": first.message if first else "", "trip_s": trip_s,
             "peak_water_c": peak, "peak_above_setpoint_c": peak - setpoint_c, "safe": safe,
-            "never_wanted_off": never_wanted_off,
             "false_trips_before": [e.fault for e in before]}
 
 
@@ -294,17 +291,14 @@ def summarize_fleet(report: dict) -> dict:
     errors = [abs(r["heat_rate_error"]) for r in runs]
     by_kind: dict[str, dict] = {}
     for f in report["faults"]:
-        k = by_kind.setdefault(f["fault"], {"runs": 0, "caught": 0, "unsafe": 0, "never_wanted_off": 0,
-                                            "trip_s": [], "peak_above_c": []})
+        k = by_kind.setdefault(f["fault"], {"runs": 0, "caught": 0, "unsafe": 0, "trip_s": [], "peak_above_c": []})
         k["runs"] += 1
-        k["never_wanted_off"] += f.get("never_wanted_off", False)
         k["caught"] += f["caught"]
         k["unsafe"] += not f["safe"]
         if f["trip_s"] is not None:
             k["trip_s"].append(f["trip_s"])
         k["peak_above_c"].append(f["peak_above_setpoint_c"])
     faults = {name: {"runs": k["runs"], "caught": k["caught"], "unsafe": k["unsafe"],
-                     "never_wanted_off": k["never_wanted_off"],
                      "trip_s_p50": _pct(k["trip_s"], 0.5), "trip_s_max": max(k["trip_s"], default=None),
                      "peak_above_c_max": max(k["peak_above_c"], default=None)}
               for name, k in by_kind.items()}
@@ -353,9 +347,7 @@ def format_fleet(report: dict) -> str:
     for name, k in s["faults"].items():
         lines.append(f"    {name:<27} {k['runs']:>4} {k['caught']:>6} {k['unsafe']:>6}  "
                      f"{_f(k['trip_s_p50'], '.0f'):>6}/{_f(k['trip_s_max'], '.0f'):<6}   "
-                     f"{_f(k['peak_above_c_max'], '+.2f')} degC"
-                     + (f" ({k['never_wanted_off']} never wanted off: nothing to alarm)"
-                        if k.get("never_wanted_off") else ""))
+                     f"{_f(k['peak_above_c_max'], '+.2f')} degC")
     lines.append(f"({report['wall_s']:.0f} s of wall time)")
     return "\n".join(lines)
 

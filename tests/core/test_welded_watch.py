@@ -55,3 +55,13 @@ def test_on_a_bath_a_weld_would_lift_a_step_a_segment_a_slow_creep_is_something_
     off_s = strong.dead_time_s + 3 * strong.lag_s + STUCK_CREEP_S
     assert watch.creep(STUCK_CREEP_S, strong, 54.2, off_s=off_s) is None
     assert watch.creep(STUCK_CREEP_S, WEAK, 54.2, off_s=OFF_S) is not None
+
+
+def test_a_rise_in_steps_is_no_weld():
+    # Hot water poured in twice (or three times) within the span: the reading rises in both halves, each time
+    # at once through the probe's lag, where an element's heat would have spread its rise over the whole span.
+    def step(t, at_s, rise_c=0.4):
+        return rise_c * (1 - math.exp(-max(0.0, t - at_s) / 18.0))
+
+    assert creep(lambda t: 54.0 + step(t, 120.0) + step(t, 420.0)) is None
+    assert creep(lambda t: 54.0 + step(t, 40.0) + step(t, 240.0) + step(t, 440.0)) is None

@@ -54,19 +54,18 @@ def test_a_setpoint_raised_while_the_water_is_above_the_lowered_one_is_no_oversh
     assert abs(watch.overshoot_c - 0.2) < 1e-9
 
 
-def test_a_welded_relay_the_interlock_never_wanted_off_is_judged_on_the_water_and_counted_apart():
+def test_a_welded_relay_the_interlock_never_wanted_off_counts_as_a_missed_alarm():
     # 792 W into 12.1 L + 5.5 kg of stones with the lid off can hold at most 45.6 degC (set 47.5): the heater
-    # runs at full power throughout, so a weld gives no heat beyond what was asked for and nothing can tell it.
+    # runs at full power throughout and nothing tells the weld within the run. It is no harmless fault (the lid
+    # put back on, the water passes the cutoff with the heater on): the alarm is timed from the weld, and missed.
     params = BathParams("weak", power_w=792.0, element_j_per_k=198.0, element_w_per_k=39.6, water_kg=12.1,
                         pot_j_per_k=927.0, stones_kg=5.5, loss_w_per_k=8.56, lid_open_factor=3.53,
                         probe_lag_s=13.7, dead_time_s=6.0, room_c=19.3, start_c=19.3)
     bath = sim_fleet.FleetBath(41, params, 47.5, True)
     assert bath.too_weak
     run = run_fault(bath, "relay welded", seed=7)
-    assert run["never_wanted_off"] and not run["caught"]
-    assert run["safe"] and run["peak_above_setpoint_c"] < 0.0
-    summary = summarize_fleet({"everyday": [], "faults": [run]})["faults"]["relay welded"]
-    assert summary["never_wanted_off"] == 1 and summary["unsafe"] == 0
+    assert not run["caught"] and not run["safe"]
+    assert summarize_fleet({"everyday": [], "faults": [run]})["faults"]["relay welded"]["unsafe"] == 1
 
 
 def test_a_welded_relay_already_wanted_off_when_it_welds_is_timed_from_the_weld():
@@ -74,5 +73,4 @@ def test_a_welded_relay_already_wanted_off_when_it_welds_is_timed_from_the_weld(
     # with the pin already off, and the alarm is timed from the weld itself
     params = sim_fleet.draw(200, seed=1)[20].params
     run = run_fault(sim_fleet.FleetBath(20, params, 54.0, False), "relay welded", seed=1)
-    assert not run["never_wanted_off"]
     assert run["caught"] and run["safe"] and run["trip_s"] <= 180.0

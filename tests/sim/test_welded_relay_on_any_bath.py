@@ -13,7 +13,9 @@ import pytest
 
 from controller.core import config as cfgmod
 from controller.core.faults import FaultKind
+from controller.qa import fleet
 from controller.qa.fleet import run_everyday
+from controller.qa.simulated import stone_bath
 from controller.sim.fleet import FleetBath
 from controller.sim.plant import BathParams, StoneBath
 from controller.sim.simulation import Injection, Simulation
@@ -144,3 +146,33 @@ def test_a_welded_relay_on_a_bath_that_can_pass_its_setpoint_only_a_little_is_to
         assert not sim.relay_pin_on()
         assert all(t - sim.t0 < tripped[0][0] for t, level in sim.pin.changes if level)
         assert max(r.water_c for r in sim.trace) < 53.0 + 1.5  # the weld cannot take it far: not the point
+
+
+def test_hot_water_poured_in_twice_after_the_setpoint_was_lowered_is_no_welded_relay():
+    # 421 W into 8.7 L + 9.3 kg of stones, lid on, a 54 s dead time, set 45.5 degC: lowered 3 degC at the hold,
+    # then two kettles (7 % of the water at 70 degC) five minutes apart. With the relay held off the reading
+    # rises in both halves of ten minutes, each time at once: the stuck-relay rule's creep once took it for a
+    # weld ("UNPLUG THE HEATER NOW") and latched.
+    params = BathParams("test", power_w=421.0, element_j_per_k=105.3, element_w_per_k=21.1, water_kg=8.7,
+                        pot_j_per_k=700.0, stones_kg=9.3, loss_w_per_k=6.0, lid_open_factor=4.0,
+                        probe_lag_s=14.0, dead_time_s=54.0, room_c=21.0, start_c=21.0)
+    bath = FleetBath(0, params, 45.5, False)
+    hold_s = fleet._times(bath).hold_from_s
+    events = [(hold_s + 300.0, "down"), (hold_s + 540.0, "pour"), (hold_s + 840.0, "pour")]
+
+    def on_step(sim, row):
+        while events and row.t_s >= events[0][0]:
+            _, what = events.pop(0)
+            if what == "down":
+                sim.controller.set_setpoint(sim.controller.setpoint_c - 3.0, source="test")
+            else:
+                plant = stone_bath(sim)
+                plant.add_water(0.07 * plant.params.water_kg, 70.0)
+
+    sim = fleet._simulation(bath, on_step=on_step, seed=1)
+    try:
+        sim.run(hold_s + 840.0 + 1500.0)
+        assert [e.fault for e in sim.controller.events.since(0) if e.kind == "fault"] == []
+        assert not events
+    finally:
+        sim.close()
