@@ -60,7 +60,7 @@ STUCK_OWN_RISE_MIN_C = 0.0625  # ... and by at least one of the DS18B20's 1/16 d
 STUCK_STEADY_SHARE = 0.75   # ... and in the last segment at >= this share of the one before (not slowing)
 STUCK_RISE_MIN_C = 0.25     # ... and departs by at least this over the window (10 s means: ~10 sigma of the noise)
 STUCK_AVERAGE_S = 10.0      # departures in the rule are 10 s means
-STUCK_CREEP_S = 600.0       # a welded element on a bath that can pass its setpoint only a little: the relay
+STUCK_CREEP_S = 600.0       # a weld lifting the water too slowly for the segments (a bath at its limit): the relay
                             # commanded off for the probe's dead time and 3 lags (the last pulse's tail) and
                             # this long, the reading above the setpoint rose in both halves of it ...
 STUCK_CREEP_RISE_C = 0.125  # ... by two 1/16 degC steps in all (10 s means), where the losses as the bath behaves

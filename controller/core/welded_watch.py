@@ -9,11 +9,12 @@ at the losses exactly, a lid put back on or stones put back cold at less. Hot wa
 departs by a bounded step (its heat over the bath's capacity) that the probe shows through its
 lag: its departure slows by ``exp(-segment / lag)`` from one segment to the next and stops.
 
-A bath that can pass its setpoint only a little (its losses take nearly full power there) rises
-from a weld too slowly for that: a 1/16 degC step in minutes. There the relay, once held off by
-the guard, stays commanded off, and the reading, which the losses would cool, keeps creeping up
-(:meth:`WeldedWatch.creep`): only heat does that. A reading standing still is a frozen probe (its
-own rule), a lid put back on slows the cooling but never turns it into a rise.
+A bath that can pass its setpoint only a little (its losses take nearly full power there), or a
+slow one, rises from a weld too slowly for that: a 1/16 degC step in minutes. There the relay, once
+held off by the guard, stays commanded off, and the reading, which the losses would cool, keeps
+creeping up, evenly (:meth:`WeldedWatch.creep`): only heat does that. A reading standing still is a
+frozen probe (its own rule), a lid put back on slows the cooling but never turns it into a rise, and
+hot water poured in rises in steps.
 
 :class:`WeldedWatch` keeps the departure (the reading less the model's own change, from
 :class:`controller.core.bath_tracker.BathTracker`, with the losses as the bath behaves) and
