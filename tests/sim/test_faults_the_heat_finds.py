@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from controller.core.faults import FaultKind
 from controller.core.guards import SUSPECT_MAX_S
 from controller.core.loop import CommandError
@@ -131,3 +133,19 @@ def test_a_probe_lifted_at_hold_and_acknowledged_still_out_trips_again_without_h
     assert first and first[-1][1] == FaultKind.SENSOR
     assert again and again[0][1] == FaultKind.SENSOR and again[0][0] - acks[0] <= 10.0
     assert peak[0] < 52.0 + 1.5
+
+
+@pytest.mark.xfail(strict=True, reason="a known defect, not fixed: the warm-up's fits that see the lifted reading fall "
+                   "learn the heating rate 94 % low, and the guard and the energy budget count the heat at that rate; "
+                   "keeping the rate (or abandoning the warm-up) stops the fits' re-basing that today lets the heater "
+                   "checks catch a dead element and most lifted probes at warm-up (docs/safety.md, 'Known limits')")
+def test_a_probe_lifted_early_in_a_short_warm_up_does_not_teach_a_low_heating_rate():
+    # 1738 W into 3.1 L + 8.4 kg stones, lag 24 s, dead time 50 s, set 49.5 degC: a 4 min warm-up, the probe
+    # lifted 2 min in. The warm-up's fits that saw the reading fall learned a heating rate 94 % low; the guard
+    # and the energy budget count the heat at that rate, and the heater ran flat out to 76 degC before the
+    # lifted-probe rule tripped.
+    run = fault_run("probe lifted at warm-up", setpoint_c=49.5, lid_off=False, power_w=1737.8,
+                    element_j_per_k=434.5, element_w_per_k=86.9, water_kg=3.07, pot_j_per_k=384.1, stones_kg=8.38,
+                    loss_w_per_k=4.03, lid_open_factor=5.66, probe_lag_s=23.5, dead_time_s=49.5, room_c=26.75)
+    assert run["caught"]
+    assert run["peak_water_c"] < 49.5 + 1.5
