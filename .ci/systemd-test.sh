@@ -174,6 +174,7 @@ fresh() { inc systemctl stop "$WEB_UNIT" "$UNIT" 2>/dev/null || true
           inc install -d -o stonewarmer -g stonewarmer -m 0750 /var/lib/stonewarmer
           inc install -d -o stonewarmer-web -g stonewarmer-web -m 0700 /var/lib/stonewarmer/web; }
 journal_has() { inc journalctl --no-pager -u "$UNIT" | grep -q "$1"; }
+journal_since_has() { journal_since "$1" | grep -q "$2"; }  # journal_since_has CURSOR TEXT
 pin_is() { [ "$(pin)" = "$1" ]; }
 state_is() { [ "$(prop ActiveState)" = "$1" ]; }
 restarted() { [ "$(prop NRestarts)" -ge 1 ] && state_is active; }
@@ -242,6 +243,8 @@ check "start: the simulated heater comes on" wait_for 30 pin_is 1
 say "stop: SIGTERM, clean exit, ExecStopPost"
 C0=$(cursor)
 inc systemctl stop "$UNIT" || true
+# journald reads the service's output stream on its own time: the last lines may land after stop returns
+wait_for 10 journal_since_has "$C0" "signal SIGTERM: stopping" || true
 journal_since "$C0" > "$W/j-stop.log"
 check "stop: SIGTERM handled" grep -q "signal SIGTERM: stopping" "$W/j-stop.log"
 check "stop: ExecStopPost drove the pin off" grep -q "simulated relay GPIO17 off" "$W/j-stop.log"
