@@ -86,14 +86,13 @@ class Learner:
                       setpoint_c: float) -> BathModel | None:
         ramp = self._ramp
         off_since_s = self._off_since_s
-        if ramp is not None and ramp.off_s is not None:
-            if not heater_on:
-                self._off_since_s = now_s if off_since_s is None else off_since_s
-            elif reading_c is not None:
-                self._off_since_s = None
-            return self._observe_tail(now_s, reading_c, heater_on, ramp)
         if not heater_on:
             self._off_since_s = now_s if off_since_s is None else off_since_s
+        elif reading_c is not None:
+            self._off_since_s = None
+        if ramp is not None and ramp.off_s is not None:
+            return self._observe_tail(now_s, reading_c, heater_on, ramp)
+        if not heater_on:
             self._ramp = None
             if ramp is None:
                 return None
@@ -107,7 +106,6 @@ class Learner:
             return self.model
         if reading_c is None:
             return None
-        self._off_since_s = None
         if ramp is None:
             # A later warm-up only from a settled bath: after a short stop (a heater check) the reading
             # still falls, or still shows water poured in, and its line would be no heating rate.

@@ -68,6 +68,7 @@ STUCK_CREEP_RISE_C = 0.125  # ... by two 1/16 degC steps in all (10 s means), wh
 STUCK_CREEP_UNEVEN = 2.0    # ... spread over the span as an element's heat is: no window of two probe lags (at
 STUCK_CREEP_STEP_MIN_S = 60.0  # least this long) holds more than this many times its even share of the rise and
                             # a 1/16 degC step (hot water poured in rises at once, in both halves if twice)
+STUCK_CREEP_WINDOW_LAGS = 2.0  # (the window of that spread, in probe lags)
 STUCK_TAIL_LAGS = 3.0       # the last pulse's heat has reached the probe after its dead time and this many lags
 # Lifted probe (controller/core/lifted_watch.py): a suspect reading (fallen away faster than the bath cools) ...
 LIFTED_FALL_C = 0.25        # ... at least this below its warmest of the probe delay before (4 steps of 1/16 degC:

@@ -33,6 +33,7 @@ from controller.core.guards import (
     STUCK_CREEP_S,
     STUCK_CREEP_STEP_MIN_S,
     STUCK_CREEP_UNEVEN,
+    STUCK_CREEP_WINDOW_LAGS,
     STUCK_LAG_SHARE,
     STUCK_OWN_RISE_MIN_C,
     STUCK_RATE_SHARE,
@@ -96,7 +97,7 @@ class WeldedWatch:
         rise_c = end_c - start_c
         if fall_c < STUCK_CREEP_RISE_C or middle_c <= start_c or end_c <= middle_c or rise_c < STUCK_CREEP_RISE_C:
             return None
-        window_s = max(STUCK_CREEP_STEP_MIN_S, 2.0 * model.lag_s)
+        window_s = max(STUCK_CREEP_STEP_MIN_S, STUCK_CREEP_WINDOW_LAGS * model.lag_s)
         if self._largest_rise_c(now_s, window_s) > \
                 STUCK_CREEP_UNEVEN * window_s / STUCK_CREEP_S * rise_c + STUCK_OWN_RISE_MIN_C:
             return None  # steps, not a creep: hot water poured in (more than once)

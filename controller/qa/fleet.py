@@ -233,7 +233,7 @@ def run_fault(bath: FleetBath, fault: str, *, seed: int = 1) -> dict:
         setpoint_c = sim.controller.setpoint_c
         # A welded relay: the alarm is timed from when the interlock first wanted the heater off (the pin)
         offs = [t - sim.t0 for t, level in sim.pin.changes if not level and t - sim.t0 >= at_s]
-        on_at_weld = [level for t, level in sim.pin.changes if t - sim.t0 < at_s][-1:] == [True]
+        on_at_weld = next((level for t, level in reversed(sim.pin.changes) if t - sim.t0 < at_s), False)
     finally:
         sim.close()
     first = after[0] if after else None
