@@ -60,7 +60,7 @@ class Readiness:
     def ready_in_s(self, now: float, mode: Mode, temp_c: float | None, *, setpoint_c: float,
                    warming_rate_c_per_s: Callable[..., float | None]) -> float | None:
         """Seconds until READY (None: not warming, or no rate yet). ``warming_rate_c_per_s(now, since_s=...)``
-        is the interlock's measured rate (degC/s)."""
+        is the interlock's measured rate (degC/s), which can come out 0 or below on a flat reading."""
         if mode == Mode.READY:
             return 0.0
         if mode == Mode.HOLDING and self.in_band_since_s is not None:
@@ -70,6 +70,6 @@ class Readiness:
             return None
         self.warming_since_s = now if self.warming_since_s is None else self.warming_since_s
         rate = warming_rate_c_per_s(now, since_s=self.warming_since_s)
-        if rate is None:
+        if rate is None or rate <= 0:  # a bath that does not warm promises no time (and 0 must not end the tick)
             return None
         return (setpoint_c - READY_BAND_C - temp_c) / rate + READY_HOLD_S

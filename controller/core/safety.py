@@ -209,7 +209,9 @@ class Interlock:
         """How fast the bath warms, degC/s, over the last ``2 * half_s`` s since ``since_s`` (when warming
         began), for the time-to-ready estimate. None until the rates of the two halves agree within 25 %:
         while the element warms up the rate still climbs, and a rate from before the heater came on (a
-        fault, Off) would promise hours."""
+        fault, Off) would promise hours. Even then it can be 0 or below on a flat reading: on a real clock
+        the halves share no reading at their boundary, and the noise there can make both halves rise
+        while the window's two ends read the same."""
         start_s = max(since_s, now_s - 2 * half_s)
         earlier = self._rate_c_per_s(start_s, now_s - half_s, min_span_s=half_s * 2 / 3)
         later = self._rate_c_per_s(now_s - half_s, now_s, min_span_s=half_s * 2 / 3)

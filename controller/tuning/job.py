@@ -86,9 +86,7 @@ class AutotuneJob:
         if session is None:
             return
         try:
-            if self._cancel.is_set():
-                raise AutotuneError("cancelled", phase=Phase.CANCELLED)
-            result = session.observe(status)
+            result = self._observe(session, status)
         except AutotuneError as exc:
             session.failed(exc)
             self._end({"phase": exc.phase, "message": str(exc)})
@@ -99,6 +97,20 @@ class AutotuneJob:
             # Saving is two fsyncs: never on the control thread. The PID takes over at once.
             self.controller.set_duty_override(None)
             threading.Thread(target=self._save, args=(result,), name="autotune-save", daemon=True).start()
+
+    def _observe(self, session: Session, status: Status) -> Result | None:
+        """The session's bookkeeping of one tick. Raises :class:`AutotuneError`, whatever went wrong: an
+        exception out of a tick listener would end the control loop, and with it the warmer."""
+        if self._cancel.is_set():
+            raise AutotuneError("cancelled", phase=Phase.CANCELLED)
+        try:
+            return session.observe(status)
+        except AutotuneError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the experiment's arithmetic fails: the experiment ends, not the warmer
+            log.exception("autotune: the measurement could not be evaluated")
+            raise AutotuneError(f"the measurement could not be evaluated ({type(exc).__name__}: {exc}); "
+                                "gains unchanged", phase=Phase.FAILED) from exc
 
     def _save(self, result: Result) -> None:
         try:

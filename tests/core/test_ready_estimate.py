@@ -8,6 +8,7 @@ import pytest
 from controller.core.status import Mode
 from controller.sim.plant import load_plant
 from controller.sim.simulation import Simulation, parse_injection
+from tests.helpers import run_ticks
 
 
 def _estimates_until_ready(sim: Simulation, *, limit_s: float) -> tuple[list[tuple[float, float | None]], float]:
@@ -48,3 +49,17 @@ def test_time_to_ready_from_cold_is_close_to_the_truth(plant):
     with Simulation(make_plant=load_plant(plant)) as sim:
         shown, ready_at_s = _estimates_until_ready(sim, limit_s=4 * 3600)
     _assert_close_to_the_truth(shown, ready_at_s, from_s=0.0, within=0.3)
+
+
+@pytest.mark.parametrize("after_the_boundary_c, end_c", [(20.9375, 21.0), (20.875, 20.9375)], ids=["same", "lower"])
+def test_no_time_to_ready_while_the_window_does_not_warm_end_to_end(make_controller, clock, tree,
+                                                                     after_the_boundary_c, end_c):
+    # Ticks off the whole second, as on a real clock (1.1 s apart): the two 45 s halves of the rate's window
+    # share no reading at their boundary. One DS18B20 step up just before it and a drop just after make both
+    # halves rise by a step, yet the window's last reading is no warmer than its first: that is no rate (it
+    # was a division by zero, ending the tick, or a time to ready hours below zero).
+    controller = make_controller()
+    controller.set_duty_override(lambda _now_s, _temp_c, _setpoint_c: 0.0)  # the water is flat: heater off
+    temps = [21.0] * 40 + [21.0625, after_the_boundary_c] + [end_c] * 40
+    statuses = run_ticks(controller, clock, tree, temps, dt_s=1.1)
+    assert statuses[-1].mode == Mode.WARMING and statuses[-1].ready_in_s is None

@@ -12,12 +12,14 @@ import pytest
 from controller.cli.main import main
 from controller.core import config as cfgmod
 from controller.core.guards import GUARD_ABOVE_C
+from controller.core.status import Mode
 from controller.qa.processes import command, free_port, wait_until
 from controller.service.control import request, socket_path
 from controller.sim.simulation import Simulation, parse_injection
+from controller.tuning import autotune
 from controller.tuning.experiment import Phase
 from controller.tuning.job import AutotuneJob, JobError
-from tests.helpers import REPO
+from tests.helpers import REPO, relay_pin, run_ticks
 
 
 def run_job(sim: Simulation, job: AutotuneJob, *, max_s: float = 4 * 3600) -> None:
@@ -64,6 +66,46 @@ def test_a_cancelled_job_hands_the_heater_back_to_the_pid_and_sets_no_gains(tmp_
             assert sim.controller.state_dict()["gains"] is None
             assert sim.controller.status().mode in ("holding", "warming", "ready")
             assert abs(sim.trace[-1].probe_c - 50.0) < 1.0  # the PID took the bath to the setpoint
+        finally:
+            sim.close()
+
+
+def test_an_autotune_on_a_cold_bath_keeps_the_control_loop_ticking_on_a_real_clocks_schedule(make_controller, clock,
+                                                                                              tree, pins):
+    # Started on a cold bath, the experiment holds the heater off for its noise minute and the water only
+    # answers the approach's heat 30-40 s later: some 90 s of a flat reading in mode "warming", the window
+    # the time-to-ready rate is measured over (two halves of 45 s). A real clock never ticks on the whole
+    # second, so the halves do not share the reading at their boundary (here: ticks 1.1 s apart), and the
+    # noise there can make both halves warm while the whole window reads the same at both ends.
+    controller = make_controller()
+    job = AutotuneJob(controller)
+    job.start()
+    flat_c = 21.0
+    noise_at_the_boundary = [flat_c + 0.0625, flat_c - 0.0625]  # one DS18B20 step up, then one down
+    statuses = run_ticks(controller, clock, tree, [flat_c] * 40 + noise_at_the_boundary + [flat_c] * 40, dt_s=1.1)
+    last = statuses[-1]
+    assert last.mode == Mode.WARMING and last.fault is None and last.ready_in_s is None  # no rate, no estimate
+    assert job.running and last.detail["autotune"]["phase"] == "approach"
+    assert relay_pin(pins).state == 1  # the loop goes on driving the relay: the approach heats
+
+
+def test_a_measurement_that_cannot_be_evaluated_fails_the_job_and_the_pid_warms_on(tmp_path, monkeypatch):
+    def no_gains(*_args, **_kwargs):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(autotune, "gains_from", no_gains)  # e.g. a measured dead time of 0
+    cfg = cfgmod.replace(cfgmod.Config(), "state", dir=str(tmp_path / "state"))
+    with Simulation(cfg) as sim:
+        try:
+            job = AutotuneJob(sim.controller)
+            job.start()
+            run_job(sim, job)  # the tick that evaluated the cycles did not raise
+            failed_s = sim.t_s
+            assert job.outcome["phase"] == Phase.FAILED and "ZeroDivisionError" in job.outcome["message"]
+            sim.run(1800)
+            after = [r for r in sim.trace if r.t_s > failed_s]
+            assert any(r.relay for r in after) and abs(after[-1].probe_c - 52.0) < 0.5  # the PID holds the bath
+            assert sim.controller.state_dict()["gains"] is None  # none were set
         finally:
             sim.close()
 
