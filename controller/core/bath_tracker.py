@@ -101,7 +101,7 @@ class BathTracker:
         obs = self.observer
         if obs is None:
             if reading_c is not None:
-                self.observer = Observer(self.model, reading_c)
+                self.observer = Observer(self.model, reading_c, rate_known=self.fitted)
             return None
         obs.correct(dt_s, reading_c)
         if reading_c is not None:
@@ -124,7 +124,7 @@ class BathTracker:
         if rate_fitted:
             assert reading_c is not None
             obs.rebase(model, reading_c, slope_c_per_s=self.learner.ramp_slope_c_per_s)
-            self.fitted = True
+            self.fitted = obs.rate_known = True
         else:
             obs.take_model(model)
         # Losses the new loss rate now explains are no longer missed; a lower rate leaves more of what the bath
