@@ -240,14 +240,16 @@ class EnergyBudget:
 
     Each tick the model predicts how much the probe should rise from the heat it got
     (``expected_rise_c``, from a conservative, low heating rate); the probe's own change is
-    compared with the model's whole prediction (losses included). While the reading is
+    compared with what it must show of the model's prediction (``predicted_change_c``: the
+    caller gives a rise at the budget's share, a fall whole). While the reading is
     departing from the model faster than the bath can change (the observer's correction
     is at its limit), the shortfall, never more than the expected rise, adds up; a probe
     that follows, or does better, pays it back; anything left is forgotten over
     BUDGET_FORGET_S. Slow model error (stones still soaking up heat) never departs that
-    fast, so it costs nothing; a cold top-up departs only while the reading falls, when
-    little heat is due. A stuck, lifted or dead probe, or a dead element, shows nothing
-    for the heat: the whole expected rise adds up.
+    fast, so it costs nothing; a cold top-up costs only while its reading falls or stalls
+    (then it rises again at nearly the full rate: more than the share, so it pays back).
+    A stuck, lifted or dead probe, or a dead element, shows nothing for the heat: the
+    whole expected rise adds up.
     """
 
     def __init__(self) -> None:
