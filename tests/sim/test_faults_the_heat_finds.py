@@ -191,3 +191,26 @@ def test_cold_water_poured_in_half_way_through_the_warm_up_is_no_fault(params, s
         sim.close()
     assert faults == []
     assert peak[0] < setpoint_c + 1.0
+
+
+def test_a_probe_never_put_in_the_water_of_a_strong_small_bath_is_caught_below_the_setpoint_plus_1_5():
+    # 1800 W into 3 L + 1 kg stones (0.13 degC/s), set 50 degC, the probe left on the counter at power-on: it
+    # reads the room and never rises. Counted at the default rate (0.03 degC/s), the guard let full power run
+    # until the heating watch tripped at 426 s, the water at 56.4 degC; counted as the fastest heater gives it,
+    # the relay is held off near the setpoint + 1 degC by that count, and the suspect timeout catches it.
+    params = BathParams("test", power_w=1800.0, water_kg=3.0, stones_kg=1.0, element_j_per_k=450.0,
+                        element_w_per_k=90.0, room_c=20.0, start_c=20.0)
+    bath = FleetBath(0, params, 50.0, False)
+    peak = [-math.inf]
+
+    def on_step(sim, _row):
+        peak[0] = max(peak[0], stone_bath(sim).water_c)
+
+    sim = fleet._simulation(bath, injections=[Injection("lifted", 0.0, math.inf)], on_step=on_step, seed=1)
+    try:
+        sim.run(SUSPECT_MAX_S + 120.0)
+        faults = [e for e in sim.controller.events.since(0) if e.kind == "fault"]
+    finally:
+        sim.close()
+    assert faults and faults[0].monotonic_s - sim.t0 <= SUSPECT_MAX_S + 60.0
+    assert peak[0] < 50.0 + 1.5
