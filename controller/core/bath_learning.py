@@ -35,6 +35,11 @@ FIT_SPANS = 3.0             # a warm-up is fitted until this many times the firs
 FIT_WINDOW_MIN_S = 180.0    # ... and at least this long after the probe started rising: later the losses
                             # and the stones bend it (the first hold sorts those out), and an element
                             # that stops heating must not be learned as a weak one
+RAMP_FALL_C = 0.125         # a warm-up whose reading fell this far (two 1/16 degC steps) below its highest
+RAMP_MEAN_S = 10.0          # ... in means over this long ends with the fits made before: at full power the
+                            # water does not cool, so the probe left it (lifted) or cold water came in, and a
+                            # line through that fall is no heating rate (a probe lifted two minutes into a
+                            # short warm-up once taught one 94 % low, and the guard counted the heat at it)
 RAMP_MAX_S = 3 * 3600.0     # a longer warm-up keeps its first 3 h of samples
 STONES_SETTLE_S = 900.0     # a long warm-up is fitted over 5 min once the stones have caught up (15 min;
 LATE_FIT_S = 300.0          # ~5 of their time constants) and again over its last 5 min ...
@@ -119,11 +124,22 @@ class Learner:
         if now_s - ramp.start_s > RAMP_MAX_S:
             return None
         ramp.add(now_s, reading_c)
+        if ramp.fallen:
+            return self._spoil(now_s, ramp)
         if ramp.detect_s is None or now_s - ramp.last_fit_s < FIT_EVERY_S:
             return None
         if ramp.past_window(now_s):
             return self._late_fit(now_s, ramp)
         return self._fit_ramp(now_s, ramp)
+
+    def _spoil(self, now_s: float, ramp: _Ramp) -> BathModel | None:
+        """The reading fell during a warm-up (RAMP_FALL_C): the warm-up ends with the fits made before. With
+        none, the next tick starts another (the model is not learned): its line starts where the fall ends."""
+        self._ramp, self._ramp_end_s = None, now_s
+        if not ramp.fits or ramp.off_s is not None:  # nothing learned, or counted when the relay opened
+            return None
+        self.model = replace(self.model, warmups=self.model.warmups + 1)
+        return self.model
 
     def _observe_tail(self, now_s: float, reading_c: float | None, heater_on: bool, ramp: _Ramp) -> BathModel | None:
         """The relay opened: the water's slope changed then, and the probe shows it one dead time later
@@ -140,6 +156,8 @@ class Learner:
         if now_s < ramp.off_s + self.model.dead_time_s:
             if reading_c is not None:
                 ramp.add(now_s, reading_c)
+                if ramp.fallen:
+                    return self._spoil(now_s, ramp)
             return None
         ramp.tail_done = True
         return None if heater_on else self._observe_tail(now_s, reading_c, heater_on, ramp)
@@ -277,6 +295,8 @@ class _Ramp:
         self.late_done = False
         self.off_s: float | None = None  # when the relay opened (the tail: the probe still shows the ramp)
         self.tail_done = False
+        self.top_c = -math.inf  # the highest RAMP_MEAN_S mean of the reading since it started rising
+        self.fallen = False     # ... and the latest fell RAMP_FALL_C below it
 
     def past_window(self, now_s: float) -> bool:
         """Whether the fits of this warm-up are over (the losses and the stones bend it from here)."""
@@ -294,6 +314,11 @@ class _Ramp:
         self.times.append(rel)
         self._sums.append((st + rel, sy + reading_c, stt + rel * rel, sty + rel * reading_c))
         self._last_c = reading_c
+        if rel - self.times[0] >= RAMP_MEAN_S:
+            i = bisect.bisect_left(self.times, rel - RAMP_MEAN_S)
+            mean_c = (self._sums[-1][1] - self._sums[i][1]) / (len(self.times) - i)
+            self.top_c = max(self.top_c, mean_c)
+            self.fallen = self.top_c - mean_c >= RAMP_FALL_C
 
     def _line_from(self, i: int) -> tuple[float, float, float] | None:
         """Least squares over the samples from index ``i`` on, from the running sums:

@@ -19,8 +19,9 @@ from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
 from controller.core.bath_observer import EnergyBudget, Observer
 from controller.core.lifted_watch import LiftedWatch
 
-BUDGET_RATE_SHARE = 0.5  # the budget expects the probe to show half the learned heating: cold stones just
-                         # put back soak up to ~40 % of it first (the guard does not rely on the budget)
+BUDGET_RATE_SHARE = 0.5  # the budget expects the probe to show half the rise the model predicts: cold stones
+                         # just put back soak up to ~40 % of the heat first, cold water poured in stalls the
+                         # reading for a probe lag (the guard does not rely on the budget)
 MISSED_LOSSES_FORGET_S = 1200.0  # losses the model misses (a lid off, losses not measured yet) are kept in the
                                  # departure at once but forgotten only over 20 min: a welded relay's heat, which
                                  # the observer learns as fewer losses within a minute or two, must not hide
@@ -101,7 +102,7 @@ class BathTracker:
         obs = self.observer
         if obs is None:
             if reading_c is not None:
-                self.observer = Observer(self.model, reading_c)
+                self.observer = Observer(self.model, reading_c, rate_known=self.fitted)
             return None
         obs.correct(dt_s, reading_c)
         if reading_c is not None:
@@ -114,8 +115,12 @@ class BathTracker:
         self.lifted.update(now_s, dt_s, reading_c, heat_c=m.heat_rate_c_per_s * heater_on_s * self.rate_share,
                            loss_per_s=obs.loss_per_s, suspect=obs.suspect, model=m)
         if account:
-            self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=obs.predicted_change_c,
-                             expected_rise_c=rise * BUDGET_RATE_SHARE * self.rate_share, departing=obs.suspect)
+            # The probe must show the budget's share of the rise the model predicts; the rest cold water poured
+            # in or stones put back cold may take: a reading rising at more than that share pays back.
+            share = BUDGET_RATE_SHARE * self.rate_share
+            predicted_c = obs.predicted_change_c * (share if obs.predicted_change_c > 0 else 1.0)
+            self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=predicted_c,
+                             expected_rise_c=rise * share, departing=obs.suspect)
         model = self.learner.observe(now_s, reading_c, obs.water_c, heater_on_s > 0, setpoint_c, dt_s)
         if model is None:
             return None
@@ -124,7 +129,7 @@ class BathTracker:
         if rate_fitted:
             assert reading_c is not None
             obs.rebase(model, reading_c, slope_c_per_s=self.learner.ramp_slope_c_per_s)
-            self.fitted = True
+            self.fitted = obs.rate_known = True
         else:
             obs.take_model(model)
         # Losses the new loss rate now explains are no longer missed; a lower rate leaves more of what the bath

@@ -4,6 +4,7 @@ little water with many stones, seen through a long probe delay."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -76,3 +77,53 @@ def test_the_ramp_after_the_relay_opens_is_not_fitted_on_a_heater_pulse():
     changes = [i for i in range(1, len(rates)) if rates[i] != rates[i - 1]]
     assert len(changes) == 1
     assert changes[0] == 70  # the first tick with the heater off after that pulse
+
+
+
+def _short_strong() -> BathParams:
+    """1738 W into 3.1 L + 8.4 kg of stones, lid on, dead time 50 s: a 4 min warm-up (the fleet's seed-1 #10)."""
+    return BathParams("short-strong", power_w=1737.8, element_j_per_k=434.5, element_w_per_k=86.9, water_kg=3.07,
+                      pot_j_per_k=384.1, stones_kg=8.38, loss_w_per_k=4.03, probe_lag_s=23.5, dead_time_s=49.5,
+                      room_c=26.75, start_c=26.75)
+
+
+def _warm_up(p: BathParams, *, seconds: int, lifted_at_s: int | None = None,
+             poured_at_s: int | None = None) -> Learner:
+    """Full power from a cold start for ``seconds``; the probe lifted into the room's air at ``lifted_at_s``
+    (it follows the air through its own lag), or 10 % more water at 15 degC poured in at ``poured_at_s``."""
+    plant = StoneBath(p)
+    learner = Learner(BathModel())
+    rng = random.Random(1)
+    probe_c = plant.probe_c()
+    for t in range(seconds):
+        if t == poured_at_s:
+            plant.add_water(0.1 * p.water_kg, 15.0)
+        plant.advance(1.0, True)
+        lifted = lifted_at_s is not None and t >= lifted_at_s
+        probe_c = probe_c + (p.room_c - probe_c) / p.probe_lag_s if lifted else plant.probe_c()
+        reading = round((probe_c + rng.gauss(0.0, 0.03)) * 16) / 16
+        learner.observe(float(t), reading, plant.water_c, True, SETPOINT_C, 1.0)
+    return learner
+
+
+@pytest.mark.parametrize("lifted_at_s", [130, 170])
+def test_a_warm_up_whose_reading_falls_keeps_the_heating_rate_it_learned_before(lifted_at_s):
+    # The probe lifted 2-3 min into a short warm-up: the fits after it drew their line through the fall and
+    # learned a heating rate 78-87 % low (the guard then counts the heat at it). At full power the water
+    # does not cool: the warm-up ends with the fits made before.
+    p = _short_strong()
+    before = _warm_up(p, seconds=lifted_at_s).model.heat_rate_c_per_s
+    learner = _warm_up(p, seconds=400, lifted_at_s=lifted_at_s)
+    assert before == pytest.approx(_true_rate(p), rel=0.25)  # fitted before the lift
+    assert learner.model.heat_rate_c_per_s == pytest.approx(before, rel=0.05)
+    assert learner.model.warmups == 1  # the warm-up counts, with the fits made before the fall
+
+
+def test_cold_water_poured_in_before_the_first_fit_is_learned_through():
+    # 10 % more water at 15 degC 70 s in, as the probe just began to rise: the warm-up that fell gave no fit,
+    # the next one starts at once (the model is not learned) and learns the bath with its new water.
+    p = _short_strong()
+    learner = _warm_up(p, seconds=400, poured_at_s=70)
+    more_water = replace(p, water_kg=1.1 * p.water_kg)
+    assert learner.model.warmups == 0  # still in its warm-up: the relay has not opened
+    assert learner.model.heat_rate_c_per_s == pytest.approx(_true_rate(more_water), rel=0.2)
