@@ -6,8 +6,8 @@ import contextlib
 
 import pytest
 
-from controller.core.faults import FaultKind
 from controller.core.bath_model import HEAT_RATE_MAX_C_PER_S
+from controller.core.faults import FaultKind
 from controller.core.guards import SUSPECT_MAX_S, HeldFor
 from controller.sim.fake_w1 import ZERO_TEXT, w1_slave_text
 from controller.sim.simulation import Injection, Simulation
