@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -121,6 +123,26 @@ def test_autotune_command_saves_the_gains_and_prints_config_lines(tmp_path, caps
             assert sim.controller.pid.gains.kp == pytest.approx(saved["gains"]["kp"])
         finally:
             sim.close()
+
+
+@pytest.mark.parametrize(("measured", "message"), [
+    ({"integrating_gain": 0.0}, "the measured warming rate per unit of duty k' is 0 degC/s: must be a finite number "
+                                "above 0"),
+    ({"dead_time_s": math.nan}, "the measured dead time is nan s: must be a finite number above 0"),
+    ({"integrating_gain": 1e-4}, "the simc rule's gains are refused: [control] kp = "),  # 1 / (2 k' theta): ~100
+])
+def test_autotune_command_fails_and_saves_nothing_when_the_measurement_gives_no_usable_gains(
+        tmp_path, capsys, monkeypatch, measured, message):
+    measure = experiment.RelayExperiment.measure
+    monkeypatch.setattr(experiment.RelayExperiment, "measure",
+                        lambda self, cycles: dataclasses.replace(measure(self, cycles), **measured))
+    assert main(["autotune", "--simulate", "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"autotune: failed: {message}" in err and err.rstrip().endswith("; gains unchanged")
+    if "kp = " in message:
+        assert "is not allowed: must be between 0 and 10 per degC" in err
+    state = json.loads((tmp_path / "state.json").read_text()) if (tmp_path / "state.json").exists() else {}
+    assert state.get("gains") is None and not (tmp_path / "autotune.json").exists()
 
 
 def test_autotune_refuses_a_setpoint_above_the_maximum(capsys):
