@@ -5,7 +5,8 @@ integrator behind 20-90 s of dead time and probe lag) and overshoot burns.
 Ziegler-Nichols (Kp = 0.6 Ku) aims at a quarter-decay response: 25 %
 overshoot. We use SIMC (Skogestad 2003) for an integrating process with
 delay, from two things the experiment measures directly: the slope the heater
-gives per unit of duty (k', degC/s, from the on and off half-cycles) and the
+gives per unit of duty (k', degC/s, from the heat balance of whole relay cycles:
+the relay's on-fraction against the bath's cooling rate) and the
 effective dead time theta (switch -> turn-around of the reading, which lumps
 the probe lag in). With the tight choice tau_c = theta: Kp = 1 / (2 k' theta),
 Ti = 8 theta, no derivative. Measured with ``stonewarmer bench`` on the four

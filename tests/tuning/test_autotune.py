@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import signal
 import sys
 import threading
@@ -15,7 +16,7 @@ import pytest
 from controller.cli.main import main
 from controller.core import config as cfgmod
 from controller.core.guards import GUARD_ABOVE_C
-from controller.sim.plant import PLANTS, FirstOrderDeadTime, StoneBath
+from controller.sim.plant import PLANTS, WATER_J_PER_KG_K, FirstOrderDeadTime, StoneBath
 from controller.sim.simulation import Simulation, parse_injection
 from controller.tuning import autotune, experiment
 
@@ -53,6 +54,38 @@ def test_relay_experiment_measures_ku_pu_and_dead_time_of_a_fopdt_plant_within_1
         # the interlock never had to step in: every peak stayed below the guard
         assert max(r.probe_c for r in sim.trace) < 55.0 + GUARD_ABOVE_C
         assert [p for i, p in enumerate(phases) if p and p != phases[i - 1]] == ["noise", "approach", "relay", "done"]
+
+
+def tick_gaps(kind: str, seed: int):
+    """Seconds between ticks: every second, jittered (a real clock), or now and then a gap of up to 6 s
+    (a busy Pi, or `run --simulate` sped up)."""
+    rng = random.Random(seed)
+    if kind == "jittered":
+        return lambda: max(0.2, rng.gauss(1.0, 0.3))
+    if kind == "gaps":
+        return lambda: rng.uniform(2.0, 6.0) if rng.random() < 0.05 else max(0.2, rng.gauss(1.0, 0.1))
+    return lambda: 1.0
+
+
+def tuned(params, *, seed: int, ticks: str) -> experiment.Measurement:
+    """What the experiment measures on a stone bath, with this probe noise seed and tick timing."""
+    gap_s = tick_gaps(ticks, seed)
+    with Simulation(cfgmod.Config(), make_plant=lambda: StoneBath(params), seed=seed) as sim:
+        try:
+            return autotune.run(sim.controller, step=lambda: sim.step(gap_s())).measurement
+        finally:
+            sim.close()
+
+
+@pytest.mark.parametrize("plant", sorted(PLANTS))
+def test_the_measured_warming_rate_per_duty_agrees_within_20_percent_across_probe_noise_and_tick_timing(plant):
+    # It is what the heater adds per unit of duty: its power over the water's (and pot's) heat capacity.
+    p = PLANTS[plant]
+    heater_c_per_s = p.power_w / (p.water_kg * WATER_J_PER_KG_K + p.pot_j_per_k)
+    measured = [tuned(p, seed=seed, ticks=ticks).integrating_gain
+                for seed, ticks in ((1, "steady"), (7, "steady"), (2, "jittered"), (3, "gaps"))]
+    assert max(measured) <= 1.2 * min(measured), measured
+    assert all(v == pytest.approx(heater_c_per_s, rel=0.1) for v in measured), (measured, heater_c_per_s)
 
 
 @pytest.mark.parametrize("plant", sorted(PLANTS))
