@@ -382,3 +382,10 @@ def replace(cfg: Config, section: str, **changes: Any) -> Config:
         del data["presets"]  # the built-in ones: clamped again to the new range
     data[section].update(changes)
     return from_dict(data)
+
+
+def checked_gains(cfg: Config, *, kp: Any, ki: Any, kd: Any) -> ControlConfig:
+    """``cfg``'s [control] with these PID gains, checked as the config file's own keys are (numbers,
+    finite, within the allowed ranges): saved gains at start, tuned gains before they are saved.
+    Raises :class:`ConfigError` naming the first value refused and what is allowed."""
+    return replace(cfg, "control", kp=kp, ki=ki, kd=kd).control

@@ -59,8 +59,7 @@ def restore(store: StateStore, cfg: Config, clock: Clock) -> tuple[dict[str, Any
     gains = data.get("gains")
     if gains is not None:
         try:  # the config's own checks: types and allowed ranges
-            checked = cfgmod.replace(cfg, "control", kp=gains["kp"], ki=gains["ki"],
-                                     kd=gains["kd"]).control
+            checked = cfgmod.checked_gains(cfg, kp=gains["kp"], ki=gains["ki"], kd=gains["kd"])
             restored["gains"] = {"kp": checked.kp, "ki": checked.ki, "kd": checked.kd}
         except (cfgmod.ConfigError, KeyError, TypeError) as exc:
             problems.append(f"saved gains {gains!r} are not usable ({exc}); using the config's")

@@ -18,7 +18,7 @@ from controller.core.guards import GUARD_ABOVE_C
 from controller.core.loop import Controller
 from controller.core.status import Status
 from controller.tuning.experiment import GUARD_MARGIN_C, Phase, RelayExperiment
-from controller.tuning.rules import DEFAULT_RULE, Result, gains_from
+from controller.tuning.rules import DEFAULT_RULE, Result, UnusableMeasurement, usable_gains
 
 if TYPE_CHECKING:
     from controller.sim.simulation import Simulation
@@ -35,7 +35,7 @@ def limit_c(controller: Controller) -> float:
 
 
 class AutotuneError(Exception):
-    """The experiment could not finish (cancelled, interlock trip, no oscillation)."""
+    """The experiment could not finish (cancelled, interlock trip, no oscillation, no usable gains)."""
 
     def __init__(self, message: str, *, phase: Phase) -> None:
         super().__init__(message)
@@ -87,10 +87,13 @@ class Session:
                     "is the lid on and the probe in the water?", phase=Phase.FAILED)
             return None
         measurement = experiment.measure(cycles)
+        try:
+            gains = usable_gains(controller.cfg, measurement, self.rule)
+        except UnusableMeasurement as exc:
+            raise AutotuneError(f"{exc}; gains unchanged", phase=Phase.FAILED) from None
         controller.set_detail(autotune={**experiment.progress(status.monotonic_s, None),
                                         "phase": Phase.DONE, "eta_s": 0})
-        return Result(measurement, self.rule, gains_from(measurement, self.rule),
-                      controller.clock.monotonic() - self.start_s)
+        return Result(measurement, self.rule, gains, controller.clock.monotonic() - self.start_s)
 
     def failed(self, exc: AutotuneError) -> None:
         """Show how it ended (``detail.autotune``)."""

@@ -68,7 +68,7 @@ class Measurement:
     noise_c: float             # standard deviation of the reading's scatter
     dead_time_s: float         # switch -> turn-around of the reading (dead time + lags)
     heating_rate_c_per_min: float   # at full power, approaching the centre
-    integrating_gain: float    # degC/s per unit of duty around the centre
+    integrating_gain: float    # k': degC/s per unit of duty around the centre (heat balance of the cycles)
     cycles: int
     periods_s: tuple[float, ...]
     amplitudes_c: tuple[float, ...]
@@ -265,9 +265,7 @@ class RelayExperiment:
         amplitude = statistics.fmean(c.amplitude_c for c in cycles)
         d = 0.5  # the heater steps between off (0) and full power (1)
         dead = _dead_time_s(window)
-        slopes_on, slopes_off = _half_cycle_slopes(window, dead)
-        k_int = ((statistics.median(slopes_on) if slopes_on else 0.0)
-                 - (statistics.median(slopes_off) if slopes_off else 0.0))
+        k_int = _integrating_gain(window, dead, start_s=start, end_s=end)
         rate = self.heating_rate_c_per_s if self.heating_rate_c_per_s is not None else math.nan
         return Measurement(
             ku=abs(u1) / abs(y1), ku_classic=4 * d / (math.pi * amplitude), pu_s=pu,
@@ -318,6 +316,26 @@ def _dead_time_s(window: list[tuple[float, float, bool]]) -> float:
         at = [window[k][0] for k in segment if smooth[k] == extreme]
         delays.append(statistics.fmean(at) - window[i][0])
     return statistics.median(delays) if delays else math.nan
+
+
+def _integrating_gain(window: list[tuple[float, float, bool]], dead_time_s: float, *, start_s: float,
+                      end_s: float) -> float:
+    """k', degC/s per unit of duty, from the heat balance of whole relay cycles (NaN when it cannot be told).
+
+    Each cycle runs from one switch-on to the next, both at ``centre - hysteresis``: over whole cycles
+    the reading ends where it started, so the heat the relay gave matches what the bath lost. With
+    the relay on a fraction f of the time and the bath cooling at L (the slope of the off halves),
+    k' f = L; the on halves rise at k' - L, so also k' (1 - f) = their slope. The slope is taken from
+    the longer halves: near the setpoint the heater is on for little more than the dead time, which
+    leaves a handful of samples (a few 1/16 degC steps) to fit a rise to, still bending with the lags.
+    """
+    times = [t for t, _, _ in window[1:]] + [end_s]  # each tick's relay state holds until the next tick
+    on_s = sum(t_next - t for (t, _, on), t_next in zip(window, times) if on)
+    on_fraction = on_s / (end_s - start_s)
+    slopes_on, slopes_off = _half_cycle_slopes(window, dead_time_s)
+    if on_fraction <= 0.5:
+        return -statistics.median(slopes_off) / on_fraction if slopes_off and on_fraction > 0 else math.nan
+    return statistics.median(slopes_on) / (1.0 - on_fraction) if slopes_on and on_fraction < 1 else math.nan
 
 
 def _half_cycle_slopes(window, dead_time_s: float) -> tuple[list[float], list[float]]:

@@ -5,7 +5,8 @@ integrator behind 20-90 s of dead time and probe lag) and overshoot burns.
 Ziegler-Nichols (Kp = 0.6 Ku) aims at a quarter-decay response: 25 %
 overshoot. We use SIMC (Skogestad 2003) for an integrating process with
 delay, from two things the experiment measures directly: the slope the heater
-gives per unit of duty (k', degC/s, from the on and off half-cycles) and the
+gives per unit of duty (k', degC/s, from the heat balance of whole relay cycles:
+the relay's on-fraction against the bath's cooling rate) and the
 effective dead time theta (switch -> turn-around of the reading, which lumps
 the probe lag in). With the tight choice tau_c = theta: Kp = 1 / (2 k' theta),
 Ti = 8 theta, no derivative. Measured with ``stonewarmer bench`` on the four
@@ -19,10 +20,12 @@ Ziegler-Nichols PID the benchmark compares with).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from controller.core import config as cfgmod
 from controller.core.pid import Gains
 from controller.tuning.experiment import Measurement
 
@@ -60,6 +63,40 @@ def gains_from(measurement: Measurement, rule: str = DEFAULT_RULE) -> Gains:
     """PID gains (duty/degC, duty/(degC s), duty/(degC/s)) from a measurement and a rule."""
     kp, ti_s, td_s = RULES[rule](measurement)
     return Gains(kp=kp, ki=kp / ti_s if ti_s > 0 else 0.0, kd=kp * td_s)
+
+
+#: What the rules are computed from (every rule's gains are kept with the result), each of which
+#: must be a finite number above 0: name in :class:`Measurement` -> (what it is, unit).
+RULE_INPUTS = {
+    "integrating_gain": ("warming rate per unit of duty k'", "degC/s"),
+    "dead_time_s": ("dead time", "s"),
+    "ku": ("ultimate gain Ku", "duty per degC"),
+    "pu_s": ("ultimate period Pu", "s"),
+}
+
+
+class UnusableMeasurement(ValueError):
+    """The measurement cannot give gains the warmer may use; the message names the value and what is allowed."""
+
+
+def usable_gains(cfg: cfgmod.Config, measurement: Measurement, rule: str = DEFAULT_RULE) -> Gains:
+    """The gains of ``rule`` from ``measurement``, once both are checked. Raises :class:`UnusableMeasurement`.
+
+    A measured k' of 0 or below (the heater did not warm the bath faster than it cooled), or any
+    other rule input that is not a finite number above 0, would give gains of the wrong sign, 0 or
+    infinity; and gains are checked as the config's own (:func:`controller.core.config.checked_gains`,
+    the check the saved gains meet at start): saved gains the next start refuses would latch a fault.
+    """
+    for name, (what, unit) in RULE_INPUTS.items():
+        value = getattr(measurement, name)
+        if not (math.isfinite(value) and value > 0):
+            raise UnusableMeasurement(f"the measured {what} is {value:.4g} {unit}: must be a finite number above 0")
+    gains = gains_from(measurement, rule)
+    try:
+        cfgmod.checked_gains(cfg, kp=gains.kp, ki=gains.ki, kd=gains.kd)
+    except cfgmod.ConfigError as exc:
+        raise UnusableMeasurement(f"the {rule} rule's gains are refused: {exc}") from None
+    return gains
 
 
 @dataclass

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
+import random
 import signal
 import sys
 import threading
@@ -13,7 +16,7 @@ import pytest
 from controller.cli.main import main
 from controller.core import config as cfgmod
 from controller.core.guards import GUARD_ABOVE_C
-from controller.sim.plant import PLANTS, FirstOrderDeadTime, StoneBath
+from controller.sim.plant import PLANTS, WATER_J_PER_KG_K, FirstOrderDeadTime, StoneBath
 from controller.sim.simulation import Simulation, parse_injection
 from controller.tuning import autotune, experiment
 
@@ -51,6 +54,38 @@ def test_relay_experiment_measures_ku_pu_and_dead_time_of_a_fopdt_plant_within_1
         # the interlock never had to step in: every peak stayed below the guard
         assert max(r.probe_c for r in sim.trace) < 55.0 + GUARD_ABOVE_C
         assert [p for i, p in enumerate(phases) if p and p != phases[i - 1]] == ["noise", "approach", "relay", "done"]
+
+
+def tick_gaps(kind: str, seed: int):
+    """Seconds between ticks: every second, jittered (a real clock), or now and then a gap of up to 6 s
+    (a busy Pi, or `run --simulate` sped up)."""
+    rng = random.Random(seed)
+    if kind == "jittered":
+        return lambda: max(0.2, rng.gauss(1.0, 0.3))
+    if kind == "gaps":
+        return lambda: rng.uniform(2.0, 6.0) if rng.random() < 0.05 else max(0.2, rng.gauss(1.0, 0.1))
+    return lambda: 1.0
+
+
+def tuned(params, *, seed: int, ticks: str) -> experiment.Measurement:
+    """What the experiment measures on a stone bath, with this probe noise seed and tick timing."""
+    gap_s = tick_gaps(ticks, seed)
+    with Simulation(cfgmod.Config(), make_plant=lambda: StoneBath(params), seed=seed) as sim:
+        try:
+            return autotune.run(sim.controller, step=lambda: sim.step(gap_s())).measurement
+        finally:
+            sim.close()
+
+
+@pytest.mark.parametrize("plant", sorted(PLANTS))
+def test_the_measured_warming_rate_per_duty_agrees_within_20_percent_across_probe_noise_and_tick_timing(plant):
+    # It is what the heater adds per unit of duty: its power over the water's (and pot's) heat capacity.
+    p = PLANTS[plant]
+    heater_c_per_s = p.power_w / (p.water_kg * WATER_J_PER_KG_K + p.pot_j_per_k)
+    measured = [tuned(p, seed=seed, ticks=ticks).integrating_gain
+                for seed, ticks in ((1, "steady"), (7, "steady"), (2, "jittered"), (3, "gaps"))]
+    assert max(measured) <= 1.2 * min(measured), measured
+    assert all(v == pytest.approx(heater_c_per_s, rel=0.1) for v in measured), (measured, heater_c_per_s)
 
 
 @pytest.mark.parametrize("plant", sorted(PLANTS))
@@ -121,6 +156,26 @@ def test_autotune_command_saves_the_gains_and_prints_config_lines(tmp_path, caps
             assert sim.controller.pid.gains.kp == pytest.approx(saved["gains"]["kp"])
         finally:
             sim.close()
+
+
+@pytest.mark.parametrize(("measured", "message"), [
+    ({"integrating_gain": 0.0}, "the measured warming rate per unit of duty k' is 0 degC/s: must be a finite number "
+                                "above 0"),
+    ({"dead_time_s": math.nan}, "the measured dead time is nan s: must be a finite number above 0"),
+    ({"integrating_gain": 1e-4}, "the simc rule's gains are refused: [control] kp = "),  # 1 / (2 k' theta): ~100
+])
+def test_autotune_command_fails_and_saves_nothing_when_the_measurement_gives_no_usable_gains(
+        tmp_path, capsys, monkeypatch, measured, message):
+    measure = experiment.RelayExperiment.measure
+    monkeypatch.setattr(experiment.RelayExperiment, "measure",
+                        lambda self, cycles: dataclasses.replace(measure(self, cycles), **measured))
+    assert main(["autotune", "--simulate", "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"autotune: failed: {message}" in err and err.rstrip().endswith("; gains unchanged")
+    if "kp = " in message:
+        assert "is not allowed: must be between 0 and 10 per degC" in err
+    state = json.loads((tmp_path / "state.json").read_text()) if (tmp_path / "state.json").exists() else {}
+    assert state.get("gains") is None and not (tmp_path / "autotune.json").exists()
 
 
 def test_autotune_refuses_a_setpoint_above_the_maximum(capsys):

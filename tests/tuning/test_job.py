@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,13 +12,17 @@ import pytest
 
 from controller.cli.main import main
 from controller.core import config as cfgmod
+from controller.core.clock import SimClock
 from controller.core.guards import GUARD_ABOVE_C
+from controller.core.persistence import restore
+from controller.core.pid import Gains
+from controller.core.state import StateStore
 from controller.core.status import Mode
 from controller.qa.processes import command, free_port, wait_until
 from controller.service.control import request, socket_path
 from controller.sim.simulation import Simulation, parse_injection
 from controller.tuning import autotune
-from controller.tuning.experiment import Phase
+from controller.tuning.experiment import Phase, RelayExperiment
 from controller.tuning.job import AutotuneJob, JobError
 from tests.helpers import REPO, relay_pin, run_ticks
 
@@ -93,7 +98,7 @@ def test_a_measurement_that_cannot_be_evaluated_fails_the_job_and_the_pid_warms_
     def no_gains(*_args, **_kwargs):
         raise ZeroDivisionError("float division by zero")
 
-    monkeypatch.setattr(autotune, "gains_from", no_gains)  # e.g. a measured dead time of 0
+    monkeypatch.setattr(autotune, "usable_gains", no_gains)  # arithmetic that fails in a way nobody foresaw
     cfg = cfgmod.replace(cfgmod.Config(), "state", dir=str(tmp_path / "state"))
     with Simulation(cfg) as sim:
         try:
@@ -108,6 +113,37 @@ def test_a_measurement_that_cannot_be_evaluated_fails_the_job_and_the_pid_warms_
             assert sim.controller.state_dict()["gains"] is None  # none were set
         finally:
             sim.close()
+
+
+def test_a_measurement_that_gives_unusable_gains_fails_the_job_and_saves_nothing(tmp_path, monkeypatch):
+    # The heater did not seem to warm the bath faster than it cooled: k' <= 0 gives kp <= 0 (or a
+    # division by 0). Saved, such gains would be refused at the next start, which latches a fault.
+    measure = RelayExperiment.measure
+    monkeypatch.setattr(RelayExperiment, "measure",
+                        lambda self, cycles: dataclasses.replace(measure(self, cycles), integrating_gain=-0.002))
+    state_dir = tmp_path / "state"
+    cfg = cfgmod.replace(cfgmod.Config(), "state", dir=str(state_dir))
+    with Simulation(cfg) as sim:
+        try:
+            sim.controller.set_gains(Gains(kp=0.4, ki=0.001, kd=0.0), source="an earlier autotune")
+            (state_dir / "autotune.json").write_text('{"earlier": true}')
+            state_before = json.loads((state_dir / "state.json").read_text())
+            job = AutotuneJob(sim.controller)
+            job.start()
+            run_job(sim, job)
+            assert job.outcome["phase"] == Phase.FAILED, job.outcome
+            assert "k' is -0.002 degC/s: must be a finite number above 0; gains unchanged" in job.outcome["message"]
+            assert sim.controller.pid.gains == Gains(kp=0.4, ki=0.001, kd=0.0)
+            failed_s = sim.t_s
+            sim.run(1800)  # the PID warms on with the gains it had
+            assert abs([r for r in sim.trace if r.t_s > failed_s][-1].probe_c - 52.0) < 0.5
+        finally:
+            sim.close()
+    assert json.loads((state_dir / "state.json").read_text())["gains"] == state_before["gains"]
+    assert (state_dir / "autotune.json").read_text() == '{"earlier": true}'
+    # the next start finds nothing to refuse
+    _restored, _fault, problem = restore(StateStore(state_dir), cfg, SimClock())
+    assert problem is None
 
 
 def test_the_job_refuses_to_start_twice_or_with_a_fault_latched(tmp_path):
