@@ -217,7 +217,10 @@ class Observer:
                 if self._suspect_heat_c > 0:  # "not risen with the heat" counts once heat went in: a warmer
                     self.suspect_s += dt_s    # held off in a cold bath (1/16 degC steps) never confirms it
                 self._low_c = min(self._low_c, reading_c)
-                if not self.departing and reading_c - self._low_c >= CONFIRM_RISE_C:
+                # Before the heating rate is learned the model may outrun a weak heater's bath, so its reading
+                # departs all the while: one that rises with the heat confirms the probe all the same.
+                rising = not self.departing or not self.rate_known
+                if rising and reading_c - self._low_c >= CONFIRM_RISE_C:
                     self.suspect = False  # it rose with the heat: a probe in the water
                     self._suspect_heat_c = self._unknown_heat_c = 0.0
         if not self.suspect:

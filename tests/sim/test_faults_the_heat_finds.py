@@ -214,3 +214,25 @@ def test_a_probe_never_put_in_the_water_of_a_strong_small_bath_is_caught_below_t
         sim.close()
     assert faults and faults[0].monotonic_s - sim.t0 <= SUSPECT_MAX_S + 60.0
     assert peak[0] < 50.0 + 1.5
+
+
+def test_a_weak_heaters_first_warm_up_is_not_held_back_by_the_count_at_the_fastest_rate():
+    # 404 W into 11.4 L + 1.4 kg stones, lid off (0.008 degC/s), set 48 degC: the default model (0.03 degC/s) runs
+    # ahead of the reading, which departs from it all the while and stays suspect. Counted at the fastest heater's
+    # rate, the guard held the relay off after 236 s, before the warm-up's first fit: the bath never learned its
+    # rate and heated at a third of its power. A reading that rises 0.3 degC with the heat confirms the probe.
+    params = BathParams("test", power_w=404.25, element_j_per_k=101.06, element_w_per_k=20.21, water_kg=11.45,
+                        pot_j_per_k=887.0, stones_kg=1.379, loss_w_per_k=8.225, lid_open_factor=3.33,
+                        probe_lag_s=8.49, dead_time_s=32.94, room_c=15.01, start_c=15.01)
+    bath = FleetBath(0, params, 48.0, True)
+    sim = fleet._simulation(bath, injections=[], seed=1)
+    try:
+        sim.run(1200.0)
+        faults = [e for e in sim.controller.events.since(0) if e.kind == "fault"]
+        learned = sim.controller.bath.heat_rate_c_per_s
+        levels = [level for _, level in sim.pin.changes]
+    finally:
+        sim.close()
+    assert faults == []
+    assert levels == [False, True]  # full power all along, from the first tick on
+    assert learned == pytest.approx(bath.heat_rate_c_per_s, rel=0.2)
