@@ -81,9 +81,16 @@ class Learner:
         self._ramp_seen: tuple[float, float, tuple[float, float, float] | None] | None = None
 
     def observe(self, now_s: float, reading_c: float | None, water_c: float, heater_on: bool,
-                setpoint_c: float, dt_s: float) -> BathModel | None:
-        """Learn from one tick; return the new model when it changed."""
+                setpoint_c: float, dt_s: float, *, suspect: bool = False) -> BathModel | None:
+        """Learn from one tick; return the new model when it changed. ``suspect``: the reading fell away
+        from the model faster than the bath can cool (a probe lifted, cold water poured in): no hold is
+        learned from it (a window that ended so once re-based the estimate onto a lifted probe's reading,
+        and the heater ran at full power to the setpoint + 2.4 degC). A warm-up learns on: before its
+        first fit the default model runs ahead of a weak heater's reading, and a fall ends it anyway."""
         learned = self._observe_ramp(now_s, reading_c, heater_on, setpoint_c)
+        if suspect:
+            self._hold = None
+            return learned
         held = self._observe_hold(now_s, water_c, heater_on, setpoint_c, dt_s)
         return held or learned
 

@@ -121,7 +121,8 @@ class BathTracker:
             predicted_c = obs.predicted_change_c * (share if obs.predicted_change_c > 0 else 1.0)
             self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=predicted_c,
                              expected_rise_c=rise * share, departing=obs.suspect)
-        model = self.learner.observe(now_s, reading_c, obs.water_c, heater_on_s > 0, setpoint_c, dt_s)
+        model = self.learner.observe(now_s, reading_c, obs.water_c, heater_on_s > 0, setpoint_c, dt_s,
+                                     suspect=obs.suspect)
         if model is None:
             return None
         counted = (model.warmups, model.loss_fits) != (m.warmups, m.loss_fits)

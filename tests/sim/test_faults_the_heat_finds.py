@@ -236,3 +236,15 @@ def test_a_weak_heaters_first_warm_up_is_not_held_back_by_the_count_at_the_faste
     assert faults == []
     assert levels == [False, True]  # full power all along, from the first tick on
     assert learned == pytest.approx(bath.heat_rate_c_per_s, rel=0.2)
+
+
+def test_a_hold_window_that_ends_as_the_probe_is_lifted_does_not_re_base_the_estimate_onto_the_room():
+    # 536 W into 11.3 L + 6.5 kg stones, lid on, lag 29 s, dead time 44 s, set 46.5 degC: the probe is lifted just
+    # as the first hold's 15 min window ends. Its fit re-solved the heating rate, and a new rate re-bases the
+    # estimate onto the reading: the lifted one, 16 degC low. The heater ran at full power to 49 degC. A
+    # suspect reading teaches no hold.
+    run = fault_run("probe lifted at hold", setpoint_c=46.5, lid_off=False, power_w=536.13, element_j_per_k=134.03,
+                    element_w_per_k=26.81, water_kg=11.289, pot_j_per_k=877.35, stones_kg=6.467, loss_w_per_k=8.145,
+                    lid_open_factor=3.70, probe_lag_s=29.06, dead_time_s=43.53, room_c=29.39)
+    assert run["caught"]
+    assert run["peak_water_c"] < 46.5 + 1.5
