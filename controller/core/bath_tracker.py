@@ -102,7 +102,7 @@ class BathTracker:
         obs = self.observer
         if obs is None:
             if reading_c is not None:
-                self.observer = Observer(self.model, reading_c, rate_known=self.fitted)
+                self.observer = Observer(self.model, reading_c)
             return None
         obs.correct(dt_s, reading_c)
         if reading_c is not None:
@@ -130,7 +130,7 @@ class BathTracker:
         if rate_fitted:
             assert reading_c is not None
             obs.rebase(model, reading_c, slope_c_per_s=self.learner.ramp_slope_c_per_s)
-            self.fitted = obs.rate_known = True
+            self.fitted = True
         else:
             obs.take_model(model)
         # Losses the new loss rate now explains are no longer missed; a lower rate leaves more of what the bath
