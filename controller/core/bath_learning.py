@@ -40,6 +40,8 @@ RAMP_MEAN_S = 10.0          # ... in means over this long ends with the fits mad
                             # water does not cool, so the probe left it (lifted) or cold water came in, and a
                             # line through that fall is no heating rate (a probe lifted two minutes into a
                             # short warm-up once taught one 94 % low, and the guard counted the heat at it)
+RAMP_FALL_SIGMAS = 6.0      # ... and at least this many times the scatter of such a mean, from the probe's own
+                            # (a probe with 0.2 degC of it: 0.38 degC; the highest mean is a maximum over noise)
 RAMP_MAX_S = 3 * 3600.0     # a longer warm-up keeps its first 3 h of samples
 STONES_SETTLE_S = 900.0     # a long warm-up is fitted over 5 min once the stones have caught up (15 min;
 LATE_FIT_S = 300.0          # ~5 of their time constants) and again over its last 5 min ...
@@ -76,14 +78,22 @@ class Learner:
         self._ramp: _Ramp | None = None
         self._hold: tuple[float, float, float, float] | None = None  # (since_s, water_c, on_s, sum water*s)
         self._ramp_end_s = -math.inf
+        self._spoiled = False  # a warm-up's reading fell (RAMP_FALL_C): the next starts from a settled bath
         self._off_since_s: float | None = -math.inf  # the heater off since (None: on); off before the start
         # The last warm-up's fit: (probe slope degC/s, water above the room there, the model before it)
         self._ramp_seen: tuple[float, float, tuple[float, float, float] | None] | None = None
 
     def observe(self, now_s: float, reading_c: float | None, water_c: float, heater_on: bool,
-                setpoint_c: float, dt_s: float) -> BathModel | None:
-        """Learn from one tick; return the new model when it changed."""
+                setpoint_c: float, dt_s: float, *, suspect: bool = False) -> BathModel | None:
+        """Learn from one tick; return the new model when it changed. ``suspect``: the reading fell away
+        from the model faster than the bath can cool (a probe lifted, cold water poured in): no hold is
+        learned from it (a window that ended so once re-based the estimate onto a lifted probe's reading,
+        and the heater ran at full power to the setpoint + 2.4 degC). A warm-up learns on: before its
+        first fit the default model runs ahead of a weak heater's reading, and a fall ends it anyway."""
         learned = self._observe_ramp(now_s, reading_c, heater_on, setpoint_c)
+        if suspect:
+            self._hold = None
+            return learned
         held = self._observe_hold(now_s, water_c, heater_on, setpoint_c, dt_s)
         return held or learned
 
@@ -113,8 +123,11 @@ class Learner:
             return None
         if ramp is None:
             # A later warm-up only from a settled bath: after a short stop (a heater check) the reading
-            # still falls, or still shows water poured in, and its line would be no heating rate.
-            settled = not self.model.learned or (off_since_s is not None and now_s - off_since_s >= STONES_SETTLE_S)
+            # still falls, or still shows water poured in, and its line would be no heating rate. So too after
+            # a warm-up whose reading fell: the heater stayed on, and a line started from the fall would put
+            # the probe's delay from there (a dead time of 8 s learned for 56 s, then a false welded relay).
+            first = not self.model.learned and not self._spoiled
+            settled = first or (off_since_s is not None and now_s - off_since_s >= STONES_SETTLE_S)
             if reading_c <= setpoint_c - RAMP_BELOW_C and settled:
                 self._ramp = _Ramp(now_s, reading_c, later=self.model.learned)
                 if not self.model.learned and reading_c <= ROOM_MAX_C:
@@ -134,8 +147,8 @@ class Learner:
 
     def _spoil(self, now_s: float, ramp: _Ramp) -> BathModel | None:
         """The reading fell during a warm-up (RAMP_FALL_C): the warm-up ends with the fits made before. With
-        none, the next tick starts another (the model is not learned): its line starts where the fall ends."""
-        self._ramp, self._ramp_end_s = None, now_s
+        none, the model stays the conservative default until a warm-up from a settled bath."""
+        self._ramp, self._ramp_end_s, self._spoiled = None, now_s, True
         if not ramp.fits or ramp.off_s is not None:  # nothing learned, or counted when the relay opened
             return None
         self.model = replace(self.model, warmups=self.model.warmups + 1)
@@ -297,6 +310,7 @@ class _Ramp:
         self.tail_done = False
         self.top_c = -math.inf  # the highest RAMP_MEAN_S mean of the reading since it started rising
         self.fallen = False     # ... and the latest fell RAMP_FALL_C below it
+        self._steps = (0, 0.0, 0.0)  # successive readings' differences: count, sum, sum of squares (the scatter)
 
     def past_window(self, now_s: float) -> bool:
         """Whether the fits of this warm-up are over (the losses and the stones bend it from here)."""
@@ -312,13 +326,24 @@ class _Ramp:
             self.detect_s = t_s - (DETECT_SAMPLES - 1)
         st, sy, stt, sty = self._sums[-1]
         self.times.append(rel)
+        if len(self.times) > 1:
+            step = reading_c - self._last_c
+            n, total, squares = self._steps
+            self._steps = (n + 1, total + step, squares + step * step)
         self._sums.append((st + rel, sy + reading_c, stt + rel * rel, sty + rel * reading_c))
         self._last_c = reading_c
         if rel - self.times[0] >= RAMP_MEAN_S:
             i = bisect.bisect_left(self.times, rel - RAMP_MEAN_S)
-            mean_c = (self._sums[-1][1] - self._sums[i][1]) / (len(self.times) - i)
+            count = len(self.times) - i
+            mean_c = (self._sums[-1][1] - self._sums[i][1]) / count
             self.top_c = max(self.top_c, mean_c)
-            self.fallen = self.top_c - mean_c >= RAMP_FALL_C
+            noise_c = RAMP_FALL_SIGMAS * self._scatter_c() / math.sqrt(count)
+            self.fallen = self.top_c - mean_c >= max(RAMP_FALL_C, noise_c)
+
+    def _scatter_c(self) -> float:
+        """The probe's scatter (1 sigma, degC) from its successive differences: their variance is twice it."""
+        n, total, squares = self._steps
+        return math.sqrt(max(0.0, squares / n - (total / n) ** 2) / 2.0) if n > 1 else 0.0
 
     def _line_from(self, i: int) -> tuple[float, float, float] | None:
         """Least squares over the samples from index ``i`` on, from the running sums:

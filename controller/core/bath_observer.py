@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from controller.core.bath_model import HEAT_RATE_MAX_C_PER_S, LOSS_MAX_PER_S, BathModel, clamp
+from controller.core.bath_model import LOSS_MAX_PER_S, BathModel, clamp
 
 # Observer.
 CORRECTION_S = 20.0         # the probe pulls the estimate toward itself with this time constant ...
@@ -51,9 +51,8 @@ class Observer:
     delay line of one entry per tick).
     """
 
-    def __init__(self, model: BathModel, reading_c: float, *, rate_known: bool = True) -> None:
+    def __init__(self, model: BathModel, reading_c: float) -> None:
         self.model = model
-        self.rate_known = rate_known   # the heating rate was fitted from this bath (else the default's)
         self._water_c = self._probe_c = reading_c
         self._delay: deque[float] = deque()
         self.bias_c = 0.0
@@ -69,7 +68,6 @@ class Observer:
         self._high_c = 0.0             # the highest bias of about the last probe delay (see correct)
         self._low_c = 0.0              # the lowest reading since
         self._suspect_heat_c = 0.0     # the heat delivered since (degC of the whole bath)
-        self._unknown_heat_c = 0.0     # ... and, at a heating rate not yet learned, what the fastest heater adds
         self.drift_c_per_s = 0.0       # heat flow the model misses (negative: more losses), degC/s
         self._trend_c_per_s = 0.0      # the correction's recent mean (degC/s): what the drift learns from
         self.rebase(model, reading_c)
@@ -99,8 +97,7 @@ class Observer:
     @property
     def guard_water_c(self) -> float:
         """The water as the heat delivered says it is: the estimate without a suspect reading's fall."""
-        return (self._water_c + max(self.bias_c, self._anchor_c) + WATER_FIRST_SHARE * self._suspect_heat_c
-                + self._unknown_heat_c)
+        return self._water_c + max(self.bias_c, self._anchor_c) + WATER_FIRST_SHARE * self._suspect_heat_c
 
     @property
     def probe_c(self) -> float:
@@ -132,8 +129,7 @@ class Observer:
         """Start from ``reading_c`` with ``model``: the probe reads it, the water leads it by the
         ramp ``slope_c_per_s`` over the delay (0: settled), unless ``water_c`` says where it is."""
         self.model = model
-        self.suspect, self.suspect_s, self._anchor_c = False, 0.0, self.bias_c
-        self._suspect_heat_c = self._unknown_heat_c = 0.0
+        self.suspect, self.suspect_s, self._anchor_c, self._suspect_heat_c = False, 0.0, self.bias_c, 0.0
         self._high_c = self.bias_c
         self.drift_c_per_s = self._trend_c_per_s = 0.0
         ahead_c = slope_c_per_s * model.delay_s
@@ -159,10 +155,6 @@ class Observer:
                           + self.drift_c_per_s) * dt_s
         if self.suspect:
             self._suspect_heat_c += m.heat_rate_c_per_s * u * dt_s
-            if not self.rate_known:
-                # Not learned yet (a probe lifted before the warm-up's first fit): the default rate may be half
-                # this heater's, so the guard counts the heat as the fastest bath would take it.
-                self._unknown_heat_c += max(0.0, HEAT_RATE_MAX_C_PER_S - m.heat_rate_c_per_s) * u * dt_s
         self._delay.append(self._water_c)
         delayed = self._delay.popleft()
         before = self._probe_c
@@ -210,16 +202,14 @@ class Observer:
                 # degrees below the water for an hour, the heater on at full power against the guard.
                 self.drift_c_per_s = min(0.0, self.drift_c_per_s + step / DRIFT_UP_S)
             if self.departing and not self.suspect:
-                self.suspect, self.suspect_s, self._low_c = True, 0.0, reading_c
-                self._suspect_heat_c = self._unknown_heat_c = 0.0
+                self.suspect, self.suspect_s, self._low_c, self._suspect_heat_c = True, 0.0, reading_c, 0.0
                 self._anchor_c = max(self._anchor_c, self._high_c)
             if self.suspect:
                 if self._suspect_heat_c > 0:  # "not risen with the heat" counts once heat went in: a warmer
                     self.suspect_s += dt_s    # held off in a cold bath (1/16 degC steps) never confirms it
                 self._low_c = min(self._low_c, reading_c)
                 if not self.departing and reading_c - self._low_c >= CONFIRM_RISE_C:
-                    self.suspect = False  # it rose with the heat: a probe in the water
-                    self._suspect_heat_c = self._unknown_heat_c = 0.0
+                    self.suspect, self._suspect_heat_c = False, 0.0  # it rose with the heat: a probe in the water
         if not self.suspect:
             self._anchor_c = self.bias_c
             # A probe leaving the water drags the estimate down for a few ticks (through its lag) before its

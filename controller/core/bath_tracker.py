@@ -102,7 +102,7 @@ class BathTracker:
         obs = self.observer
         if obs is None:
             if reading_c is not None:
-                self.observer = Observer(self.model, reading_c, rate_known=self.fitted)
+                self.observer = Observer(self.model, reading_c)
             return None
         obs.correct(dt_s, reading_c)
         if reading_c is not None:
@@ -121,7 +121,8 @@ class BathTracker:
             predicted_c = obs.predicted_change_c * (share if obs.predicted_change_c > 0 else 1.0)
             self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=predicted_c,
                              expected_rise_c=rise * share, departing=obs.suspect)
-        model = self.learner.observe(now_s, reading_c, obs.water_c, heater_on_s > 0, setpoint_c, dt_s)
+        model = self.learner.observe(now_s, reading_c, obs.water_c, heater_on_s > 0, setpoint_c, dt_s,
+                                     suspect=obs.suspect)
         if model is None:
             return None
         counted = (model.warmups, model.loss_fits) != (m.warmups, m.loss_fits)
@@ -129,7 +130,7 @@ class BathTracker:
         if rate_fitted:
             assert reading_c is not None
             obs.rebase(model, reading_c, slope_c_per_s=self.learner.ramp_slope_c_per_s)
-            self.fitted = obs.rate_known = True
+            self.fitted = True
         else:
             obs.take_model(model)
         # Losses the new loss rate now explains are no longer missed; a lower rate leaves more of what the bath

@@ -145,11 +145,8 @@ class Interlock:
             self._trip(FaultKind.SENSOR, f"the probe reading fell away and showed nothing of the {LIFTED_HEAT_C:g} "
                        f"degC of heat the water got {unseen_heat_s:.0f} s ago: is the probe in the water?", now_s)
         if suspect_s >= SUSPECT_MAX_S:
-            # Before this bath's heating rate is known, a reading that never rose is a dead element as much as
-            # a probe out of the water (the guard held the heat as if the fastest heater gave it).
-            element = "" if self.rate_known or self.model.learned else ", and does the heater heat at all"
             self._trip(FaultKind.SENSOR, f"the probe reading fell away {suspect_s / 60:.0f} min ago and has not "
-                       f"risen with the heat since: is the probe in the water{element}?", now_s)
+                       "risen with the heat since: is the probe in the water?", now_s)
         self._check_disagree(now_s)
 
         reason = self._block_reason(bad, temp_c, hottest_c, setpoint_c, held_off=held_off)
