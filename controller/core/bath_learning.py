@@ -311,6 +311,7 @@ class _Ramp:
         self.top_c = -math.inf  # the highest RAMP_MEAN_S mean of the reading since it started rising
         self.fallen = False     # ... and the latest fell RAMP_FALL_C below it
         self._steps = (0, 0.0, 0.0)  # successive readings' differences: count, sum, sum of squares (the scatter)
+        self._last_c = start_c     # the latest reading added
 
     def past_window(self, now_s: float) -> bool:
         """Whether the fits of this warm-up are over (the losses and the stones bend it from here)."""
