@@ -135,14 +135,23 @@ def test_a_probe_lifted_at_hold_and_acknowledged_still_out_trips_again_without_h
     assert peak[0] < 52.0 + 1.5
 
 
+FLEET_2 = dict(power_w=1657.07, element_j_per_k=414.27, element_w_per_k=82.85, water_kg=3.367, pot_j_per_k=402.0,
+               stones_kg=5.873, loss_w_per_k=4.184, lid_open_factor=5.82, probe_lag_s=14.5, dead_time_s=16.9,
+               room_c=15.38)  # seed 1's #2: lid off, set 49 degC
+FLEET_151 = dict(power_w=1086.2, element_j_per_k=271.5, element_w_per_k=54.3, water_kg=4.459, pot_j_per_k=467.5,
+                 stones_kg=7.371, loss_w_per_k=4.729, lid_open_factor=5.46, probe_lag_s=14.6, dead_time_s=55.8,
+                 room_c=28.59)  # seed 1's #151: lid on, set 46 degC
+FLEET_10 = dict(power_w=1737.8, element_j_per_k=434.5, element_w_per_k=86.9, water_kg=3.07, pot_j_per_k=384.1,
+                stones_kg=8.38, loss_w_per_k=4.03, lid_open_factor=5.66, probe_lag_s=23.5, dead_time_s=49.5,
+                room_c=26.75)  # seed 1's #10: lid on, set 49.5 degC
+
+
 def test_a_probe_lifted_early_in_a_short_warm_up_does_not_teach_a_low_heating_rate():
     # 1738 W into 3.1 L + 8.4 kg stones, lag 24 s, dead time 50 s, set 49.5 degC: a 4 min warm-up, the probe
     # lifted 2 min in. The warm-up's fits that saw the reading fall learned a heating rate 94 % low; the guard
     # and the energy budget counted the heat at that rate, and the heater ran flat out to 76 degC before the
     # lifted-probe rule tripped. A warm-up whose reading falls now ends with the fits made before the fall.
-    run = fault_run("probe lifted at warm-up", setpoint_c=49.5, lid_off=False, power_w=1737.8,
-                    element_j_per_k=434.5, element_w_per_k=86.9, water_kg=3.07, pot_j_per_k=384.1, stones_kg=8.38,
-                    loss_w_per_k=4.03, lid_open_factor=5.66, probe_lag_s=23.5, dead_time_s=49.5, room_c=26.75)
+    run = fault_run("probe lifted at warm-up", setpoint_c=49.5, lid_off=False, **FLEET_10)
     assert run["caught"]
     assert run["peak_water_c"] < 49.5 + 1.5
 
@@ -156,19 +165,9 @@ def test_a_probe_lifted_before_the_first_fit_on_a_heater_faster_than_the_default
     # 1086 W into 4.5 L + 7.4 kg stones, lag 15 s, dead time 56 s, set 46 degC: 0.043 degC/s at full power, the
     # default model says 0.03. The probe, lifted 2 min in, had not risen enough for a fit: the guard counted the
     # heat at the default rate and the water reached the setpoint + 4.3 degC.
-    run = fault_run("probe lifted at warm-up", setpoint_c=46.0, lid_off=False, power_w=1086.2,
-                    element_j_per_k=271.5, element_w_per_k=54.3, water_kg=4.459, pot_j_per_k=467.5, stones_kg=7.371,
-                    loss_w_per_k=4.729, lid_open_factor=5.46, probe_lag_s=14.6, dead_time_s=55.8, room_c=28.59)
+    run = fault_run("probe lifted at warm-up", setpoint_c=46.0, lid_off=False, **FLEET_151)
     assert run["caught"]
     assert run["peak_water_c"] < 46.0 + 1.5
-
-
-FLEET_2 = dict(power_w=1657.07, element_j_per_k=414.27, element_w_per_k=82.85, water_kg=3.367, pot_j_per_k=402.0,
-               stones_kg=5.873, loss_w_per_k=4.184, lid_open_factor=5.82, probe_lag_s=14.5, dead_time_s=16.9,
-               room_c=15.38)  # seed 1's #2: lid off, set 49 degC
-FLEET_151 = dict(power_w=1086.2, element_j_per_k=271.5, element_w_per_k=54.3, water_kg=4.459, pot_j_per_k=467.5,
-                 stones_kg=7.371, loss_w_per_k=4.729, lid_open_factor=5.46, probe_lag_s=14.6, dead_time_s=55.8,
-                 room_c=28.59)  # seed 1's #151: lid on, set 46 degC
 
 
 @pytest.mark.parametrize("params,setpoint_c,lid_off", [(FLEET_2, 49.0, True), (FLEET_151, 46.0, False)])
