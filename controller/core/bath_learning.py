@@ -88,7 +88,7 @@ class Learner:
         """Learn from one tick; return the new model when it changed. ``suspect``: the reading fell away
         from the model faster than the bath can cool (a probe lifted, cold water poured in): no hold is
         learned from it (a window that ended so once re-based the estimate onto a lifted probe's reading,
-        and the heater ran at full power to the setpoint + 2.4 degC). A warm-up learns on: before its
+        and the heater ran at full power to the setpoint + 2.5 degC). A warm-up learns on: before its
         first fit the default model runs ahead of a weak heater's reading, and a fall ends it anyway."""
         learned = self._observe_ramp(now_s, reading_c, heater_on, setpoint_c)
         if suspect:
