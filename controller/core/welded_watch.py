@@ -92,10 +92,12 @@ class WeldedWatch:
         if STUCK_RATE_SHARE * (model.heat_rate_c_per_s - losses) * self.segment_s(model) >= STUCK_OWN_RISE_MIN_C:
             return None  # a weld rises a step a segment here: :meth:`welded` judges it, a slower rise is not one
         fall_c = losses * STUCK_CREEP_S
+        if fall_c < STUCK_CREEP_RISE_C:
+            return None  # the losses would not cool it a rise's worth: nothing to tell a weld by
         start_c, middle_c, end_c = (self._readings.mean_c(t - STUCK_AVERAGE_S, t)
                                     for t in (now_s - STUCK_CREEP_S, now_s - STUCK_CREEP_S / 2, now_s))
         rise_c = end_c - start_c
-        if fall_c < STUCK_CREEP_RISE_C or middle_c <= start_c or end_c <= middle_c or rise_c < STUCK_CREEP_RISE_C:
+        if middle_c <= start_c or end_c <= middle_c or rise_c < STUCK_CREEP_RISE_C:
             return None
         window_s = max(STUCK_CREEP_STEP_MIN_S, STUCK_CREEP_WINDOW_LAGS * model.lag_s)
         if self._largest_rise_c(now_s, window_s) > \

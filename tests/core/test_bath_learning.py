@@ -88,9 +88,10 @@ def _short_strong() -> BathParams:
 
 
 def _warm_up(p: BathParams, *, seconds: int, lifted_at_s: int | None = None,
-             poured_at_s: int | None = None) -> Learner:
+             poured_at_s: int | None = None, noise_c: float = 0.03) -> Learner:
     """Full power from a cold start for ``seconds``; the probe lifted into the room's air at ``lifted_at_s``
-    (it follows the air through its own lag), or 10 % more water at 15 degC poured in at ``poured_at_s``."""
+    (it follows the air through its own lag), or 10 % more water at 15 degC poured in at ``poured_at_s``;
+    the probe's scatter ``noise_c`` (1 sigma, degC) before its 1/16 degC steps."""
     plant = StoneBath(p)
     learner = Learner(BathModel())
     rng = random.Random(1)
@@ -101,7 +102,7 @@ def _warm_up(p: BathParams, *, seconds: int, lifted_at_s: int | None = None,
         plant.advance(1.0, True)
         lifted = lifted_at_s is not None and t >= lifted_at_s
         probe_c = probe_c + (p.room_c - probe_c) / p.probe_lag_s if lifted else plant.probe_c()
-        reading = round((probe_c + rng.gauss(0.0, 0.03)) * 16) / 16
+        reading = round((probe_c + rng.gauss(0.0, noise_c)) * 16) / 16
         learner.observe(float(t), reading, plant.water_c, True, SETPOINT_C, 1.0)
     return learner
 
@@ -127,3 +128,14 @@ def test_cold_water_poured_in_before_the_first_fit_is_learned_through():
     more_water = replace(p, water_kg=1.1 * p.water_kg)
     assert learner.model.warmups == 0  # still in its warm-up: the relay has not opened
     assert learner.model.heat_rate_c_per_s == pytest.approx(_true_rate(more_water), rel=0.2)
+
+
+def test_a_noisy_probe_does_not_end_a_weak_heaters_warm_up_on_its_scatter():
+    # 350 W into 15 L + 10 kg of stones (0.005 degC/s) with a probe scattering 0.2 degC: a 10 s mean scatters
+    # 0.06 degC and the highest of them is a maximum over that noise, so a fall of two 1/16 degC steps alone
+    # ended the warm-up before its first fit again and again, and the bath never learned its rate.
+    p = BathParams("weak", power_w=350.0, element_j_per_k=90.0, element_w_per_k=18.0, water_kg=15.0,
+                   pot_j_per_k=1100.0, stones_kg=10.0, loss_w_per_k=9.0, probe_lag_s=20.0, dead_time_s=30.0,
+                   room_c=20.0, start_c=20.0)
+    learner = _warm_up(p, seconds=1800, noise_c=0.2)
+    assert learner.model.heat_rate_c_per_s == pytest.approx(_true_rate(p), rel=0.2)
