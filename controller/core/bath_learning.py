@@ -42,6 +42,9 @@ RAMP_MEAN_S = 10.0          # ... in means over this long ends with the fits mad
                             # short warm-up once taught one 94 % low, and the guard counted the heat at it)
 RAMP_FALL_SIGMAS = 6.0      # ... and at least this many times the scatter of such a mean, from the probe's own
                             # (a probe with 0.2 degC of it: 0.38 degC; the highest mean is a maximum over noise)
+FIRST_PAUSE_MAX_S = 20.0   # the first warm-up ever, before its first fit, goes on through the relay off this long
+                           # (the guard's pause until the probe proves itself): it bends the line's rise by less
+                           # than a tenth over the 3 min the first fits take
 RAMP_MAX_S = 3 * 3600.0     # a longer warm-up keeps its first 3 h of samples
 STONES_SETTLE_S = 900.0     # a long warm-up is fitted over 5 min once the stones have caught up (15 min;
 LATE_FIT_S = 300.0          # ~5 of their time constants) and again over its last 5 min ...
@@ -108,6 +111,10 @@ class Learner:
         if ramp is not None and ramp.off_s is not None:
             return self._observe_tail(now_s, reading_c, heater_on, ramp)
         if not heater_on:
+            if ramp is not None and self._pause_carried(now_s, ramp):
+                if reading_c is not None:
+                    ramp.add(now_s, reading_c)
+                return None
             self._ramp = None
             if ramp is None:
                 return None
@@ -126,7 +133,10 @@ class Learner:
             # still falls, or still shows water poured in, and its line would be no heating rate. So too after
             # a warm-up whose reading fell: the heater stayed on, and a line started from the fall would put
             # the probe's delay from there (a dead time of 8 s learned for 56 s, then a false welded relay).
-            first = not self.model.learned and not self._spoiled
+            # The first warm-up only from a bath the heater has not touched yet: one stopped before its first fit
+            # (the guard, or a heater check) restarted with the reading already rising, and its line learned a
+            # dead time of 1 s, then a false welded relay.
+            first = not self.model.learned and not self._spoiled and self._ramp_end_s == -math.inf
             settled = first or (off_since_s is not None and now_s - off_since_s >= STONES_SETTLE_S)
             if reading_c <= setpoint_c - RAMP_BELOW_C and settled:
                 self._ramp = _Ramp(now_s, reading_c, later=self.model.learned)
@@ -144,6 +154,15 @@ class Learner:
         if ramp.past_window(now_s):
             return self._late_fit(now_s, ramp)
         return self._fit_ramp(now_s, ramp)
+
+    def _pause_carried(self, now_s: float, ramp: _Ramp) -> bool:
+        """Whether the first warm-up ever, with no fit yet, goes on through this tick of the relay off: the guard
+        holds it off for a moment while the probe proves it is in the water (controller/core/probe_proof.py).
+        Restarted there it would learn nothing (a warm-up from a bath already heated); ended, the whole session
+        ran on the default model."""
+        off_since_s = self._off_since_s if self._off_since_s is not None else now_s
+        return not self.model.learned and ramp.fits == 0 and ramp.off_s is None \
+            and now_s - off_since_s < FIRST_PAUSE_MAX_S
 
     def _spoil(self, now_s: float, ramp: _Ramp) -> BathModel | None:
         """The reading fell during a warm-up (RAMP_FALL_C): the warm-up ends with the fits made before. With

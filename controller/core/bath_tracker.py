@@ -17,7 +17,9 @@ from controller.core import model_control
 from controller.core.bath_learning import Learner
 from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
 from controller.core.bath_observer import EnergyBudget, Observer
+from controller.core.guards import GUARD_ABOVE_C
 from controller.core.lifted_watch import LiftedWatch
+from controller.core.probe_proof import ProbeProof
 
 BUDGET_RATE_SHARE = 0.5  # the budget expects the probe to show half the rise the model predicts: cold stones
                          # just put back soak up to ~40 % of the heat first, cold water poured in stalls the
@@ -51,6 +53,7 @@ class BathTracker:
         self._missed_water_c = self._missed_probe_c = 0.0  # their heat taken from the water, and at the probe
         self._missed_delay: deque[float] = deque()          # ... through the probe's dead time (one entry a tick)
         self.lifted = LiftedWatch()
+        self.proof: ProbeProof | None = None if self.fitted else ProbeProof()  # until the heating rate is fitted
 
     @property
     def rate_share(self) -> float:
@@ -65,6 +68,13 @@ class BathTracker:
         change through that is frozen. Without the observer's missed heat flow, which is learned from the
         probe itself: a frozen probe would teach it that the bath does not cool."""
         return self._flows_c * self.rate_share
+
+    @property
+    def unproven_water_c(self) -> float | None:
+        """Before this bath's heating rate is fitted, while the probe has not proven it is in the water: the hottest
+        the fastest heater could have made the water (degC; None: proven, or fitted), for the guard
+        (:mod:`controller.core.probe_proof`)."""
+        return self.proof.water_max_c if self.proof is not None else None
 
     def predict(self, dt_s: float, heater_on_s: float) -> None:
         """Advance the observer by ``dt_s`` with the heater on for ``heater_on_s`` of it."""
@@ -99,6 +109,9 @@ class BathTracker:
               setpoint_c: float, account: bool) -> Learned | None:
         """Correct the observer, account the energy budget (if ``account``: no fault latched) and learn,
         from this tick's reading (None: no valid one). Return what changed, if the model did."""
+        if self.proof is not None:
+            self.proof.update(now_s, dt_s, reading_c, heater_on_s=heater_on_s, room_c=self.learner.model.room_c,
+                              guard_c=setpoint_c + GUARD_ABOVE_C)
         obs = self.observer
         if obs is None:
             if reading_c is not None:
@@ -131,6 +144,8 @@ class BathTracker:
             assert reading_c is not None
             obs.rebase(model, reading_c, slope_c_per_s=self.learner.ramp_slope_c_per_s)
             self.fitted = True
+            if self.proof is not None and self.proof.proven:
+                self.proof = None  # a fit made as the probe left the water keeps the bound until the next one
         else:
             obs.take_model(model)
         # Losses the new loss rate now explains are no longer missed; a lower rate leaves more of what the bath
@@ -141,6 +156,11 @@ class BathTracker:
                                          - (model.loss_per_s - m.loss_per_s) * excess_c)
         self.model = model
         return Learned(model, counted, rate_fitted)
+
+    def unproven_heat_s(self, now_s: float) -> float:
+        """Before the heating rate is fitted: how long ago heat went in that a probe in the water would have
+        shown by now, the reading not having proven itself in the water since (0: not so)."""
+        return self.proof.unseen_s(now_s) if self.proof is not None else 0.0
 
     def unseen_heat_s(self, now_s: float) -> float:
         """How long ago heat went in that a probe in the water would have shown by now (0: none)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from controller.core import events as ev
-from controller.core.bath_model import BathModel
+from controller.core.bath_model import DEAD_MAX_S, LAG_MAX_S, BathModel
 from controller.core.faults import SEVERITY, AckRefused, Fault, FaultKind
 from controller.core.guards import (
     BUDGET_MIN_C,
@@ -38,9 +38,11 @@ from controller.core.guards import (
     MAX_BAD_IN_A_ROW,
     OVER_TARGET_C,
     OVER_TARGET_S,
+    PROOF_WAIT_S,
     STALE_S,
     STUCK_CREEP_S,
     STUCK_PERIOD_S,
+    STUCK_TAIL_LAGS,
     SUSPECT_MAX_S,
     HeldFor,
     ProbeWatch,
@@ -97,7 +99,7 @@ class Interlock:
              duty: float, setpoint_c: float, *, water_c: float | None = None,
              estimate_c: float | None = None, unconfirmed_c: float = 0.0, suspect_s: float = 0.0,
              departure_c: float | None = None, missed_losses_c_per_s: float = 0.0, unseen_heat_s: float = 0.0,
-             held_off: bool = False) -> bool:
+             unproven_heat_s: float = 0.0, unproven_water_c: float | None = None, held_off: bool = False) -> bool:
         """Evaluate every rule, then drive the relay. Return whether it is on.
 
         ``held_off``: a person switched the warmer off: the relay opens at once (not at the end of
@@ -111,7 +113,10 @@ class Interlock:
         model's own change (it departs upward at the heating rate from a welded relay), counting
         ``missed_losses_c_per_s``: losses the model misses (degC/s); ``unseen_heat_s``: how long ago heat went in
         that a probe in the water would have shown, a suspect reading standing still since
-        (:mod:`controller.core.lifted_watch`).
+        (:mod:`controller.core.lifted_watch`); ``unproven_heat_s``: the same before the heating rate is fitted, for
+        a reading that has not proven itself in the water since the start or since it fell
+        (:mod:`controller.core.probe_proof`); ``unproven_water_c``: the hottest that water may be meanwhile (None:
+        proven), for the guard alone: a bound, not an estimate, for the cutoff or the over-target rule.
         """
         bad = self.primary.see(primary)
         if self.has_safety_probe:
@@ -144,12 +149,19 @@ class Interlock:
         if unseen_heat_s >= LIFTED_DELAYS * self.model.delay_s:
             self._trip(FaultKind.SENSOR, f"the probe reading fell away and showed nothing of the {LIFTED_HEAT_C:g} "
                        f"degC of heat the water got {unseen_heat_s:.0f} s ago: is the probe in the water?", now_s)
+        if unproven_heat_s >= PROOF_WAIT_S:
+            # A dead element and a probe out of the water look the same here: nothing shows of the heat.
+            self._trip(FaultKind.HEATING, f"the reading has not risen with the heat given {unproven_heat_s:.0f} s "
+                       "ago, enough for any heater's water to show by now, or since the fastest heater could "
+                       "have warmed the water to the guard: is the probe in the water, and does the element "
+                       "heat?", now_s)
         if suspect_s >= SUSPECT_MAX_S:
             self._trip(FaultKind.SENSOR, f"the probe reading fell away {suspect_s / 60:.0f} min ago and has not "
                        "risen with the heat since: is the probe in the water?", now_s)
         self._check_disagree(now_s)
 
-        reason = self._block_reason(bad, temp_c, hottest_c, setpoint_c, held_off=held_off)
+        guard_c = hottest_c if hottest_c is None or unproven_water_c is None else max(hottest_c, unproven_water_c)
+        reason = self._block_reason(bad, temp_c, guard_c, setpoint_c, held_off=held_off)
         self.blocked_reason = reason
         self.guarded = reason == GUARD_REASON
         if reason is not None:
@@ -297,8 +309,13 @@ class Interlock:
         off_s = self._relay_off.held_s(now_s)
         if temp_c <= setpoint_c:
             return
+        window_s = self.welded.window_s(self.model)
+        if not (self.model.learned or self.rate_known):
+            # The probe's delay not learned yet: the last pulses' heat may arrive for the longest one, and a laggy
+            # bath's tail, judged by the default model's delay, rose "by itself" (a false welded relay).
+            window_s = max(window_s, DEAD_MAX_S + STUCK_TAIL_LAGS * LAG_MAX_S)
         welded = self.welded.welded(now_s, self.model, temp_c, missed_losses_c_per_s=missed_losses_c_per_s) \
-            if off_s >= self.welded.window_s(self.model) else None
+            if off_s >= window_s else None
         if welded is not None:
             rise_c, rate = welded
             self._trip(FaultKind.STUCK_RELAY, f"with the heater switched off the water rose {rise_c:.1f} degC above "
