@@ -156,3 +156,19 @@ def test_a_first_warm_up_paused_before_its_first_fit_learns_no_delay_from_the_re
         learner.observe(float(t), reading, plant.water_c, on, SETPOINT_C, 1.0)
     # Nothing learned from it: the model stays the default until a warm-up from a settled bath.
     assert learner.model.dead_time_s >= BathModel().dead_time_s
+
+
+def test_a_first_warm_up_held_off_a_few_seconds_before_its_first_fit_still_learns_the_bath():
+    # The guard holds the relay off for a moment while the probe proves itself in the water: the first warm-up goes
+    # on through it (ended there, the session ran on the default model and overshot up to 2.9 degC).
+    p = _stone_heavy(dead_time_s=60.0, lag_s=30.0)
+    plant = StoneBath(p)
+    learner = Learner(BathModel())
+    rng = random.Random(1)
+    for t in range(600):
+        on = not 100 <= t < 110
+        plant.advance(1.0, on)
+        reading = round((plant.probe_c() + rng.gauss(0.0, 0.03)) * 16) / 16
+        learner.observe(float(t), reading, plant.water_c, on, SETPOINT_C, 1.0)
+    assert learner.model.heat_rate_c_per_s == pytest.approx(_true_rate(p), rel=0.25)
+    assert learner.model.dead_time_s >= 0.5 * p.dead_time_s

@@ -8,6 +8,7 @@ import pytest
 
 from controller.core.faults import FaultKind
 from controller.core.guards import HeldFor
+from controller.core.probe import Reading, ReadingKind
 from controller.sim.fake_w1 import ZERO_TEXT, w1_slave_text
 from controller.sim.simulation import Injection, Simulation
 from tests.helpers import run_ticks
@@ -389,3 +390,25 @@ def test_acknowledge_is_refused_while_the_probes_still_disagree(make_controller,
     run_ticks(controller, clock, tree, [45.0], second=45.5)
     controller.acknowledge_fault()
     assert controller.status().fault is None
+
+
+def test_the_unproven_waters_bound_holds_the_relay_off_but_latches_nothing(make_controller, clock, tree, pins):
+    # Before the first fit, the hottest the fastest heater could have made the water while the probe is not proven
+    # in it (controller/core/probe_proof.py) is a bound for the guard, not an estimate: fed to the cutoff and the
+    # over-target rule it latched "water at 70.4 degC reached the cutoff" with the water at 49.6 degC.
+    controller = make_controller(setpoint_c=50.0)
+    heat_up(controller, clock, tree, temp=40.0)
+    interlock = controller.interlock
+    for _ in range(90):  # beyond the over-target rule's 60 s
+        clock.advance(1.0)
+        now = clock.monotonic()
+        on = interlock.tick(now, Reading(ReadingKind.VALID, 40.0, now), None, 1.0, 50.0, water_c=40.0,
+                            unproven_water_c=70.0)
+        assert not on
+    assert interlock.latched is None and interlock.guarded
+    assert not pins.pin(17).state
+    # The same value as the estimated water is the cutoff's to judge.
+    clock.advance(1.0)
+    now = clock.monotonic()
+    interlock.tick(now, Reading(ReadingKind.VALID, 40.0, now), None, 1.0, 50.0, water_c=70.0)
+    assert interlock.latched is not None and interlock.latched.kind == FaultKind.OVERTEMP
