@@ -156,7 +156,7 @@ class ProbeProof:
                 self._watch_warm_start(mean_c, heater_on_s)
             self._watch_fall(mean_c, dt_s, room_c)
         else:
-            self._watch_rise(now_s, mean_c)
+            self._watch_rise(mean_c)
 
     def _start(self, reading_c: float) -> None:
         """At power-on: a probe on the counter reads the room, and from a room's temperature the water is taken
@@ -174,20 +174,22 @@ class ProbeProof:
 
     def _watch_warm_start(self, mean_c: float, heater_on_s: float) -> None:
         self._warm_on_s += heater_on_s
-        self._low_c = min(self._low_c, mean_c)
-        if mean_c <= self._still_c - self.rise_c:
-            self._still_c, self._still_on_s, self._enough_s = mean_c, 0.0, None
-        if self._warm_on_s > 0 and mean_c - self._low_c >= self.rise_c:
+        if self._rose(mean_c, self._warm_on_s):
             self._warm_start, self._enough_s = False, None  # it rose with the heat: in the water
 
-    def _watch_rise(self, now_s: float, mean_c: float) -> None:
+    def _watch_rise(self, mean_c: float) -> None:
         if self._at_start and self._on_since_loss_s <= 0:
             self._base_c = mean_c  # no heat given yet: the water is where the reading says
+        if self._rose(mean_c, self._on_since_loss_s):
+            self._prove(mean_c)
+
+    def _rose(self, mean_c: float, on_s: float) -> bool:
+        """Whether the mean rose a proof's rise above its lowest, ``on_s`` of heat given since it was lost (or the
+        warm start); a mean still falling restarts the count of the heat that must show."""
         self._low_c = min(self._low_c, mean_c)
         if mean_c <= self._still_c - self.rise_c:
             self._still_c, self._still_on_s, self._enough_s = mean_c, 0.0, None
-        if self._on_since_loss_s > 0 and mean_c - self._low_c >= self.rise_c:
-            self._prove(mean_c)
+        return on_s > 0 and mean_c - self._low_c >= self.rise_c
 
     def _watch_fall(self, mean_c: float, dt_s: float, room_c: float) -> None:
         # The lossiest bath cools this fast with the heater off, and a lagging probe goes on showing that cooling for
