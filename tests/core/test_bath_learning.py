@@ -141,19 +141,26 @@ def test_a_noisy_probe_does_not_end_a_weak_heaters_warm_up_on_its_scatter():
     assert learner.model.heat_rate_c_per_s == pytest.approx(_true_rate(p), rel=0.2)
 
 
+def _first_warm_up_held_off(p: BathParams, *, off_s: int) -> Learner:
+    """The first warm-up ever, 10 min at full power but for the relay held off ``off_s`` from 100 s on (the guard's
+    pause while the probe proves itself in the water, before the first fit)."""
+    plant = StoneBath(p)
+    learner = Learner(BathModel())
+    rng = random.Random(1)
+    for t in range(600):
+        on = not 100 <= t < 100 + off_s
+        plant.advance(1.0, on)
+        reading = round((plant.probe_c() + rng.gauss(0.0, 0.03)) * 16) / 16
+        learner.observe(float(t), reading, plant.water_c, on, SETPOINT_C, 1.0)
+    return learner
+
+
 def test_a_first_warm_up_paused_before_its_first_fit_learns_no_delay_from_the_restart():
     # The guard held a laggy bath's first warm-up off for a moment before its first fit (the water as hot as the
     # fastest heater could have made it, until the probe proves itself in the water). A warm-up restarted there
     # drew its line from a reading already rising: a dead time of 1 s (true 60 s), then false welded relays.
     p = _stone_heavy(dead_time_s=60.0, lag_s=30.0)
-    plant = StoneBath(p)
-    learner = Learner(BathModel())
-    rng = random.Random(1)
-    for t in range(600):
-        on = not 100 <= t < 120
-        plant.advance(1.0, on)
-        reading = round((plant.probe_c() + rng.gauss(0.0, 0.03)) * 16) / 16
-        learner.observe(float(t), reading, plant.water_c, on, SETPOINT_C, 1.0)
+    learner = _first_warm_up_held_off(p, off_s=20)
     # Nothing learned from it: the model stays the default until a warm-up from a settled bath.
     assert learner.model.dead_time_s >= BathModel().dead_time_s
 
@@ -162,13 +169,6 @@ def test_a_first_warm_up_held_off_a_few_seconds_before_its_first_fit_still_learn
     # The guard holds the relay off for a moment while the probe proves itself in the water: the first warm-up goes
     # on through it (ended there, the session ran on the default model and overshot up to 2.9 degC).
     p = _stone_heavy(dead_time_s=60.0, lag_s=30.0)
-    plant = StoneBath(p)
-    learner = Learner(BathModel())
-    rng = random.Random(1)
-    for t in range(600):
-        on = not 100 <= t < 110
-        plant.advance(1.0, on)
-        reading = round((plant.probe_c() + rng.gauss(0.0, 0.03)) * 16) / 16
-        learner.observe(float(t), reading, plant.water_c, on, SETPOINT_C, 1.0)
+    learner = _first_warm_up_held_off(p, off_s=10)
     assert learner.model.heat_rate_c_per_s == pytest.approx(_true_rate(p), rel=0.25)
     assert learner.model.dead_time_s >= 0.5 * p.dead_time_s
