@@ -17,7 +17,7 @@ from controller.core import model_control
 from controller.core.bath_learning import Learner
 from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
 from controller.core.bath_observer import EnergyBudget, Observer
-from controller.core.guards import GUARD_ABOVE_C
+from controller.core.guards import GUARD_ABOVE_C, LIFTED_TEST_C
 from controller.core.lifted_watch import LiftedWatch
 from controller.core.probe_proof import ProbeProof
 
@@ -76,6 +76,18 @@ class BathTracker:
         (:mod:`controller.core.probe_proof`)."""
         return self.proof.water_max_c if self.proof is not None else None
 
+    @property
+    def guard_water_c(self) -> float | None:
+        """The water for the guard and the over-temperature rules (degC; None: no reading yet): as the heat
+        delivered says it is (:attr:`Observer.guard_water_c`), and while a suspect reading has not stood still
+        LIFTED_TEST_C warmer. So the heat that tests whether the probe is in the water goes in once its
+        reading can show it (:mod:`controller.core.lifted_watch`), and a probe out of the water never lets the
+        water past the guard."""
+        return self._guard_water_c(self.observer) if self.observer is not None else None
+
+    def _guard_water_c(self, obs: Observer) -> float:
+        return obs.guard_water_c + (LIFTED_TEST_C if obs.suspect and not self.lifted.testing else 0.0)
+
     def predict(self, dt_s: float, heater_on_s: float) -> None:
         """Advance the observer by ``dt_s`` with the heater on for ``heater_on_s`` of it."""
         obs = self.observer
@@ -132,8 +144,12 @@ class BathTracker:
             # in or stones put back cold may take: a reading rising at more than that share pays back.
             share = BUDGET_RATE_SHARE * self.rate_share
             predicted_c = obs.predicted_change_c * (share if obs.predicted_change_c > 0 else 1.0)
+            # A suspect reading's shortfall counts while the heater runs free, more than a probe delay of full
+            # power below the guard; at the guard only once the reading stands still: until then the guard
+            # bounds the heat, and stones put back cold soak up what it lets in while the water still falls.
+            free = self._guard_water_c(obs) + m.heat_rate_c_per_s * m.delay_s < setpoint_c + GUARD_ABOVE_C
             self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=predicted_c,
-                             expected_rise_c=rise * share, departing=obs.suspect)
+                             expected_rise_c=rise * share, departing=obs.suspect and (free or self.lifted.still))
         model = self.learner.observe(now_s, reading_c, obs.water_c, heater_on_s > 0, setpoint_c, dt_s,
                                      suspect=obs.suspect)
         if model is None:

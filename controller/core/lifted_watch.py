@@ -37,6 +37,8 @@ class LiftedWatch:
         self.since_s: float | None = None  # when that reached LIFTED_HEAT_C
         self.top_c: float | None = None    # the warmest reading of the probe delay before it became suspect
         self.low_c = 0.0                   # the lowest 10 s mean of the reading since the heat reached LIFTED_HEAT_C
+        self.still = False                 # the suspect reading stands still now (see _still)
+        self.testing = False               # ... and has since it fell: the test heat may go in
         self._readings = ReadingHistory(DEAD_MAX_S + LAG_MAX_S + STUCK_AVERAGE_S)
 
     def update(self, now_s: float, dt_s: float, reading_c: float | None, *, heat_c: float, loss_per_s: float,
@@ -45,8 +47,9 @@ class LiftedWatch:
         at the water the reading says; ``suspect``: the reading fell away and has not risen with heat since."""
         if reading_c is not None:
             self._readings.add(now_s, reading_c)
+        self.still = False
         if not suspect:
-            self.heat_c, self.since_s, self.top_c = 0.0, None, None
+            self.heat_c, self.since_s, self.top_c, self.testing = 0.0, None, None, False
             return
         if reading_c is None:
             return
@@ -55,6 +58,7 @@ class LiftedWatch:
         if not self._still(now_s, model):
             self.heat_c, self.since_s = 0.0, None  # still falling (or rising): the probe shows something
             return
+        self.still = self.testing = True
         self.heat_c += heat_c - loss_per_s * max(0.0, reading_c - model.room_c) * dt_s
         mean_c = self._mean_c(now_s)
         if self.heat_c < LIFTED_HEAT_C:
