@@ -53,6 +53,7 @@ class BathTracker:
         self._missed_water_c = self._missed_probe_c = 0.0  # their heat taken from the water, and at the probe
         self._missed_delay: deque[float] = deque()          # ... through the probe's dead time (one entry a tick)
         self.lifted = LiftedWatch()
+        self._guard_reached = False  # the guard held the heater back since the reading became suspect
         self.proof: ProbeProof | None = None if self.fitted else ProbeProof()  # until the heating rate is fitted
 
     @property
@@ -144,12 +145,13 @@ class BathTracker:
             # in or stones put back cold may take: a reading rising at more than that share pays back.
             share = BUDGET_RATE_SHARE * self.rate_share
             predicted_c = obs.predicted_change_c * (share if obs.predicted_change_c > 0 else 1.0)
-            # A suspect reading's shortfall counts while the heater runs free, more than a probe delay of full
-            # power below the guard; at the guard only once the reading stands still: until then the guard
-            # bounds the heat, and stones put back cold soak up what it lets in while the water still falls.
-            free = self._guard_water_c(obs) + m.heat_rate_c_per_s * m.delay_s < setpoint_c + GUARD_ABOVE_C
-            self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=predicted_c,
-                             expected_rise_c=rise * share, departing=obs.suspect and (free or self.lifted.still))
+            # A suspect reading's shortfall counts until the guard first holds the heater back, then only while
+            # the reading stands still: from then on the guard bounds the heat, and stones put back cold soak up
+            # what it lets in while the water still falls (a dead element's reading falls as well).
+            self._guard_reached = obs.suspect and (self._guard_reached
+                                                   or self._guard_water_c(obs) >= setpoint_c + GUARD_ABOVE_C)
+            self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=predicted_c, expected_rise_c=rise * share,
+                             departing=obs.suspect and (not self._guard_reached or self.lifted.still))
         model = self.learner.observe(now_s, reading_c, obs.water_c, heater_on_s > 0, setpoint_c, dt_s,
                                      suspect=obs.suspect)
         if model is None:
