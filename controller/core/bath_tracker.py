@@ -79,15 +79,15 @@ class BathTracker:
 
     @property
     def guard_water_c(self) -> float | None:
-        """The water for the guard and the over-temperature rules (degC; None: no reading yet): as the heat
-        delivered says it is (:attr:`Observer.guard_water_c`), and while a suspect reading has not stood still
-        LIFTED_TEST_C warmer. So the heat that tests whether the probe is in the water goes in once its
-        reading can show it (:mod:`controller.core.lifted_watch`), and a probe out of the water never lets the
-        water past the guard."""
+        """The water for the guard alone (degC; None: no reading yet), a bound, not an estimate: as the heat
+        delivered says it is (:attr:`Observer.guard_water_c`, which the over-temperature rules judge), and while
+        a suspect reading has not stood still LIFTED_TEST_C warmer. So the heat that tests whether the probe is
+        in the water goes in once its reading can show it (:mod:`controller.core.lifted_watch`), and a probe out
+        of the water never lets the water past the guard."""
         return self._guard_water_c(self.observer) if self.observer is not None else None
 
     def _guard_water_c(self, obs: Observer) -> float:
-        return obs.guard_water_c + (LIFTED_TEST_C if obs.suspect and not self.lifted.testing else 0.0)
+        return obs.guard_water_c + (LIFTED_TEST_C if obs.suspect and not self.lifted.stood_still else 0.0)
 
     def predict(self, dt_s: float, heater_on_s: float) -> None:
         """Advance the observer by ``dt_s`` with the heater on for ``heater_on_s`` of it."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from controller.core.bath_model import BathModel
 from controller.core.bath_tracker import BathTracker
 from controller.core.guards import LIFTED_TEST_C
@@ -72,5 +74,5 @@ def test_the_guard_holds_a_suspect_reading_s_water_lower_until_it_stands_still_t
     still = [round(sinking[-1] * 16) / 16] * 120
     seen = _hold_then_fall(tracker, 120.0, fall + sinking + still)
     assert all(suspect for suspect, _ in seen[30:])
-    assert all(extra == LIFTED_TEST_C for _, extra in seen[30:60 + 300])
-    assert all(extra == 0.0 for _, extra in seen[-60:])
+    assert all(extra == pytest.approx(LIFTED_TEST_C) for _, extra in seen[30:60 + 300])
+    assert all(extra == pytest.approx(0.0) for _, extra in seen[-60:])

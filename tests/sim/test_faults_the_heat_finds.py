@@ -15,7 +15,7 @@ from functools import partial
 import pytest
 
 from controller.core.faults import FaultKind
-from controller.core.guards import SUSPECT_MAX_S
+from controller.core.guards import GUARD_ABOVE_C, SUSPECT_MAX_S
 from controller.core.loop import CommandError
 from controller.qa import fleet
 from controller.qa.fleet import FAULT_OBSERVE_S, run_fault
@@ -102,6 +102,7 @@ def test_all_the_stones_put_back_cold_with_a_cold_top_up_is_not_a_lifted_probe(p
                                    start_c=20.0), 52.0, False)
     done = []
     back_s: list[float] = []
+    peak_c = [-math.inf]
 
     def put_back(sim, t_s):
         plant = stone_bath(sim)
@@ -109,13 +110,39 @@ def test_all_the_stones_put_back_cold_with_a_cold_top_up_is_not_a_lifted_probe(p
             plant.return_stones(plant.stones_kg, 30.0)
             plant.add_water(0.1 * plant.params.water_kg, 15.0)
             done.append(True)
-        elif not back_s and plant.water_c >= 52.0 - 0.5:
+        elif not back_s and plant.water_c >= bath.setpoint_c - 0.5:
             back_s.append(t_s)
+        peak_c[0] = max(peak_c[0], plant.water_c)
 
     _, faults = _hold_session(bath, on_hold=put_back, after_s=FAULT_OBSERVE_S)
     assert faults == []
     # Full power alone would take ~7 min: the reading must first stand still, then rise with the test heat.
     assert back_s and back_s[0] < 20 * 60
+    assert peak_c[0] < bath.setpoint_c + GUARD_ABOVE_C  # the test heat lifts the water no further than the guard
+
+
+def test_a_kettle_then_cold_water_latches_no_over_target_from_the_guard_s_test_degree():
+    # 800 W into 6 L + 6 kg stones, set 52 degC: at the hold 0.6 L of kettle water at 85 degC, then 10 % cold
+    # water 2 min later. The cold water's fall is suspect while the estimate still holds the kettle's heat
+    # (above setpoint + 2): the degree the guard adds until the reading stands still is a bound for the guard
+    # alone, not water the over-target rule may judge ("water at 55.0 degC" latched while it was at 50.3).
+    bath = FleetBath(0, BathParams("test", power_w=800.0, water_kg=6.0, stones_kg=6.0, room_c=20.0, start_c=20.0),
+                     52.0, False)
+
+    poured: list[float] = []
+
+    def pour(sim, t_s):
+        plant = stone_bath(sim)
+        if not poured:
+            plant.add_water(0.6, 85.0)
+            poured.append(t_s)
+        elif len(poured) == 1 and t_s - poured[0] >= 120.0:
+            plant.add_water(0.1 * plant.params.water_kg, 15.0)
+            poured.append(t_s)
+
+    _, faults = _hold_session(bath, on_hold=pour, after_s=1200.0)
+    assert len(poured) == 2
+    assert faults == []
 
 
 def test_a_probe_lifted_at_hold_and_acknowledged_still_out_trips_again_without_heating_past_the_guard():
