@@ -43,6 +43,19 @@ def test_a_probe_stuck_at_a_bath_s_limit_is_found_although_the_last_heater_check
     assert run["peak_water_c"] < 52.5
 
 
+def test_an_element_dying_mid_warm_up_on_a_fast_laggy_bath_is_told_by_the_energy_budget_within_minutes():
+    # 1738 W into 3.1 L + 8.4 kg stones, lid on, lag 24 s, dead time 50 s, set 49.5 degC: the element dies 2 min
+    # into the warm-up. The model expects the water to keep rising, so the reading is suspect; the energy budget
+    # counts the heat the probe does not show until the guard first holds the heater back. Counted only more
+    # than a probe delay of full power (7 degC here) below the guard, it never counted, and the suspect
+    # timeout latched "is the probe in the water?" after 16 min.
+    run = fault_run("dead element", setpoint_c=49.5, lid_off=False, power_w=1737.8, element_j_per_k=434.5,
+                    element_w_per_k=86.9, water_kg=3.07, pot_j_per_k=384.1, stones_kg=8.38, loss_w_per_k=4.03,
+                    lid_open_factor=5.66, probe_lag_s=23.5, dead_time_s=49.5, room_c=26.75)
+    assert run["reported"] == FaultKind.HEATING
+    assert run["trip_s"] < 300.0
+
+
 def test_a_probe_lifted_at_hold_is_caught_within_minutes_not_at_the_suspect_timeout():
     # 1132 W into 13.3 L + 5.6 kg stones, lid on, lag 19 s, dead time 30 s, set 47.5 degC: the probe, lifted
     # at the hold, cools to the room. The guard holds the water as the heat says it is; the heat that went in
