@@ -17,7 +17,7 @@ from controller.core import model_control
 from controller.core.bath_learning import Learner
 from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
 from controller.core.bath_observer import EnergyBudget, Observer
-from controller.core.guards import GUARD_ABOVE_C
+from controller.core.guards import GUARD_ABOVE_C, LIFTED_TEST_C
 from controller.core.lifted_watch import LiftedWatch
 from controller.core.probe_proof import ProbeProof
 
@@ -53,6 +53,7 @@ class BathTracker:
         self._missed_water_c = self._missed_probe_c = 0.0  # their heat taken from the water, and at the probe
         self._missed_delay: deque[float] = deque()          # ... through the probe's dead time (one entry a tick)
         self.lifted = LiftedWatch()
+        self._guard_reached = False  # the guard held the heater back since the reading became suspect
         self.proof: ProbeProof | None = None if self.fitted else ProbeProof()  # until the heating rate is fitted
 
     @property
@@ -75,6 +76,18 @@ class BathTracker:
         the fastest heater could have made the water (degC; None: proven, or fitted), for the guard
         (:mod:`controller.core.probe_proof`)."""
         return self.proof.water_max_c if self.proof is not None else None
+
+    @property
+    def guard_water_c(self) -> float | None:
+        """The water for the guard alone (degC; None: no reading yet), a bound, not an estimate: as the heat
+        delivered says it is (:attr:`Observer.guard_water_c`, which the over-temperature rules judge), and while
+        a suspect reading has not stood still LIFTED_TEST_C warmer. So the heat that tests whether the probe is
+        in the water goes in once its reading can show it (:mod:`controller.core.lifted_watch`), and a probe out
+        of the water never lets the water past the guard."""
+        return self._guard_water_c(self.observer) if self.observer is not None else None
+
+    def _guard_water_c(self, obs: Observer) -> float:
+        return obs.guard_water_c + (LIFTED_TEST_C if obs.suspect and not self.lifted.stood_still else 0.0)
 
     def predict(self, dt_s: float, heater_on_s: float) -> None:
         """Advance the observer by ``dt_s`` with the heater on for ``heater_on_s`` of it."""
@@ -132,8 +145,13 @@ class BathTracker:
             # in or stones put back cold may take: a reading rising at more than that share pays back.
             share = BUDGET_RATE_SHARE * self.rate_share
             predicted_c = obs.predicted_change_c * (share if obs.predicted_change_c > 0 else 1.0)
-            self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=predicted_c,
-                             expected_rise_c=rise * share, departing=obs.suspect)
+            # A suspect reading's shortfall counts until the guard first holds the heater back, then only while
+            # the reading stands still: from then on the guard bounds the heat, and stones put back cold soak up
+            # what it lets in while the water still falls (a dead element's reading falls as well).
+            self._guard_reached = obs.suspect and (self._guard_reached
+                                                   or self._guard_water_c(obs) >= setpoint_c + GUARD_ABOVE_C)
+            self.budget.step(dt_s, reading_c=reading_c, predicted_change_c=predicted_c, expected_rise_c=rise * share,
+                             departing=obs.suspect and (not self._guard_reached or self.lifted.still))
         model = self.learner.observe(now_s, reading_c, obs.water_c, heater_on_s > 0, setpoint_c, dt_s,
                                      suspect=obs.suspect)
         if model is None:

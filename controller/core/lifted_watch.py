@@ -10,6 +10,13 @@ still, LIFTED_HEAT_C of net heat given *since it stood still* (enough for the wa
 CONFIRM_RISE_C, which believes the reading again) and no rise of two 1/16 degC steps
 LIFTED_DELAYS probe delays later says the probe is not in the water.
 
+The heat that tells must go in where it can show. Until the suspect reading first stands still, the
+guard takes the water LIFTED_TEST_C warmer than the heat says (:attr:`stood_still`,
+:attr:`controller.core.bath_tracker.BathTracker.guard_water_c`); then it lets that in at once, once in
+each suspect spell: a probe in the water rises with it, one out of it does not, and the water is at most
+at the guard. Held at the guard from the fall, all the stones put back cold with a cold top-up soaked up
+the little heat the guard let in, and the reading never rose.
+
 What this must not take for a lifted probe: cold water poured in, or stones put back cold, read
 through the probe's lag. Their reading is still falling (the count waits for it to stand still),
 and while the guard holds the heater back the heat given barely covers the losses at the cold
@@ -37,6 +44,8 @@ class LiftedWatch:
         self.since_s: float | None = None  # when that reached LIFTED_HEAT_C
         self.top_c: float | None = None    # the warmest reading of the probe delay before it became suspect
         self.low_c = 0.0                   # the lowest 10 s mean of the reading since the heat reached LIFTED_HEAT_C
+        self.still = False                 # the suspect reading stands still this tick (see _still)
+        self.stood_still = False           # ... or did since it fell: the test heat may go in
         self._readings = ReadingHistory(DEAD_MAX_S + LAG_MAX_S + STUCK_AVERAGE_S)
 
     def update(self, now_s: float, dt_s: float, reading_c: float | None, *, heat_c: float, loss_per_s: float,
@@ -45,8 +54,9 @@ class LiftedWatch:
         at the water the reading says; ``suspect``: the reading fell away and has not risen with heat since."""
         if reading_c is not None:
             self._readings.add(now_s, reading_c)
+        self.still = False
         if not suspect:
-            self.heat_c, self.since_s, self.top_c = 0.0, None, None
+            self.heat_c, self.since_s, self.top_c, self.stood_still = 0.0, None, None, False
             return
         if reading_c is None:
             return
@@ -55,6 +65,7 @@ class LiftedWatch:
         if not self._still(now_s, model):
             self.heat_c, self.since_s = 0.0, None  # still falling (or rising): the probe shows something
             return
+        self.still = self.stood_still = True
         self.heat_c += heat_c - loss_per_s * max(0.0, reading_c - model.room_c) * dt_s
         mean_c = self._mean_c(now_s)
         if self.heat_c < LIFTED_HEAT_C:

@@ -215,6 +215,7 @@ class Controller(PersonCommands, SettingsCommands):
                                 unseen_heat_s=self.tracker.unseen_heat_s(now),
                                 unproven_heat_s=self.tracker.unproven_heat_s(now),
                                 unproven_water_c=self.tracker.unproven_water_c,
+                                guard_water_c=self.tracker.guard_water_c,
                                 water_c=obs.guard_water_c if obs is not None else None,
                                 estimate_c=obs.water_c if obs is not None else None,
                                 unconfirmed_c=self.tracker.budget.unconfirmed_c,

@@ -15,7 +15,7 @@ from functools import partial
 import pytest
 
 from controller.core.faults import FaultKind
-from controller.core.guards import SUSPECT_MAX_S
+from controller.core.guards import GUARD_ABOVE_C, SUSPECT_MAX_S
 from controller.core.loop import CommandError
 from controller.qa import fleet
 from controller.qa.fleet import FAULT_OBSERVE_S, run_fault
@@ -41,6 +41,19 @@ def test_a_probe_stuck_at_a_bath_s_limit_is_found_although_the_last_heater_check
     assert run["reported"] == FaultKind.SENSOR
     assert run["trip_s"] < FAULT_OBSERVE_S
     assert run["peak_water_c"] < 52.5
+
+
+def test_an_element_dying_mid_warm_up_on_a_fast_laggy_bath_is_told_by_the_energy_budget_within_minutes():
+    # 1738 W into 3.1 L + 8.4 kg stones, lid on, lag 24 s, dead time 50 s, set 49.5 degC: the element dies 2 min
+    # into the warm-up. The model expects the water to keep rising, so the reading is suspect; the energy budget
+    # counts the heat the probe does not show until the guard first holds the heater back. Counted only more
+    # than a probe delay of full power (7 degC here) below the guard, it never counted, and the suspect
+    # timeout latched "is the probe in the water?" after 16 min.
+    run = fault_run("dead element", setpoint_c=49.5, lid_off=False, power_w=1737.8, element_j_per_k=434.5,
+                    element_w_per_k=86.9, water_kg=3.07, pot_j_per_k=384.1, stones_kg=8.38, loss_w_per_k=4.03,
+                    lid_open_factor=5.66, probe_lag_s=23.5, dead_time_s=49.5, room_c=26.75)
+    assert run["reported"] == FaultKind.HEATING
+    assert run["trip_s"] < 300.0
 
 
 def test_a_probe_lifted_at_hold_is_caught_within_minutes_not_at_the_suspect_timeout():
@@ -89,23 +102,59 @@ def _hold_session(bath: FleetBath, *, injections=(), on_hold=None, after_s: floa
         sim.close()
 
 
-def test_all_the_stones_put_back_cold_with_a_cold_top_up_is_not_a_lifted_probe():
-    # 800 W into 6 L + 6 kg stones, set 52 degC: at the hold every stone comes back at 30 degC and 10 % of
-    # the water is topped up at 15 degC. The reading falls 5 degC and keeps sinking for minutes while the
-    # stones soak up what the guard lets in: heat counted while it was still falling must not be taken for
-    # heat a probe in the water would have shown once it stands still.
-    bath = FleetBath(0, BathParams("test", power_w=800.0, water_kg=6.0, stones_kg=6.0, room_c=20.0, start_c=20.0),
-                     52.0, False)
+@pytest.mark.parametrize(("power_w", "water_kg", "stones_kg"), [(800.0, 6.0, 6.0), (1800.0, 3.0, 10.0)],
+                         ids=["800 W into 6 L + 6 kg", "1800 W into 3 L + 10 kg"])
+def test_all_the_stones_put_back_cold_with_a_cold_top_up_is_not_a_lifted_probe(power_w, water_kg, stones_kg):
+    # Lid on, set 52 degC: at the hold every stone comes back at 30 degC and 10 % of the water is topped up at
+    # 15 degC. The reading falls 4-7 degC and keeps sinking for minutes while the stones soak up what the guard
+    # lets in. Heat counted while it still fell must not be taken for heat a probe in the water would have
+    # shown (the stones soak up more than the heat the guard lets in, so the 10 kg bath's energy budget
+    # tripped at 2 min), and once it stands still, the heat that tells must go in: held at the guard the water
+    # never came back, and the reading, never rising, latched "is the probe in the water?" after 15 min.
+    bath = FleetBath(0, BathParams("test", power_w=power_w, water_kg=water_kg, stones_kg=stones_kg, room_c=20.0,
+                                   start_c=20.0), 52.0, False)
     done = []
+    back_s: list[float] = []
+    peak_c = [-math.inf]
 
-    def put_back(sim, _t_s):
+    def put_back(sim, t_s):
+        plant = stone_bath(sim)
         if not done:
-            plant = stone_bath(sim)
             plant.return_stones(plant.stones_kg, 30.0)
             plant.add_water(0.1 * plant.params.water_kg, 15.0)
             done.append(True)
+        elif not back_s and plant.water_c >= bath.setpoint_c - 0.5:
+            back_s.append(t_s)
+        peak_c[0] = max(peak_c[0], plant.water_c)
 
-    _, faults = _hold_session(bath, on_hold=put_back, after_s=SUSPECT_MAX_S - 60.0)
+    _, faults = _hold_session(bath, on_hold=put_back, after_s=FAULT_OBSERVE_S)
+    assert faults == []
+    # Full power alone would take ~7 min: the reading must first stand still, then rise with the test heat.
+    assert back_s and back_s[0] < 20 * 60
+    assert peak_c[0] < bath.setpoint_c + GUARD_ABOVE_C  # the test heat lifts the water no further than the guard
+
+
+def test_a_kettle_then_cold_water_latches_no_over_target_from_the_guard_s_test_degree():
+    # 800 W into 6 L + 6 kg stones, set 52 degC: at the hold 0.6 L of kettle water at 85 degC, then 10 % cold
+    # water 2 min later. The cold water's fall is suspect while the estimate still holds the kettle's heat
+    # (above setpoint + 2): the degree the guard adds until the reading stands still is a bound for the guard
+    # alone, not water the over-target rule may judge ("water at 55.0 degC" latched while it was at 50.3).
+    bath = FleetBath(0, BathParams("test", power_w=800.0, water_kg=6.0, stones_kg=6.0, room_c=20.0, start_c=20.0),
+                     52.0, False)
+
+    poured: list[float] = []
+
+    def pour(sim, t_s):
+        plant = stone_bath(sim)
+        if not poured:
+            plant.add_water(0.6, 85.0)
+            poured.append(t_s)
+        elif len(poured) == 1 and t_s - poured[0] >= 120.0:
+            plant.add_water(0.1 * plant.params.water_kg, 15.0)
+            poured.append(t_s)
+
+    _, faults = _hold_session(bath, on_hold=pour, after_s=1200.0)
+    assert len(poured) == 2
     assert faults == []
 
 
