@@ -81,9 +81,9 @@ LIFTED_STILL_C = 0.0625     # ... and now fell less than one 1/16 degC step over
                             # cold water poured in is still falling through its lag) is not in the water
 LIFTED_TEST_C = 1.0         # until a suspect reading stands still, the guard holds the water as the heat says it is
                             # this much lower (GUARD_ABOVE_C less this above the setpoint: at it); then this much more
-                            # may go in, all at once: the heat
-                            # that tells a probe in the water (it rises) from one out of it, given where a rise can
-                            # show (cold stones put back soak up heat until the reading stands still)
+                            # may go in, all at once: the heat that tells a probe in the water (it rises) from one
+                            # out of it, given where a rise can show (cold stones put back soak up heat until the
+                            # reading stands still)
 # Before the first fit (controller/core/probe_proof.py): heat a probe in the water shows, given while the reading
 # has not proven itself in the water, must show within this long (the slowest probe: dead time 90 s + lag 60 s)
 PROOF_WAIT_S = 150.0
