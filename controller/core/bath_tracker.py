@@ -71,20 +71,20 @@ class BathTracker:
         return self._flows_c * self.rate_share
 
     @property
-    def unproven_water_c(self) -> float | None:
-        """Before this bath's heating rate is fitted, while the probe has not proven it is in the water: the hottest
-        the fastest heater could have made the water (degC; None: proven, or fitted), for the guard
-        (:mod:`controller.core.probe_proof`)."""
-        return self.proof.water_max_c if self.proof is not None else None
-
-    @property
     def guard_water_c(self) -> float | None:
-        """The water for the guard alone (degC; None: no reading yet), a bound, not an estimate: as the heat
-        delivered says it is (:attr:`Observer.guard_water_c`, which the over-temperature rules judge), and while
-        a suspect reading has not stood still LIFTED_TEST_C warmer. So the heat that tests whether the probe is
-        in the water goes in once its reading can show it (:mod:`controller.core.lifted_watch`), and a probe out
-        of the water never lets the water past the guard."""
-        return self._guard_water_c(self.observer) if self.observer is not None else None
+        """The water for the guard alone (degC; None: no reading yet), a bound, not an estimate, the hotter of:
+
+        * the water as the heat delivered says it is (:attr:`Observer.guard_water_c`, which the over-temperature
+          rules judge), and while a suspect reading has not stood still LIFTED_TEST_C warmer: the heat that tests
+          whether the probe is in the water goes in once its reading can show it
+          (:mod:`controller.core.lifted_watch`), and a probe out of the water never lets the water past the guard;
+        * before this bath's heating rate is fitted, while the probe has not proven it is in the water, the hottest
+          the fastest heater could have made the water (:mod:`controller.core.probe_proof`)."""
+        water_c = self._guard_water_c(self.observer) if self.observer is not None else None
+        proof_c = self.proof.water_max_c if self.proof is not None else None
+        if water_c is None or proof_c is None:
+            return proof_c if water_c is None else water_c
+        return max(water_c, proof_c)
 
     def _guard_water_c(self, obs: Observer) -> float:
         return obs.guard_water_c + (LIFTED_TEST_C if obs.suspect and not self.lifted.stood_still else 0.0)

@@ -214,7 +214,6 @@ class Controller(PersonCommands, SettingsCommands):
                                 missed_losses_c_per_s=self.tracker.missed_losses_c_per_s,
                                 unseen_heat_s=self.tracker.unseen_heat_s(now),
                                 unproven_heat_s=self.tracker.unproven_heat_s(now),
-                                unproven_water_c=self.tracker.unproven_water_c,
                                 guard_water_c=self.tracker.guard_water_c,
                                 water_c=obs.guard_water_c if obs is not None else None,
                                 estimate_c=obs.water_c if obs is not None else None,

@@ -99,8 +99,7 @@ class Interlock:
              duty: float, setpoint_c: float, *, water_c: float | None = None,
              estimate_c: float | None = None, unconfirmed_c: float = 0.0, suspect_s: float = 0.0,
              departure_c: float | None = None, missed_losses_c_per_s: float = 0.0, unseen_heat_s: float = 0.0,
-             unproven_heat_s: float = 0.0, unproven_water_c: float | None = None, guard_water_c: float | None = None,
-             held_off: bool = False) -> bool:
+             unproven_heat_s: float = 0.0, guard_water_c: float | None = None, held_off: bool = False) -> bool:
         """Evaluate every rule, then drive the relay. Return whether it is on.
 
         ``held_off``: a person switched the warmer off: the relay opens at once (not at the end of
@@ -116,10 +115,10 @@ class Interlock:
         that a probe in the water would have shown, a suspect reading standing still since
         (:mod:`controller.core.lifted_watch`); ``unproven_heat_s``: the same before the heating rate is fitted, for
         a reading that has not proven itself in the water since the start or since it fell
-        (:mod:`controller.core.probe_proof`); ``unproven_water_c``: the hottest that water may be meanwhile (None:
-        proven), for the guard alone: a bound, not an estimate, for the cutoff or the over-target rule; so is
-        ``guard_water_c``, the water the guard holds a suspect reading's water at until it stands still
-        (:attr:`controller.core.bath_tracker.BathTracker.guard_water_c`).
+        (:mod:`controller.core.probe_proof`); ``guard_water_c``: the hottest the water may be, for the guard alone: a
+        bound, not an estimate, for the cutoff or the over-target rule (a suspect reading's water until it stands
+        still, and the water while the probe has not proven it is in it before the first fit:
+        :attr:`controller.core.bath_tracker.BathTracker.guard_water_c`).
         """
         bad = self.primary.see(primary)
         if self.has_safety_probe:
@@ -163,8 +162,7 @@ class Interlock:
                        "risen with the heat since: is the probe in the water?", now_s)
         self._check_disagree(now_s)
 
-        guard_c = hottest_c if hottest_c is None else max(
-            [hottest_c] + [c for c in (unproven_water_c, guard_water_c) if c is not None])
+        guard_c = hottest_c if hottest_c is None or guard_water_c is None else max(hottest_c, guard_water_c)
         reason = self._block_reason(bad, temp_c, guard_c, setpoint_c, held_off=held_off)
         self.blocked_reason = reason
         self.guarded = reason == GUARD_REASON

@@ -403,7 +403,7 @@ def test_the_unproven_waters_bound_holds_the_relay_off_but_latches_nothing(make_
         clock.advance(1.0)
         now = clock.monotonic()
         on = interlock.tick(now, Reading(ReadingKind.VALID, 40.0, now), None, 1.0, 50.0, water_c=40.0,
-                            unproven_water_c=70.0)
+                            guard_water_c=70.0)
         assert not on
     assert interlock.latched is None and interlock.guarded
     assert not pins.pin(17).state
