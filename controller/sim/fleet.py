@@ -2,13 +2,15 @@
 
 The distribution (docs/control.md, "The fleet") covers the heaters and baths seen in
 practice: 350-1800 W, 3-15 L of water, 1-10 kg of stones, lid on or off, rooms of
-15-30 degC, probe lag 5-30 s and dead time 5-60 s. Each bath gets a setpoint of
+15-30 degC, probe lag 5-30 s and dead time 5-60 s; a probe lifted out cools in the air with a
+time constant of 30-600 s (docs/control.md says why). Each bath gets a setpoint of
 45-54 degC. A bath whose heater cannot hold its setpoint with some margin is kept in
 the fleet (it must not false-trip either), marked ``too_weak``.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -21,6 +23,8 @@ ROOM_C = (15.0, 30.0)
 LAG_S = (5.0, 30.0)
 DEAD_TIME_S = (5.0, 60.0)
 SETPOINT_C = (45.0, 54.0)
+PROBE_AIR_TAU_S = (30.0, 600.0)  # a lifted probe cools toward the room with this time constant (log-uniform):
+                                 # wet and waved about ~30 s, dry in still air ~600 s (docs/control.md)
 LID_OFF_SHARE = 0.3            # this share of baths is run with the lid off all session
 POT_J_PER_K_PER_KG = 60.0      # the pot grows with the water it holds ...
 POT_J_PER_K = 200.0            # ... from this
@@ -81,6 +85,8 @@ class FleetBath:
 def draw(count: int, *, seed: int = 1) -> list[FleetBath]:
     """``count`` baths from the documented distribution; the same seed gives the same fleet."""
     rng = random.Random(seed)
+    # Drawn apart, so the fleets drawn before the probe's air time constant was (same seed) stay the same baths
+    air = random.Random(f"probe-in-air-{seed}")
     baths = []
     for index in range(count):
         power_w = rng.uniform(*POWER_W)
@@ -94,7 +100,8 @@ def draw(count: int, *, seed: int = 1) -> list[FleetBath]:
             loss_w_per_k=LOSS_W_PER_K + LOSS_W_PER_K_PER_KG * water_kg,
             lid_open_factor=rng.uniform(*LID_OPEN_FACTOR),
             probe_lag_s=rng.uniform(*LAG_S), dead_time_s=rng.uniform(*DEAD_TIME_S),
-            room_c=room_c, start_c=room_c)
+            room_c=room_c, start_c=room_c,
+            probe_air_tau_s=math.exp(air.uniform(*(math.log(t) for t in PROBE_AIR_TAU_S))))
         setpoint_c = round(rng.uniform(*SETPOINT_C) * 2) / 2
         baths.append(FleetBath(index, params, setpoint_c, rng.random() < LID_OFF_SHARE))
     return baths

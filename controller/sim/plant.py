@@ -58,6 +58,8 @@ class BathParams:
     lid_open_factor: float = 5.0         # loss multiplier with the lid off
     probe_lag_s: float = 10.0
     dead_time_s: float = 20.0
+    probe_air_tau_s: float = 30.0        # a probe lifted out: it cools toward the room with this time constant
+                                         # (wet, waved in the air: ~30 s; dry, or laid on a towel: minutes)
     room_c: float = 21.0
     start_c: float = 21.0
 
