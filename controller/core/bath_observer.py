@@ -119,10 +119,16 @@ class Observer:
     @property
     def max_fall_rate_c_per_s(self) -> float:
         """How fast the reading may pull the estimate down (degC/s): model error, and the lid
-        taken off (the fastest a bath cools by itself). Faster is a probe leaving the water."""
+        taken off (the fastest a bath cools by itself). Faster is a probe leaving the water.
+
+        The lid-off factor multiplies the losses as learned, not as the bath behaves now: those hold the
+        missed heat flow, learned from this very reading. A probe lifted into air, cooling over minutes, fell
+        no faster than allowed, was learned as losses, and widened what it was allowed six times over each
+        time: 0.07 -> 0.5 degC/s, never suspect, the heater at full power (docs/safety.md). A bath that
+        already loses more than that (losses not measured yet) may go on losing what it shows."""
         m = self.model
-        loss = max(m.loss_per_s, self.loss_per_s)  # as learned, or as the bath behaves now if lossier
-        return self.max_bias_rate_c_per_s + LID_OFF_LOSS_FACTOR * loss * max(0.0, self.water_c - m.room_c)
+        loss = max(LID_OFF_LOSS_FACTOR * m.loss_per_s, self.loss_per_s)
+        return self.max_bias_rate_c_per_s + loss * max(0.0, self.water_c - m.room_c)
 
     def rebase(self, model: BathModel, reading_c: float, *, slope_c_per_s: float = 0.0,
                water_c: float | None = None) -> None:
