@@ -88,7 +88,11 @@ class LiftedWatch:
         return self._readings.mean_c(now_s - STUCK_AVERAGE_S, now_s)
 
     def _still(self, now_s: float, model: BathModel) -> bool:
-        """The reading moved less than one 1/16 degC step over the last probe delay (10 s means)."""
+        """The reading moved less than one 1/16 degC step over the last probe delay: its 10 s means at the
+        start, the middle and the end of it. Two alone pass at a turning point (the reading up, then down as
+        far), where the heat that tests the probe would go in while the water still falls."""
         delay_s = model.delay_s
-        then_c = self._readings.mean_c(now_s - delay_s, now_s - delay_s + STUCK_AVERAGE_S)
-        return abs(then_c - self._mean_c(now_s)) < LIFTED_STILL_C
+        means_c = [self._readings.mean_c(now_s - back_s, now_s - back_s + STUCK_AVERAGE_S)
+                   for back_s in (delay_s, (delay_s + STUCK_AVERAGE_S) / 2)]
+        means_c.append(self._mean_c(now_s))
+        return max(means_c) - min(means_c) < LIFTED_STILL_C
