@@ -43,6 +43,8 @@ class Plant(Protocol):
 
 PlantFactory = Callable[[], Plant]  # makes a fresh plant (a class, or a function)
 
+PROBE_AIR_TAU_S = 30.0  # s: a wet probe waved in the air; dry, or laid on a towel, minutes (docs/control.md)
+
 
 @dataclass(frozen=True, slots=True)
 class BathParams:
@@ -58,8 +60,7 @@ class BathParams:
     lid_open_factor: float = 5.0         # loss multiplier with the lid off
     probe_lag_s: float = 10.0
     dead_time_s: float = 20.0
-    probe_air_tau_s: float = 30.0        # a probe lifted out: it cools toward the room with this time constant
-                                         # (wet, waved in the air: ~30 s; dry, or laid on a towel: minutes)
+    probe_air_tau_s: float = PROBE_AIR_TAU_S  # a probe lifted out cools toward the room with this time constant
     room_c: float = 21.0
     start_c: float = 21.0
 

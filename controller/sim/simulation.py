@@ -30,7 +30,7 @@ from controller.core.probe import RawRead, ReadingKind, SyncProbeSource, W1Probe
 from controller.core.state import StateStore
 from controller.core.status import Mode
 from controller.sim.fake_w1 import ZERO_TEXT, FakeW1Tree, w1_slave_text
-from controller.sim.plant import BathParams, PlantFactory, StoneBath, full_power_time_s
+from controller.sim.plant import PROBE_AIR_TAU_S, PlantFactory, StoneBath, full_power_time_s
 from controller.sim.ready_by import ready_by_config, ready_wall_start_s
 from controller.sim.simpins import ClockedMockFactory
 
@@ -330,7 +330,7 @@ class Simulation:
         true_c = self.plant.probe_c()
         if self._active("lifted", t_s):
             room_c = getattr(self.plant, "room_c", 21.0)
-            tau_s = getattr(getattr(self.plant, "params", None), "probe_air_tau_s", BathParams.probe_air_tau_s)
+            tau_s = getattr(getattr(self.plant, "params", None), "probe_air_tau_s", PROBE_AIR_TAU_S)
             if self._lifted_c is None:
                 self._lifted_c, self._lifted_t_s = true_c, t_s
             dt = t_s - self._lifted_t_s
