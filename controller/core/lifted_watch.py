@@ -62,12 +62,12 @@ class LiftedWatch:
             return
         if self.top_c is None:
             self.top_c = max(c for t, c in self._readings.kept if t >= now_s - model.delay_s)
-        if not self._still(now_s, model):
+        mean_c = self._mean_c(now_s)
+        if not self._still(now_s, mean_c, model):
             self.heat_c, self.since_s = 0.0, None  # still falling (or rising): the probe shows something
             return
         self.still = self.stood_still = True
         self.heat_c += heat_c - loss_per_s * max(0.0, reading_c - model.room_c) * dt_s
-        mean_c = self._mean_c(now_s)
         if self.heat_c < LIFTED_HEAT_C:
             self.heat_c, self.since_s = max(0.0, self.heat_c), None  # the losses took it back: nothing to show
         elif self.since_s is None:
@@ -87,12 +87,11 @@ class LiftedWatch:
     def _mean_c(self, now_s: float) -> float:
         return self._readings.mean_c(now_s - STUCK_AVERAGE_S, now_s)
 
-    def _still(self, now_s: float, model: BathModel) -> bool:
+    def _still(self, now_s: float, mean_c: float, model: BathModel) -> bool:
         """The reading moved less than one 1/16 degC step over the last probe delay: its 10 s means at the
-        start, the middle and the end of it. Two alone pass at a turning point (the reading up, then down as
-        far), where the heat that tests the probe would go in while the water still falls."""
+        start, the middle and the end (``mean_c``) of it. Two alone pass at a turning point (the reading up,
+        then down as far), where the heat that tests the probe would go in while the water still falls."""
         delay_s = model.delay_s
         means_c = [self._readings.mean_c(now_s - back_s, now_s - back_s + STUCK_AVERAGE_S)
                    for back_s in (delay_s, (delay_s + STUCK_AVERAGE_S) / 2)]
-        means_c.append(self._mean_c(now_s))
-        return max(means_c) - min(means_c) < LIFTED_STILL_C
+        return max(*means_c, mean_c) - min(*means_c, mean_c) < LIFTED_STILL_C
