@@ -17,7 +17,7 @@ import dataclasses
 import os
 from concurrent.futures import ProcessPoolExecutor
 
-from controller.qa.fleet import SAFE_ABOVE_C, run_fault
+from controller.qa.fleet import SAFE_ABOVE_C, percentile, run_fault
 from controller.sim.fleet import FleetBath, draw
 
 
@@ -39,12 +39,11 @@ def main() -> None:
     n = len(baths)
     with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, 8)) as pool:
         runs = list(pool.map(_run, baths, [fault] * n, [args.air_tau] * n, [args.seed] * n))
-    trips = sorted(r["trip_s"] for r in runs if r["trip_s"] is not None)
-    unsafe = [r for r in runs if r["peak_above_setpoint_c"] > SAFE_ABOVE_C]
+    trips = [r["trip_s"] for r in runs if r["trip_s"] is not None]
     print(f"{fault}, in the air with {args.air_tau:g} s, fleet seed {args.seed}: "
-          f"caught {sum(r['caught'] for r in runs)}/{n}, above setpoint + {SAFE_ABOVE_C} degC: {len(unsafe)}, "
-          f"worst {max(r['peak_above_setpoint_c'] for r in runs):+.2f} degC, "
-          f"trip p50 {trips[len(trips) // 2]:.0f} s, max {trips[-1]:.0f} s" if trips else "none caught")
+          f"caught {sum(r['caught'] for r in runs)}/{n}, above setpoint + {SAFE_ABOVE_C} degC: "
+          f"{sum(not r['safe'] for r in runs)}, worst {max(r['peak_above_setpoint_c'] for r in runs):+.2f} degC, "
+          f"trip p50 {percentile(trips, 0.5) or 0:.0f} s, max {max(trips, default=0):.0f} s")
     for r in sorted(runs, key=lambda r: -r["peak_above_setpoint_c"])[:args.worst]:
         print(f"  {r['peak_above_setpoint_c']:+.2f} degC  {r['reported'] or 'not caught'} at "
               f"{r['trip_s'] or 0:.0f} s  {r['label']}")

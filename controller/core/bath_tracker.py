@@ -82,9 +82,7 @@ class BathTracker:
           the fastest heater could have made the water (:mod:`controller.core.probe_proof`)."""
         water_c = self._guard_water_c(self.observer) if self.observer is not None else None
         proof_c = self.proof.water_max_c if self.proof is not None else None
-        if water_c is None or proof_c is None:
-            return proof_c if water_c is None else water_c
-        return max(water_c, proof_c)
+        return max((c for c in (water_c, proof_c) if c is not None), default=None)
 
     def _guard_water_c(self, obs: Observer) -> float:
         return obs.guard_water_c + (LIFTED_TEST_C if obs.suspect and not self.lifted.stood_still else 0.0)

@@ -273,7 +273,8 @@ def run_fleet(count: int, *, seed: int = 1, workers: int | None = None, progress
     return report
 
 
-def _pct(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile of ``values`` (nearest rank; None: no values): the p50 and p95 of every fleet figure."""
     if not values:
         return None
     values = sorted(values)
@@ -299,7 +300,7 @@ def summarize_fleet(report: dict) -> dict:
             k["trip_s"].append(f["trip_s"])
         k["peak_above_c"].append(f["peak_above_setpoint_c"])
     faults = {name: {"runs": k["runs"], "caught": k["caught"], "unsafe": k["unsafe"],
-                     "trip_s_p50": _pct(k["trip_s"], 0.5), "trip_s_max": max(k["trip_s"], default=None),
+                     "trip_s_p50": percentile(k["trip_s"], 0.5), "trip_s_max": max(k["trip_s"], default=None),
                      "peak_above_c_max": max(k["peak_above_c"], default=None)}
               for name, k in by_kind.items()}
     return {
@@ -307,13 +308,13 @@ def summarize_fleet(report: dict) -> dict:
         "false_trips": sum(len(r["false_trips"]) for r in runs)
         + sum(len(f["false_trips_before"]) for f in report["faults"]),
         "false_trip_baths": [r["bath"] for r in runs if r["false_trips"]],
-        "overshoot_c_p50": _pct(overshoot, 0.5), "overshoot_c_p95": _pct(overshoot, 0.95),
+        "overshoot_c_p50": percentile(overshoot, 0.5), "overshoot_c_p95": percentile(overshoot, 0.95),
         "overshoot_c_max": max(overshoot, default=None),
         "hold_over_allowed_max": max((h / a for h, a in holds), default=None),
         "hold_outside_allowed": sum(1 for h, a in holds if h > a),
         "hold_above_c_max": max((h for h, _ in above), default=None),
         "hold_above_over_pulse_max": max((h / p for h, p in above), default=None),
-        "warmup_ratio_p50": _pct(ratios, 0.5), "warmup_ratio_max": max(ratios, default=None),
+        "warmup_ratio_p50": percentile(ratios, 0.5), "warmup_ratio_max": max(ratios, default=None),
         "heat_rate_error_max": max(errors, default=None),
         "heat_rate_within_20pct": sum(1 for e in errors if e <= 0.2),
         "faults": faults,
