@@ -10,6 +10,10 @@ the reading does then:
 * a bath at its limit that does not cool with the heater off: the relay is stuck on, or the
   probe is frozen (a ``stuck_relay`` fault: unplug the heater).
 
+A reading that falls at full power as a probe in the air cools (:mod:`controller.core.air_cooling`)
+is checked at once, against the course it was on: one in the water leaves it (the heat is gone), one
+in the air keeps to it (a ``sensor`` fault: is the probe in the water?).
+
 A bath at its limit, or held at full power just below its setpoint, shows nothing of its heater,
 relay or probe while the reading stands still; the check is what tells. docs/safety.md holds the
 rule table. The thresholds are in :mod:`controller.core.guards`.
@@ -23,6 +27,7 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+from controller.core.air_cooling import AIR_HALF_S, AIR_HELD_BRIEF_S, AirCourse, cools_like_air
 from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
 from controller.core.faults import FaultKind
 from controller.core.guards import (
@@ -52,6 +57,7 @@ class _Check(NamedTuple):
     since_s: float
     before_c_per_s: float  # the reading's slope before the relay was held off
     start_c: float         # its 10 s mean then
+    air: AirCourse | None = None  # started because it cooled as a probe in the air does: that course
 
 
 class HeatingWatch:
@@ -71,6 +77,10 @@ class HeatingWatch:
         self._quiet_until_s = -math.inf
         self._said = False  # the limit was said since the reading last rose
         self._still: tuple[float, float] | None = None  # (the reading, since when it has not moved a step)
+        self._full_since_s: float | None = None  # since when the duty has been at least HEATING_MIN_DUTY
+        self._free_since_s: float | None = None  # since when the interlock has not held the relay off for long
+        self._held_s = 0.0  # how long it has held it off, till now (s)
+        self._air_floor = (-math.inf, 0.0)  # (until when, the rate per s) a check found a reading in the water cool at
 
     @property
     def checking(self) -> bool:
@@ -93,15 +103,27 @@ class HeatingWatch:
         return period_s if period_s <= HEATING_MAX_S else math.inf
 
     def update(self, now_s: float, temp_c: float, *, since_last_s: float, duty: float, setpoint_c: float,
-               model: BathModel, rate_known: bool, relay_on: bool, latched: bool) -> None:
-        """Account one tick of full power (``since_last_s`` of it with the relay ``relay_on``); start or
-        finish a heater check. Re-armed by a rise, by a sudden fall (cold water poured in), whenever
-        the duty drops, and while the heater holds the reading at the setpoint (:meth:`_holds`); a slow
-        fall (what the water does with no heat) keeps counting from its lowest point."""
+               model: BathModel, rate_known: bool, relay_on: bool, latched: bool, held_off: bool = False) -> None:
+        """Account one tick of full power (``since_last_s`` of it with the relay ``relay_on``; ``held_off``: the
+        interlock held the relay off the tick before, whatever the duty); start or finish a heater check or an
+        air check. Re-armed by a rise, by a sudden fall (cold water poured in), whenever the duty drops, and
+        while the heater holds the reading at the setpoint (:meth:`_holds`); a slow fall (what the water does
+        with no heat) keeps counting from its lowest point."""
         if self._still is None or temp_c != self._still[0]:
             self._still = (temp_c, now_s)
+        full_since_s = self._full_since_s if self._full_since_s is not None else now_s
+        self._full_since_s = full_since_s if duty >= HEATING_MIN_DUTY and not latched else None
+        # A bad read holds the relay off for its tick (5 % of CRC errors: one tick in twenty); longer, the water
+        # cooled for a while and the reading will show it.
+        self._held_s = self._held_s + since_last_s if held_off else 0.0
+        free_since_s = self._free_since_s if self._free_since_s is not None else now_s
+        free = self._held_s <= AIR_HELD_BRIEF_S and not latched and self._check is None
+        self._free_since_s = free_since_s if free else None
         if self._check is not None:
             self._finish(now_s, temp_c, self._check, model)
+            return
+        if duty >= HEATING_MIN_DUTY and not latched \
+                and self._air_check_due(now_s, full_since_s, free_since_s, model, rate_known):
             return
         # The rest after a check that found the bath at its limit ends early when the reading stands still:
         # a probe stuck or frozen since shows the water at its limit as well as a live one would.
@@ -134,6 +156,25 @@ class HeatingWatch:
             self._check = _Check(now_s, before, now_c)
             self._watch = None
 
+    def _air_check_due(self, now_s: float, full_since_s: float, free_since_s: float, model: BathModel,
+                       rate_known: bool) -> bool:
+        """At full power for the last minute and cooling toward the room as a body with no heat does: hold the
+        heater off at once (a check) to see whether the reading keeps to that course. Not while the reading may
+        still show the relay held off (a check, the guard, a bad read: the water cooled then), a probe delay
+        before the two minutes judged. After such a check found the probe in the water (a lid off), for
+        HEATER_QUIET_S only a reading cooling faster than it did then."""
+        if now_s - full_since_s < AIR_HALF_S or now_s - free_since_s < 2 * AIR_HALF_S + model.delay_s \
+                or not (model.learned or rate_known):
+            return False
+        floor_until_s, floor_per_s = self._air_floor
+        loss_per_s = max(model.loss_per_s, floor_per_s if now_s < floor_until_s else 0.0)
+        air = cools_like_air(self.history, now_s, room_c=model.room_c, loss_per_s=loss_per_s)
+        if air is None:
+            return False
+        self._check = _Check(now_s, self._slope_c_per_s(now_s), air.course_c(now_s), air)
+        self._watch = None
+        return True
+
     @staticmethod
     def _holds(temp_c: float, setpoint_c: float, model: BathModel, *, rate_known: bool) -> bool:
         """Whether the heater holds the reading at the setpoint on a bath that is not at its limit: full
@@ -147,10 +188,21 @@ class HeatingWatch:
     def _slope_c_per_s(self, now_s: float) -> float:
         return self.history.slope_c_per_s(now_s, HEATER_CHECK_SLOPE_S, STUCK_AVERAGE_S)
 
+    @staticmethod
+    def air_check_s(model: BathModel) -> float:
+        """How long the heater is held off to see whether a reading cooling as in the air is in the water (s):
+        the heater check's time, or until the heat gone shows HEATER_CHECK_DIP_C twice over at the learned
+        rate after the probe's delay (a weak heater's: 350 W into 15 L shows it in about two minutes)."""
+        return max(HEATER_CHECK_DELAYS * model.delay_s + HEATER_CHECK_SLOPE_S,
+                   model.delay_s + 2 * HEATER_CHECK_DIP_C / model.heat_rate_c_per_s)
+
     def _finish(self, now_s: float, temp_c: float, check: _Check, model: BathModel) -> None:
         """During a heater check: pass it once the reading fell clearly below its course; at its end,
         latch a dead element or a stuck relay, or say the heater is at its limit."""
         elapsed_s = now_s - check.since_s
+        if check.air is not None:
+            self._finish_air(now_s, temp_c, check.air, check, model)
+            return
         course_c = check.start_c + check.before_c_per_s * elapsed_s
         fell_c = course_c - self.history.mean_c(now_s - STUCK_AVERAGE_S, now_s)
         if elapsed_s >= STUCK_AVERAGE_S and fell_c >= HEATER_CHECK_DIP_C:
@@ -173,6 +225,32 @@ class HeatingWatch:
         self._trip(FaultKind.HEATING, f"the water did not warm at full power, and cooled as fast with the heater "
                    f"off ({before * 60:+.2f} and {after * 60:+.2f} degC/min): the element is not heating", now_s)
 
+    def _finish_air(self, now_s: float, temp_c: float, air: AirCourse, check: _Check, model: BathModel) -> None:
+        """At the end of a check of a reading that cooled as in the air (:meth:`air_check_s`). A probe in the air
+        keeps to its course: its level, and its slope, which dies away as its excess does: latch. One in the
+        water falls below both by the heat that stopped (the level by HEATER_CHECK_DIP_C, or the slope by
+        HEATER_CHECK_SHARE of the heating rate: the water's own fall slows before the heat's end shows, stones
+        give back heat, the probe's delay shows the past): the bath is at its limit. A reading that ends above
+        its course by as much did not cool as in the air (its probe catching up with cold water poured in, say):
+        nothing is said, and the heater runs again."""
+        elapsed_s = now_s - check.since_s
+        if elapsed_s < self.air_check_s(model):
+            return
+        self._check = None
+        below_c = air.course_c(now_s - STUCK_AVERAGE_S / 2) - self.history.mean_c(now_s - STUCK_AVERAGE_S, now_s)
+        course_c_per_s = check.before_c_per_s * math.exp(-air.rate_per_s * elapsed_s)
+        if below_c >= HEATER_CHECK_DIP_C or \
+                self._slope_c_per_s(now_s) <= course_c_per_s - HEATER_CHECK_SHARE * model.heat_rate_c_per_s:
+            self._passed(now_s, temp_c)
+            self._air_floor = (now_s + HEATER_QUIET_S, air.rate_per_s)
+            return
+        if below_c <= -HEATER_CHECK_DIP_C:
+            return
+        self._trip(FaultKind.SENSOR, f"at full power the reading fell toward the room as a probe in the air cools "
+                   f"(toward {air.room_c:.0f} degC, with a time constant of {1 / air.rate_per_s / 60:.1f} min), and it "
+                   f"went on so with the heater held off for {elapsed_s:.0f} s: is the probe in the water? "
+                   "(If it is, the element does not heat.)", now_s)
+
     def _passed(self, now_s: float, temp_c: float) -> None:
         """The element heats and the relay opens: the bath is at its limit."""
         self._check = None
@@ -186,3 +264,5 @@ class HeatingWatch:
         """Start afresh (an acknowledge)."""
         self._watch = None
         self._check = None
+        self._full_since_s = self._free_since_s = None
+        self._air_floor = (-math.inf, 0.0)

@@ -90,6 +90,50 @@ def test_a_probe_lifted_at_hold_that_cools_slowly_in_the_air_keeps_the_water_bel
     assert run["peak_water_c"] < setpoint_c + 1.5
 
 
+@pytest.mark.parametrize(("setpoint_c", "params"), [
+    # fleet seed 7's #114: 1084 W into 6.8 L + 2.6 kg, lag 28 s, dead time 42 s, 5 min in the air
+    (53.0, {"power_w": 1083.71, "element_j_per_k": 270.93, "element_w_per_k": 54.19, "water_kg": 6.829,
+            "pot_j_per_k": 609.7, "stones_kg": 2.639, "loss_w_per_k": 5.914, "lid_open_factor": 3.484,
+            "probe_lag_s": 28.41, "dead_time_s": 42.38, "probe_air_tau_s": 302.0, "room_c": 15.55}),
+    # fleet seed 1's #117: 1222 W into 9.2 L + 4 kg, lag 11 s, dead time 47 s, 10 min in the air
+    (51.0, {"power_w": 1221.65, "element_j_per_k": 305.41, "element_w_per_k": 61.08, "water_kg": 9.221,
+            "pot_j_per_k": 753.3, "stones_kg": 3.969, "loss_w_per_k": 7.111, "lid_open_factor": 3.418,
+            "probe_lag_s": 11.27, "dead_time_s": 47.35, "probe_air_tau_s": 600.0, "room_c": 15.35}),
+], ids=["1084 W into 6.8 L, lid off, 5 min in the air", "1222 W into 9.2 L, lid off, 10 min in the air"])
+def test_a_probe_lifted_from_a_lid_off_bath_and_cooling_slowly_is_told_by_holding_the_heater_off(setpoint_c, params):
+    # The losses were learned with the lid off: a lid taken off such a bath adds nothing, yet the observer allows
+    # six times them, and the probe, cooling in still air, falls no faster than that. Never suspect, the heater
+    # at full power; the heater check latched only once the reading was far below the setpoint, 9-11 min in,
+    # the water 2.9-4.1 degC above it. The reading cools toward the room as a body with no heat does: the heater
+    # is held off at once, and the reading keeps to that course.
+    run = fault_run("probe lifted at hold", setpoint_c=setpoint_c, lid_off=True, **params)
+    assert run["reported"] == FaultKind.SENSOR
+    assert run["trip_s"] < 360.0
+    assert run["peak_water_c"] < setpoint_c + 1.0
+
+
+def test_a_lid_taken_off_a_weak_heater_s_bath_is_found_at_its_limit_not_a_probe_in_the_air():
+    # 800 W into 15 L + 10 kg stones, learned with the lid on; at the hold the lid comes off (6 x the losses) and
+    # stays off: full power cannot hold 52 degC, the reading falls toward a limit near the room, much as a probe
+    # in the air would. The heater is held off to see, and the water shows it: the fall steepens.
+    bath = FleetBath(0, BathParams("test", power_w=800.0, water_kg=15.0, stones_kg=10.0, loss_w_per_k=10.0,
+                                   lid_open_factor=6.0, probe_lag_s=20.0, dead_time_s=40.0, room_c=18.0,
+                                   start_c=18.0), 52.0, False)
+    relay: list[tuple[float, bool]] = []
+
+    def lid_off(sim, t_s):
+        if not relay:
+            stone_bath(sim).set_lid(True)
+        relay.append((t_s, sim.relay_pin_on()))
+
+    _, faults = _hold_session(bath, on_hold=lid_off, after_s=FAULT_OBSERVE_S)
+    assert faults == []
+    # held off once, for the check's few minutes, then at full power again for the rest of the 40 min
+    offs = [t for t, on in relay if not on and t >= 60.0]
+    assert offs and offs[-1] - offs[0] < 300.0
+    assert all(on for t, on in relay if t > offs[-1])
+
+
 def test_a_probe_lifted_mid_pulse_on_a_small_lid_off_bath_leaves_the_water_below_setpoint_plus_1_5():
     # 1657 W into 3.4 L + 5.9 kg stones with the lid off (a 10 s pulse lifts the water 1.1 degC), lag 15 s, dead
     # time 17 s, set 49 degC: the probe, lifted during a pulse, first falls through its lag as slowly as this

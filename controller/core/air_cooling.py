@@ -1,0 +1,82 @@
+"""A reading that cools as a probe in the air does: toward the room, at a rate in proportion to its excess.
+
+A body with no heat of its own cools by Newton's law, ``dT/dt = -(T - room) / tau``: its excess over
+the room falls by the same *factor* in every minute. A probe lifted out of the bath does exactly that,
+with the time constant of its sheath in the air: about 30 s wet and waved about, about 10 min dry in
+still air (docs/control.md, "The fleet"). The water under a heater at full power does not: the heat
+holds it up, so it cools toward a limit above the room, and its excess falls by a smaller factor from
+one minute to the next; stones put back cold soak up heat at a rate that dies away within minutes,
+and that rate, not the excess, sets the fall.
+
+Most of a lifted probe's falls are faster than any bath cools by itself, and the observer holds them
+*suspect* (:mod:`controller.core.bath_observer`). A slow one, from a bath whose losses were learned
+with the lid off, falls no faster than that bath would with its lid taken off at full power: only
+holding the heater off tells them apart (docs/safety.md, "Known limits"). :func:`cools_like_air`
+says when the reading looks like that, and :class:`AirCourse` is where a probe in the air goes
+next, which :class:`controller.core.heating_watch.HeatingWatch` holds the heater off against: a
+probe in the water leaves that course (the water cools faster without the heat), one in the air keeps
+to it.
+
+Stdlib only: this module is part of the heater's own code.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from controller.core.guards import ReadingHistory
+
+AIR_HALF_S = 60.0          # the reading is judged over two halves of this long each (10 s means at both ends)
+AIR_MEAN_S = 10.0          # ... each end a 10 s mean: the DS18B20's 1/16 degC steps must not decide
+AIR_FALL_MIN_C = 0.5       # each half fell at least this (8 steps: the rate's noise is a few per cent)
+AIR_AGREE = 0.15           # its excess over the room fell by the same factor in both halves, within this share
+                           # of the rate: a probe in the air does (to a few per cent, the room as learned);
+                           # stones put back cold soak up less heat each minute (they warm within minutes),
+                           # and water cooling toward a limit well above the room slows by more than that.
+                           # (A weak heater's limit near the room looks like air: the check tells.)
+AIR_LOSS_FACTOR = 1.5      # ... faster than the learned losses alone cool the water (the heater off), by this
+                           # factor (the learned losses' own error): at full power only a lid taken off, a
+                           # dead element or a probe out of the water does that
+AIR_EXCESS_MIN_C = 3.0     # a reading this close to the room is not judged: its fall is the noise's size
+AIR_HELD_BRIEF_S = 5.0     # the relay held off this long or less (bad reads, a tick each) leaves no fall to show;
+                           # longer (a check, the guard, a person), the readings of a probe delay later are not judged
+
+
+class AirCourse(NamedTuple):
+    """Where a probe cooling in the air goes: toward ``room_c`` from ``excess_c`` above it at ``at_s``,
+    its excess falling by ``exp(-rate_per_s)`` a second."""
+
+    at_s: float
+    room_c: float
+    excess_c: float
+    rate_per_s: float
+
+    def course_c(self, now_s: float) -> float:
+        """The reading at ``now_s`` (degC) if it goes on cooling as it did."""
+        return self.room_c + self.excess_c * math.exp(-self.rate_per_s * (now_s - self.at_s))
+
+
+def cools_like_air(history: ReadingHistory, now_s: float, *, room_c: float, loss_per_s: float) -> AirCourse | None:
+    """The reading's course if, over the last two :data:`AIR_HALF_S`, it fell toward ``room_c`` (degC) as a body
+    with no heat does, faster than water with learned losses ``loss_per_s`` (1/s) cools with no heat; else None.
+
+    ``history`` must hold the last ``2 * AIR_HALF_S`` seconds of readings."""
+    span_s = 2 * AIR_HALF_S
+    if not history.kept or history.kept[0][0] > now_s - span_s + 1.0:
+        return None  # not two halves of readings yet
+    # 10 s means at the start, the middle and the end; each mean stands for its window's centre
+    ends = (now_s - span_s, now_s - AIR_HALF_S, now_s - AIR_MEAN_S)
+    first_c, middle_c, last_c = (history.mean_c(t, t + AIR_MEAN_S) for t in ends)
+    if first_c - middle_c < AIR_FALL_MIN_C or middle_c - last_c < AIR_FALL_MIN_C:
+        return None
+    excess = [c - room_c for c in (first_c, middle_c, last_c)]
+    if excess[2] < AIR_EXCESS_MIN_C:
+        return None
+    early_per_s = math.log(excess[0] / excess[1]) / (ends[1] - ends[0])
+    late_per_s = math.log(excess[1] / excess[2]) / (ends[2] - ends[1])
+    if abs(late_per_s - early_per_s) > AIR_AGREE * max(early_per_s, late_per_s):
+        return None
+    if late_per_s < AIR_LOSS_FACTOR * loss_per_s:
+        return None
+    return AirCourse(ends[2] + AIR_MEAN_S / 2, room_c, excess[2], late_per_s)

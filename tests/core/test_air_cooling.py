@@ -1,0 +1,81 @@
+"""A reading that cools as a probe in the air does (controller/core/air_cooling.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from controller.core.air_cooling import AIR_HALF_S, cools_like_air
+from controller.core.guards import STUCK_PERIOD_S, ReadingHistory
+
+ROOM_C = 20.0
+LOSS_PER_S = 5e-4  # a lid-off bath's learned losses: 0.015 degC/s at 30 degC above the room
+
+
+def _history(reading_c, *, until_s: float = 300.0) -> ReadingHistory:
+    """The readings ``reading_c(t_s)`` once a second, in 1/16 degC steps as the DS18B20 gives them."""
+    history = ReadingHistory(STUCK_PERIOD_S)
+    for t in range(int(until_s) + 1):
+        history.add(float(t), round(reading_c(float(t)) * 16) / 16)
+    return history
+
+
+@pytest.mark.parametrize("tau_s", [300.0, 600.0])
+def test_a_probe_cooling_in_still_air_toward_the_room_is_found_and_its_course_foretold(tau_s):
+    def in_air(t_s):
+        return ROOM_C + 30.0 * math.exp(-t_s / tau_s)
+
+    air = cools_like_air(_history(in_air), 300.0, room_c=ROOM_C, loss_per_s=LOSS_PER_S)
+    assert air is not None
+    assert air.rate_per_s == pytest.approx(1 / tau_s, rel=0.05)
+    for later_s in (360.0, 480.0):  # where the reading goes with no heat: the check's yardstick
+        assert air.course_c(later_s) == pytest.approx(in_air(later_s), abs=0.1)
+
+
+def test_water_cooling_toward_a_limit_well_above_the_room_is_not_air():
+    # A heater with the lid off holds the water up: it cools toward 44 degC, not the room, and the share of its
+    # excess over the room that goes in a minute shrinks (by a quarter from one minute to the next). (A weak
+    # heater's limit close to the room looks like air: the check holds the heater off and finds it in the water.)
+    def toward_limit(t_s):
+        return 44.0 + 8.0 * math.exp(-t_s / 200.0)
+
+    assert cools_like_air(_history(toward_limit), 300.0, room_c=ROOM_C, loss_per_s=LOSS_PER_S / 10) is None
+
+
+def test_water_falling_while_cold_stones_soak_up_its_heat_is_not_air():
+    # All the stones back cold: the water falls fast at first, then ever slower as the stones warm (about 2.5 min).
+    def soaking(t_s):
+        return 45.0 + 5.0 * math.exp(-t_s / 150.0)
+
+    assert cools_like_air(_history(soaking), 200.0, room_c=ROOM_C, loss_per_s=LOSS_PER_S / 10) is None
+
+
+def test_a_reading_cooling_no_faster_than_the_learned_losses_is_not_air():
+    # Newton's law as well, but at the rate the bath's own losses cool it: a dead element, not a lifted probe.
+    def as_the_losses(t_s):
+        return ROOM_C + 30.0 * math.exp(-t_s * LOSS_PER_S * 1.2)
+
+    assert cools_like_air(_history(as_the_losses), 300.0, room_c=ROOM_C, loss_per_s=LOSS_PER_S) is None
+    assert cools_like_air(_history(as_the_losses), 300.0, room_c=ROOM_C, loss_per_s=LOSS_PER_S / 2) is not None
+
+
+def test_a_reading_needs_two_halves_of_falling_readings():
+    def in_air_from_60_s(t_s):
+        return ROOM_C + 30.0 * math.exp(-max(0.0, t_s - 60.0) / 300.0)
+
+    # only a minute of the fall: the first half stood still
+    assert cools_like_air(_history(in_air_from_60_s, until_s=120.0), 120.0, room_c=ROOM_C,
+                          loss_per_s=LOSS_PER_S) is None
+    # readings for less than two halves
+    assert cools_like_air(_history(in_air_from_60_s, until_s=2 * AIR_HALF_S - 10), 2 * AIR_HALF_S - 10,
+                          room_c=ROOM_C, loss_per_s=LOSS_PER_S) is None
+    assert cools_like_air(_history(in_air_from_60_s, until_s=200.0), 200.0, room_c=ROOM_C,
+                          loss_per_s=LOSS_PER_S) is not None
+
+
+def test_a_reading_near_the_room_is_not_judged():
+    def nearly_there(t_s):
+        return ROOM_C + 4.0 * math.exp(-t_s / 100.0)
+
+    assert cools_like_air(_history(nearly_there), 150.0, room_c=ROOM_C, loss_per_s=LOSS_PER_S) is None
