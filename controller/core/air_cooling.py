@@ -39,6 +39,8 @@ AIR_LOSS_FACTOR = 1.5      # ... faster than the learned losses alone cool the w
                            # factor (the learned losses' own error): at full power only a lid taken off, a
                            # dead element or a probe out of the water does that
 AIR_EXCESS_MIN_C = 3.0     # a reading this close to the room is not judged: its fall is the noise's size
+AIR_TAU_MAX_S = 900.0      # a probe in still air cools with 10 min at most (docs/control.md, "The fleet"): slower,
+                           # by 1.5 x that, is water (a lid off a laggy, stone-heavy bath fitted 21-25 min)
 AIR_HELD_BRIEF_S = 5.0     # the relay held off this long or less (bad reads, a tick each) leaves no fall to show;
                            # longer (a check, the guard, a person), the readings of a probe delay later are not judged
 
@@ -59,7 +61,8 @@ class AirCourse(NamedTuple):
 
 def cools_like_air(history: ReadingHistory, now_s: float, *, room_c: float, loss_per_s: float) -> AirCourse | None:
     """The reading's course if, over the last two :data:`AIR_HALF_S`, it fell toward ``room_c`` (degC) as a body
-    with no heat does, faster than water with learned losses ``loss_per_s`` (1/s) cools with no heat; else None.
+    with no heat does, faster than water with learned losses ``loss_per_s`` (1/s) cools with no heat and as fast
+    as a probe in still air (:data:`AIR_TAU_MAX_S`); else None.
 
     ``history`` must hold the last ``2 * AIR_HALF_S`` seconds of readings."""
     span_s = 2 * AIR_HALF_S
@@ -77,6 +80,6 @@ def cools_like_air(history: ReadingHistory, now_s: float, *, room_c: float, loss
     late_per_s = math.log(excess[1] / excess[2]) / (ends[2] - ends[1])
     if abs(late_per_s - early_per_s) > AIR_AGREE * max(early_per_s, late_per_s):
         return None
-    if late_per_s < AIR_LOSS_FACTOR * loss_per_s:
+    if late_per_s < max(AIR_LOSS_FACTOR * loss_per_s, 1 / AIR_TAU_MAX_S):
         return None
     return AirCourse(ends[2] + AIR_MEAN_S / 2, room_c, excess[2], late_per_s)

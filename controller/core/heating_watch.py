@@ -119,6 +119,8 @@ class HeatingWatch:
         free_since_s = self._free_since_s if self._free_since_s is not None else now_s
         free = self._held_s <= AIR_HELD_BRIEF_S and not latched and self._check is None
         self._free_since_s = free_since_s if free else None
+        if self._check is not None and latched:
+            self._check = None  # another rule latched: the relay is off, and there is nothing left to tell
         if self._check is not None:
             self._finish(now_s, temp_c, self._check, model)
             return
@@ -158,12 +160,14 @@ class HeatingWatch:
 
     def _air_check_due(self, now_s: float, full_since_s: float, free_since_s: float, model: BathModel,
                        rate_known: bool) -> bool:
-        """At full power for the last minute and cooling toward the room as a body with no heat does: hold the
-        heater off at once (a check) to see whether the reading keeps to that course. Not while the reading may
-        still show the relay held off (a check, the guard, a bad read: the water cooled then), a probe delay
-        before the two minutes judged. After such a check found the probe in the water (a lid off), for
+        """At full power for the last minute, and a probe delay before it (the reading shows that water), and
+        cooling toward the room as a body with no heat does: hold the heater off at once (a check) to see
+        whether the reading keeps to that course. (Judged on water at the PID's ramp to full power, the course
+        holds most of the fall with no heat, and holding it off shows little.) Not while the reading may still
+        show the relay held off (a check, the guard, a bad read: the water cooled then), a probe delay before
+        the two minutes judged. After such a check found the probe in the water (a lid off), for
         HEATER_QUIET_S only a reading cooling faster than it did then."""
-        if now_s - full_since_s < AIR_HALF_S or now_s - free_since_s < 2 * AIR_HALF_S + model.delay_s \
+        if now_s - full_since_s < AIR_HALF_S + model.delay_s or now_s - free_since_s < 2 * AIR_HALF_S + model.delay_s \
                 or not (model.learned or rate_known):
             return False
         floor_until_s, floor_per_s = self._air_floor
@@ -226,25 +230,26 @@ class HeatingWatch:
                    f"off ({before * 60:+.2f} and {after * 60:+.2f} degC/min): the element is not heating", now_s)
 
     def _finish_air(self, now_s: float, temp_c: float, air: AirCourse, check: _Check, model: BathModel) -> None:
-        """At the end of a check of a reading that cooled as in the air (:meth:`air_check_s`). A probe in the air
-        keeps to its course: its level, and its slope, which dies away as its excess does: latch. One in the
-        water falls below both by the heat that stopped (the level by HEATER_CHECK_DIP_C, or the slope by
-        HEATER_CHECK_SHARE of the heating rate: the water's own fall slows before the heat's end shows, stones
-        give back heat, the probe's delay shows the past): the bath is at its limit. A reading that ends above
-        its course by as much did not cool as in the air (its probe catching up with cold water poured in, say):
-        nothing is said, and the heater runs again."""
+        """At the end of a check of a reading that cooled as in the air (:meth:`air_check_s`). One in the water
+        falls below its course by the heat that stopped, at the level by HEATER_CHECK_DIP_C or at the slope by
+        HEATER_CHECK_SHARE of the heating rate (the water's own fall slows before the heat's end shows: stones
+        give back heat, the probe's delay shows the past): the bath is at its limit. A probe in the air keeps to
+        it, its level within HEATER_CHECK_DIP_C and its slope (which dies away as its excess does) within half
+        that share: latch. Anything else did not cool as in the air, nor show the heat clearly (its probe
+        catching up with cold water poured in, say): nothing is said, the heater runs, the heater check stays."""
         elapsed_s = now_s - check.since_s
         if elapsed_s < self.air_check_s(model):
             return
         self._check = None
         below_c = air.course_c(now_s - STUCK_AVERAGE_S / 2) - self.history.mean_c(now_s - STUCK_AVERAGE_S, now_s)
-        course_c_per_s = check.before_c_per_s * math.exp(-air.rate_per_s * elapsed_s)
-        if below_c >= HEATER_CHECK_DIP_C or \
-                self._slope_c_per_s(now_s) <= course_c_per_s - HEATER_CHECK_SHARE * model.heat_rate_c_per_s:
-            self._passed(now_s, temp_c)
+        slope_below_c_per_s = check.before_c_per_s * math.exp(-air.rate_per_s * elapsed_s) \
+            - self._slope_c_per_s(now_s)
+        share = slope_below_c_per_s / model.heat_rate_c_per_s
+        if below_c >= HEATER_CHECK_DIP_C or share >= HEATER_CHECK_SHARE:
+            self._say_at_limit(now_s, temp_c)
             self._air_floor = (now_s + HEATER_QUIET_S, air.rate_per_s)
             return
-        if below_c <= -HEATER_CHECK_DIP_C:
+        if abs(below_c) >= HEATER_CHECK_DIP_C or abs(share) > HEATER_CHECK_SHARE / 2:
             return
         self._trip(FaultKind.SENSOR, f"at full power the reading fell toward the room as a probe in the air cools "
                    f"(toward {air.room_c:.0f} degC, with a time constant of {1 / air.rate_per_s / 60:.1f} min), and it "
@@ -255,6 +260,11 @@ class HeatingWatch:
         """The element heats and the relay opens: the bath is at its limit."""
         self._check = None
         self._quiet_until_s = now_s + HEATER_QUIET_S
+        self._say_at_limit(now_s, temp_c)
+
+    def _say_at_limit(self, now_s: float, temp_c: float) -> None:
+        """Say, once until the reading rises again, that the heater works but the bath is at its limit. (An air
+        check says it without resting the heating watch: it judged against the room as learned.)"""
         if not self._said:
             self._said = True
             self._notice(now_s, temp_c, f"the heater works but cannot warm the water at {temp_c:.1f} degC: "
@@ -265,4 +275,5 @@ class HeatingWatch:
         self._watch = None
         self._check = None
         self._full_since_s = self._free_since_s = None
+        self._held_s = 0.0
         self._air_floor = (-math.inf, 0.0)

@@ -53,11 +53,21 @@ def test_water_falling_while_cold_stones_soak_up_its_heat_is_not_air():
 
 def test_a_reading_cooling_no_faster_than_the_learned_losses_is_not_air():
     # Newton's law as well, but at the rate the bath's own losses cool it: a dead element, not a lifted probe.
-    def as_the_losses(t_s):
-        return ROOM_C + 30.0 * math.exp(-t_s * LOSS_PER_S * 1.2)
+    loss_per_s = 1e-3  # a small lid-off bath's
 
-    assert cools_like_air(_history(as_the_losses), 300.0, room_c=ROOM_C, loss_per_s=LOSS_PER_S) is None
-    assert cools_like_air(_history(as_the_losses), 300.0, room_c=ROOM_C, loss_per_s=LOSS_PER_S / 2) is not None
+    def as_the_losses(t_s):
+        return ROOM_C + 30.0 * math.exp(-t_s * loss_per_s * 1.2)
+
+    assert cools_like_air(_history(as_the_losses), 300.0, room_c=ROOM_C, loss_per_s=loss_per_s) is None
+    assert cools_like_air(_history(as_the_losses), 300.0, room_c=ROOM_C, loss_per_s=loss_per_s / 2) is not None
+
+
+def test_a_reading_cooling_slower_than_a_probe_in_still_air_is_not_air():
+    # 25 min: what a lid taken off a laggy bath full of stones fitted, never a probe in still air (10 min at most)
+    def slow(t_s):
+        return ROOM_C + 30.0 * math.exp(-t_s / 1500.0)
+
+    assert cools_like_air(_history(slow), 300.0, room_c=ROOM_C, loss_per_s=LOSS_PER_S / 10) is None
 
 
 def test_a_reading_needs_two_halves_of_falling_readings():

@@ -18,7 +18,7 @@ from controller.core.faults import FaultKind
 from controller.core.guards import GUARD_ABOVE_C, SUSPECT_MAX_S
 from controller.core.loop import CommandError
 from controller.qa import fleet
-from controller.qa.fleet import FAULT_OBSERVE_S, run_fault
+from controller.qa.fleet import FAULT_OBSERVE_S, SAFE_ABOVE_C, run_fault
 from controller.qa.scenarios import NOISY_PROBE_C
 from controller.qa.simulated import stone_bath
 from controller.sim.fleet import FleetBath
@@ -109,29 +109,35 @@ def test_a_probe_lifted_from_a_lid_off_bath_and_cooling_slowly_is_told_by_holdin
     run = fault_run("probe lifted at hold", setpoint_c=setpoint_c, lid_off=True, **params)
     assert run["reported"] == FaultKind.SENSOR
     assert run["trip_s"] < 360.0
-    assert run["peak_water_c"] < setpoint_c + 1.0
+    assert run["peak_water_c"] < setpoint_c + SAFE_ABOVE_C
 
 
-def test_a_lid_taken_off_a_weak_heater_s_bath_is_found_at_its_limit_not_a_probe_in_the_air():
-    # 800 W into 15 L + 10 kg stones, learned with the lid on; at the hold the lid comes off (6 x the losses) and
-    # stays off: full power cannot hold 52 degC, the reading falls toward a limit near the room, much as a probe
-    # in the air would. The heater is held off to see, and the water shows it: the fall steepens.
-    bath = FleetBath(0, BathParams("test", power_w=800.0, water_kg=15.0, stones_kg=10.0, loss_w_per_k=10.0,
-                                   lid_open_factor=6.0, probe_lag_s=20.0, dead_time_s=40.0, room_c=18.0,
-                                   start_c=18.0), 52.0, False)
-    relay: list[tuple[float, bool]] = []
+@pytest.mark.parametrize("params", [
+    {"power_w": 800.0, "water_kg": 15.0, "stones_kg": 10.0, "loss_w_per_k": 10.0, "probe_lag_s": 20.0,
+     "dead_time_s": 40.0},
+    # from review: judged on the minutes the PID ramped to full power, the course held most of the fall with no
+    # heat; holding the heater off showed too little of it, and the air check latched at 399 s
+    {"power_w": 1100.0, "element_j_per_k": 275.0, "element_w_per_k": 55.0, "water_kg": 12.0, "pot_j_per_k": 920.0,
+     "stones_kg": 10.0, "loss_w_per_k": 8.5, "probe_lag_s": 30.0, "dead_time_s": 60.0},
+], ids=["800 W into 15 L + 10 kg", "1100 W into 12 L + 10 kg, lag 30 s, dead time 60 s"])
+def test_a_lid_taken_off_a_weak_heater_s_bath_is_found_at_its_limit_not_a_probe_in_the_air(params):
+    # Learned with the lid on; at the hold the lid comes off (6 x the losses) and stays off: full power cannot hold
+    # 52 degC, and the reading falls toward a limit not far above the room, much as a probe in the air would.
+    # Holding the heater off shows the water in it: the bath is at its limit, said once; no fault.
+    bath = FleetBath(0, BathParams("test", lid_open_factor=6.0, room_c=18.0, start_c=18.0, **params), 52.0, False)
+    relay: list[bool] = []
 
-    def lid_off(sim, t_s):
+    def lid_off(sim, _t_s):
         if not relay:
             stone_bath(sim).set_lid(True)
-        relay.append((t_s, sim.relay_pin_on()))
+        relay.append(sim.relay_pin_on())
 
     _, faults = _hold_session(bath, on_hold=lid_off, after_s=FAULT_OBSERVE_S)
     assert faults == []
-    # held off once, for the check's few minutes, then at full power again for the rest of the 40 min
-    offs = [t for t, on in relay if not on and t >= 60.0]
-    assert offs and offs[-1] - offs[0] < 300.0
-    assert all(on for t, on in relay if t > offs[-1])
+    # once at full power (a minute on), the relay is held off once, for a check's few minutes, in the 40 min
+    full_from = next(i for i in range(len(relay)) if all(relay[i:i + 60]))
+    offs = [i for i in range(full_from, len(relay)) if not relay[i]]
+    assert offs and len(offs) < 300 and offs[-1] - offs[0] == len(offs) - 1
 
 
 def test_a_probe_lifted_mid_pulse_on_a_small_lid_off_bath_leaves_the_water_below_setpoint_plus_1_5():
