@@ -66,8 +66,12 @@ def cools_like_air(history: ReadingHistory, now_s: float, *, room_c: float, loss
 
     ``history`` must hold the last ``2 * AIR_HALF_S`` seconds of readings."""
     span_s = 2 * AIR_HALF_S
-    if not history.kept or history.kept[0][0] > now_s - span_s + 1.0:
+    kept = history.kept
+    if not kept or kept[0][0] > now_s - span_s + 1.0:
         return None  # not two halves of readings yet
+    if kept[0][1] - kept[-1][1] < AIR_FALL_MIN_C:
+        return None  # not even one half's worth of fall end to end (single readings: room for a noisy probe's
+                     # scatter): the quick answer at full power, every tick of a warm-up, before three means
     # 10 s means at the start, the middle and the end; each mean stands for its window's centre
     ends = (now_s - span_s, now_s - AIR_HALF_S, now_s - AIR_MEAN_S)
     first_c, middle_c, last_c = (history.mean_c(t, t + AIR_MEAN_S) for t in ends)
