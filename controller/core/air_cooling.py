@@ -27,10 +27,12 @@ from typing import NamedTuple
 
 from controller.core.guards import ReadingHistory
 
-AIR_HALF_S = 60.0          # the reading is judged over two halves of this long each (10 s means at both ends)
+AIR_SPAN_S = 120.0         # the reading is judged over the last two minutes ...
+AIR_SEGMENTS = 3           # ... in three segments of 37 s, between 10 s means at their ends: a step (water poured
+                           # in, seen through the probe's delay) falls in one segment, a body cooling in all
 AIR_MEAN_S = 10.0          # ... each end a 10 s mean: the DS18B20's 1/16 degC steps must not decide
-AIR_FALL_MIN_C = 0.5       # each half fell at least this (8 steps: the rate's noise is a few per cent)
-AIR_AGREE = 0.15           # its excess over the room fell by the same factor in both halves, within this share
+AIR_FALL_MIN_C = 0.5       # each segment fell at least this (8 steps: the rate's noise is a few per cent)
+AIR_AGREE = 0.15           # its excess over the room fell by the same factor in every segment, within this share
                            # of the rate: a probe in the air does (to a few per cent, the room as learned);
                            # stones put back cold soak up less heat each minute (they warm within minutes),
                            # and water cooling toward a limit well above the room slows by more than that.
@@ -60,30 +62,29 @@ class AirCourse(NamedTuple):
 
 
 def cools_like_air(history: ReadingHistory, now_s: float, *, room_c: float, loss_per_s: float) -> AirCourse | None:
-    """The reading's course if, over the last two :data:`AIR_HALF_S`, it fell toward ``room_c`` (degC) as a body
-    with no heat does, faster than water with learned losses ``loss_per_s`` (1/s) cools with no heat and as fast
-    as a probe in still air (:data:`AIR_TAU_MAX_S`); else None.
+    """The reading's course if, over the last :data:`AIR_SPAN_S`, it fell toward ``room_c`` (degC) as a body with
+    no heat does, faster than water with learned losses ``loss_per_s`` (1/s) cools with no heat and as fast as a
+    probe in still air (:data:`AIR_TAU_MAX_S`); else None.
 
-    ``history`` must hold the last ``2 * AIR_HALF_S`` seconds of readings."""
-    span_s = 2 * AIR_HALF_S
+    ``history`` must hold the last :data:`AIR_SPAN_S` seconds of readings."""
     kept = history.kept
-    if not kept or kept[0][0] > now_s - span_s + 1.0:
-        return None  # not two halves of readings yet
+    if not kept or kept[0][0] > now_s - AIR_SPAN_S + 1.0:
+        return None  # not two minutes of readings yet
     if kept[0][1] - kept[-1][1] < AIR_FALL_MIN_C:
-        return None  # not even one half's worth of fall end to end (single readings: room for a noisy probe's
-                     # scatter): the quick answer at full power, every tick of a warm-up, before three means
-    # 10 s means at the start, the middle and the end; each mean stands for its window's centre
-    ends = (now_s - span_s, now_s - AIR_HALF_S, now_s - AIR_MEAN_S)
-    first_c, middle_c, last_c = (history.mean_c(t, t + AIR_MEAN_S) for t in ends)
-    if first_c - middle_c < AIR_FALL_MIN_C or middle_c - last_c < AIR_FALL_MIN_C:
+        return None  # not even one segment's worth of fall end to end (single readings: room for a noisy probe's
+                     # scatter): the quick answer at full power, every tick of a warm-up, before four means
+    # 10 s means at the segments' ends, the last ending now; each mean stands for its window's centre
+    segment_s = (AIR_SPAN_S - AIR_MEAN_S) / AIR_SEGMENTS
+    starts = [now_s - AIR_SPAN_S + i * segment_s for i in range(AIR_SEGMENTS + 1)]
+    means = [history.mean_c(t, t + AIR_MEAN_S) for t in starts]
+    if any(a - b < AIR_FALL_MIN_C for a, b in zip(means, means[1:], strict=False)):
         return None
-    excess = [c - room_c for c in (first_c, middle_c, last_c)]
-    if excess[2] < AIR_EXCESS_MIN_C:
+    excess = [c - room_c for c in means]
+    if excess[-1] < AIR_EXCESS_MIN_C:
         return None
-    early_per_s = math.log(excess[0] / excess[1]) / (ends[1] - ends[0])
-    late_per_s = math.log(excess[1] / excess[2]) / (ends[2] - ends[1])
-    if abs(late_per_s - early_per_s) > AIR_AGREE * max(early_per_s, late_per_s):
+    rates = [math.log(a / b) / segment_s for a, b in zip(excess, excess[1:], strict=False)]
+    if max(rates) - min(rates) > AIR_AGREE * max(rates):
         return None
-    if late_per_s < max(AIR_LOSS_FACTOR * loss_per_s, 1 / AIR_TAU_MAX_S):
+    if rates[-1] < max(AIR_LOSS_FACTOR * loss_per_s, 1 / AIR_TAU_MAX_S):
         return None
-    return AirCourse(ends[2] + AIR_MEAN_S / 2, room_c, excess[2], late_per_s)
+    return AirCourse(starts[-1] + AIR_MEAN_S / 2, room_c, excess[-1], rates[-1])

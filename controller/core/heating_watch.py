@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
-from controller.core.air_cooling import AIR_HALF_S, AIR_HELD_BRIEF_S, AirCourse, cools_like_air
+from controller.core.air_cooling import AIR_HELD_BRIEF_S, AIR_SPAN_S, AirCourse, cools_like_air
 from controller.core.bath_model import HEAT_RATE_MIN_C_PER_S, BathModel
 from controller.core.faults import FaultKind
 from controller.core.guards import (
@@ -167,7 +167,7 @@ class HeatingWatch:
         show the relay held off (a check, the guard, a bad read: the water cooled then), a probe delay before
         the two minutes judged. After such a check found the probe in the water (a lid off), for
         HEATER_QUIET_S only a reading cooling faster than it did then."""
-        if now_s - full_since_s < AIR_HALF_S + model.delay_s or now_s - free_since_s < 2 * AIR_HALF_S + model.delay_s \
+        if now_s - full_since_s < AIR_SPAN_S / 2 + model.delay_s or now_s - free_since_s < AIR_SPAN_S + model.delay_s \
                 or not (model.learned or rate_known):
             return False
         floor_until_s, floor_per_s = self._air_floor
