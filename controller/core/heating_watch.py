@@ -103,8 +103,8 @@ class HeatingWatch:
         return period_s if period_s <= HEATING_MAX_S else math.inf
 
     def update(self, now_s: float, temp_c: float, *, since_last_s: float, duty: float, setpoint_c: float,
-               model: BathModel, rate_known: bool, relay_on: bool, latched: bool, held_off: bool = False) -> None:
-        """Account one tick of full power (``since_last_s`` of it with the relay ``relay_on``; ``held_off``: the
+               model: BathModel, rate_known: bool, relay_on: bool, latched: bool, blocked: bool = False) -> None:
+        """Account one tick of full power (``since_last_s`` of it with the relay ``relay_on``; ``blocked``: the
         interlock held the relay off the tick before, whatever the duty); start or finish a heater check or an
         air check. Re-armed by a rise, by a sudden fall (cold water poured in), whenever the duty drops, and
         while the heater holds the reading at the setpoint (:meth:`_holds`); a slow fall (what the water does
@@ -115,7 +115,7 @@ class HeatingWatch:
         self._full_since_s = full_since_s if duty >= HEATING_MIN_DUTY and not latched else None
         # A bad read holds the relay off for its tick (5 % of CRC errors: one tick in twenty); longer, the water
         # cooled for a while and the reading will show it.
-        self._held_s = self._held_s + since_last_s if held_off else 0.0
+        self._held_s = self._held_s + since_last_s if blocked else 0.0
         free_since_s = self._free_since_s if self._free_since_s is not None else now_s
         free = self._held_s <= AIR_HELD_BRIEF_S and not latched and self._check is None
         self._free_since_s = free_since_s if free else None

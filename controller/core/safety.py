@@ -146,7 +146,7 @@ class Interlock:
             since_last_s = now_s - self._last_tick_s if self._last_tick_s is not None else 0.0
             self.heating.update(now_s, temp_c, since_last_s=since_last_s, duty=duty, setpoint_c=setpoint_c,
                                 model=self.model, rate_known=self.rate_known, relay_on=self.relay.is_on,
-                                latched=self.latched is not None, held_off=self.blocked_reason is not None)
+                                latched=self.latched is not None, blocked=self.blocked_reason is not None)
         self._check_budget(now_s, unconfirmed_c)
         if unseen_heat_s >= LIFTED_DELAYS * self.model.delay_s:
             self._trip(FaultKind.SENSOR, f"the probe reading fell away and showed nothing of the {LIFTED_HEAT_C:g} "
