@@ -49,6 +49,7 @@ from controller.core.guards import (
     HEATING_RISE_C,
     OVER_TARGET_C,
     STUCK_AVERAGE_S,
+    HeldFor,
     ReadingHistory,
 )
 
@@ -56,8 +57,8 @@ from controller.core.guards import (
 class _Check(NamedTuple):
     since_s: float
     before_c_per_s: float  # the reading's slope before the relay was held off
-    start_c: float         # its 10 s mean then
-    air: AirCourse | None = None  # started because it cooled as a probe in the air does: that course
+    start_c: float = math.nan     # its 10 s mean then (a heater check's course starts there) ...
+    air: AirCourse | None = None  # ... or the course of a reading that cooled as a probe in the air does
 
 
 class HeatingWatch:
@@ -77,9 +78,9 @@ class HeatingWatch:
         self._quiet_until_s = -math.inf
         self._said = False  # the limit was said since the reading last rose
         self._still: tuple[float, float] | None = None  # (the reading, since when it has not moved a step)
-        self._full_since_s: float | None = None  # since when the duty has been at least HEATING_MIN_DUTY
-        self._free_since_s: float | None = None  # since when the interlock has not held the relay off for long
-        self._held_s = 0.0  # how long it has held it off, till now (s)
+        self._full = HeldFor(math.inf)  # the duty at least HEATING_MIN_DUTY, no fault latched
+        self._blocked = HeldFor(AIR_HELD_BRIEF_S)  # the interlock holding the relay off, whatever the duty
+        self._free = HeldFor(math.inf)  # neither held off longer than that, nor checking, nor latched
         self._air_floor = (-math.inf, 0.0)  # (until when, the rate per s) a check found a reading in the water cool at
 
     @property
@@ -111,21 +112,17 @@ class HeatingWatch:
         with no heat) keeps counting from its lowest point."""
         if self._still is None or temp_c != self._still[0]:
             self._still = (temp_c, now_s)
-        full_since_s = self._full_since_s if self._full_since_s is not None else now_s
-        self._full_since_s = full_since_s if duty >= HEATING_MIN_DUTY and not latched else None
+        self._full.update(duty >= HEATING_MIN_DUTY and not latched, now_s)
         # A bad read holds the relay off for its tick (5 % of CRC errors: one tick in twenty); longer, the water
         # cooled for a while and the reading will show it.
-        self._held_s = self._held_s + since_last_s if blocked else 0.0
-        free_since_s = self._free_since_s if self._free_since_s is not None else now_s
-        free = self._held_s <= AIR_HELD_BRIEF_S and not latched and self._check is None
-        self._free_since_s = free_since_s if free else None
+        held_long = self._blocked.update(blocked, now_s)
+        self._free.update(not held_long and not latched and self._check is None, now_s)
         if self._check is not None and latched:
             self._check = None  # another rule latched: the relay is off, and there is nothing left to tell
         if self._check is not None:
             self._finish(now_s, temp_c, self._check, model)
             return
-        if duty >= HEATING_MIN_DUTY and not latched \
-                and self._air_check_due(now_s, full_since_s, free_since_s, model, rate_known):
+        if self._full.since_s is not None and self._air_check_due(now_s, model, rate_known):
             return
         # The rest after a check that found the bath at its limit ends early when the reading stands still:
         # a probe stuck or frozen since shows the water at its limit as well as a live one would.
@@ -158,8 +155,7 @@ class HeatingWatch:
             self._check = _Check(now_s, before, now_c)
             self._watch = None
 
-    def _air_check_due(self, now_s: float, full_since_s: float, free_since_s: float, model: BathModel,
-                       rate_known: bool) -> bool:
+    def _air_check_due(self, now_s: float, model: BathModel, rate_known: bool) -> bool:
         """At full power for the last minute, and a probe delay before it (the reading shows that water), and
         cooling toward the room as a body with no heat does: hold the heater off at once (a check) to see
         whether the reading keeps to that course. (Judged on water at the PID's ramp to full power, the course
@@ -167,15 +163,15 @@ class HeatingWatch:
         show the relay held off (a check, the guard, a bad read: the water cooled then), a probe delay before
         the two minutes judged. After such a check found the probe in the water (a lid off), for
         HEATER_QUIET_S only a reading cooling faster than it did then."""
-        if now_s - full_since_s < AIR_SPAN_S / 2 + model.delay_s or now_s - free_since_s < AIR_SPAN_S + model.delay_s \
-                or not (model.learned or rate_known):
+        if self._full.held_s(now_s) < AIR_SPAN_S / 2 + model.delay_s \
+                or self._free.held_s(now_s) < AIR_SPAN_S + model.delay_s or not (model.learned or rate_known):
             return False
         floor_until_s, floor_per_s = self._air_floor
         loss_per_s = max(model.loss_per_s, floor_per_s if now_s < floor_until_s else 0.0)
         air = cools_like_air(self.history, now_s, room_c=model.room_c, loss_per_s=loss_per_s)
         if air is None:
             return False
-        self._check = _Check(now_s, self._slope_c_per_s(now_s), air.course_c(now_s), air)
+        self._check = _Check(now_s, self._slope_c_per_s(now_s), air=air)
         self._watch = None
         return True
 
@@ -203,10 +199,10 @@ class HeatingWatch:
     def _finish(self, now_s: float, temp_c: float, check: _Check, model: BathModel) -> None:
         """During a heater check: pass it once the reading fell clearly below its course; at its end,
         latch a dead element or a stuck relay, or say the heater is at its limit."""
-        elapsed_s = now_s - check.since_s
         if check.air is not None:
-            self._finish_air(now_s, temp_c, check.air, check, model)
+            self._finish_air(now_s, temp_c, check, check.air, model)
             return
+        elapsed_s = now_s - check.since_s
         course_c = check.start_c + check.before_c_per_s * elapsed_s
         fell_c = course_c - self.history.mean_c(now_s - STUCK_AVERAGE_S, now_s)
         if elapsed_s >= STUCK_AVERAGE_S and fell_c >= HEATER_CHECK_DIP_C:
@@ -229,7 +225,7 @@ class HeatingWatch:
         self._trip(FaultKind.HEATING, f"the water did not warm at full power, and cooled as fast with the heater "
                    f"off ({before * 60:+.2f} and {after * 60:+.2f} degC/min): the element is not heating", now_s)
 
-    def _finish_air(self, now_s: float, temp_c: float, air: AirCourse, check: _Check, model: BathModel) -> None:
+    def _finish_air(self, now_s: float, temp_c: float, check: _Check, air: AirCourse, model: BathModel) -> None:
         """At the end of a check of a reading that cooled as in the air (:meth:`air_check_s`). One in the water
         falls below its course by the heat that stopped, at the level by HEATER_CHECK_DIP_C or at the slope by
         HEATER_CHECK_SHARE of the heating rate (the water's own fall slows before the heat's end shows: stones
@@ -274,6 +270,6 @@ class HeatingWatch:
         """Start afresh (an acknowledge)."""
         self._watch = None
         self._check = None
-        self._full_since_s = self._free_since_s = None
-        self._held_s = 0.0
+        for held in (self._full, self._blocked, self._free):
+            held.reset()
         self._air_floor = (-math.inf, 0.0)

@@ -7,7 +7,10 @@ import math
 import pytest
 
 from controller.core.air_cooling import AIR_SPAN_S, cools_like_air
+from controller.core.bath_model import BathModel
+from controller.core.faults import FaultKind
 from controller.core.guards import STUCK_PERIOD_S, ReadingHistory
+from controller.core.heating_watch import HeatingWatch
 
 ROOM_C = 20.0
 LOSS_PER_S = 5e-4  # a lid-off bath's learned losses: 0.015 degC/s at 30 degC above the room
@@ -102,3 +105,62 @@ def test_a_reading_near_the_room_is_not_judged():
         return ROOM_C + 4.0 * math.exp(-t_s / 100.0)
 
     assert cools_like_air(_history(nearly_there), 150.0, room_c=ROOM_C, loss_per_s=LOSS_PER_S) is None
+
+
+# -- the air check (controller/core/heating_watch.py) ----------------------------------------------
+LEARNED = BathModel(heat_rate_c_per_s=0.02, loss_per_s=5e-4, dead_time_s=20.0, lag_s=15.0, room_c=ROOM_C,
+                    warmups=1, loss_fits=1)
+
+
+def _air_check(reading_c, *, until_s: float, latch_at_s: float = math.inf):
+    """A heating watch fed ``reading_c(t_s, held_off_since_s)`` once a second at full power (a fault latched at
+    ``latch_at_s`` or by its own trip); the watch, the check's hold-off start (None: none) and the trips and
+    notices it gave."""
+    trips: list[tuple[FaultKind, str]] = []
+    notices: list[str] = []
+    watch = HeatingWatch(history=ReadingHistory(STUCK_PERIOD_S), trip=lambda kind, msg, _t: trips.append((kind, msg)),
+                         notice=lambda _t, _c, msg: notices.append(msg))
+    held_off_since_s = None
+    for t in range(int(until_s) + 1):
+        t_s = float(t)
+        temp_c = round(reading_c(t_s, held_off_since_s) * 16) / 16
+        watch.history.add(t_s, temp_c)
+        latched = t_s >= latch_at_s or bool(trips)  # a trip latches, as the interlock's does
+        watch.update(t_s, temp_c, since_last_s=1.0, duty=1.0, setpoint_c=52.0, model=LEARNED, rate_known=True,
+                     relay_on=not (watch.checking or latched), latched=latched, blocked=watch.checking or latched)
+        if watch.checking and held_off_since_s is None:
+            held_off_since_s = t_s
+    return watch, held_off_since_s, trips, notices
+
+
+def _lifted(t_s, _held_off_since_s):
+    return ROOM_C + 32.0 * math.exp(-t_s / 400.0)  # in still air: the heater's state changes nothing
+
+
+def test_a_probe_cooling_in_the_air_at_full_power_is_held_off_at_once_and_latched_when_it_keeps_to_its_course():
+    watch, since_s, trips, notices = _air_check(_lifted, until_s=600.0)
+    # two minutes judged, and a minute at full power with the probe's delay before: the relay held off then
+    assert since_s is not None and since_s <= AIR_SPAN_S / 2 + LEARNED.delay_s + AIR_SPAN_S
+    assert [kind for kind, _ in trips] == [FaultKind.SENSOR]
+    assert "is the probe in the water?" in trips[0][1]
+    assert notices == []
+
+
+def test_a_reading_in_the_water_that_falls_below_its_course_when_held_off_is_a_bath_at_its_limit_not_a_fault():
+    def in_water(t_s, held_off_since_s):
+        # a weak heater's bath with the lid off cooling toward the room; held off, the heat stops showing after
+        # the probe's delay: the reading falls faster than its course by the heating rate
+        lost_s = 0.0 if held_off_since_s is None else max(0.0, t_s - held_off_since_s - LEARNED.delay_s)
+        return _lifted(t_s, None) - LEARNED.heat_rate_c_per_s * lost_s
+
+    watch, since_s, trips, notices = _air_check(in_water, until_s=600.0)
+    assert since_s is not None
+    assert trips == []
+    assert len(notices) == 1 and "cannot warm the water" in notices[0]
+
+
+def test_an_air_check_ends_without_a_verdict_when_another_rule_latches():
+    watch, since_s, trips, notices = _air_check(_lifted, until_s=600.0, latch_at_s=260.0)
+    assert since_s is not None and since_s < 260.0  # under way when the other rule latched ...
+    assert not watch.checking
+    assert trips == [] and notices == []  # ... and nothing more said or latched
